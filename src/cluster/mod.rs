@@ -1,0 +1,68 @@
+//! Raft types shared by every group (the controller and each partition) and the node-to-node
+//! transport. A single node needs no transport; the cluster issue adds one connection per node
+//! pair carrying all groups.
+
+pub mod network;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+
+/// Raft node id (Kafka `node.id`).
+pub type NodeId = u64;
+
+/// A Raft entry's application payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// A Kafka record batch for a partition group; the log assigns its offsets.
+    Batch(Bytes),
+    /// A cluster-metadata change for the controller group (JSON of `MetaCommand`).
+    Meta(Bytes),
+}
+
+/// What applying an entry produced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommandResult {
+    /// For a batch: the Kafka offset the log gave its first record.
+    pub base_offset: i64,
+    /// For a metadata change: an error text if the change was refused.
+    pub error: Option<String>,
+}
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of every raftstream group.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// One Raft group handle.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// A Raft entry.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// A Raft log id.
+pub type LogId = openraft::LogId<NodeId>;
+/// Storage error type.
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// Raft timing from the broker config.
+pub fn raft_config(
+    heartbeat_ms: u64,
+    election_ms: u64,
+) -> anyhow::Result<std::sync::Arc<openraft::Config>> {
+    let cfg = openraft::Config {
+        cluster_name: "raftstream".into(),
+        heartbeat_interval: heartbeat_ms,
+        election_timeout_min: election_ms,
+        election_timeout_max: election_ms * 2,
+        // The log is the Kafka log: never compacted into a Raft snapshot.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        max_payload_entries: 512,
+        ..Default::default()
+    };
+    Ok(std::sync::Arc::new(cfg.validate()?))
+}

@@ -1,0 +1,261 @@
+//! One `Config` struct with a default for every key, loaded from a TOML file, `RAFTSTREAM_*`
+//! environment variables and command-line flags (in increasing precedence).
+//!
+//! Keys use Kafka's names where Kafka has one. In a file they may be written either dotted
+//! (`log.segment.bytes = 1048576`, or nested tables) or with underscores (`log_segment_bytes`);
+//! in the environment they are `RAFTSTREAM_LOG_SEGMENT_BYTES`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// When an acknowledged write is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// acks=1/-1 are answered only after the data is fsynced.
+    Fsync,
+    /// Acknowledge after the write to the page cache; fsync at least every `log.flush.interval.ms`.
+    Relaxed,
+}
+
+/// Every broker setting. Field names are Kafka's dotted names with `_` for `.`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node's id (Kafka `node.id`).
+    pub node_id: i32,
+    /// Directory for all data (Kafka `log.dirs`).
+    pub data_dir: PathBuf,
+    /// Address the Kafka listener binds.
+    pub listen: String,
+    /// Address given to clients in Metadata; empty means derived from `listen`
+    /// (the bound port, and `localhost` for a wildcard host).
+    pub advertise: String,
+    /// Address of the HTTP server for metrics and health; empty disables it.
+    pub http_listen: String,
+    /// Partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// Replication factor of an auto-created topic.
+    pub default_replication_factor: i16,
+    /// Create unknown topics on Metadata and Produce.
+    pub auto_create_topics_enable: bool,
+    /// Segment size at which the active segment rolls.
+    pub log_segment_bytes: u64,
+    /// Bytes between two entries of the sparse offset and time indexes.
+    pub log_index_interval_bytes: u64,
+    /// Largest record batch a producer may send.
+    pub message_max_bytes: i32,
+    /// Largest request frame accepted; a larger one closes the connection.
+    pub socket_request_max_bytes: i32,
+    /// Requests read ahead on one connection while earlier ones are still being answered.
+    pub max_inflight_requests_per_connection: usize,
+    /// Connections accepted at once; more wait in the accept queue.
+    pub max_connections: usize,
+    /// `fsync` or `relaxed`: see the README's durability section.
+    pub durability: Durability,
+    /// In `relaxed` mode, the longest time written data stays unsynced.
+    pub log_flush_interval_ms: u64,
+    /// Largest number of bytes one committer round covers before the next round starts.
+    pub committer_max_round_bytes: u64,
+    /// Produce requests waiting in one partition actor before new ones are refused.
+    pub partition_max_pending_produces: usize,
+    /// Upper bound on any request's own timeout (produce `timeout_ms`, fetch `max_wait_ms`).
+    pub request_timeout_max_ms: u64,
+    /// Longest time a graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout_ms: u64,
+    /// Partition actor restarts allowed within `supervisor_restart_window_ms` before escalation.
+    pub supervisor_max_restarts: u32,
+    /// Window for `supervisor_max_restarts`.
+    pub supervisor_restart_window_ms: u64,
+    /// Raft heartbeat interval.
+    pub raft_heartbeat_interval_ms: u64,
+    /// Raft election timeout lower bound (the upper bound is twice this).
+    pub raft_election_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            data_dir: PathBuf::from("./data"),
+            listen: "0.0.0.0:9092".into(),
+            advertise: String::new(),
+            http_listen: "0.0.0.0:9644".into(),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            log_segment_bytes: 1 << 30,
+            log_index_interval_bytes: 4096,
+            message_max_bytes: 1 << 20,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            max_inflight_requests_per_connection: 64,
+            max_connections: 10_000,
+            durability: Durability::Fsync,
+            log_flush_interval_ms: 1000,
+            committer_max_round_bytes: 64 << 20,
+            partition_max_pending_produces: 4096,
+            request_timeout_max_ms: 60_000,
+            shutdown_timeout_ms: 10_000,
+            supervisor_max_restarts: 10,
+            supervisor_restart_window_ms: 60_000,
+            raft_heartbeat_interval_ms: 50,
+            raft_election_timeout_ms: 150,
+        }
+    }
+}
+
+/// Values given on the command line; `None` means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub advertise: Option<String>,
+    pub http_listen: Option<String>,
+    pub node_id: Option<i32>,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `RAFTSTREAM_*` env vars, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let from_file = builder.build()?;
+        let mut flat = BTreeMap::new();
+        flatten(
+            "",
+            from_file.try_deserialize::<config::Map<String, config::Value>>()?,
+            &mut flat,
+        );
+        let env = config::Config::builder()
+            .add_source(config::Environment::with_prefix("RAFTSTREAM").try_parsing(true))
+            .build()?;
+        flatten(
+            "",
+            env.try_deserialize::<config::Map<String, config::Value>>()?,
+            &mut flat,
+        );
+        let mut merged = config::Config::builder();
+        for (key, value) in flat {
+            merged = merged.set_override(key, value)?;
+        }
+        let mut cfg: Config = merged.build()?.try_deserialize()?;
+        if let Some(v) = &overrides.data_dir {
+            cfg.data_dir = v.clone();
+        }
+        if let Some(v) = &overrides.listen {
+            cfg.listen = v.clone();
+        }
+        if let Some(v) = &overrides.advertise {
+            cfg.advertise = v.clone();
+        }
+        if let Some(v) = &overrides.http_listen {
+            cfg.http_listen = v.clone();
+        }
+        if let Some(v) = overrides.node_id {
+            cfg.node_id = v;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.node_id >= 0, "node.id must be >= 0");
+        anyhow::ensure!(self.num_partitions >= 1, "num.partitions must be >= 1");
+        anyhow::ensure!(
+            self.log_segment_bytes >= 1024,
+            "log.segment.bytes must be >= 1024"
+        );
+        anyhow::ensure!(
+            self.message_max_bytes >= 128,
+            "message.max.bytes must be >= 128"
+        );
+        anyhow::ensure!(
+            self.socket_request_max_bytes > self.message_max_bytes,
+            "socket.request.max.bytes must exceed message.max.bytes"
+        );
+        anyhow::ensure!(
+            self.max_inflight_requests_per_connection >= 1,
+            "max.inflight.requests.per.connection must be >= 1"
+        );
+        Ok(())
+    }
+
+    /// Every key in its Kafka (dotted) spelling with its default, for `--help`.
+    pub fn describe_defaults() -> String {
+        let json = serde_json::to_value(Config::default()).expect("config serializes");
+        let mut out = String::from("Configuration keys (file, RAFTSTREAM_<KEY> env, defaults):\n");
+        if let serde_json::Value::Object(map) = json {
+            for (key, value) in map {
+                out.push_str(&format!("  {:<42} {}\n", key.replace('_', "."), value));
+            }
+        }
+        out
+    }
+}
+
+/// Turns nested tables into underscore-joined keys and dots into underscores, so that
+/// `log.segment.bytes`, `[log] segment.bytes` and `log_segment_bytes` all name one key.
+fn flatten(
+    prefix: &str,
+    map: config::Map<String, config::Value>,
+    out: &mut BTreeMap<String, config::Value>,
+) {
+    for (key, value) in map {
+        let key = key.replace(['.', '-'], "_").to_lowercase();
+        let full = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}_{key}")
+        };
+        match value.kind {
+            config::ValueKind::Table(table) => flatten(&full, table, out),
+            _ => {
+                out.insert(full, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keys_in_dotted_nested_and_underscore_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "\"num.partitions\" = 3\nlog.segment.bytes = 4096\nmessage_max_bytes = 2000\ndurability = \"relaxed\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(cfg.num_partitions, 3);
+        assert_eq!(cfg.log_segment_bytes, 4096);
+        assert_eq!(cfg.message_max_bytes, 2000);
+        assert_eq!(cfg.durability, Durability::Relaxed);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "no.such.key = 1\n").unwrap();
+        assert!(Config::load(Some(&path), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "node.id = 4\n").unwrap();
+        let o = Overrides {
+            node_id: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(Some(&path), &o).unwrap().node_id, 7);
+    }
+}

@@ -1,0 +1,12 @@
+//! Sans-IO Kafka protocol pieces: framing, record-batch validation, error codes.
+//! Imports no actor and no storage.
+
+pub mod batch;
+pub mod frame;
+
+pub use kafka_protocol::error::ResponseError;
+
+/// The Kafka error code for `e`.
+pub fn code(e: ResponseError) -> i16 {
+    e.code()
+}

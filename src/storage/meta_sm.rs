@@ -1,0 +1,167 @@
+//! The controller group's state machine: topics, their ids, partition counts and configs.
+//! Rebuilt at start by replaying the controller log (it is small).
+
+use crate::cluster::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::storage::partition_sm::MetaOnlySnapshot;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{BasicNode, EntryPayload, OptionalSend, SnapshotMeta, StoredMembership};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+
+/// A change to cluster metadata, proposed through the controller group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MetaCommand {
+    CreateTopic {
+        name: String,
+        topic_id: uuid::Uuid,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+}
+
+/// What the cluster knows about one topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub topic_id: uuid::Uuid,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Cluster metadata as applied so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterMeta {
+    pub topics: BTreeMap<String, TopicMeta>,
+}
+
+/// Controller state machine; `view` is what handlers read, `version` ticks on every change.
+pub struct MetaSm {
+    last_applied: Option<LogId>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    view: Arc<RwLock<ClusterMeta>>,
+    version: watch::Sender<u64>,
+}
+
+impl MetaSm {
+    /// A state machine publishing into `view` and bumping `version`.
+    pub fn new(view: Arc<RwLock<ClusterMeta>>, version: watch::Sender<u64>) -> MetaSm {
+        MetaSm {
+            last_applied: None,
+            membership: StoredMembership::default(),
+            view,
+            version,
+        }
+    }
+}
+
+/// Applies one command to `meta`, or says why it cannot be applied.
+pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<(), String> {
+    match cmd {
+        MetaCommand::CreateTopic {
+            name,
+            topic_id,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
+            if meta.topics.contains_key(&name) {
+                return Err(format!("topic {name} already exists"));
+            }
+            meta.topics.insert(
+                name.clone(),
+                TopicMeta {
+                    name,
+                    topic_id,
+                    partitions,
+                    replication_factor,
+                    configs,
+                },
+            );
+        }
+        MetaCommand::DeleteTopic { name } => {
+            if meta.topics.remove(&name).is_none() {
+                return Err(format!("topic {name} does not exist"));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl RaftStateMachine<TypeConfig> for MetaSm {
+    type SnapshotBuilder = MetaOnlySnapshot;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        let mut changed = false;
+        for e in entries {
+            self.last_applied = Some(e.log_id);
+            let mut res = CommandResult::default();
+            match e.payload {
+                EntryPayload::Normal(Command::Meta(bytes)) => {
+                    match serde_json::from_slice::<MetaCommand>(&bytes) {
+                        Ok(cmd) => {
+                            let mut view = self.view.write().expect("meta lock");
+                            match apply_command(&mut view, cmd) {
+                                Ok(()) => changed = true,
+                                Err(why) => res.error = Some(why),
+                            }
+                        }
+                        Err(e) => res.error = Some(format!("undecodable metadata command: {e}")),
+                    }
+                }
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(e.log_id), m)
+                }
+                _ => {}
+            }
+            out.push(res);
+        }
+        if changed {
+            self.version.send_modify(|v| *v += 1);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        MetaOnlySnapshot {
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        _snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,178 @@
+//! The state machine of a partition group. The data already sits in the log; applying a
+//! committed entry only moves the high watermark and answers the proposer with the entry's
+//! Kafka base offset. The applied position is kept in a small file (written without fsync:
+//! re-applying from an older position is harmless) so that restart does not re-read the log.
+
+use crate::cluster::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::protocol::batch::BatchHeader;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, BasicNode, EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// State a partition's readers watch.
+pub struct PartitionShared {
+    /// Offset after the last committed record.
+    pub high_watermark: watch::Sender<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Applied {
+    last_applied: Option<LogId>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    high_watermark: i64,
+}
+
+/// Partition state machine.
+pub struct PartitionSm {
+    applied: Applied,
+    path: PathBuf,
+    shared: Arc<PartitionShared>,
+    last_persist: std::time::Instant,
+}
+
+/// How stale the applied-position file may get; older positions only cost a short re-apply.
+const PERSIST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl PartitionSm {
+    /// Loads the applied position from `dir` and publishes the high watermark it implies.
+    /// `log_last`/`log_end_offset` describe the recovered log: an applied position beyond it
+    /// (possible only with relaxed durability after a crash) is clamped to it.
+    pub fn open(
+        dir: &std::path::Path,
+        shared: Arc<PartitionShared>,
+        log_last: Option<LogId>,
+        log_end_offset: i64,
+    ) -> PartitionSm {
+        let path = dir.join("raft-applied.json");
+        let mut applied: Applied = std::fs::read(&path)
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
+        let beyond_log = match (applied.last_applied, log_last) {
+            (Some(a), Some(l)) => a.index > l.index,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if beyond_log {
+            tracing::warn!(dir = %dir.display(), "applied position beyond the recovered log; clamping to the log end");
+            applied.last_applied = log_last;
+            applied.high_watermark = log_end_offset;
+        }
+        shared.high_watermark.send_replace(applied.high_watermark);
+        PartitionSm {
+            applied,
+            path,
+            shared,
+            last_persist: std::time::Instant::now(),
+        }
+    }
+
+    fn persist(&self) -> Result<(), StorageError> {
+        let data = serde_json::to_vec(&self.applied).map_err(|e| sm_err(&e))?;
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, data)
+            .and_then(|_| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| sm_err(&e))
+    }
+}
+
+fn sm_err(e: &(impl std::error::Error + 'static)) -> StorageError {
+    StorageError::IO {
+        source: StorageIOError::write_state_machine(AnyError::new(e)),
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for PartitionSm {
+    type SnapshotBuilder = MetaOnlySnapshot;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
+        Ok((self.applied.last_applied, self.applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        for e in entries {
+            self.applied.last_applied = Some(e.log_id);
+            let mut res = CommandResult::default();
+            match e.payload {
+                EntryPayload::Normal(Command::Batch(b)) => {
+                    if let Some(h) = BatchHeader::parse(&b) {
+                        res.base_offset = h.base_offset;
+                        self.applied.high_watermark = h.last_offset() + 1;
+                    }
+                }
+                EntryPayload::Membership(m) => {
+                    self.applied.membership = StoredMembership::new(Some(e.log_id), m);
+                }
+                _ => {}
+            }
+            out.push(res);
+        }
+        self.shared
+            .high_watermark
+            .send_replace(self.applied.high_watermark);
+        if self.last_persist.elapsed() >= PERSIST_INTERVAL {
+            self.persist()?;
+            self.last_persist = std::time::Instant::now();
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        MetaOnlySnapshot {
+            last_applied: self.applied.last_applied,
+            membership: self.applied.membership.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        _snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        self.applied.last_applied = meta.last_log_id;
+        self.applied.membership = meta.last_membership.clone();
+        self.persist()
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(None)
+    }
+}
+
+/// A snapshot that holds only the applied position and membership: the data is the log.
+pub struct MetaOnlySnapshot {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for MetaOnlySnapshot {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let meta = SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.membership.clone(),
+            snapshot_id: format!("{:?}", self.last_applied.map(|l| l.index)),
+        };
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(Vec::new())),
+        })
+    }
+}

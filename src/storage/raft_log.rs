@@ -1,0 +1,167 @@
+//! The openraft log store of a group IS its partition log: `append` writes entries to the active
+//! segment and asks the committer to make them durable; openraft's flush callback fires only
+//! once the fsync is done (or right after the write in `relaxed` durability).
+
+use super::log::PartitionLog;
+use super::{write_file_durably, FlushSink};
+use crate::cluster::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Raft log storage over a `PartitionLog`.
+#[derive(Clone)]
+pub struct LogStore {
+    log: Arc<PartitionLog>,
+    sink: Arc<dyn FlushSink>,
+    relaxed: bool,
+    vote_path: PathBuf,
+    committed_path: PathBuf,
+}
+
+fn io_err(e: impl std::fmt::Display, write: bool) -> StorageError {
+    let any = AnyError::error(e.to_string());
+    let io = if write {
+        StorageIOError::write_logs(any)
+    } else {
+        StorageIOError::read_logs(any)
+    };
+    StorageError::IO { source: io }
+}
+
+impl LogStore {
+    /// A store over `log`; Raft's vote and committed index live beside the segments.
+    pub fn new(log: Arc<PartitionLog>, sink: Arc<dyn FlushSink>, relaxed: bool) -> LogStore {
+        let dir = log.dir().to_path_buf();
+        LogStore {
+            log,
+            sink,
+            relaxed,
+            vote_path: dir.join("raft-vote.json"),
+            committed_path: dir.join("raft-committed.json"),
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(e) => e + 1,
+            Bound::Excluded(e) => *e,
+            Bound::Unbounded => u64::MAX,
+        };
+        self.log
+            .entries(start, end)
+            .map_err(|e| io_err(format!("{e:#}"), false))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last = self.log.last_log_id();
+        Ok(LogState {
+            last_purged_log_id: None,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+        let data = serde_json::to_vec(vote).map_err(|e| io_err(e, true))?;
+        write_file_durably(&self.vote_path, &data).map_err(|e| StorageError::IO {
+            source: StorageIOError::write_vote(AnyError::new(&e)),
+        })
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+        match std::fs::read(&self.vote_path) {
+            Ok(data) => serde_json::from_slice(&data)
+                .map(Some)
+                .map_err(|e| StorageError::IO {
+                    source: StorageIOError::read_vote(AnyError::new(&e)),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::IO {
+                source: StorageIOError::read_vote(AnyError::new(&e)),
+            }),
+        }
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // A hint for faster restart only (a lost update is recovered by the next commit), so
+        // it is written without fsync.
+        let data = serde_json::to_vec(&committed).map_err(|e| io_err(e, true))?;
+        let tmp = self.committed_path.with_extension("tmp");
+        std::fs::write(&tmp, data)
+            .and_then(|_| std::fs::rename(&tmp, &self.committed_path))
+            .map_err(|e| io_err(e, true))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let Ok(data) = std::fs::read(&self.committed_path) else {
+            return Ok(None);
+        };
+        let committed: Option<LogId> = serde_json::from_slice(&data).unwrap_or(None);
+        // Never claim more than the log holds (a torn tail may have been cut).
+        let last = self.log.last_log_id();
+        Ok(match (committed, last) {
+            (Some(c), Some(l)) if c.index <= l.index => Some(c),
+            (Some(_), Some(_)) => None,
+            _ => None,
+        })
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let appended = self
+            .log
+            .append(&entries)
+            .map_err(|e| io_err(format!("{e:#}"), true))?;
+        if self.relaxed {
+            callback.log_io_completed(Ok(()));
+        } else {
+            self.sink.flush(
+                appended.files,
+                appended.bytes,
+                Box::new(move |r| callback.log_io_completed(r)),
+            );
+        }
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.log
+            .truncate_from(log_id.index)
+            .map_err(|e| io_err(format!("{e:#}"), true))
+    }
+
+    async fn purge(&mut self, _log_id: LogId) -> Result<(), StorageError> {
+        // Snapshots are disabled (the log is the Kafka log); retention removes whole segments
+        // on its own schedule.
+        Ok(())
+    }
+}
