@@ -1,1 +1,12 @@
-//! x
+//! The actor tree: Broker (root supervisor) → Committer, Controller, PartitionSupervisor →
+//! Partition, Listener → Connection. See `docs/architecture.md`.
+
+pub mod broker;
+pub mod committer;
+pub mod connection;
+pub mod controller;
+pub mod listener;
+pub mod node;
+pub mod partition;
+pub mod partition_supervisor;
+pub mod registry;

@@ -1,6 +1,6 @@
 //! The openraft log store of a group IS its partition log: `append` writes entries to the active
 //! segment and asks the committer to make them durable; openraft's flush callback fires only
-//! once the fsync is done (or right after the write in `relaxed` durability).
+//! once the committer says the fsync is done (in `relaxed` durability it says so at once).
 
 use super::log::PartitionLog;
 use super::{write_file_durably, FlushSink};
@@ -17,7 +17,6 @@ use std::sync::Arc;
 pub struct LogStore {
     log: Arc<PartitionLog>,
     sink: Arc<dyn FlushSink>,
-    relaxed: bool,
     vote_path: PathBuf,
     committed_path: PathBuf,
 }
@@ -34,7 +33,7 @@ fn io_err(e: impl std::fmt::Display, write: bool) -> StorageError {
 
 impl LogStore {
     /// A store over `log`; Raft's vote and committed index live beside the segments.
-    pub fn new(log: Arc<PartitionLog>, sink: Arc<dyn FlushSink>, relaxed: bool) -> LogStore {
+    pub fn new(log: Arc<PartitionLog>, sink: Arc<dyn FlushSink>) -> LogStore {
         let dir = log.dir().to_path_buf();
         LogStore {
             log,

@@ -1,0 +1,176 @@
+//! The committer: one actor that makes every log's writes durable. Flush requests from all
+//! partition logs queue here; a round fsyncs every file named by the queued requests and then
+//! completes their callbacks. The next round starts as soon as the previous one ends and work
+//! is waiting (natural group commit: no linger at low load, big rounds at high load), bounded by
+//! `committer.max.round.bytes`.
+//!
+//! In `relaxed` durability, logs acknowledge after the write and only register their files
+//! here; a tick every `log.flush.interval.ms` fsyncs them.
+
+use crate::storage::{FlushDone, FlushSink};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::fs::File;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One log's request to make its writes durable.
+pub struct FlushRequest {
+    pub files: Vec<Arc<File>>,
+    pub bytes: u64,
+    pub done: FlushDone,
+}
+
+/// Messages the committer takes.
+pub enum CommitterMsg {
+    /// Make these writes durable, then call back.
+    Flush(FlushRequest),
+    /// Relaxed mode: these files have unsynced writes; sync them on the next tick.
+    MarkDirty(Vec<Arc<File>>),
+    /// Relaxed mode timer.
+    Tick,
+    /// A round's fsyncs finished.
+    RoundDone { done: Vec<FlushDone>, result: Result<(), (std::io::ErrorKind, String)> },
+    /// Sync everything now and answer (shutdown).
+    SyncAll(ractor::RpcReplyPort<()>),
+}
+
+/// The committer actor.
+pub struct Committer;
+
+/// Committer settings.
+pub struct CommitterArgs {
+    pub max_round_bytes: u64,
+    pub flush_interval_ms: u64,
+    pub relaxed: bool,
+}
+
+/// Committer state.
+pub struct CommitterState {
+    max_round_bytes: u64,
+    pending: std::collections::VecDeque<FlushRequest>,
+    round_running: bool,
+    dirty: Vec<Arc<File>>,
+    waiting_sync_all: Vec<ractor::RpcReplyPort<()>>,
+}
+
+fn add_unique(files: &mut Vec<Arc<File>>, f: &Arc<File>) {
+    if !files.iter().any(|x| Arc::ptr_eq(x, f)) {
+        files.push(f.clone());
+    }
+}
+
+impl Committer {
+    fn start_round(myself: &ActorRef<CommitterMsg>, st: &mut CommitterState) {
+        if st.round_running || (st.pending.is_empty() && st.waiting_sync_all.is_empty()) {
+            return;
+        }
+        let mut files: Vec<Arc<File>> = Vec::new();
+        let mut done = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(req) = st.pending.front() {
+            if !done.is_empty() && bytes + req.bytes > st.max_round_bytes {
+                break;
+            }
+            let req = st.pending.pop_front().expect("front exists");
+            bytes += req.bytes;
+            for f in &req.files {
+                add_unique(&mut files, f);
+            }
+            done.push(req.done);
+        }
+        if !st.waiting_sync_all.is_empty() || done.is_empty() {
+            for f in st.dirty.drain(..) {
+                add_unique(&mut files, &f);
+            }
+        }
+        st.round_running = true;
+        let me = myself.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut result = Ok(());
+            for f in &files {
+                if let Err(e) = f.sync_data() {
+                    result = Err((e.kind(), e.to_string()));
+                    break;
+                }
+            }
+            let _ = me.send_message(CommitterMsg::RoundDone { done, result });
+        });
+    }
+}
+
+impl Actor for Committer {
+    type Msg = CommitterMsg;
+    type State = CommitterState;
+    type Arguments = CommitterArgs;
+
+    async fn pre_start(&self, myself: ActorRef<CommitterMsg>, args: CommitterArgs) -> Result<CommitterState, ActorProcessingErr> {
+        if args.relaxed {
+            myself.send_interval(Duration::from_millis(args.flush_interval_ms.max(1)), || CommitterMsg::Tick);
+        }
+        Ok(CommitterState {
+            max_round_bytes: args.max_round_bytes.max(1),
+            pending: Default::default(),
+            round_running: false,
+            dirty: Vec::new(),
+            waiting_sync_all: Vec::new(),
+        })
+    }
+
+    async fn handle(&self, myself: ActorRef<CommitterMsg>, msg: CommitterMsg, st: &mut CommitterState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CommitterMsg::Flush(req) => st.pending.push_back(req),
+            CommitterMsg::MarkDirty(files) => {
+                for f in &files {
+                    add_unique(&mut st.dirty, f);
+                }
+            }
+            CommitterMsg::Tick => {
+                if !st.dirty.is_empty() && !st.round_running {
+                    // A round with no requests syncs the dirty files.
+                    let files: Vec<Arc<File>> = st.dirty.drain(..).collect();
+                    st.pending.push_back(FlushRequest { files, bytes: 0, done: Box::new(|_| {}) });
+                }
+            }
+            CommitterMsg::RoundDone { done, result } => {
+                st.round_running = false;
+                if let Err((kind, text)) = &result {
+                    tracing::error!(error = %text, "fsync failed; the affected logs stop acknowledging");
+                    let _ = kind;
+                }
+                for d in done {
+                    d(result.clone().map_err(|(kind, text)| std::io::Error::new(kind, text)));
+                }
+                if st.pending.is_empty() {
+                    for port in st.waiting_sync_all.drain(..) {
+                        let _ = port.send(());
+                    }
+                }
+            }
+            CommitterMsg::SyncAll(port) => st.waiting_sync_all.push(port),
+        }
+        Committer::start_round(&myself, st);
+        Ok(())
+    }
+}
+
+/// The `FlushSink` logs use: forwards to the committer actor.
+pub struct CommitterHandle {
+    pub actor: ActorRef<CommitterMsg>,
+    pub relaxed: bool,
+}
+
+impl FlushSink for CommitterHandle {
+    fn flush(&self, files: Vec<Arc<File>>, bytes: u64, done: FlushDone) {
+        if self.relaxed {
+            let _ = self.actor.send_message(CommitterMsg::MarkDirty(files));
+            done(Ok(()));
+            return;
+        }
+        if let Err(e) = self.actor.send_message(CommitterMsg::Flush(FlushRequest { files, bytes, done })) {
+            // The committer is gone: the write is not durable, and must not be acknowledged.
+            if let ractor::MessagingErr::SendErr(CommitterMsg::Flush(req)) = e {
+                (req.done)(Err(std::io::Error::other("committer stopped")));
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! What a handler may ask of the broker. The actors implement `Broker`; handlers see only this,
+//! so the dependency points from actors to handlers.
+
+use crate::config::Config;
+use crate::protocol::batch::ValidBatch;
+use crate::storage::log::PartitionLog;
+use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
+use futures::future::BoxFuture;
+use kafka_protocol::error::ResponseError;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// A topic name and partition index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// This node as clients see it.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+}
+
+/// Read access to a local partition (fetch, list offsets, metadata).
+#[derive(Clone)]
+pub struct PartitionView {
+    pub log: Arc<PartitionLog>,
+    /// Offset after the last committed record.
+    pub high_watermark: watch::Receiver<i64>,
+    /// Whether this node leads the partition's Raft group, and its term (the leader epoch).
+    pub leader: Option<i32>,
+    pub leader_epoch: i32,
+}
+
+/// The broker as handlers see it.
+pub trait Broker: Send + Sync + 'static {
+    /// Settings.
+    fn config(&self) -> &Config;
+    /// Identity and advertised address.
+    fn node(&self) -> &NodeInfo;
+    /// Current cluster metadata.
+    fn metadata(&self) -> ClusterMeta;
+    /// A local partition, if it is running.
+    fn partition(&self, tp: &TopicPartition) -> Option<PartitionView>;
+    /// Appends a validated batch through the partition's Raft group; resolves with the base
+    /// offset once durable (acks=1) or committed (acks=-1), or with a Kafka error.
+    fn produce(&self, tp: TopicPartition, batch: ValidBatch, acks: i16, timeout_ms: u64) -> BoxFuture<'static, Result<i64, ResponseError>>;
+    /// Proposes a metadata change through the controller group; `Err` carries a Kafka error
+    /// and a message.
+    fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<(), (ResponseError, String)>>;
+    /// Waits (bounded) until every partition of `topic` has a leader locally.
+    fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
+}
