@@ -1,1 +1,124 @@
-fn main() {}
+//! `raftstream`: serve Kafka with defaults, or with a config file, env vars and flags.
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+use raftstream::actors::broker::{Broker, BrokerArgs, BrokerMsg};
+use raftstream::config::{Config, Overrides};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A Kafka-compatible streaming broker; every partition is replicated by its own Raft group.
+#[derive(Parser, Debug)]
+#[command(name = "raftstream", version)]
+struct Cli {
+    /// TOML config file (keys as listed below).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Kafka listener [default: 0.0.0.0:9092].
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Address given to clients [default: derived from --listen].
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Metrics and health HTTP listener [default: 0.0.0.0:9644].
+    #[arg(long, value_name = "HOST:PORT")]
+    http_listen: Option<String>,
+    /// This node's id [default: 1].
+    #[arg(long, value_name = "N")]
+    node_id: Option<i32>,
+}
+
+fn main() -> std::process::ExitCode {
+    let matches = Cli::command()
+        .after_help(Config::describe_defaults())
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let overrides = Overrides {
+        data_dir: cli.data_dir,
+        listen: cli.listen,
+        advertise: cli.advertise,
+        http_listen: cli.http_listen,
+        node_id: cli.node_id,
+    };
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("invalid configuration: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let identity =
+        raftstream::storage::node_meta::load_or_create(&config.data_dir, config.node_id)?;
+    let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
+    let failure = Arc::new(Mutex::new(None));
+    let args = BrokerArgs {
+        config: Arc::new(config),
+        identity,
+        failure: failure.clone(),
+    };
+    let (broker, handle) = ractor::Actor::spawn(Some("broker".into()), Broker, args)
+        .await
+        .map_err(|e| anyhow::anyhow!("broker failed to start: {e}"))?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(debug_assertions)]
+    let mut sigusr1 =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let mut handle = handle;
+    loop {
+        #[cfg(debug_assertions)]
+        let crash = sigusr1.recv();
+        #[cfg(not(debug_assertions))]
+        let crash = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = &mut handle => break,
+            _ = sigterm.recv() => { shutdown(&broker, shutdown_timeout).await; break; }
+            _ = tokio::signal::ctrl_c() => { shutdown(&broker, shutdown_timeout).await; break; }
+            _ = crash => {
+                #[cfg(debug_assertions)]
+                let _ = broker.send_message(BrokerMsg::CrashPartitions);
+            }
+        }
+    }
+    let reason = failure.lock().expect("failure lock").take();
+    match reason {
+        Some(r) => Err(anyhow::anyhow!("broker stopped: {r}")),
+        None => Ok(()),
+    }
+}
+
+async fn shutdown(broker: &ractor::ActorRef<BrokerMsg>, timeout: Duration) {
+    tracing::info!("shutting down");
+    // Every step inside is bounded by `timeout`; this outer bound covers the sum.
+    let _ = tokio::time::timeout(timeout * 4, async {
+        ractor::call!(broker, BrokerMsg::Shutdown)
+    })
+    .await;
+}

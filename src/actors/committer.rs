@@ -29,7 +29,10 @@ pub enum CommitterMsg {
     /// Relaxed mode timer.
     Tick,
     /// A round's fsyncs finished.
-    RoundDone { done: Vec<FlushDone>, result: Result<(), (std::io::ErrorKind, String)> },
+    RoundDone {
+        done: Vec<FlushDone>,
+        result: Result<(), (std::io::ErrorKind, String)>,
+    },
     /// Sync everything now and answer (shutdown).
     SyncAll(ractor::RpcReplyPort<()>),
 }
@@ -103,9 +106,15 @@ impl Actor for Committer {
     type State = CommitterState;
     type Arguments = CommitterArgs;
 
-    async fn pre_start(&self, myself: ActorRef<CommitterMsg>, args: CommitterArgs) -> Result<CommitterState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CommitterMsg>,
+        args: CommitterArgs,
+    ) -> Result<CommitterState, ActorProcessingErr> {
         if args.relaxed {
-            myself.send_interval(Duration::from_millis(args.flush_interval_ms.max(1)), || CommitterMsg::Tick);
+            myself.send_interval(Duration::from_millis(args.flush_interval_ms.max(1)), || {
+                CommitterMsg::Tick
+            });
         }
         Ok(CommitterState {
             max_round_bytes: args.max_round_bytes.max(1),
@@ -116,7 +125,12 @@ impl Actor for Committer {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<CommitterMsg>, msg: CommitterMsg, st: &mut CommitterState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<CommitterMsg>,
+        msg: CommitterMsg,
+        st: &mut CommitterState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             CommitterMsg::Flush(req) => st.pending.push_back(req),
             CommitterMsg::MarkDirty(files) => {
@@ -128,7 +142,11 @@ impl Actor for Committer {
                 if !st.dirty.is_empty() && !st.round_running {
                     // A round with no requests syncs the dirty files.
                     let files: Vec<Arc<File>> = st.dirty.drain(..).collect();
-                    st.pending.push_back(FlushRequest { files, bytes: 0, done: Box::new(|_| {}) });
+                    st.pending.push_back(FlushRequest {
+                        files,
+                        bytes: 0,
+                        done: Box::new(|_| {}),
+                    });
                 }
             }
             CommitterMsg::RoundDone { done, result } => {
@@ -138,7 +156,9 @@ impl Actor for Committer {
                     let _ = kind;
                 }
                 for d in done {
-                    d(result.clone().map_err(|(kind, text)| std::io::Error::new(kind, text)));
+                    d(result
+                        .clone()
+                        .map_err(|(kind, text)| std::io::Error::new(kind, text)));
                 }
                 if st.pending.is_empty() {
                     for port in st.waiting_sync_all.drain(..) {
@@ -166,7 +186,10 @@ impl FlushSink for CommitterHandle {
             done(Ok(()));
             return;
         }
-        if let Err(e) = self.actor.send_message(CommitterMsg::Flush(FlushRequest { files, bytes, done })) {
+        if let Err(e) =
+            self.actor
+                .send_message(CommitterMsg::Flush(FlushRequest { files, bytes, done }))
+        {
             // The committer is gone: the write is not durable, and must not be acknowledged.
             if let ractor::MessagingErr::SendErr(CommitterMsg::Flush(req)) = e {
                 (req.done)(Err(std::io::Error::other("committer stopped")));

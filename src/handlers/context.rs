@@ -49,10 +49,20 @@ pub trait Broker: Send + Sync + 'static {
     fn partition(&self, tp: &TopicPartition) -> Option<PartitionView>;
     /// Appends a validated batch through the partition's Raft group; resolves with the base
     /// offset once durable (acks=1) or committed (acks=-1), or with a Kafka error.
-    fn produce(&self, tp: TopicPartition, batch: ValidBatch, acks: i16, timeout_ms: u64) -> BoxFuture<'static, Result<i64, ResponseError>>;
+    fn produce(
+        &self,
+        tp: TopicPartition,
+        batch: ValidBatch,
+        acks: i16,
+        timeout_ms: u64,
+    ) -> BoxFuture<'static, Result<i64, ResponseError>>;
     /// Proposes a metadata change through the controller group; `Err` carries a Kafka error
     /// and a message.
-    fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<(), (ResponseError, String)>>;
+    fn propose(
+        &self,
+        cmd: MetaCommand,
+        timeout_ms: u64,
+    ) -> BoxFuture<'static, Result<(), (ResponseError, String)>>;
     /// Waits (bounded) until every partition of `topic` has a leader locally.
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
 }

@@ -1,1 +1,216 @@
-//! x
+//! One file per Kafka API. `APIS` is the table of what is served; ApiVersions is built from it,
+//! and `decode` refuses anything outside it.
+
+pub mod api_versions;
+pub mod context;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod topic_validation;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use context::Broker;
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::sync::Arc;
+
+/// One served API and its version range.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSpec {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+/// Every API this broker serves. Nothing outside it is advertised or accepted.
+pub const APIS: &[ApiSpec] = &[
+    ApiSpec {
+        key: ApiKey::Produce,
+        min: 3,
+        max: 12,
+    },
+    ApiSpec {
+        key: ApiKey::Fetch,
+        min: 4,
+        max: 16,
+    },
+    ApiSpec {
+        key: ApiKey::ListOffsets,
+        min: 1,
+        max: 8,
+    },
+    ApiSpec {
+        key: ApiKey::Metadata,
+        min: 0,
+        max: 12,
+    },
+    ApiSpec {
+        key: ApiKey::ApiVersions,
+        min: 0,
+        max: 4,
+    },
+    ApiSpec {
+        key: ApiKey::CreateTopics,
+        min: 2,
+        max: 7,
+    },
+    ApiSpec {
+        key: ApiKey::DeleteTopics,
+        min: 1,
+        max: 6,
+    },
+];
+
+/// The served range of `key`, if served.
+pub fn spec(key: ApiKey) -> Option<ApiSpec> {
+    APIS.iter().copied().find(|s| s.key == key)
+}
+
+/// A decoded request.
+pub struct Request {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub body: Body,
+}
+
+/// The bodies of served requests.
+pub enum Body {
+    Produce(kafka_protocol::messages::ProduceRequest),
+    Fetch(kafka_protocol::messages::FetchRequest),
+    ListOffsets(kafka_protocol::messages::ListOffsetsRequest),
+    Metadata(kafka_protocol::messages::MetadataRequest),
+    ApiVersions(kafka_protocol::messages::ApiVersionsRequest),
+    CreateTopics(kafka_protocol::messages::CreateTopicsRequest),
+    DeleteTopics(kafka_protocol::messages::DeleteTopicsRequest),
+}
+
+/// What to do with a frame.
+pub enum Decoded {
+    /// A request to handle.
+    Request(Box<Request>),
+    /// Answer at once with this response frame (ApiVersions version fallback).
+    Respond(Bytes),
+    /// Close the connection: the frame is not a request we can answer.
+    Close(String),
+}
+
+/// Decodes one frame body (the bytes after the length prefix; at least 8 long).
+pub fn decode(frame: Bytes) -> Decoded {
+    if frame.len() < 8 {
+        return Decoded::Close("frame shorter than a request header".into());
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(api_key) = ApiKey::try_from(key) else {
+        return Decoded::Close(format!("unknown api key {key}"));
+    };
+    let Some(spec) = spec(api_key) else {
+        return Decoded::Close(format!("api {api_key:?} is not served"));
+    };
+    if version < spec.min || version > spec.max {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 with our ranges so the client can pick a version.
+            return Decoded::Respond(api_versions::unsupported_version_response(correlation_id));
+        }
+        return Decoded::Close(format!("{api_key:?} v{version} is not served"));
+    }
+    let mut buf = frame;
+    let header = match RequestHeader::decode(&mut buf, api_key.request_header_version(version)) {
+        Ok(h) => h,
+        Err(e) => return Decoded::Close(format!("bad request header: {e}")),
+    };
+    let body = match decode_body(api_key, &mut buf, version) {
+        Ok(b) => b,
+        Err(e) => return Decoded::Close(format!("bad {api_key:?} v{version} body: {e}")),
+    };
+    Decoded::Request(Box::new(Request {
+        header,
+        api_key,
+        version,
+        body,
+    }))
+}
+
+fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
+    use kafka_protocol::messages as m;
+    Ok(match key {
+        ApiKey::Produce => Body::Produce(m::ProduceRequest::decode(buf, v)?),
+        ApiKey::Fetch => Body::Fetch(m::FetchRequest::decode(buf, v)?),
+        ApiKey::ListOffsets => Body::ListOffsets(m::ListOffsetsRequest::decode(buf, v)?),
+        ApiKey::Metadata => Body::Metadata(m::MetadataRequest::decode(buf, v)?),
+        ApiKey::ApiVersions => Body::ApiVersions(m::ApiVersionsRequest::decode(buf, v)?),
+        ApiKey::CreateTopics => Body::CreateTopics(m::CreateTopicsRequest::decode(buf, v)?),
+        ApiKey::DeleteTopics => Body::DeleteTopics(m::DeleteTopicsRequest::decode(buf, v)?),
+        other => anyhow::bail!("{other:?} has no handler"),
+    })
+}
+
+/// Handles a request; `None` means no response is sent (produce with acks=0).
+pub async fn handle(broker: Arc<dyn Broker>, req: Request) -> Option<Bytes> {
+    let v = req.version;
+    let key = req.api_key;
+    let cid = req.header.correlation_id;
+    let encoded = match req.body {
+        Body::Produce(r) => {
+            let acks = r.acks;
+            let resp = produce::handle(broker.as_ref(), r).await;
+            if acks == 0 {
+                return None;
+            }
+            encode_response(key, cid, v, &resp)
+        }
+        Body::Fetch(r) => encode_response(key, cid, v, &fetch::handle(broker.as_ref(), r, v).await),
+        Body::ListOffsets(r) => {
+            encode_response(key, cid, v, &list_offsets::handle(broker.as_ref(), r).await)
+        }
+        Body::Metadata(r) => {
+            encode_response(key, cid, v, &metadata::handle(broker.as_ref(), r, v).await)
+        }
+        Body::ApiVersions(_) => encode_response(key, cid, v, &api_versions::response(0)),
+        Body::CreateTopics(r) => encode_response(
+            key,
+            cid,
+            v,
+            &create_topics::handle(broker.as_ref(), r).await,
+        ),
+        Body::DeleteTopics(r) => encode_response(
+            key,
+            cid,
+            v,
+            &delete_topics::handle(broker.as_ref(), r, v).await,
+        ),
+    };
+    match encoded {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::error!(api = ?key, version = v, error = %e, "could not encode a response");
+            None
+        }
+    }
+}
+
+/// Encodes a response frame: length, header (v0 for ApiVersions), body.
+pub fn encode_response<T: Encodable>(
+    key: ApiKey,
+    correlation_id: i32,
+    version: i16,
+    body: &T,
+) -> anyhow::Result<Bytes> {
+    let header_version = if key == ApiKey::ApiVersions {
+        0
+    } else {
+        key.response_header_version(version)
+    };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version)? + body.compute_size(version)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
+    Ok(buf.freeze())
+}

@@ -38,7 +38,6 @@ impl LogStore {
         LogStore {
             log,
             sink,
-            relaxed,
             vote_path: dir.join("raft-vote.json"),
             committed_path: dir.join("raft-committed.json"),
         }
@@ -140,15 +139,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .log
             .append(&entries)
             .map_err(|e| io_err(format!("{e:#}"), true))?;
-        if self.relaxed {
-            callback.log_io_completed(Ok(()));
-        } else {
-            self.sink.flush(
-                appended.files,
-                appended.bytes,
-                Box::new(move |r| callback.log_io_completed(r)),
-            );
-        }
+        self.sink.flush(
+            appended.files,
+            appended.bytes,
+            Box::new(move |r| callback.log_io_completed(r)),
+        );
         Ok(())
     }
 

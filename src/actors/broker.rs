@@ -1,0 +1,295 @@
+//! The broker: root supervisor. Starts the committer, the controller (which replays cluster
+//! metadata), the partition supervisor and the listener, and runs the graceful shutdown:
+//! stop accepting, drain connections, stop partitions, final fsync.
+
+use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
+use super::controller::{Controller, ControllerArgs, ControllerMsg};
+use super::listener::{Listener, ListenerArgs, ListenerMsg};
+use super::node::Node;
+use super::partition_supervisor::{PartitionSupervisor, SupervisorArgs, SupervisorMsg};
+use super::registry::Registry;
+use crate::cluster::raft_config;
+use crate::config::{Config, Durability};
+use crate::handlers::context::NodeInfo;
+use crate::storage::log::LogConfig;
+use crate::storage::meta_sm::ClusterMeta;
+use crate::storage::node_meta::NodeMeta;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// What the broker needs to start.
+pub struct BrokerArgs {
+    pub config: Arc<Config>,
+    pub identity: NodeMeta,
+    /// Set to the reason when the broker stops because a child failed.
+    pub failure: Arc<Mutex<Option<String>>>,
+}
+
+/// Messages the broker takes.
+pub enum BrokerMsg {
+    /// Graceful shutdown; answered when done.
+    Shutdown(RpcReplyPort<()>),
+    /// Debug-build test hook: make every partition actor panic (supervision tests).
+    #[cfg(debug_assertions)]
+    CrashPartitions,
+}
+
+/// Broker state.
+pub struct BrokerState {
+    config: Arc<Config>,
+    committer: ActorRef<CommitterMsg>,
+    controller: ActorRef<ControllerMsg>,
+    supervisor: ActorRef<SupervisorMsg>,
+    listener: ActorRef<ListenerMsg>,
+    registry: Arc<Registry>,
+    connections: Arc<Semaphore>,
+    shutdown: watch::Sender<bool>,
+    failure: Arc<Mutex<Option<String>>>,
+    stopping: bool,
+}
+
+/// The broker actor.
+pub struct Broker;
+
+/// The address clients are told: `advertise` if set, else the bound address with a wildcard
+/// host replaced by `localhost`.
+fn advertised(cfg: &Config, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
+    if !cfg.advertise.is_empty() {
+        let (host, port) = cfg.advertise.rsplit_once(':').ok_or_else(|| {
+            anyhow::anyhow!("advertise must be HOST:PORT, got {:?}", cfg.advertise)
+        })?;
+        return Ok((host.trim_matches(['[', ']']).to_string(), port.parse()?));
+    }
+    let host = if bound.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        bound.ip().to_string()
+    };
+    Ok((host, bound.port() as i32))
+}
+
+impl Actor for Broker {
+    type Msg = BrokerMsg;
+    type State = BrokerState;
+    type Arguments = BrokerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<BrokerMsg>,
+        args: BrokerArgs,
+    ) -> Result<BrokerState, ActorProcessingErr> {
+        let cfg = args.config.clone();
+        let node_id = cfg.node_id as u64;
+        let raft_cfg = raft_config(cfg.raft_heartbeat_interval_ms, cfg.raft_election_timeout_ms)?;
+        let relaxed = cfg.durability == Durability::Relaxed;
+        let (committer, _) = Actor::spawn_linked(
+            Some("committer".into()),
+            Committer,
+            CommitterArgs {
+                max_round_bytes: cfg.committer_max_round_bytes,
+                flush_interval_ms: cfg.log_flush_interval_ms,
+                relaxed,
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        let sink: Arc<dyn crate::storage::FlushSink> = Arc::new(CommitterHandle {
+            actor: committer.clone(),
+            relaxed,
+        });
+
+        let meta = Arc::new(RwLock::new(ClusterMeta::default()));
+        let (version_tx, mut version_rx) = watch::channel(0u64);
+        let (controller, _) = Actor::spawn_linked(
+            Some("controller".into()),
+            Controller,
+            ControllerArgs {
+                dir: cfg.data_dir.join("meta"),
+                node_id,
+                raft_config: raft_cfg.clone(),
+                sink: sink.clone(),
+                view: meta.clone(),
+                version: version_tx,
+                ready_timeout: Duration::from_secs(30),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+
+        let registry = Arc::new(Registry::default());
+        let (supervisor, _) = Actor::spawn_linked(
+            Some("partitions".into()),
+            PartitionSupervisor,
+            SupervisorArgs {
+                data_dir: cfg.data_dir.clone(),
+                node_id,
+                raft_config: raft_cfg,
+                log_config: LogConfig {
+                    segment_bytes: cfg.log_segment_bytes,
+                    index_interval_bytes: cfg.log_index_interval_bytes,
+                },
+                sink,
+                registry: registry.clone(),
+                meta: meta.clone(),
+                max_pending_produces: cfg.partition_max_pending_produces,
+                max_restarts: cfg.supervisor_max_restarts,
+                restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        let sup = supervisor.clone();
+        tokio::spawn(async move {
+            while version_rx.changed().await.is_ok() {
+                if sup.send_message(SupervisorMsg::Reconcile).is_err() {
+                    return;
+                }
+            }
+        });
+
+        let tcp = TcpListener::bind(&cfg.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        let bound = tcp.local_addr()?;
+        let (host, port) = advertised(&cfg, bound)?;
+        let node = Arc::new(Node {
+            config: cfg.clone(),
+            info: NodeInfo {
+                node_id: cfg.node_id,
+                cluster_id: args.identity.cluster_id.clone(),
+                advertised_host: host.clone(),
+                advertised_port: port,
+            },
+            registry: registry.clone(),
+            meta,
+            controller: controller.clone(),
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+        let (listener, _) = Actor::spawn_linked(
+            Some("listener".into()),
+            Listener,
+            ListenerArgs {
+                listener: tcp,
+                broker: node,
+                shutdown: shutdown_rx,
+                connections: connections.clone(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        tracing::info!(
+            listen = %bound,
+            advertised = %format!("{host}:{port}"),
+            node_id = cfg.node_id,
+            cluster_id = %args.identity.cluster_id,
+            data_dir = %cfg.data_dir.display(),
+            durability = ?cfg.durability,
+            "raftstream listening on {bound} (node {} of cluster {})",
+            cfg.node_id,
+            args.identity.cluster_id
+        );
+        Ok(BrokerState {
+            config: cfg,
+            committer,
+            controller,
+            supervisor,
+            listener,
+            registry,
+            connections,
+            shutdown,
+            failure: args.failure,
+            stopping: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<BrokerMsg>,
+        msg: BrokerMsg,
+        st: &mut BrokerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            BrokerMsg::Shutdown(reply) => {
+                st.stopping = true;
+                graceful_shutdown(st).await;
+                let _ = reply.send(());
+                myself.stop(None);
+            }
+            #[cfg(debug_assertions)]
+            BrokerMsg::CrashPartitions => {
+                for (tp, h) in st.registry.all() {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, "test hook: crashing partition actor");
+                    let _ = h.actor.send_message(super::partition::PartitionMsg::Crash);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<BrokerMsg>,
+        evt: SupervisionEvent,
+        st: &mut BrokerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let reason = format!(
+                    "{} failed: {err}",
+                    cell.get_name().unwrap_or_else(|| cell.get_id().to_string())
+                );
+                tracing::error!("{reason}; stopping the broker");
+                *st.failure.lock().expect("failure lock") = Some(reason);
+                graceful_shutdown(st).await;
+                myself.stop(None);
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) if !st.stopping => {
+                let reason = format!(
+                    "{} stopped unexpectedly",
+                    cell.get_name().unwrap_or_default()
+                );
+                tracing::error!("{reason}; stopping the broker");
+                *st.failure.lock().expect("failure lock") = Some(reason);
+                graceful_shutdown(st).await;
+                myself.stop(None);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Stop accepting, let connections finish in-flight requests (bounded), stop partitions and
+/// the controller, and make everything durable.
+async fn graceful_shutdown(st: &mut BrokerState) {
+    st.stopping = true;
+    let timeout = Duration::from_millis(st.config.shutdown_timeout_ms);
+    let _ = st.shutdown.send(true);
+    st.listener.stop(None);
+    let all = st.config.max_connections.max(1) as u32;
+    if tokio::time::timeout(timeout, st.connections.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still busy after {timeout:?}; closing them");
+    }
+    let _ = tokio::time::timeout(timeout, async {
+        ractor::call!(st.supervisor, SupervisorMsg::StopAll)
+    })
+    .await;
+    st.supervisor.stop(None);
+    st.controller.stop(None);
+    let _ = tokio::time::timeout(timeout, async {
+        ractor::call!(st.committer, CommitterMsg::SyncAll)
+    })
+    .await;
+    tracing::info!(
+        partitions_left = st.registry.all().len(),
+        "shutdown complete"
+    );
+}

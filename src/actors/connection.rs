@@ -1,0 +1,115 @@
+//! A connection actor: one per client socket. Its I/O task reads frames (bounded by
+//! `socket.request.max.bytes`), decodes them, runs up to `max.inflight.requests.per.connection`
+//! handlers at once and writes their responses strictly in request order. A broken frame closes
+//! this connection and nothing else. On shutdown it stops reading, finishes what is in flight
+//! and closes.
+
+use crate::handlers::context::Broker;
+use crate::handlers::{self, Decoded};
+use crate::protocol::frame::{take_frame, FrameError};
+use bytes::{Bytes, BytesMut};
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+
+/// What a connection needs.
+pub struct ConnectionArgs {
+    pub socket: TcpStream,
+    pub broker: Arc<dyn Broker>,
+    /// Becomes true when the broker shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Held for the connection's life (bounds connections).
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// The connection actor. Its state is the I/O task.
+pub struct Connection;
+
+/// Messages a connection takes (none beyond supervision: its work is in the I/O task).
+pub enum ConnectionMsg {}
+
+impl Actor for Connection {
+    type Msg = ConnectionMsg;
+    type State = tokio::task::JoinHandle<()>;
+    type Arguments = ConnectionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ConnectionMsg>,
+        args: ConnectionArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(tokio::spawn(async move {
+            let peer = args.socket.peer_addr().ok();
+            if let Err(e) = serve(args.socket, args.broker, args.shutdown).await {
+                tracing::debug!(?peer, error = %e, "connection closed");
+            }
+            drop(args.permit);
+            myself.stop(None);
+        }))
+    }
+}
+
+/// The connection loop.
+async fn serve(
+    socket: TcpStream,
+    broker: Arc<dyn Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let _ = socket.set_nodelay(true);
+    let (mut rd, mut wr) = socket.into_split();
+    let max_frame = broker.config().socket_request_max_bytes;
+    let max_inflight = broker.config().max_inflight_requests_per_connection;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut inflight: FuturesOrdered<futures::future::BoxFuture<'static, Option<Bytes>>> =
+        FuturesOrdered::new();
+    let mut reading = !*shutdown.borrow();
+    loop {
+        // Take every whole frame already buffered, up to the in-flight bound.
+        while reading && inflight.len() < max_inflight {
+            match take_frame(&mut buf, max_frame) {
+                Ok(Some(frame)) => match handlers::decode(frame) {
+                    Decoded::Request(req) => {
+                        let b = broker.clone();
+                        inflight.push_back(async move { handlers::handle(b, *req).await }.boxed());
+                    }
+                    Decoded::Respond(bytes) => {
+                        inflight.push_back(futures::future::ready(Some(bytes)).boxed())
+                    }
+                    Decoded::Close(why) => {
+                        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+                    }
+                },
+                Ok(None) => break,
+                Err(FrameError::BadLength(n)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("bad frame length {n}"),
+                    ));
+                }
+            }
+        }
+        if !reading && inflight.is_empty() {
+            wr.shutdown().await.ok();
+            return Ok(());
+        }
+        tokio::select! {
+            Some(resp) = inflight.next(), if !inflight.is_empty() => {
+                if let Some(bytes) = resp {
+                    wr.write_all(&bytes).await?;
+                }
+            }
+            r = rd.read_buf(&mut buf), if reading && inflight.len() < max_inflight => {
+                if r? == 0 {
+                    reading = false;
+                }
+            }
+            _ = shutdown.changed(), if reading => {
+                reading = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! `Node`: the broker as handlers see it (the `handlers::context::Broker` trait), backed by the
+//! registry of partitions and the controller actor.
+
+use super::controller::ControllerMsg;
+use super::partition::PartitionMsg;
+use super::registry::Registry;
+use crate::config::Config;
+use crate::handlers::context::{Broker, NodeInfo, PartitionView, TopicPartition};
+use crate::protocol::batch::ValidBatch;
+use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+use ractor::ActorRef;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The broker behind the handlers.
+pub struct Node {
+    pub config: Arc<Config>,
+    pub info: NodeInfo,
+    pub registry: Arc<Registry>,
+    pub meta: Arc<RwLock<ClusterMeta>>,
+    pub controller: ActorRef<ControllerMsg>,
+}
+
+impl Broker for Node {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn node(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    fn metadata(&self) -> ClusterMeta {
+        self.meta.read().expect("meta lock").clone()
+    }
+
+    fn partition(&self, tp: &TopicPartition) -> Option<PartitionView> {
+        let h = self.registry.get(tp)?;
+        let (leader, term) = h.leadership();
+        Some(PartitionView {
+            log: h.log.clone(),
+            high_watermark: h.shared.high_watermark.subscribe(),
+            leader: leader.map(|l| l as i32),
+            leader_epoch: term.min(i32::MAX as u64) as i32,
+        })
+    }
+
+    fn produce(
+        &self,
+        tp: TopicPartition,
+        batch: ValidBatch,
+        acks: i16,
+        timeout_ms: u64,
+    ) -> BoxFuture<'static, Result<i64, ResponseError>> {
+        let handle = self.registry.get(&tp);
+        async move {
+            let Some(handle) = handle else {
+                return Err(ResponseError::NotLeaderOrFollower);
+            };
+            let timeout = Duration::from_millis(timeout_ms.max(1));
+            let deadline = tokio::time::Instant::now() + timeout;
+            let permit = match tokio::time::timeout_at(
+                deadline,
+                handle.produce_permits.clone().acquire_owned(),
+            )
+            .await
+            {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => return Err(ResponseError::NotLeaderOrFollower),
+                Err(_) => return Err(ResponseError::RequestTimedOut),
+            };
+            let (tx, rx) = oneshot::channel();
+            if handle
+                .actor
+                .send_message(PartitionMsg::Produce {
+                    batch: batch.bytes,
+                    reply: tx,
+                })
+                .is_err()
+            {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            // acks=1 and acks=-1 both wait for commit: on a group of one, commit is the
+            // leader's own fsync; in a cluster acks=1 is still never weaker than promised.
+            let _ = acks;
+            let result = match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower),
+                Err(_) => Err(ResponseError::RequestTimedOut),
+            };
+            drop(permit);
+            result
+        }
+        .boxed()
+    }
+
+    fn propose(
+        &self,
+        cmd: MetaCommand,
+        timeout_ms: u64,
+    ) -> BoxFuture<'static, Result<(), (ResponseError, String)>> {
+        let controller = self.controller.clone();
+        async move {
+            let (tx, rx) = oneshot::channel();
+            controller
+                .send_message(ControllerMsg::Propose { cmd, reply: tx })
+                .map_err(|_| {
+                    (
+                        ResponseError::NotController,
+                        "controller is not running".to_string(),
+                    )
+                })?;
+            match tokio::time::timeout(Duration::from_millis(timeout_ms.max(1)), rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err((ResponseError::NotController, "controller stopped".into())),
+                Err(_) => Err((
+                    ResponseError::RequestTimedOut,
+                    "metadata change not applied in time".into(),
+                )),
+            }
+        }
+        .boxed()
+    }
+
+    fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()> {
+        let registry = self.registry.clone();
+        let meta = self.meta.clone();
+        let mut changed = registry.changed.subscribe();
+        async move {
+            let ready = || {
+                let n = meta
+                    .read()
+                    .expect("meta lock")
+                    .topics
+                    .get(&topic)
+                    .map(|t| t.partitions)
+                    .unwrap_or(0);
+                n > 0
+                    && (0..n).all(|p| {
+                        registry
+                            .get(&TopicPartition {
+                                topic: topic.clone(),
+                                partition: p,
+                            })
+                            .is_some_and(|h| h.leadership().0.is_some())
+                    })
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(timeout_ms), async {
+                while !ready() {
+                    if changed.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await;
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,198 @@
+//! A partition actor: owns the partition's openraft group and its log. Produce requests become
+//! Raft entries; the log store gives them offsets and the committer makes them durable; the
+//! state machine moves the high watermark on commit. Fetches read the log directly through the
+//! registry (reads change no state).
+
+use super::registry::{PartitionHandle, Registry};
+use crate::cluster::network::Network;
+use crate::cluster::{Command, NodeId, Raft};
+use crate::handlers::context::TopicPartition;
+use crate::storage::log::{LogConfig, PartitionLog};
+use crate::storage::partition_sm::{PartitionShared, PartitionSm};
+use crate::storage::raft_log::LogStore;
+use crate::storage::FlushSink;
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use openraft::error::ClientWriteError;
+use openraft::BasicNode;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch, Semaphore};
+
+/// Reply to a produce: the batch's base offset, or a Kafka error.
+pub type ProduceReply = oneshot::Sender<Result<i64, ResponseError>>;
+
+/// Messages a partition actor takes.
+pub enum PartitionMsg {
+    /// Append a validated batch; reply once it is committed.
+    Produce { batch: Bytes, reply: ProduceReply },
+    /// Test hook: panic inside the actor, to exercise supervision.
+    #[cfg(debug_assertions)]
+    Crash,
+}
+
+/// What a partition needs to start.
+pub struct PartitionArgs {
+    pub tp: TopicPartition,
+    pub dir: PathBuf,
+    pub topic_id: uuid::Uuid,
+    pub node_id: NodeId,
+    pub raft_config: Arc<openraft::Config>,
+    pub log_config: LogConfig,
+    pub sink: Arc<dyn FlushSink>,
+    pub registry: Arc<Registry>,
+    pub max_pending_produces: usize,
+}
+
+/// A running partition's state.
+pub struct PartitionState {
+    tp: TopicPartition,
+    raft: Raft,
+    node_id: NodeId,
+}
+
+/// The partition actor.
+pub struct PartitionActor;
+
+/// Wipes `dir` if it holds data of an earlier topic with the same name.
+fn claim_dir(dir: &std::path::Path, topic_id: uuid::Uuid) -> anyhow::Result<()> {
+    let marker = dir.join("topic-id");
+    match std::fs::read_to_string(&marker) {
+        Ok(existing) if existing.trim() == topic_id.to_string() => return Ok(()),
+        Ok(_) => {
+            tracing::warn!(dir = %dir.display(), "data of a deleted topic with the same name; removing it");
+            std::fs::remove_dir_all(dir)?;
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(dir)?;
+    crate::storage::write_file_durably(&marker, topic_id.to_string().as_bytes())?;
+    Ok(())
+}
+
+impl Actor for PartitionActor {
+    type Msg = PartitionMsg;
+    type State = PartitionState;
+    type Arguments = PartitionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PartitionMsg>,
+        args: PartitionArgs,
+    ) -> Result<PartitionState, ActorProcessingErr> {
+        claim_dir(&args.dir, args.topic_id)?;
+        let (log, report) = PartitionLog::open(&args.dir, args.log_config)?;
+        if let Some((bytes, why)) = &report.truncated {
+            tracing::warn!(partition = ?args.tp, bytes, reason = %why, "cut a torn or corrupt tail during recovery");
+        }
+        let log = Arc::new(log);
+        let shared = Arc::new(PartitionShared {
+            high_watermark: watch::channel(0).0,
+        });
+        let sm = PartitionSm::open(
+            &args.dir,
+            shared.clone(),
+            log.last_log_id(),
+            log.end_offset(),
+        );
+        let store = LogStore::new(log.clone(), args.sink.clone());
+        let raft = Raft::new(args.node_id, args.raft_config.clone(), Network, store, sm).await?;
+        if !raft.is_initialized().await? {
+            let members = BTreeMap::from([(args.node_id, BasicNode::default())]);
+            raft.initialize(members).await?;
+        }
+        tracing::debug!(partition = ?args.tp, entries = report.entries, end_offset = log.end_offset(), "partition recovered");
+        let handle = Arc::new(PartitionHandle {
+            actor: myself.clone(),
+            raft: raft.clone(),
+            log,
+            shared,
+            produce_permits: Arc::new(Semaphore::new(args.max_pending_produces.max(1))),
+            node_id: args.node_id,
+        });
+        args.registry.insert(args.tp.clone(), handle);
+        spawn_leadership_watch(raft.clone(), args.registry.clone());
+        Ok(PartitionState {
+            tp: args.tp,
+            raft,
+            node_id: args.node_id,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<PartitionMsg>,
+        msg: PartitionMsg,
+        st: &mut PartitionState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PartitionMsg::Produce { batch, reply } => {
+                let leader = st.raft.metrics().borrow().current_leader;
+                if leader != Some(st.node_id) {
+                    let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+                    return Ok(());
+                }
+                match st.raft.client_write_ff(Command::Batch(batch)).await {
+                    Ok(rx) => {
+                        tokio::spawn(async move {
+                            let result = match rx.await {
+                                Ok(Ok(resp)) => Ok(resp.data.base_offset),
+                                Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
+                                    Err(ResponseError::NotLeaderOrFollower)
+                                }
+                                Ok(Err(_)) => Err(ResponseError::UnknownServerError),
+                                // The group stopped (crash or shutdown) before committing: the
+                                // client must retry; nothing was promised.
+                                Err(_) => Err(ResponseError::NotLeaderOrFollower),
+                            };
+                            let _ = reply.send(result);
+                        });
+                    }
+                    Err(fatal) => {
+                        let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+                        return Err(format!("raft group of {:?} stopped: {fatal}", st.tp).into());
+                    }
+                }
+            }
+            #[cfg(debug_assertions)]
+            PartitionMsg::Crash => panic!("test hook: partition {:?} asked to crash", st.tp),
+        }
+        Ok(())
+    }
+}
+
+/// Bumps the registry whenever this group's leader or term changes (Metadata, readiness
+/// waits); ends when the group shuts down.
+fn spawn_leadership_watch(raft: Raft, registry: Arc<Registry>) {
+    let mut metrics = raft.metrics();
+    drop(raft);
+    tokio::spawn(async move {
+        let mut last = (None, 0);
+        loop {
+            let now = {
+                let m = metrics.borrow_and_update();
+                (m.current_leader, m.current_term)
+            };
+            if now != last {
+                last = now;
+                registry.bump();
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Shuts a partition's Raft group down, bounded in time.
+pub async fn shutdown_raft(handle: &PartitionHandle, timeout: Duration) {
+    if tokio::time::timeout(timeout, handle.raft.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("raft group did not shut down within {timeout:?}");
+    }
+}

@@ -1,0 +1,298 @@
+//! Starts and stops partition actors to match cluster metadata, and restarts a partition actor
+//! that panics or fails: its Raft group is shut down, then a new actor recovers from the files.
+//! Too many restarts of one partition within a window escalate to the broker.
+
+use super::partition::{shutdown_raft, PartitionActor, PartitionArgs, PartitionMsg};
+use super::registry::Registry;
+use crate::cluster::NodeId;
+use crate::handlers::context::TopicPartition;
+use crate::storage::log::LogConfig;
+use crate::storage::meta_sm::ClusterMeta;
+use crate::storage::FlushSink;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Messages the partition supervisor takes.
+pub enum SupervisorMsg {
+    /// Metadata changed: start and stop partitions to match it.
+    Reconcile,
+    /// A partition actor finished starting (or failed to).
+    Started {
+        tp: TopicPartition,
+        result: Result<ActorRef<PartitionMsg>, String>,
+    },
+    /// Start `tp` again after a failure (its old Raft group is already shut down).
+    Restart(TopicPartition),
+    /// Stop every partition (shutdown) and answer.
+    StopAll(RpcReplyPort<()>),
+}
+
+/// What the supervisor needs.
+pub struct SupervisorArgs {
+    pub data_dir: PathBuf,
+    pub node_id: NodeId,
+    pub raft_config: Arc<openraft::Config>,
+    pub log_config: LogConfig,
+    pub sink: Arc<dyn FlushSink>,
+    pub registry: Arc<Registry>,
+    pub meta: Arc<RwLock<ClusterMeta>>,
+    pub max_pending_produces: usize,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+}
+
+struct Child {
+    actor: Option<ActorRef<PartitionMsg>>,
+    topic_id: uuid::Uuid,
+    restarts: VecDeque<Instant>,
+}
+
+/// Supervisor state.
+pub struct SupervisorState {
+    args: SupervisorArgs,
+    children: HashMap<TopicPartition, Child>,
+    by_actor: HashMap<ActorId, TopicPartition>,
+    stopping: bool,
+}
+
+/// The partition supervisor actor.
+pub struct PartitionSupervisor;
+
+fn partition_dir(data_dir: &std::path::Path, tp: &TopicPartition) -> PathBuf {
+    data_dir
+        .join("topics")
+        .join(format!("{}-{}", tp.topic, tp.partition))
+}
+
+impl PartitionSupervisor {
+    fn start_child(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &SupervisorState,
+        tp: TopicPartition,
+        topic_id: uuid::Uuid,
+    ) {
+        let args = PartitionArgs {
+            dir: partition_dir(&st.args.data_dir, &tp),
+            tp: tp.clone(),
+            topic_id,
+            node_id: st.args.node_id,
+            raft_config: st.args.raft_config.clone(),
+            log_config: st.args.log_config,
+            sink: st.args.sink.clone(),
+            registry: st.args.registry.clone(),
+            max_pending_produces: st.args.max_pending_produces,
+        };
+        let me = myself.clone();
+        // Recovery runs in the child's pre_start; spawning from a task keeps this supervisor
+        // responsive while many partitions recover.
+        tokio::spawn(async move {
+            let result = Actor::spawn_linked(None, PartitionActor, args, me.get_cell())
+                .await
+                .map(|(actor, _)| actor)
+                .map_err(|e| format!("{e}"));
+            let _ = me.send_message(SupervisorMsg::Started { tp, result });
+        });
+    }
+
+    /// Counts a failure of `tp`; `Err` means the restart limit is exceeded.
+    fn note_failure(
+        st: &mut SupervisorState,
+        tp: &TopicPartition,
+    ) -> Result<(), ActorProcessingErr> {
+        let (max, window) = (st.args.max_restarts, st.args.restart_window);
+        let Some(child) = st.children.get_mut(tp) else {
+            return Ok(());
+        };
+        child.actor = None;
+        let now = Instant::now();
+        child.restarts.push_back(now);
+        while child
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            child.restarts.pop_front();
+        }
+        if child.restarts.len() as u32 > max {
+            let msg = format!(
+                "partition {}-{} failed {} times within {:?}; escalating to the broker",
+                tp.topic,
+                tp.partition,
+                child.restarts.len(),
+                window
+            );
+            tracing::error!("{msg}");
+            return Err(msg.into());
+        }
+        Ok(())
+    }
+
+    /// Shuts down what is left of a failed partition, then asks for a restart.
+    fn schedule_restart(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &SupervisorState,
+        tp: TopicPartition,
+    ) {
+        let registry = st.args.registry.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            if let Some(handle) = registry.remove(&tp) {
+                shutdown_raft(&handle, Duration::from_secs(5)).await;
+            }
+            let _ = me.send_message(SupervisorMsg::Restart(tp));
+        });
+    }
+
+    async fn stop_child(st: &mut SupervisorState, tp: &TopicPartition, delete_data: bool) {
+        if let Some(child) = st.children.remove(tp) {
+            if let Some(actor) = child.actor {
+                st.by_actor.remove(&actor.get_id());
+                actor.stop(None);
+            }
+        }
+        if let Some(handle) = st.args.registry.remove(tp) {
+            shutdown_raft(&handle, Duration::from_secs(5)).await;
+            if let Err(e) = handle.log.sync_all() {
+                tracing::error!(partition = ?tp, error = %e, "final sync failed");
+            }
+        }
+        if delete_data {
+            let dir = partition_dir(&st.args.data_dir, tp);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's data");
+            }
+        }
+    }
+}
+
+impl Actor for PartitionSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        myself.send_message(SupervisorMsg::Reconcile)?;
+        Ok(SupervisorState {
+            args,
+            children: HashMap::new(),
+            by_actor: HashMap::new(),
+            stopping: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Reconcile if !st.stopping => {
+                let wanted: HashMap<TopicPartition, uuid::Uuid> = {
+                    let meta = st.args.meta.read().expect("meta lock");
+                    meta.topics
+                        .values()
+                        .flat_map(|t| {
+                            (0..t.partitions).map(move |p| {
+                                (
+                                    TopicPartition {
+                                        topic: t.name.clone(),
+                                        partition: p,
+                                    },
+                                    t.topic_id,
+                                )
+                            })
+                        })
+                        .collect()
+                };
+                let gone: Vec<TopicPartition> = st
+                    .children
+                    .iter()
+                    .filter(|(tp, c)| wanted.get(*tp) != Some(&c.topic_id))
+                    .map(|(tp, _)| tp.clone())
+                    .collect();
+                for tp in gone {
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, "stopping deleted partition");
+                    PartitionSupervisor::stop_child(st, &tp, true).await;
+                }
+                for (tp, topic_id) in wanted {
+                    if !st.children.contains_key(&tp) {
+                        st.children.insert(
+                            tp.clone(),
+                            Child {
+                                actor: None,
+                                topic_id,
+                                restarts: VecDeque::new(),
+                            },
+                        );
+                        PartitionSupervisor::start_child(&myself, st, tp, topic_id);
+                    }
+                }
+            }
+            SupervisorMsg::Reconcile => {}
+            SupervisorMsg::Started { tp, result } => match result {
+                Ok(actor) if st.children.contains_key(&tp) && !st.stopping => {
+                    st.by_actor.insert(actor.get_id(), tp.clone());
+                    if let Some(c) = st.children.get_mut(&tp) {
+                        c.actor = Some(actor);
+                    }
+                }
+                Ok(actor) => actor.stop(None),
+                Err(e) => {
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "partition failed to start");
+                    PartitionSupervisor::note_failure(st, &tp)?;
+                    PartitionSupervisor::schedule_restart(&myself, st, tp);
+                }
+            },
+            SupervisorMsg::Restart(tp) => {
+                if let Some(child) = st.children.get(&tp) {
+                    if child.actor.is_none() && !st.stopping {
+                        let topic_id = child.topic_id;
+                        PartitionSupervisor::start_child(&myself, st, tp, topic_id);
+                    }
+                }
+            }
+            SupervisorMsg::StopAll(reply) => {
+                st.stopping = true;
+                let all: Vec<TopicPartition> = st.children.keys().cloned().collect();
+                for tp in all {
+                    PartitionSupervisor::stop_child(st, &tp, false).await;
+                }
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        evt: SupervisionEvent,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(tp) = st.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %err, "partition actor failed; restarting it");
+                PartitionSupervisor::note_failure(st, &tp)?;
+                if !st.stopping {
+                    PartitionSupervisor::schedule_restart(&myself, st, tp);
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                st.by_actor.remove(&cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! Where connections find running partitions. Partition actors register themselves once
+//! recovered; the supervisor removes them when they stop or crash.
+
+use super::partition::PartitionMsg;
+use crate::cluster::{NodeId, Raft};
+use crate::handlers::context::TopicPartition;
+use crate::storage::log::PartitionLog;
+use crate::storage::partition_sm::PartitionShared;
+use ractor::ActorRef;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{watch, Semaphore};
+
+/// A running partition.
+pub struct PartitionHandle {
+    pub actor: ActorRef<PartitionMsg>,
+    pub raft: Raft,
+    pub log: Arc<PartitionLog>,
+    pub shared: Arc<PartitionShared>,
+    /// Bounds produce requests waiting on this partition.
+    pub produce_permits: Arc<Semaphore>,
+    pub node_id: NodeId,
+}
+
+impl PartitionHandle {
+    /// (leader node id, Raft term) as the Raft group reports them now.
+    pub fn leadership(&self) -> (Option<NodeId>, u64) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (m.current_leader, m.current_term)
+    }
+}
+
+/// All partitions running on this node.
+pub struct Registry {
+    map: RwLock<HashMap<TopicPartition, Arc<PartitionHandle>>>,
+    /// Bumped whenever a partition registers, leaves or changes leader.
+    pub changed: watch::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            map: RwLock::new(HashMap::new()),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+impl Registry {
+    /// The running partition `tp`, if any.
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionHandle>> {
+        self.map.read().expect("registry lock").get(tp).cloned()
+    }
+
+    /// Registers a partition that finished recovery.
+    pub fn insert(&self, tp: TopicPartition, handle: Arc<PartitionHandle>) {
+        self.map.write().expect("registry lock").insert(tp, handle);
+        self.bump();
+    }
+
+    /// Unregisters `tp`, returning its handle.
+    pub fn remove(&self, tp: &TopicPartition) -> Option<Arc<PartitionHandle>> {
+        let h = self.map.write().expect("registry lock").remove(tp);
+        self.bump();
+        h
+    }
+
+    /// Every registered partition.
+    pub fn all(&self) -> Vec<(TopicPartition, Arc<PartitionHandle>)> {
+        self.map
+            .read()
+            .expect("registry lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Tells waiters that something changed.
+    pub fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+}

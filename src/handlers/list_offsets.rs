@@ -1,0 +1,96 @@
+//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3), or the first
+//! offset whose batch has a timestamp at or after the one asked (time index).
+
+use super::context::{Broker, TopicPartition};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+const EARLIEST: i64 = -2;
+const LATEST: i64 = -1;
+const MAX_TIMESTAMP: i64 = -3;
+
+/// Handles a ListOffsets request.
+pub async fn handle(broker: &dyn Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    match lookup(
+                        broker,
+                        &name,
+                        p.partition_index,
+                        p.timestamp,
+                        p.current_leader_epoch,
+                    ) {
+                        Ok((offset, timestamp, epoch)) => r
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(epoch),
+                        Err(code) => r
+                            .with_error_code(code.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (offset, timestamp, leader epoch) for one partition.
+fn lookup(
+    broker: &dyn Broker,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    current_epoch: i32,
+) -> Result<(i64, i64, i32), ResponseError> {
+    let tp = TopicPartition {
+        topic: topic.to_string(),
+        partition,
+    };
+    let Some(view) = broker.partition(&tp) else {
+        let known = broker
+            .metadata()
+            .topics
+            .get(topic)
+            .is_some_and(|t| partition >= 0 && partition < t.partitions);
+        return Err(if known {
+            ResponseError::NotLeaderOrFollower
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        });
+    };
+    if view.leader != Some(broker.node().node_id) {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    super::fetch::check_epoch(current_epoch, view.leader_epoch)?;
+    let hwm = *view.high_watermark.borrow();
+    let epoch = view.leader_epoch;
+    Ok(match timestamp {
+        EARLIEST => (view.log.start_offset(), -1, epoch),
+        LATEST => (hwm, -1, epoch),
+        MAX_TIMESTAMP => match view.log.max_timestamp_offset() {
+            Some((offset, ts)) if offset < hwm => (offset, ts, epoch),
+            _ => (-1, -1, -1),
+        },
+        ts => match view.log.offset_for_timestamp(ts) {
+            Some((offset, batch_ts)) if offset < hwm => (offset, batch_ts, epoch),
+            _ => (-1, -1, -1),
+        },
+    })
+}

@@ -1,0 +1,147 @@
+//! Metadata: brokers, cluster id, controller, and for each topic its id and partitions with
+//! leader, leader epoch (the Raft term), replicas and in-sync replicas. Unknown topics are
+//! created when `auto.create.topics.enable` and the request allows it.
+
+use super::context::{Broker, TopicPartition};
+use super::topic_validation;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+
+/// How long a Metadata request that created topics waits for their leaders.
+const AUTO_CREATE_WAIT_MS: u64 = 2_000;
+
+/// Handles a Metadata request.
+pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let cfg = broker.config();
+    let allow_create =
+        cfg.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
+    let meta = broker.metadata();
+    // v0: an empty list means all topics; v1+: null means all.
+    let wanted: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
+        None => None,
+        Some(ts) if ts.is_empty() && version == 0 => None,
+        Some(ts) => Some(
+            ts.into_iter()
+                .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+                .collect(),
+        ),
+    };
+    let mut errors: BTreeMap<String, ResponseError> = BTreeMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut unknown_ids: Vec<uuid::Uuid> = Vec::new();
+    match wanted {
+        None => names.extend(meta.topics.keys().cloned()),
+        Some(list) => {
+            for (name, id) in list {
+                match name {
+                    Some(n) => names.push(n),
+                    None => match meta.topics.values().find(|t| t.topic_id == id) {
+                        Some(t) => names.push(t.name.clone()),
+                        None => unknown_ids.push(id),
+                    },
+                }
+            }
+        }
+    }
+    let mut created = Vec::new();
+    for name in &names {
+        if meta.topics.contains_key(name) {
+            continue;
+        }
+        if !allow_create {
+            errors.insert(name.clone(), ResponseError::UnknownTopicOrPartition);
+            continue;
+        }
+        let cmd = match topic_validation::create_command(
+            name,
+            cfg.num_partitions,
+            cfg.default_replication_factor,
+            BTreeMap::new(),
+            1,
+        ) {
+            Ok(c) => c,
+            Err((code, _)) => {
+                errors.insert(name.clone(), code);
+                continue;
+            }
+        };
+        match broker.propose(cmd, cfg.request_timeout_max_ms).await {
+            Ok(()) | Err((ResponseError::TopicAlreadyExists, _)) => created.push(name.clone()),
+            Err((code, msg)) => {
+                tracing::debug!(topic = %name, error = %msg, "auto-create failed");
+                errors.insert(
+                    name.clone(),
+                    if code == ResponseError::InvalidReplicationFactor {
+                        code
+                    } else {
+                        ResponseError::LeaderNotAvailable
+                    },
+                );
+            }
+        }
+    }
+    for name in created {
+        broker.wait_topic_ready(name, AUTO_CREATE_WAIT_MS).await;
+    }
+    let meta = broker.metadata();
+    let node = broker.node();
+    let mut topics = Vec::new();
+    for name in names {
+        let mut t = MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        if let Some(code) = errors.get(&name) {
+            topics.push(t.with_error_code(code.code()));
+            continue;
+        }
+        let Some(tm) = meta.topics.get(&name) else {
+            topics.push(t.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+            continue;
+        };
+        t = t.with_topic_id(tm.topic_id);
+        let mut partitions = Vec::new();
+        for p in 0..tm.partitions {
+            let mut pm = MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_replica_nodes(vec![BrokerId(node.node_id)]);
+            match broker.partition(&TopicPartition {
+                topic: name.clone(),
+                partition: p,
+            }) {
+                Some(view) if view.leader.is_some() => {
+                    pm = pm
+                        .with_leader_id(BrokerId(view.leader.unwrap_or(-1)))
+                        .with_leader_epoch(view.leader_epoch)
+                        .with_isr_nodes(vec![BrokerId(node.node_id)]);
+                }
+                _ => {
+                    pm = pm
+                        .with_error_code(ResponseError::LeaderNotAvailable.code())
+                        .with_leader_id(BrokerId(-1))
+                        .with_offline_replicas(vec![BrokerId(node.node_id)]);
+                }
+            }
+            partitions.push(pm);
+        }
+        topics.push(t.with_partitions(partitions));
+    }
+    for id in unknown_ids {
+        topics.push(
+            MetadataResponseTopic::default()
+                .with_topic_id(id)
+                .with_error_code(ResponseError::UnknownTopicId.code()),
+        );
+    }
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(node.node_id))
+            .with_host(StrBytes::from_string(node.advertised_host.clone()))
+            .with_port(node.advertised_port)])
+        .with_cluster_id(Some(StrBytes::from_string(node.cluster_id.clone())))
+        .with_controller_id(BrokerId(node.node_id))
+        .with_topics(topics)
+}

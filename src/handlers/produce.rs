@@ -1,0 +1,113 @@
+//! Produce: validates each partition's batch (sans-IO) and hands it to the partition's Raft
+//! group; partitions of one request proceed concurrently. acks=0 requests get no response (the
+//! connection drops it) but are otherwise handled the same.
+
+use super::context::{Broker, TopicPartition};
+use super::topic_validation;
+use crate::protocol::batch::validate_produced;
+use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::collections::BTreeMap;
+
+/// How long a produce to an unknown topic waits for auto-creation.
+const AUTO_CREATE_WAIT_MS: u64 = 2_000;
+
+/// Handles a Produce request.
+pub async fn handle(broker: &dyn Broker, req: ProduceRequest) -> ProduceResponse {
+    let cfg = broker.config();
+    let timeout_ms = (req.timeout_ms.max(1) as u64).min(cfg.request_timeout_max_ms);
+    let acks = req.acks;
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let known = ensure_topic(broker, &name).await;
+        let partition_count = broker.metadata().topics.get(&name).map(|t| t.partitions);
+        let futures = topic.partition_data.into_iter().map(|p| {
+            let index = p.index;
+            let name = name.clone();
+            let fut = async move {
+                if !matches!(acks, 0 | 1 | -1) {
+                    return Err(ResponseError::InvalidRequiredAcks);
+                }
+                if let Err(code) = known {
+                    return Err(code);
+                }
+                if !partition_count.is_some_and(|n| index >= 0 && index < n) {
+                    return Err(ResponseError::UnknownTopicOrPartition);
+                }
+                let records = p.records.ok_or(ResponseError::CorruptMessage)?;
+                let batch = validate_produced(&records, cfg.message_max_bytes)?;
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition: index,
+                };
+                broker.produce(tp, batch, acks, timeout_ms).await
+            };
+            async move { (index, fut.await) }
+        });
+        let results = join_all(futures).await;
+        let partition_responses = results
+            .into_iter()
+            .map(|(index, r)| {
+                let pr = PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_log_append_time_ms(-1);
+                match r {
+                    Ok(base) => pr
+                        .with_base_offset(base)
+                        .with_log_start_offset(start_offset(broker, &topic.name.0, index)),
+                    Err(code) => pr
+                        .with_error_code(code.code())
+                        .with_base_offset(-1)
+                        .with_log_start_offset(-1),
+                }
+            })
+            .collect();
+        topics.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_partition_responses(partition_responses),
+        );
+    }
+    ProduceResponse::default().with_responses(topics)
+}
+
+fn start_offset(broker: &dyn Broker, topic: &str, partition: i32) -> i64 {
+    broker
+        .partition(&TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        })
+        .map(|v| v.log.start_offset())
+        .unwrap_or(-1)
+}
+
+/// Creates `name` if it is unknown and auto-creation is on.
+async fn ensure_topic(broker: &dyn Broker, name: &str) -> Result<(), ResponseError> {
+    if broker.metadata().topics.contains_key(name) {
+        return Ok(());
+    }
+    let cfg = broker.config();
+    if !cfg.auto_create_topics_enable {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    let cmd = topic_validation::create_command(
+        name,
+        cfg.num_partitions,
+        cfg.default_replication_factor,
+        BTreeMap::new(),
+        1,
+    )
+    .map_err(|(code, _)| code)?;
+    match broker.propose(cmd, cfg.request_timeout_max_ms).await {
+        Ok(()) | Err((ResponseError::TopicAlreadyExists, _)) => {
+            broker
+                .wait_topic_ready(name.to_string(), AUTO_CREATE_WAIT_MS)
+                .await;
+            Ok(())
+        }
+        Err(_) => Err(ResponseError::UnknownTopicOrPartition),
+    }
+}

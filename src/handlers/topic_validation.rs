@@ -1,0 +1,100 @@
+//! Topic-name and creation-argument checks shared by CreateTopics and auto-creation.
+
+use crate::storage::meta_sm::MetaCommand;
+use kafka_protocol::error::ResponseError;
+use std::collections::BTreeMap;
+
+/// Longest topic name Kafka allows.
+pub const MAX_TOPIC_NAME_CHARS: usize = 249;
+
+/// Checks a topic name the way Kafka does.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is not allowed"));
+    }
+    if name.len() > MAX_TOPIC_NAME_CHARS {
+        return Err(format!(
+            "topic name is longer than {MAX_TOPIC_NAME_CHARS} characters"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name {name:?} contains {c:?}; use ASCII letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Builds a create command after checking every argument; `live_brokers` bounds the
+/// replication factor.
+pub fn create_command(
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+    live_brokers: i16,
+) -> Result<MetaCommand, (ResponseError, String)> {
+    check_name(name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
+    if partitions < 1 {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!("{partitions} partitions: must be at least 1"),
+        ));
+    }
+    if partitions > 100_000 {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!("{partitions} partitions is more than 100000"),
+        ));
+    }
+    if replication_factor < 1 {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!("replication factor {replication_factor} must be at least 1"),
+        ));
+    }
+    if replication_factor > live_brokers {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!("replication factor {replication_factor} is larger than the {live_brokers} live broker(s)"),
+        ));
+    }
+    if let Some(key) = configs.keys().next() {
+        return Err((
+            ResponseError::InvalidConfig,
+            format!("topic config {key:?} is not supported yet"),
+        ));
+    }
+    Ok(MetaCommand::CreateTopic {
+        name: name.to_string(),
+        topic_id: uuid::Uuid::new_v4(),
+        partitions,
+        replication_factor,
+        configs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_arguments() {
+        assert!(check_name("orders.v1_x-2").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("a/b").is_err());
+        assert!(check_name(&"x".repeat(250)).is_err());
+        assert_eq!(
+            create_command("t", 1, 3, BTreeMap::new(), 1).unwrap_err().0,
+            ResponseError::InvalidReplicationFactor
+        );
+        assert_eq!(
+            create_command("t", 0, 1, BTreeMap::new(), 1).unwrap_err().0,
+            ResponseError::InvalidPartitions
+        );
+        assert!(create_command("t", 2, 1, BTreeMap::new(), 1).is_ok());
+    }
+}
