@@ -1,0 +1,92 @@
+"""Starts a real raftstream process for a test: a fresh data dir, port 0 (or a given port on
+restart), and a check that the node we reach is the one we started (node id and cluster id)."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+BIN = os.environ.get("RAFTSTREAM_BIN", str(Path(__file__).resolve().parents[2] / "target" / "debug" / "raftstream"))
+LISTEN_RE = re.compile(r"raftstream listening on 127\.0\.0\.1:(\d+) \(node (\d+) of cluster (\w+)\)")
+
+
+class Broker:
+    """One raftstream process over one data dir; can be killed and restarted on the same dir."""
+
+    def __init__(self, data_dir, node_id=1, extra_args=()):
+        self.data_dir = Path(data_dir)
+        self.node_id = node_id
+        self.extra_args = list(extra_args)
+        self.port = 0
+        self.proc = None
+        self.lines = []
+        self.cluster_id = None
+        self._listening = threading.Event()
+
+    def start(self, timeout=30):
+        self._listening.clear()
+        args = [BIN, "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
+                "--http-listen", "127.0.0.1:0", "--node-id", str(self.node_id)] + self.extra_args
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info,openraft=warn"))
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
+        if not self._listening.wait(timeout):
+            self.kill()
+            raise RuntimeError("broker did not start:\n" + "\n".join(self.lines[-30:]))
+        self._check_identity()
+        return self
+
+    def _read_log(self, proc):
+        for line in proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+            m = LISTEN_RE.search(line)
+            if m:
+                self.port = int(m.group(1))
+                assert int(m.group(2)) == self.node_id
+                self.cluster_id = m.group(3)
+                self._listening.set()
+
+    def _check_identity(self):
+        """The node answering Metadata must be the one this object started."""
+        md = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=10)
+        assert md.cluster_id == self.cluster_id, (md.cluster_id, self.cluster_id)
+        assert list(md.brokers) == [self.node_id]
+        node = json.loads((self.data_dir / "node.json").read_text())
+        assert node["cluster_id"] == self.cluster_id
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                return self.proc.wait(60)
+        return self.proc.returncode if self.proc else None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_log(self, pattern, timeout=30):
+        """Waits until a log line matches `pattern` (a regex); returns it."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            lines = self.lines[seen:]
+            for line in lines:
+                if rx.search(line):
+                    return line
+            seen += len(lines)
+            time.sleep(0.02)
+        raise AssertionError(f"no log line matching {pattern!r}; last lines:\n" + "\n".join(self.lines[-20:]))
+
+    def log_text(self):
+        return "\n".join(self.lines)

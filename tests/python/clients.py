@@ -1,0 +1,49 @@
+"""Small helpers around the real clients."""
+
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+
+def produce_all(bootstrap, topic, records, **conf):
+    """Produces (key, value, headers, timestamp_ms) records; returns delivery reports in order."""
+    reports = []
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, **conf})
+
+    def cb(err, msg):
+        reports.append((err, msg.partition() if msg else None, msg.offset() if msg else None, msg.value() if msg else None))
+
+    for key, value, headers, ts in records:
+        p.produce(topic, key=key, value=value, headers=headers, timestamp=ts, on_delivery=cb)
+        p.poll(0)
+    remaining = p.flush(30)
+    assert remaining == 0, f"{remaining} records not delivered"
+    return reports
+
+
+def consume_all(bootstrap, topic, partition, count, start=0, timeout=30):
+    """Reads `count` records from an assigned partition starting at `start`."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "raftstream-tests", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "enable.partition.eof": False})
+    c.assign([TopicPartition(topic, partition, start)])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                raise KafkaException(m.error())
+            out.append(m)
+    finally:
+        c.close()
+    return out
+
+
+def high_watermark(bootstrap, topic, partition):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "raftstream-tests-wm"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    finally:
+        c.close()

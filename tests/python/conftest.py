@@ -1,0 +1,11 @@
+import pytest
+
+from broker import Broker
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "data").start()
+    yield b
+    b.kill()
+    assert "panicked" not in b.log_text(), b.log_text()[-3000:]
