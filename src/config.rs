@@ -132,11 +132,25 @@ impl Config {
         let env = config::Config::builder()
             .add_source(config::Environment::with_prefix("RAFTSTREAM").try_parsing(true))
             .build()?;
+        let mut from_env = BTreeMap::new();
         flatten(
             "",
             env.try_deserialize::<config::Map<String, config::Value>>()?,
-            &mut flat,
+            &mut from_env,
         );
+        let known = known_keys();
+        for (key, value) in from_env {
+            // Orchestrators inject variables such as RAFTSTREAM_PORT or
+            // RAFTSTREAM_SERVICE_HOST for a Service named "raftstream": ignore what is not ours.
+            if known.contains(&key) {
+                flat.insert(key, value);
+            } else {
+                tracing::warn!(
+                    "ignoring environment variable RAFTSTREAM_{}: not a config key",
+                    key.to_uppercase()
+                );
+            }
+        }
         let mut merged = config::Config::builder();
         for (key, value) in flat {
             merged = merged.set_override(key, value)?;
@@ -164,14 +178,8 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.node_id >= 0, "node.id must be >= 0");
         anyhow::ensure!(self.num_partitions >= 1, "num.partitions must be >= 1");
-        anyhow::ensure!(
-            self.log_segment_bytes >= 1024,
-            "log.segment.bytes must be >= 1024"
-        );
-        anyhow::ensure!(
-            self.message_max_bytes >= 128,
-            "message.max.bytes must be >= 128"
-        );
+        anyhow::ensure!(self.log_segment_bytes >= 1024, "log.segment.bytes must be >= 1024");
+        anyhow::ensure!(self.message_max_bytes >= 128, "message.max.bytes must be >= 128");
         anyhow::ensure!(
             self.socket_request_max_bytes > self.message_max_bytes,
             "socket.request.max.bytes must exceed message.max.bytes"
@@ -196,13 +204,17 @@ impl Config {
     }
 }
 
+/// Every config key, in underscore form.
+fn known_keys() -> std::collections::BTreeSet<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Default::default(),
+    }
+}
+
 /// Turns nested tables into underscore-joined keys and dots into underscores, so that
 /// `log.segment.bytes`, `[log] segment.bytes` and `log_segment_bytes` all name one key.
-fn flatten(
-    prefix: &str,
-    map: config::Map<String, config::Value>,
-    out: &mut BTreeMap<String, config::Value>,
-) {
+fn flatten(prefix: &str, map: config::Map<String, config::Value>, out: &mut BTreeMap<String, config::Value>) {
     for (key, value) in map {
         let key = key.replace(['.', '-'], "_").to_lowercase();
         let full = if prefix.is_empty() {

@@ -32,9 +32,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
-    let matches = Cli::command()
-        .after_help(Config::describe_defaults())
-        .get_matches();
+    let matches = Cli::command().after_help(Config::describe_defaults()).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -75,8 +73,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let identity =
-        raftstream::storage::node_meta::load_or_create(&config.data_dir, config.node_id)?;
+    let identity = raftstream::storage::node_meta::load_or_create(&config.data_dir, config.node_id)?;
     let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
     let failure = Arc::new(Mutex::new(None));
     let args = BrokerArgs {
@@ -89,8 +86,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("broker failed to start: {e}"))?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     #[cfg(debug_assertions)]
-    let mut sigusr1 =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let mut sigusr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     let mut handle = handle;
     loop {
         #[cfg(debug_assertions)]
@@ -117,8 +113,5 @@ async fn run(config: Config) -> anyhow::Result<()> {
 async fn shutdown(broker: &ractor::ActorRef<BrokerMsg>, timeout: Duration) {
     tracing::info!("shutting down");
     // Every step inside is bounded by `timeout`; this outer bound covers the sum.
-    let _ = tokio::time::timeout(timeout * 4, async {
-        ractor::call!(broker, BrokerMsg::Shutdown)
-    })
-    .await;
+    let _ = tokio::time::timeout(timeout * 4, async { ractor::call!(broker, BrokerMsg::Shutdown) }).await;
 }

@@ -48,10 +48,7 @@ fn malformed_frames_close_only_their_connection() {
     let mut b = TestBroker::start(&[]);
     for len in [0i32, 1, 2, 3, 7, -1, i32::MIN, 200 * 1024 * 1024] {
         let mut s = raw(&b, &len.to_be_bytes());
-        assert!(
-            closed(&mut s),
-            "frame length {len} must close the connection"
-        );
+        assert!(closed(&mut s), "frame length {len} must close the connection");
         healthy(&b);
     }
     // A partial length prefix then EOF.
@@ -101,10 +98,7 @@ fn malformed_frames_close_only_their_connection() {
     assert!(closed(&mut s), "impossible array length closes");
     healthy(&b);
 
-    assert!(
-        b.child.try_wait().unwrap().is_none(),
-        "broker still running"
-    );
+    assert!(b.child.try_wait().unwrap().is_none(), "broker still running");
     assert!(!b.log_text().contains("panicked"), "{}", b.log_text());
 }
 
@@ -131,20 +125,9 @@ fn api_versions_above_our_range_gets_v0_fallback() {
         .unwrap();
     assert_eq!((av.min_version, av.max_version), (0, 4));
     // The same connection goes on working at a version we serve.
-    send_request(
-        &mut s,
-        ApiKey::ApiVersions,
-        3,
-        43,
-        &ApiVersionsRequest::default(),
-    );
+    send_request(&mut s, ApiKey::ApiVersions, 3, 43, &ApiVersionsRequest::default());
     let mut body = read_response(&mut s, ApiKey::ApiVersions, 3).unwrap();
-    assert_eq!(
-        ApiVersionsResponse::decode(&mut body, 3)
-            .unwrap()
-            .error_code,
-        0
-    );
+    assert_eq!(ApiVersionsResponse::decode(&mut body, 3).unwrap().error_code, 0);
 }
 
 #[test]
@@ -156,25 +139,15 @@ fn bad_batches_get_kafka_error_codes() {
     let mut bad_crc = BytesMut::from(&good[..]);
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 0x5a;
-    assert_eq!(
-        produce(&b, bad_crc.freeze()),
-        ResponseError::CorruptMessage.code()
-    );
+    assert_eq!(produce(&b, bad_crc.freeze()), ResponseError::CorruptMessage.code());
 
     let truncated = good.slice(..good.len() - 3);
     assert_eq!(produce(&b, truncated), ResponseError::CorruptMessage.code());
 
     let big_value = vec![7u8; 1_100_000];
-    assert_eq!(
-        produce(&b, batch(&[&big_value])),
-        ResponseError::MessageTooLarge.code()
-    );
+    assert_eq!(produce(&b, batch(&[&big_value])), ResponseError::MessageTooLarge.code());
 
-    assert_eq!(
-        produce(&b, good),
-        0,
-        "the partition still accepts good batches"
-    );
+    assert_eq!(produce(&b, good), 0, "the partition still accepts good batches");
     healthy(&b);
     assert!(!b.log_text().contains("panicked"), "{}", b.log_text());
 }

@@ -59,9 +59,10 @@ pub struct Broker;
 /// host replaced by `localhost`.
 fn advertised(cfg: &Config, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
     if !cfg.advertise.is_empty() {
-        let (host, port) = cfg.advertise.rsplit_once(':').ok_or_else(|| {
-            anyhow::anyhow!("advertise must be HOST:PORT, got {:?}", cfg.advertise)
-        })?;
+        let (host, port) = cfg
+            .advertise
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow::anyhow!("advertise must be HOST:PORT, got {:?}", cfg.advertise))?;
         return Ok((host.trim_matches(['[', ']']).to_string(), port.parse()?));
     }
     let host = if bound.ip().is_unspecified() {
@@ -249,10 +250,7 @@ impl Actor for Broker {
                 myself.stop(None);
             }
             SupervisionEvent::ActorTerminated(cell, _, _) if !st.stopping => {
-                let reason = format!(
-                    "{} stopped unexpectedly",
-                    cell.get_name().unwrap_or_default()
-                );
+                let reason = format!("{} stopped unexpectedly", cell.get_name().unwrap_or_default());
                 tracing::error!("{reason}; stopping the broker");
                 *st.failure.lock().expect("failure lock") = Some(reason);
                 graceful_shutdown(st).await;
@@ -278,18 +276,9 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     {
         tracing::warn!("connections still busy after {timeout:?}; closing them");
     }
-    let _ = tokio::time::timeout(timeout, async {
-        ractor::call!(st.supervisor, SupervisorMsg::StopAll)
-    })
-    .await;
+    let _ = tokio::time::timeout(timeout, async { ractor::call!(st.supervisor, SupervisorMsg::StopAll) }).await;
     st.supervisor.stop(None);
     st.controller.stop(None);
-    let _ = tokio::time::timeout(timeout, async {
-        ractor::call!(st.committer, CommitterMsg::SyncAll)
-    })
-    .await;
-    tracing::info!(
-        partitions_left = st.registry.all().len(),
-        "shutdown complete"
-    );
+    let _ = tokio::time::timeout(timeout, async { ractor::call!(st.committer, CommitterMsg::SyncAll) }).await;
+    tracing::info!(partitions_left = st.registry.all().len(), "shutdown complete");
 }

@@ -156,9 +156,7 @@ impl Actor for Committer {
                     let _ = kind;
                 }
                 for d in done {
-                    d(result
-                        .clone()
-                        .map_err(|(kind, text)| std::io::Error::new(kind, text)));
+                    d(result.clone().map_err(|(kind, text)| std::io::Error::new(kind, text)));
                 }
                 if st.pending.is_empty() {
                     for port in st.waiting_sync_all.drain(..) {
@@ -186,9 +184,9 @@ impl FlushSink for CommitterHandle {
             done(Ok(()));
             return;
         }
-        if let Err(e) =
-            self.actor
-                .send_message(CommitterMsg::Flush(FlushRequest { files, bytes, done }))
+        if let Err(e) = self
+            .actor
+            .send_message(CommitterMsg::Flush(FlushRequest { files, bytes, done }))
         {
             // The committer is gone: the write is not durable, and must not be acknowledged.
             if let ractor::MessagingErr::SendErr(CommitterMsg::Flush(req)) = e {

@@ -54,17 +54,13 @@ impl Actor for Connection {
 }
 
 /// The connection loop.
-async fn serve(
-    socket: TcpStream,
-    broker: Arc<dyn Broker>,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let _ = socket.set_nodelay(true);
     let (mut rd, mut wr) = socket.into_split();
     let max_frame = broker.config().socket_request_max_bytes;
     let max_inflight = broker.config().max_inflight_requests_per_connection;
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut inflight: FuturesOrdered<futures::future::BoxFuture<'static, Option<Bytes>>> =
+    let mut inflight: FuturesOrdered<futures::future::BoxFuture<'static, Result<Option<Bytes>, String>>> =
         FuturesOrdered::new();
     let mut reading = !*shutdown.borrow();
     loop {
@@ -76,12 +72,8 @@ async fn serve(
                         let b = broker.clone();
                         inflight.push_back(async move { handlers::handle(b, *req).await }.boxed());
                     }
-                    Decoded::Respond(bytes) => {
-                        inflight.push_back(futures::future::ready(Some(bytes)).boxed())
-                    }
-                    Decoded::Close(why) => {
-                        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
-                    }
+                    Decoded::Respond(bytes) => inflight.push_back(futures::future::ready(Ok(Some(bytes))).boxed()),
+                    Decoded::Close(why) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why)),
                 },
                 Ok(None) => break,
                 Err(FrameError::BadLength(n)) => {
@@ -98,8 +90,10 @@ async fn serve(
         }
         tokio::select! {
             Some(resp) = inflight.next(), if !inflight.is_empty() => {
-                if let Some(bytes) = resp {
-                    wr.write_all(&bytes).await?;
+                match resp {
+                    Ok(Some(bytes)) => wr.write_all(&bytes).await?,
+                    Ok(None) => {}
+                    Err(why) => return Err(std::io::Error::other(why)),
                 }
             }
             r = rd.read_buf(&mut buf), if reading && inflight.len() < max_inflight => {

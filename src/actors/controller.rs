@@ -24,10 +24,7 @@ pub type ProposeReply = oneshot::Sender<Result<(), (ResponseError, String)>>;
 /// Messages the controller takes.
 pub enum ControllerMsg {
     /// Propose a metadata change and answer once it is applied.
-    Propose {
-        cmd: MetaCommand,
-        reply: ProposeReply,
-    },
+    Propose { cmd: MetaCommand, reply: ProposeReply },
 }
 
 /// What the controller needs.
@@ -81,10 +78,7 @@ impl Actor for Controller {
         let node_id = args.node_id;
         raft.wait(Some(args.ready_timeout))
             .metrics(
-                move |m| {
-                    m.current_leader == Some(node_id)
-                        && m.last_applied.map(|l| l.index) >= last_index
-                },
+                move |m| m.current_leader == Some(node_id) && m.last_applied.map(|l| l.index) >= last_index,
                 "controller elected and metadata replayed",
             )
             .await
@@ -124,10 +118,9 @@ impl Actor for Controller {
                             }
                             Some(why) => Err((ResponseError::InvalidRequest, why)),
                         },
-                        Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err((
-                            ResponseError::NotController,
-                            "controller leadership moved".into(),
-                        )),
+                        Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
+                            Err((ResponseError::NotController, "controller leadership moved".into()))
+                        }
                         Ok(Err(e)) => Err((ResponseError::UnknownServerError, e.to_string())),
                         Err(_) => Err((ResponseError::NotController, "controller stopped".into())),
                     };

@@ -70,8 +70,7 @@ impl Actor for Listener {
                     shutdown: shutdown.clone(),
                     permit,
                 };
-                if let Err(e) = Actor::spawn_linked(None, Connection, args, myself.get_cell()).await
-                {
+                if let Err(e) = Actor::spawn_linked(None, Connection, args, myself.get_cell()).await {
                     tracing::warn!(error = %e, "could not start a connection actor");
                 }
             }

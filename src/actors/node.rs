@@ -63,12 +63,7 @@ impl Broker for Node {
             };
             let timeout = Duration::from_millis(timeout_ms.max(1));
             let deadline = tokio::time::Instant::now() + timeout;
-            let permit = match tokio::time::timeout_at(
-                deadline,
-                handle.produce_permits.clone().acquire_owned(),
-            )
-            .await
-            {
+            let permit = match tokio::time::timeout_at(deadline, handle.produce_permits.clone().acquire_owned()).await {
                 Ok(Ok(p)) => p,
                 Ok(Err(_)) => return Err(ResponseError::NotLeaderOrFollower),
                 Err(_) => return Err(ResponseError::RequestTimedOut),
@@ -98,22 +93,13 @@ impl Broker for Node {
         .boxed()
     }
 
-    fn propose(
-        &self,
-        cmd: MetaCommand,
-        timeout_ms: u64,
-    ) -> BoxFuture<'static, Result<(), (ResponseError, String)>> {
+    fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<(), (ResponseError, String)>> {
         let controller = self.controller.clone();
         async move {
             let (tx, rx) = oneshot::channel();
             controller
                 .send_message(ControllerMsg::Propose { cmd, reply: tx })
-                .map_err(|_| {
-                    (
-                        ResponseError::NotController,
-                        "controller is not running".to_string(),
-                    )
-                })?;
+                .map_err(|_| (ResponseError::NotController, "controller is not running".to_string()))?;
             match tokio::time::timeout(Duration::from_millis(timeout_ms.max(1)), rx).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err((ResponseError::NotController, "controller stopped".into())),

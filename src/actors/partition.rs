@@ -92,12 +92,7 @@ impl Actor for PartitionActor {
         let shared = Arc::new(PartitionShared {
             high_watermark: watch::channel(0).0,
         });
-        let sm = PartitionSm::open(
-            &args.dir,
-            shared.clone(),
-            log.last_log_id(),
-            log.end_offset(),
-        );
+        let sm = PartitionSm::open(&args.dir, shared.clone(), log.last_log_id(), log.end_offset());
         let store = LogStore::new(log.clone(), args.sink.clone());
         let raft = Raft::new(args.node_id, args.raft_config.clone(), Network, store, sm).await?;
         if !raft.is_initialized().await? {
@@ -189,10 +184,7 @@ fn spawn_leadership_watch(raft: Raft, registry: Arc<Registry>) {
 
 /// Shuts a partition's Raft group down, bounded in time.
 pub async fn shutdown_raft(handle: &PartitionHandle, timeout: Duration) {
-    if tokio::time::timeout(timeout, handle.raft.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(timeout, handle.raft.shutdown()).await.is_err() {
         tracing::warn!("raft group did not shut down within {timeout:?}");
     }
 }

@@ -62,18 +62,11 @@ pub struct SupervisorState {
 pub struct PartitionSupervisor;
 
 fn partition_dir(data_dir: &std::path::Path, tp: &TopicPartition) -> PathBuf {
-    data_dir
-        .join("topics")
-        .join(format!("{}-{}", tp.topic, tp.partition))
+    data_dir.join("topics").join(format!("{}-{}", tp.topic, tp.partition))
 }
 
 impl PartitionSupervisor {
-    fn start_child(
-        myself: &ActorRef<SupervisorMsg>,
-        st: &SupervisorState,
-        tp: TopicPartition,
-        topic_id: uuid::Uuid,
-    ) {
+    fn start_child(myself: &ActorRef<SupervisorMsg>, st: &SupervisorState, tp: TopicPartition, topic_id: uuid::Uuid) {
         let args = PartitionArgs {
             dir: partition_dir(&st.args.data_dir, &tp),
             tp: tp.clone(),
@@ -98,10 +91,7 @@ impl PartitionSupervisor {
     }
 
     /// Counts a failure of `tp`; `Err` means the restart limit is exceeded.
-    fn note_failure(
-        st: &mut SupervisorState,
-        tp: &TopicPartition,
-    ) -> Result<(), ActorProcessingErr> {
+    fn note_failure(st: &mut SupervisorState, tp: &TopicPartition) -> Result<(), ActorProcessingErr> {
         let (max, window) = (st.args.max_restarts, st.args.restart_window);
         let Some(child) = st.children.get_mut(tp) else {
             return Ok(());
@@ -109,11 +99,7 @@ impl PartitionSupervisor {
         child.actor = None;
         let now = Instant::now();
         child.restarts.push_back(now);
-        while child
-            .restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > window)
-        {
+        while child.restarts.front().is_some_and(|t| now.duration_since(*t) > window) {
             child.restarts.pop_front();
         }
         if child.restarts.len() as u32 > max {
@@ -131,11 +117,7 @@ impl PartitionSupervisor {
     }
 
     /// Shuts down what is left of a failed partition, then asks for a restart.
-    fn schedule_restart(
-        myself: &ActorRef<SupervisorMsg>,
-        st: &SupervisorState,
-        tp: TopicPartition,
-    ) {
+    fn schedule_restart(myself: &ActorRef<SupervisorMsg>, st: &SupervisorState, tp: TopicPartition) {
         let registry = st.args.registry.clone();
         let me = myself.clone();
         tokio::spawn(async move {

@@ -50,10 +50,7 @@ pub type LogId = openraft::LogId<NodeId>;
 pub type StorageError = openraft::StorageError<NodeId>;
 
 /// Raft timing from the broker config.
-pub fn raft_config(
-    heartbeat_ms: u64,
-    election_ms: u64,
-) -> anyhow::Result<std::sync::Arc<openraft::Config>> {
+pub fn raft_config(heartbeat_ms: u64, election_ms: u64) -> anyhow::Result<std::sync::Arc<openraft::Config>> {
     let cfg = openraft::Config {
         cluster_name: "raftstream".into(),
         heartbeat_interval: heartbeat_ms,

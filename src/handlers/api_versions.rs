@@ -25,6 +25,5 @@ pub fn response(error_code: i16) -> ApiVersionsResponse {
 /// A v0 response with UNSUPPORTED_VERSION and our ranges.
 pub fn unsupported_version_response(correlation_id: i32) -> Bytes {
     let body = response(ResponseError::UnsupportedVersion.code());
-    super::encode_response(ApiKey::ApiVersions, correlation_id, 0, &body)
-        .expect("a v0 ApiVersions response encodes")
+    super::encode_response(ApiKey::ApiVersions, correlation_id, 0, &body).expect("a v0 ApiVersions response encodes")
 }

@@ -58,11 +58,7 @@ pub trait Broker: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<i64, ResponseError>>;
     /// Proposes a metadata change through the controller group; `Err` carries a Kafka error
     /// and a message.
-    fn propose(
-        &self,
-        cmd: MetaCommand,
-        timeout_ms: u64,
-    ) -> BoxFuture<'static, Result<(), (ResponseError, String)>>;
+    fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<(), (ResponseError, String)>>;
     /// Waits (bounded) until every partition of `topic` has a leader locally.
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
 }

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashSet};
 
 /// Handles a CreateTopics request.
-pub async fn handle(broker: &dyn Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(broker: &dyn Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let cfg = broker.config();
     let timeout_ms = (req.timeout_ms.max(0) as u64).min(cfg.request_timeout_max_ms);
     let mut seen = HashSet::new();
@@ -21,9 +21,7 @@ pub async fn handle(broker: &dyn Broker, req: CreateTopicsRequest) -> CreateTopi
         if !seen.insert(name.clone()) {
             results.push(
                 r.with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "topic listed twice in one request",
-                    ))),
+                    .with_error_message(Some(StrBytes::from_static_str("topic listed twice in one request"))),
             );
             continue;
         }
@@ -79,11 +77,15 @@ pub async fn handle(broker: &dyn Broker, req: CreateTopicsRequest) -> CreateTopi
             }) => {
                 if !req.validate_only {
                     broker.wait_topic_ready(name.clone(), timeout_ms).await;
-                    r = r.with_topic_id(topic_id);
+                    if version >= 7 {
+                        r = r.with_topic_id(topic_id);
+                    }
                 }
-                r = r
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(replication_factor);
+                if version >= 5 {
+                    r = r
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(replication_factor);
+                }
             }
             Ok(_) => {}
             Err((code, msg)) => {

@@ -7,11 +7,7 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use kafka_protocol::protocol::StrBytes;
 
 /// Handles a DeleteTopics request.
-pub async fn handle(
-    broker: &dyn Broker,
-    req: DeleteTopicsRequest,
-    version: i16,
-) -> DeleteTopicsResponse {
+pub async fn handle(broker: &dyn Broker, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     let timeout_ms = (req.timeout_ms.max(0) as u64).min(broker.config().request_timeout_max_ms);
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
         req.topics
@@ -31,7 +27,11 @@ pub async fn handle(
             Some(n) => meta.topics.get(n),
             None => meta.topics.values().find(|t| t.topic_id == id),
         };
-        let mut r = DeletableTopicResult::default().with_topic_id(id);
+        // topic_id exists from v6, error_message from v5.
+        let mut r = DeletableTopicResult::default();
+        if version >= 6 {
+            r = r.with_topic_id(id);
+        }
         if let Some(n) = &name {
             r = r.with_name(Some(TopicName(StrBytes::from_string(n.clone()))));
         }
@@ -45,14 +45,16 @@ pub async fn handle(
             continue;
         };
         let topic_name = topic.name.clone();
-        r = r
-            .with_name(Some(TopicName(StrBytes::from_string(topic_name.clone()))))
-            .with_topic_id(topic.topic_id);
+        r = r.with_name(Some(TopicName(StrBytes::from_string(topic_name.clone()))));
+        if version >= 6 {
+            r = r.with_topic_id(topic.topic_id);
+        }
         let cmd = crate::storage::meta_sm::MetaCommand::DeleteTopic { name: topic_name };
         if let Err((code, msg)) = broker.propose(cmd, timeout_ms).await {
-            r = r
-                .with_error_code(code.code())
-                .with_error_message(Some(StrBytes::from_string(msg)));
+            r = r.with_error_code(code.code());
+            if version >= 5 {
+                r = r.with_error_message(Some(StrBytes::from_string(msg)));
+            }
         }
         results.push(r);
     }

@@ -37,8 +37,7 @@ struct Slot {
 /// Handles a Fetch request.
 pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> FetchResponse {
     let cfg = broker.config();
-    let max_wait =
-        Duration::from_millis((req.max_wait_ms.max(0) as u64).min(cfg.request_timeout_max_ms));
+    let max_wait = Duration::from_millis((req.max_wait_ms.max(0) as u64).min(cfg.request_timeout_max_ms));
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = req.min_bytes.max(0) as usize;
     let total_max = if req.max_bytes <= 0 {
@@ -57,9 +56,7 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
         } else {
             meta.topics.get(t.topic.0.as_str())
         };
-        let name = found
-            .map(|m| m.name.clone())
-            .unwrap_or_else(|| t.topic.0.to_string());
+        let name = found.map(|m| m.name.clone()).unwrap_or_else(|| t.topic.0.to_string());
         topics.push((TopicName(StrBytes::from_string(name.clone())), t.topic_id));
         for p in t.partitions {
             let view = match found {
@@ -89,9 +86,7 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
     }
     loop {
         let total = read_all(&mut slots, total_max);
-        let any_error = slots
-            .iter()
-            .any(|s| matches!(s.result, Some((Err(_), _, _))));
+        let any_error = slots.iter().any(|s| matches!(s.result, Some((Err(_), _, _))));
         let now = tokio::time::Instant::now();
         if total >= min_bytes.max(1) || any_error || now >= deadline || min_bytes == 0 {
             break;
@@ -118,9 +113,12 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
     let mut responses: Vec<FetchableTopicResponse> = topics
         .into_iter()
         .map(|(name, id)| {
-            FetchableTopicResponse::default()
-                .with_topic(name)
-                .with_topic_id(id)
+            // Topics are named up to v12 and identified from v13.
+            if version >= 13 {
+                FetchableTopicResponse::default().with_topic_id(id)
+            } else {
+                FetchableTopicResponse::default().with_topic(name)
+            }
         })
         .collect();
     for s in slots {
@@ -129,15 +127,13 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
             .with_partition_index(s.partition)
             .with_high_watermark(hwm)
             .with_last_stable_offset(hwm)
-            .with_log_start_offset(start)
             .with_aborted_transactions(Some(Vec::new()));
+        if version >= 5 {
+            pd = pd.with_log_start_offset(start);
+        }
         match res {
             Ok(records) => pd = pd.with_records(Some(records)),
-            Err(code) => {
-                pd = pd
-                    .with_error_code(code.code())
-                    .with_records(Some(Bytes::new()))
-            }
+            Err(code) => pd = pd.with_error_code(code.code()).with_records(Some(Bytes::new())),
         }
         responses[s.topic_index].partitions.push(pd);
     }

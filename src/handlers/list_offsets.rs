@@ -3,9 +3,7 @@
 
 use super::context::{Broker, TopicPartition};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 const EARLIEST: i64 = -2;
@@ -13,7 +11,7 @@ const LATEST: i64 = -1;
 const MAX_TIMESTAMP: i64 = -3;
 
 /// Handles a ListOffsets request.
-pub async fn handle(broker: &dyn Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(broker: &dyn Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -23,23 +21,14 @@ pub async fn handle(broker: &dyn Broker, req: ListOffsetsRequest) -> ListOffsets
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let r = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    match lookup(
-                        broker,
-                        &name,
-                        p.partition_index,
-                        p.timestamp,
-                        p.current_leader_epoch,
-                    ) {
-                        Ok((offset, timestamp, epoch)) => r
-                            .with_offset(offset)
-                            .with_timestamp(timestamp)
-                            .with_leader_epoch(epoch),
-                        Err(code) => r
-                            .with_error_code(code.code())
-                            .with_offset(-1)
-                            .with_timestamp(-1),
+                    let r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    match lookup(broker, &name, p.partition_index, p.timestamp, p.current_leader_epoch) {
+                        // leader_epoch exists from v4.
+                        Ok((offset, timestamp, epoch)) if version >= 4 => {
+                            r.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch)
+                        }
+                        Ok((offset, timestamp, _)) => r.with_offset(offset).with_timestamp(timestamp),
+                        Err(code) => r.with_error_code(code.code()).with_offset(-1).with_timestamp(-1),
                     }
                 })
                 .collect();

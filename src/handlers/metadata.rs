@@ -18,8 +18,7 @@ const AUTO_CREATE_WAIT_MS: u64 = 2_000;
 /// Handles a Metadata request.
 pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
     let cfg = broker.config();
-    let allow_create =
-        cfg.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
+    let allow_create = cfg.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
     let meta = broker.metadata();
     // v0: an empty list means all topics; v1+: null means all.
     let wanted: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
@@ -92,8 +91,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
     let node = broker.node();
     let mut topics = Vec::new();
     for name in names {
-        let mut t = MetadataResponseTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        let mut t = MetadataResponseTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
         if let Some(code) = errors.get(&name) {
             topics.push(t.with_error_code(code.code()));
             continue;
@@ -102,7 +100,11 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
             topics.push(t.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
             continue;
         };
-        t = t.with_topic_id(tm.topic_id);
+        // Fields outside their versions make a response unencodable: topic_id is v10+,
+        // leader_epoch v7+, offline_replicas v5+, cluster_id v2+, controller_id v1+.
+        if version >= 10 {
+            t = t.with_topic_id(tm.topic_id);
+        }
         let mut partitions = Vec::new();
         for p in 0..tm.partitions {
             let mut pm = MetadataResponsePartition::default()
@@ -115,14 +117,18 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
                 Some(view) if view.leader.is_some() => {
                     pm = pm
                         .with_leader_id(BrokerId(view.leader.unwrap_or(-1)))
-                        .with_leader_epoch(view.leader_epoch)
                         .with_isr_nodes(vec![BrokerId(node.node_id)]);
+                    if version >= 7 {
+                        pm = pm.with_leader_epoch(view.leader_epoch);
+                    }
                 }
                 _ => {
                     pm = pm
                         .with_error_code(ResponseError::LeaderNotAvailable.code())
-                        .with_leader_id(BrokerId(-1))
-                        .with_offline_replicas(vec![BrokerId(node.node_id)]);
+                        .with_leader_id(BrokerId(-1));
+                    if version >= 5 {
+                        pm = pm.with_offline_replicas(vec![BrokerId(node.node_id)]);
+                    }
                 }
             }
             partitions.push(pm);
@@ -136,12 +142,17 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
                 .with_error_code(ResponseError::UnknownTopicId.code()),
         );
     }
-    MetadataResponse::default()
+    let mut resp = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(node.node_id))
             .with_host(StrBytes::from_string(node.advertised_host.clone()))
             .with_port(node.advertised_port)])
-        .with_cluster_id(Some(StrBytes::from_string(node.cluster_id.clone())))
-        .with_controller_id(BrokerId(node.node_id))
-        .with_topics(topics)
+        .with_topics(topics);
+    if version >= 1 {
+        resp = resp.with_controller_id(BrokerId(node.node_id));
+    }
+    if version >= 2 {
+        resp = resp.with_cluster_id(Some(StrBytes::from_string(node.cluster_id.clone())));
+    }
+    resp
 }

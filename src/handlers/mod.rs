@@ -129,10 +129,7 @@ pub fn decode(frame: Bytes) -> Decoded {
         Err(e) => return Decoded::Close(format!("bad {api_key:?} v{version} body: {e}")),
     };
     if !buf.is_empty() {
-        return Decoded::Close(format!(
-            "{} bytes after the {api_key:?} v{version} body",
-            buf.len()
-        ));
+        return Decoded::Close(format!("{} bytes after the {api_key:?} v{version} body", buf.len()));
     }
     Decoded::Request(Box::new(Request {
         header,
@@ -156,46 +153,34 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
     })
 }
 
-/// Handles a request; `None` means no response is sent (produce with acks=0).
-pub async fn handle(broker: Arc<dyn Broker>, req: Request) -> Option<Bytes> {
+/// Handles a request; `Ok(None)` means no response is sent (produce with acks=0). `Err` means
+/// the response could not be encoded: the connection must close rather than leave the client
+/// waiting for an answer that never comes.
+pub async fn handle(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>, String> {
     let v = req.version;
     let key = req.api_key;
     let cid = req.header.correlation_id;
     let encoded = match req.body {
         Body::Produce(r) => {
             let acks = r.acks;
-            let resp = produce::handle(broker.as_ref(), r).await;
+            let resp = produce::handle(broker.as_ref(), r, v).await;
             if acks == 0 {
-                return None;
+                return Ok(None);
             }
             encode_response(key, cid, v, &resp)
         }
         Body::Fetch(r) => encode_response(key, cid, v, &fetch::handle(broker.as_ref(), r, v).await),
-        Body::ListOffsets(r) => {
-            encode_response(key, cid, v, &list_offsets::handle(broker.as_ref(), r).await)
-        }
-        Body::Metadata(r) => {
-            encode_response(key, cid, v, &metadata::handle(broker.as_ref(), r, v).await)
-        }
+        Body::ListOffsets(r) => encode_response(key, cid, v, &list_offsets::handle(broker.as_ref(), r, v).await),
+        Body::Metadata(r) => encode_response(key, cid, v, &metadata::handle(broker.as_ref(), r, v).await),
         Body::ApiVersions(_) => encode_response(key, cid, v, &api_versions::response(0)),
-        Body::CreateTopics(r) => encode_response(
-            key,
-            cid,
-            v,
-            &create_topics::handle(broker.as_ref(), r).await,
-        ),
-        Body::DeleteTopics(r) => encode_response(
-            key,
-            cid,
-            v,
-            &delete_topics::handle(broker.as_ref(), r, v).await,
-        ),
+        Body::CreateTopics(r) => encode_response(key, cid, v, &create_topics::handle(broker.as_ref(), r, v).await),
+        Body::DeleteTopics(r) => encode_response(key, cid, v, &delete_topics::handle(broker.as_ref(), r, v).await),
     };
     match encoded {
-        Ok(b) => Some(b),
+        Ok(b) => Ok(Some(b)),
         Err(e) => {
-            tracing::error!(api = ?key, version = v, error = %e, "could not encode a response");
-            None
+            tracing::error!(api = ?key, version = v, error = %e, "could not encode a response; closing the connection");
+            Err(format!("could not encode {key:?} v{v} response: {e}"))
         }
     }
 }

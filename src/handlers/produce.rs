@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 const AUTO_CREATE_WAIT_MS: u64 = 2_000;
 
 /// Handles a Produce request.
-pub async fn handle(broker: &dyn Broker, req: ProduceRequest) -> ProduceResponse {
+pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> ProduceResponse {
     let cfg = broker.config();
     let timeout_ms = (req.timeout_ms.max(1) as u64).min(cfg.request_timeout_max_ms);
     let acks = req.acks;
@@ -55,9 +55,13 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest) -> ProduceResponse
                     .with_index(index)
                     .with_log_append_time_ms(-1);
                 match r {
-                    Ok(base) => pr
-                        .with_base_offset(base)
-                        .with_log_start_offset(start_offset(broker, &topic.name.0, index)),
+                    // log_start_offset exists from v5: a field set outside its versions makes
+                    // the response unencodable.
+                    Ok(base) if version >= 5 => {
+                        pr.with_base_offset(base)
+                            .with_log_start_offset(start_offset(broker, &topic.name.0, index))
+                    }
+                    Ok(base) => pr.with_base_offset(base),
                     Err(code) => pr
                         .with_error_code(code.code())
                         .with_base_offset(-1)
@@ -103,9 +107,7 @@ async fn ensure_topic(broker: &dyn Broker, name: &str) -> Result<(), ResponseErr
     .map_err(|(code, _)| code)?;
     match broker.propose(cmd, cfg.request_timeout_max_ms).await {
         Ok(()) | Err((ResponseError::TopicAlreadyExists, _)) => {
-            broker
-                .wait_topic_ready(name.to_string(), AUTO_CREATE_WAIT_MS)
-                .await;
+            broker.wait_topic_ready(name.to_string(), AUTO_CREATE_WAIT_MS).await;
             Ok(())
         }
         Err(_) => Err(ResponseError::UnknownTopicOrPartition),

@@ -13,9 +13,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err(format!("topic name {name:?} is not allowed"));
     }
     if name.len() > MAX_TOPIC_NAME_CHARS {
-        return Err(format!(
-            "topic name is longer than {MAX_TOPIC_NAME_CHARS} characters"
-        ));
+        return Err(format!("topic name is longer than {MAX_TOPIC_NAME_CHARS} characters"));
     }
     if let Some(c) = name
         .chars()

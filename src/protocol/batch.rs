@@ -227,10 +227,7 @@ pub mod tests {
             validate_produced(&Bytes::from(bad), 1 << 20).unwrap_err(),
             ResponseError::CorruptMessage
         );
-        assert_eq!(
-            validate_produced(&b, 10).unwrap_err(),
-            ResponseError::MessageTooLarge
-        );
+        assert_eq!(validate_produced(&b, 10).unwrap_err(), ResponseError::MessageTooLarge);
         let mut m = b.to_vec();
         m[16] = 1;
         assert_eq!(

@@ -49,10 +49,7 @@ pub fn encode(buf: &mut Vec<u8>, entry: &Entry, base_offset: i64) -> anyhow::Res
     match &entry.payload {
         EntryPayload::Blank => buf.put_u8(KIND_BLANK),
         EntryPayload::Normal(Command::Batch(batch)) => {
-            anyhow::ensure!(
-                batch.len() >= crate::protocol::batch::BATCH_HEADER_BYTES,
-                "short batch"
-            );
+            anyhow::ensure!(batch.len() >= crate::protocol::batch::BATCH_HEADER_BYTES, "short batch");
             buf.put_u8(KIND_BATCH);
             buf.put_i64(base_offset);
             buf.put_slice(&batch[8..LEADER_EPOCH_POS]);
@@ -123,8 +120,7 @@ pub fn inspect(bytes: &[u8], pos: u64, next_offset: i64) -> Result<EntryInfo, De
     };
     match bytes[32] {
         KIND_BATCH => {
-            let h = BatchHeader::parse(&bytes[ENTRY_HEADER_BYTES..])
-                .ok_or(DecodeError::Corrupt("short batch"))?;
+            let h = BatchHeader::parse(&bytes[ENTRY_HEADER_BYTES..]).ok_or(DecodeError::Corrupt("short batch"))?;
             info.base_offset = h.base_offset;
             info.next_offset = h.last_offset() + 1;
             info.max_timestamp = h.max_timestamp;
@@ -173,17 +169,10 @@ mod tests {
         let mut buf = Vec::new();
         encode(&mut buf, &e, 100).unwrap();
         let info = inspect(&buf, 0, 100).unwrap();
-        assert_eq!(
-            (info.base_offset, info.next_offset, info.max_timestamp),
-            (100, 103, 42)
-        );
+        assert_eq!((info.base_offset, info.next_offset, info.max_timestamp), (100, 103, 42));
         let bytes = Bytes::from(buf.clone());
         let stored = batch_payload(&bytes, &info).unwrap();
-        assert_eq!(
-            &stored[16..],
-            &b[16..],
-            "client bytes from magic on are byte-exact"
-        );
+        assert_eq!(&stored[16..], &b[16..], "client bytes from magic on are byte-exact");
         assert_eq!(i32::from_be_bytes(stored[12..16].try_into().unwrap()), 7);
         assert_eq!(decode(bytes, &info).unwrap().log_id, e.log_id);
         let mut torn = buf.clone();
@@ -191,9 +180,6 @@ mod tests {
         assert_eq!(inspect(&torn, 0, 0).unwrap_err(), DecodeError::Incomplete);
         let mut flipped = buf.clone();
         flipped[40] ^= 0xff;
-        assert!(matches!(
-            inspect(&flipped, 0, 0).unwrap_err(),
-            DecodeError::Corrupt(_)
-        ));
+        assert!(matches!(inspect(&flipped, 0, 0).unwrap_err(), DecodeError::Corrupt(_)));
     }
 }

@@ -168,43 +168,22 @@ impl PartitionLog {
                     .map(|i: &EntryInfo| i.next_offset)
                     .unwrap_or(active.next_offset);
                 let next_index = e.log_id.index;
-                flush_buf(
-                    segs.last_mut().expect("segment"),
-                    &mut buf,
-                    &mut infos,
-                    &mut files,
-                )?;
-                let seg = Segment::create(
-                    &self.dir,
-                    next_offset,
-                    next_index,
-                    self.cfg.index_interval_bytes,
-                )?;
+                flush_buf(segs.last_mut().expect("segment"), &mut buf, &mut infos, &mut files)?;
+                let seg = Segment::create(&self.dir, next_offset, next_index, self.cfg.index_interval_bytes)?;
                 segs.push(seg);
             }
             let active = segs.last().expect("segment");
-            let next_offset = infos
-                .last()
-                .map(|i| i.next_offset)
-                .unwrap_or(active.next_offset);
+            let next_offset = infos.last().map(|i| i.next_offset).unwrap_or(active.next_offset);
             let start = buf.len();
             entry::encode(&mut buf, e, next_offset)?;
             let pos = active.size_bytes + start as u64;
-            let info = entry::inspect(&buf[start..], pos, next_offset)
-                .map_err(|e| anyhow::anyhow!("encoded entry: {e:?}"))?;
+            let info =
+                entry::inspect(&buf[start..], pos, next_offset).map_err(|e| anyhow::anyhow!("encoded entry: {e:?}"))?;
             total += info.disk_bytes;
             infos.push(info);
         }
-        flush_buf(
-            segs.last_mut().expect("segment"),
-            &mut buf,
-            &mut infos,
-            &mut files,
-        )?;
-        Ok(Appended {
-            files,
-            bytes: total,
-        })
+        flush_buf(segs.last_mut().expect("segment"), &mut buf, &mut infos, &mut files)?;
+        Ok(Appended { files, bytes: total })
     }
 
     /// Reads the entries with Raft index in `start..end`.
@@ -262,12 +241,7 @@ impl PartitionLog {
 
     /// Whole batches from the one holding `offset` up to `max_bytes` (at least one batch),
     /// stopping before `high_watermark`.
-    pub fn read_batches(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        high_watermark: i64,
-    ) -> Result<FetchRead, OutOfRange> {
+    pub fn read_batches(&self, offset: i64, max_bytes: usize, high_watermark: i64) -> Result<FetchRead, OutOfRange> {
         let segs = self.inner.read().expect("log lock");
         let start = segs.first().map(|s| s.base_offset).unwrap_or(0);
         if offset < start || offset > high_watermark {
@@ -277,9 +251,7 @@ impl PartitionLog {
         if offset == high_watermark {
             return Ok(FetchRead::default());
         }
-        let first = segs
-            .partition_point(|s| s.base_offset <= offset)
-            .saturating_sub(1);
+        let first = segs.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
         'segments: for seg in &segs[first..] {
             let mut pos = if out.is_empty() {
                 seg.scan_start_for_offset(offset)
@@ -304,9 +276,7 @@ impl PartitionLog {
                 out.extend_from_slice(&batch);
             }
         }
-        Ok(FetchRead {
-            records: out.freeze(),
-        })
+        Ok(FetchRead { records: out.freeze() })
     }
 
     /// First offset of the first batch whose max timestamp is >= `timestamp`.
@@ -403,9 +373,7 @@ mod tests {
     use openraft::CommittedLeaderId;
 
     fn batch_entry(index: u64, n: usize) -> Entry {
-        let values: Vec<Vec<u8>> = (0..n)
-            .map(|i| format!("v{index}-{i}").into_bytes())
-            .collect();
+        let values: Vec<Vec<u8>> = (0..n).map(|i| format!("v{index}-{i}").into_bytes()).collect();
         let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
@@ -431,15 +399,9 @@ mod tests {
             log.append(&[batch_entry(i, 3)]).unwrap();
         }
         assert_eq!(log.end_offset(), 28 * 3);
-        assert!(
-            std::fs::read_dir(dir.path()).unwrap().count() > 2,
-            "segments rolled"
-        );
+        assert!(std::fs::read_dir(dir.path()).unwrap().count() > 2, "segments rolled");
         let es = log.entries(5, 9).unwrap();
-        assert_eq!(
-            es.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
-            vec![5, 6, 7, 8]
-        );
+        assert_eq!(es.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![5, 6, 7, 8]);
         let r = log.read_batches(10, 1, 1000).unwrap();
         let h = crate::protocol::batch::BatchHeader::parse(&r.records).unwrap();
         assert_eq!(h.base_offset, 9, "batch containing offset 10 starts at 9");

@@ -98,9 +98,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<(), Str
 impl RaftStateMachine<TypeConfig> for MetaSm {
     type SnapshotBuilder = MetaOnlySnapshot;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
         Ok((self.last_applied, self.membership.clone()))
     }
 
@@ -115,21 +113,17 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
             self.last_applied = Some(e.log_id);
             let mut res = CommandResult::default();
             match e.payload {
-                EntryPayload::Normal(Command::Meta(bytes)) => {
-                    match serde_json::from_slice::<MetaCommand>(&bytes) {
-                        Ok(cmd) => {
-                            let mut view = self.view.write().expect("meta lock");
-                            match apply_command(&mut view, cmd) {
-                                Ok(()) => changed = true,
-                                Err(why) => res.error = Some(why),
-                            }
+                EntryPayload::Normal(Command::Meta(bytes)) => match serde_json::from_slice::<MetaCommand>(&bytes) {
+                    Ok(cmd) => {
+                        let mut view = self.view.write().expect("meta lock");
+                        match apply_command(&mut view, cmd) {
+                            Ok(()) => changed = true,
+                            Err(why) => res.error = Some(why),
                         }
-                        Err(e) => res.error = Some(format!("undecodable metadata command: {e}")),
                     }
-                }
-                EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(e.log_id), m)
-                }
+                    Err(e) => res.error = Some(format!("undecodable metadata command: {e}")),
+                },
+                EntryPayload::Membership(m) => self.membership = StoredMembership::new(Some(e.log_id), m),
                 _ => {}
             }
             out.push(res);

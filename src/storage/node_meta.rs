@@ -47,9 +47,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = super::load_or_create(dir.path(), 1).unwrap();
         assert_eq!(super::load_or_create(dir.path(), 1).unwrap(), a);
-        let err = super::load_or_create(dir.path(), 2)
-            .unwrap_err()
-            .to_string();
+        let err = super::load_or_create(dir.path(), 2).unwrap_err().to_string();
         assert!(err.contains("belongs to node 1"), "{err}");
     }
 }

@@ -7,8 +7,8 @@ use crate::cluster::{Command, CommandResult, Entry, LogId, NodeId, StorageError,
 use crate::protocol::batch::BatchHeader;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    AnyError, BasicNode, EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
-    StorageIOError, StoredMembership,
+    AnyError, BasicNode, EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
+    StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
@@ -92,9 +92,7 @@ fn sm_err(e: &(impl std::error::Error + 'static)) -> StorageError {
 impl RaftStateMachine<TypeConfig> for PartitionSm {
     type SnapshotBuilder = MetaOnlySnapshot;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
         Ok((self.applied.last_applied, self.applied.membership.clone()))
     }
 
@@ -121,9 +119,7 @@ impl RaftStateMachine<TypeConfig> for PartitionSm {
             }
             out.push(res);
         }
-        self.shared
-            .high_watermark
-            .send_replace(self.applied.high_watermark);
+        self.shared.high_watermark.send_replace(self.applied.high_watermark);
         if self.last_persist.elapsed() >= PERSIST_INTERVAL {
             self.persist()?;
             self.last_persist = std::time::Instant::now();

@@ -89,11 +89,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
         match std::fs::read(&self.vote_path) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map(Some)
-                .map_err(|e| StorageError::IO {
-                    source: StorageIOError::read_vote(AnyError::new(&e)),
-                }),
+            Ok(data) => serde_json::from_slice(&data).map(Some).map_err(|e| StorageError::IO {
+                source: StorageIOError::read_vote(AnyError::new(&e)),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StorageError::IO {
                 source: StorageIOError::read_vote(AnyError::new(&e)),
@@ -125,20 +123,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         })
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let appended = self
-            .log
-            .append(&entries)
-            .map_err(|e| io_err(format!("{e:#}"), true))?;
+        let appended = self.log.append(&entries).map_err(|e| io_err(format!("{e:#}"), true))?;
         self.sink.flush(
             appended.files,
             appended.bytes,

@@ -85,13 +85,7 @@ impl Segment {
         ))
     }
 
-    fn empty(
-        path: PathBuf,
-        file: File,
-        base_offset: i64,
-        base_index: u64,
-        index_interval_bytes: u64,
-    ) -> Segment {
+    fn empty(path: PathBuf, file: File, base_offset: i64, base_index: u64, index_interval_bytes: u64) -> Segment {
         Segment {
             path,
             file: Arc::new(file),
@@ -119,13 +113,7 @@ impl Segment {
     ) -> anyhow::Result<(Segment, ScanReport)> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
-        let mut seg = Segment::empty(
-            path.to_path_buf(),
-            file,
-            base_offset,
-            next_index,
-            index_interval_bytes,
-        );
+        let mut seg = Segment::empty(path.to_path_buf(), file, base_offset, next_index, index_interval_bytes);
         let mut report = ScanReport::default();
         let mut pos = 0u64;
         let mut header = [0u8; ENTRY_HEADER_BYTES];
@@ -136,11 +124,7 @@ impl Segment {
                     Ok(info) if expected_index.is_some_and(|e| e != info.log_id.index) => {
                         Some("raft index out of sequence".to_string())
                     }
-                    Ok(info)
-                        if info.is_batch
-                            && info.base_offset != seg.next_offset
-                            && seg.last.is_some() =>
-                    {
+                    Ok(info) if info.is_batch && info.base_offset != seg.next_offset && seg.last.is_some() => {
                         Some("kafka offset out of sequence".to_string())
                     }
                     Ok(info) => {
@@ -183,8 +167,7 @@ impl Segment {
                 self.base_offset = info.base_offset;
             }
         }
-        if self.offset_index.is_empty() || self.bytes_since_index_point >= self.index_interval_bytes
-        {
+        if self.offset_index.is_empty() || self.bytes_since_index_point >= self.index_interval_bytes {
             self.offset_index.push(IndexPoint {
                 index: info.log_id.index,
                 offset: info.base_offset,
@@ -259,11 +242,7 @@ impl Segment {
         self.time_index.retain(|p| p.pos < pos);
         self.last = last;
         self.next_offset = last.map(|l| l.next_offset).unwrap_or(self.base_offset);
-        self.max_timestamp = self
-            .time_index
-            .last()
-            .map(|p| p.max_timestamp)
-            .unwrap_or(-1);
+        self.max_timestamp = self.time_index.last().map(|p| p.max_timestamp).unwrap_or(-1);
         self.bytes_since_index_point = self.index_interval_bytes;
         Ok(())
     }
@@ -279,18 +258,14 @@ fn read_entry_at(
     if pos + ENTRY_HEADER_BYTES as u64 > file_len {
         return Err(DecodeError::Incomplete);
     }
-    file.read_exact_at(header, pos)
-        .map_err(|_| DecodeError::Incomplete)?;
+    file.read_exact_at(header, pos).map_err(|_| DecodeError::Incomplete)?;
     let total = entry::header_len(header)?;
     if pos + total > file_len {
         return Err(DecodeError::Incomplete);
     }
     let mut buf = vec![0u8; total as usize];
     buf[..ENTRY_HEADER_BYTES].copy_from_slice(header);
-    file.read_exact_at(
-        &mut buf[ENTRY_HEADER_BYTES..],
-        pos + ENTRY_HEADER_BYTES as u64,
-    )
-    .map_err(|_| DecodeError::Incomplete)?;
+    file.read_exact_at(&mut buf[ENTRY_HEADER_BYTES..], pos + ENTRY_HEADER_BYTES as u64)
+        .map_err(|_| DecodeError::Incomplete)?;
     Ok(Bytes::from(buf))
 }

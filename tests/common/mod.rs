@@ -4,9 +4,7 @@
 #![allow(dead_code)]
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
-};
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -38,7 +36,10 @@ impl TestBroker {
                 "7",
             ])
             .args(extra)
-            .env("RUST_LOG", "info,openraft=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("RS_TEST_BROKER_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -47,27 +48,21 @@ impl TestBroker {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
+        let log_probe = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("raftstream listening on 127.0.0.1:").nth(1) {
-                    let port: u16 = rest.split(' ').next().unwrap().parse().unwrap();
-                    let cluster = rest
-                        .split("of cluster ")
-                        .nth(1)
-                        .unwrap()
-                        .trim_end_matches(')')
-                        .split(')')
-                        .next()
-                        .unwrap()
-                        .to_string();
-                    let _ = tx.send((port, cluster));
+                if let Some(found) = parse_listening(&line) {
+                    let _ = tx.send(found);
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        let (port, cluster_id) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("broker did not report its port");
+        let (port, cluster_id) = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| {
+            panic!(
+                "broker did not report its port ({e}): {}",
+                log_probe.lock().unwrap().join("\n")
+            )
+        });
         let b = TestBroker {
             child,
             port,
@@ -120,23 +115,23 @@ impl Drop for TestBroker {
     }
 }
 
+/// (port, cluster id) from "raftstream listening on 127.0.0.1:PORT (node N of cluster ID)".
+fn parse_listening(line: &str) -> Option<(u16, String)> {
+    let rest = line.split("raftstream listening on 127.0.0.1:").nth(1)?;
+    let port = rest.split(' ').next()?.parse().ok()?;
+    let cluster = rest.split("of cluster ").nth(1)?.split(')').next()?.to_string();
+    Some((port, cluster))
+}
+
 /// Writes one request frame.
-pub fn send_request<T: Encodable>(
-    s: &mut TcpStream,
-    key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &T,
-) {
+pub fn send_request<T: Encodable>(s: &mut TcpStream, key: ApiKey, version: i16, correlation_id: i32, body: &T) {
     let header = RequestHeader::default()
         .with_request_api_key(key as i16)
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_static_str("raw-test")));
     let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
+    header.encode(&mut buf, key.request_header_version(version)).unwrap();
     body.encode(&mut buf, version).unwrap();
     let mut frame = BytesMut::new();
     frame.put_i32(buf.len() as i32);
@@ -146,13 +141,7 @@ pub fn send_request<T: Encodable>(
 
 /// Writes a request frame by hand (for versions the codec cannot encode): header v1 with no
 /// client id, then `body`.
-pub fn send_raw_request(
-    s: &mut TcpStream,
-    key: i16,
-    version: i16,
-    correlation_id: i32,
-    body: &[u8],
-) {
+pub fn send_raw_request(s: &mut TcpStream, key: i16, version: i16, correlation_id: i32, body: &[u8]) {
     let mut frame = BytesMut::new();
     frame.put_i32(10 + body.len() as i32);
     frame.put_i16(key);
@@ -190,18 +179,13 @@ pub fn closed(s: &mut TcpStream) -> bool {
     match s.read(&mut b) {
         Ok(0) => true,
         Ok(_) => false,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
     }
 }
 
 /// An uncompressed magic-2 batch of `values`, encoded by kafka-protocol.
 pub fn batch(values: &[&[u8]]) -> Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = values
         .iter()
         .enumerate()
