@@ -4,6 +4,7 @@
 
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
+use super::http::{Http, HttpArgs, HttpMsg, HttpState};
 use super::listener::{Listener, ListenerArgs, ListenerMsg};
 use super::node::Node;
 use super::partition_supervisor::{PartitionSupervisor, SupervisorArgs, SupervisorMsg};
@@ -45,6 +46,7 @@ pub struct BrokerState {
     controller: ActorRef<ControllerMsg>,
     supervisor: ActorRef<SupervisorMsg>,
     listener: ActorRef<ListenerMsg>,
+    http: Option<ActorRef<HttpMsg>>,
     registry: Arc<Registry>,
     connections: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
@@ -169,6 +171,30 @@ impl Actor for Broker {
             meta,
             controller: controller.clone(),
         });
+        let http = if cfg.http_listen.is_empty() {
+            None
+        } else {
+            let http_tcp = TcpListener::bind(&cfg.http_listen)
+                .await
+                .map_err(|e| format!("cannot listen on {} (http): {e}", cfg.http_listen))?;
+            let http_addr = http_tcp.local_addr()?;
+            let state = HttpState {
+                registry: registry.clone(),
+                meta: node.meta.clone(),
+            };
+            let (http, _) = Actor::spawn_linked(
+                Some("http".into()),
+                Http,
+                HttpArgs {
+                    listener: http_tcp,
+                    state,
+                },
+                myself.get_cell(),
+            )
+            .await?;
+            tracing::info!("http (health) listening on {http_addr}");
+            Some(http)
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
         let (listener, _) = Actor::spawn_linked(
@@ -200,6 +226,7 @@ impl Actor for Broker {
             controller,
             supervisor,
             listener,
+            http,
             registry,
             connections,
             shutdown,
@@ -278,6 +305,9 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     }
     let _ = tokio::time::timeout(timeout, async { ractor::call!(st.supervisor, SupervisorMsg::StopAll) }).await;
     st.supervisor.stop(None);
+    if let Some(http) = &st.http {
+        http.stop(None);
+    }
     st.controller.stop(None);
     let _ = tokio::time::timeout(timeout, async { ractor::call!(st.committer, CommitterMsg::SyncAll) }).await;
     tracing::info!(partitions_left = st.registry.all().len(), "shutdown complete");

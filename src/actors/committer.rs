@@ -184,14 +184,12 @@ impl FlushSink for CommitterHandle {
             done(Ok(()));
             return;
         }
-        if let Err(e) = self
+        // If the committer is gone, the write is not durable and must not be acknowledged.
+        if let Err(ractor::MessagingErr::SendErr(CommitterMsg::Flush(req))) = self
             .actor
             .send_message(CommitterMsg::Flush(FlushRequest { files, bytes, done }))
         {
-            // The committer is gone: the write is not durable, and must not be acknowledged.
-            if let ractor::MessagingErr::SendErr(CommitterMsg::Flush(req)) = e {
-                (req.done)(Err(std::io::Error::other("committer stopped")));
-            }
+            (req.done)(Err(std::io::Error::other("committer stopped")));
         }
     }
 }

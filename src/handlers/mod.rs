@@ -128,9 +128,6 @@ pub fn decode(frame: Bytes) -> Decoded {
         Ok(b) => b,
         Err(e) => return Decoded::Close(format!("bad {api_key:?} v{version} body: {e}")),
     };
-    if !buf.is_empty() {
-        return Decoded::Close(format!("{} bytes after the {api_key:?} v{version} body", buf.len()));
-    }
     Decoded::Request(Box::new(Request {
         header,
         api_key,

@@ -28,12 +28,10 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
             let index = p.index;
             let name = name.clone();
             let fut = async move {
-                if !matches!(acks, 0 | 1 | -1) {
+                if !(-1..=1).contains(&acks) {
                     return Err(ResponseError::InvalidRequiredAcks);
                 }
-                if let Err(code) = known {
-                    return Err(code);
-                }
+                known?;
                 if !partition_count.is_some_and(|n| index >= 0 && index < n) {
                     return Err(ResponseError::UnknownTopicOrPartition);
                 }

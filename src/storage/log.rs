@@ -410,7 +410,7 @@ mod tests {
             h.batch_length as usize + 12,
             "max_bytes 1 still returns one whole batch"
         );
-        assert!(log.read_batches(0, 1 << 20, 30).unwrap().records.len() > 0);
+        assert!(!log.read_batches(0, 1 << 20, 30).unwrap().records.is_empty());
         assert_eq!(log.read_batches(1000, 1, 84), Err(OutOfRange));
         assert_eq!(log.offset_for_timestamp(150).unwrap().0, (15 - 2) * 3);
         log.truncate_from(20).unwrap();

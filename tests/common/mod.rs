@@ -32,6 +32,8 @@ impl TestBroker {
                 dir.path().join("data").to_str().unwrap(),
                 "--listen",
                 "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
                 "--node-id",
                 "7",
             ])

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 BIN = os.environ.get("RAFTSTREAM_BIN", str(Path(__file__).resolve().parents[2] / "target" / "debug" / "raftstream"))
 LISTEN_RE = re.compile(r"raftstream listening on 127\.0\.0\.1:(\d+) \(node (\d+) of cluster (\w+)\)")
+HTTP_RE = re.compile(r"http \(health\) listening on 127\.0\.0\.1:(\d+)")
 
 
 class Broker:
@@ -24,6 +25,7 @@ class Broker:
         self.node_id = node_id
         self.extra_args = list(extra_args)
         self.port = 0
+        self.http_port = None
         self.proc = None
         self.lines = []
         self.cluster_id = None
@@ -45,6 +47,9 @@ class Broker:
     def _read_log(self, proc):
         for line in proc.stderr:
             self.lines.append(line.rstrip("\n"))
+            h = HTTP_RE.search(line)
+            if h:
+                self.http_port = int(h.group(1))
             m = LISTEN_RE.search(line)
             if m:
                 self.port = int(m.group(1))
@@ -87,6 +92,16 @@ class Broker:
             seen += len(lines)
             time.sleep(0.02)
         raise AssertionError(f"no log line matching {pattern!r}; last lines:\n" + "\n".join(self.lines[-20:]))
+
+    def http_get(self, path):
+        """(status, body) of GET `path` on the broker's HTTP port."""
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def log_text(self):
         return "\n".join(self.lines)

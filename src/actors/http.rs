@@ -1,0 +1,82 @@
+//! The HTTP actor: `/health/live` (the process runs) and `/health/ready` (every partition this
+//! node hosts has recovered and has a leader), on `http.listen`, apart from the Kafka port.
+
+use super::registry::Registry;
+use crate::handlers::context::TopicPartition;
+use crate::storage::meta_sm::ClusterMeta;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::{Arc, RwLock};
+use tokio::net::TcpListener;
+
+/// What readiness is judged from.
+#[derive(Clone)]
+pub struct HttpState {
+    pub registry: Arc<Registry>,
+    pub meta: Arc<RwLock<ClusterMeta>>,
+}
+
+/// What the HTTP actor needs.
+pub struct HttpArgs {
+    pub listener: TcpListener,
+    pub state: HttpState,
+}
+
+/// Messages the HTTP actor takes (none: it serves from its task).
+pub enum HttpMsg {}
+
+/// The HTTP actor.
+pub struct Http;
+
+impl Actor for Http {
+    type Msg = HttpMsg;
+    type State = tokio::task::JoinHandle<()>;
+    type Arguments = HttpArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<HttpMsg>, args: HttpArgs) -> Result<Self::State, ActorProcessingErr> {
+        let app = Router::new()
+            .route("/health/live", get(|| async { "live\n" }))
+            .route("/health/ready", get(ready))
+            .with_state(args.state);
+        Ok(tokio::spawn(async move {
+            if let Err(e) = axum::serve(args.listener, app).await {
+                tracing::error!(error = %e, "http server stopped");
+            }
+        }))
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<HttpMsg>, task: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        task.abort();
+        Ok(())
+    }
+}
+
+/// Partitions of the metadata that are not yet serving here.
+pub fn not_ready(state: &HttpState) -> Vec<TopicPartition> {
+    let meta = state.meta.read().expect("meta lock");
+    meta.topics
+        .values()
+        .flat_map(|t| {
+            (0..t.partitions).map(move |p| TopicPartition {
+                topic: t.name.clone(),
+                partition: p,
+            })
+        })
+        .filter(|tp| state.registry.get(tp).is_none_or(|h| h.leadership().0.is_none()))
+        .collect()
+}
+
+async fn ready(State(state): State<HttpState>) -> (StatusCode, String) {
+    let waiting = not_ready(&state);
+    if waiting.is_empty() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} partition(s) recovering\n", waiting.len()),
+        )
+    }
+}
