@@ -4,17 +4,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== installing test clients (PyPI)"
+echo "== installing build tools (Debian) and test clients (PyPI)"
+# librdkafka (built from source by the rdkafka crate for the benchmark tool) needs cmake and
+# curl headers.
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/python/requirements.txt
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "== cargo fmt --check / clippy"
 cargo fmt --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --all-targets --features bench --quiet -- -D warnings
 
 echo "== cargo test (unit + Rust integration tests)"
-cargo test --quiet
+cargo test --quiet --features bench
 
 echo "== pytest (librdkafka / kafka-python against the real binary)"
 export RAFTSTREAM_BIN="$CARGO_TARGET_DIR/debug/raftstream"
+export RAFTSTREAM_BENCH_BIN="$CARGO_TARGET_DIR/debug/raftstream-bench"
 python3 -m pytest tests/python -q

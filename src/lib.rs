@@ -6,6 +6,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod actors;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod handlers;

@@ -1,0 +1,165 @@
+//! A producer thread: librdkafka's BaseProducer, delivery reports handled on the same thread
+//! (so recording a sample never contends), open-loop pacing when a rate is set. Latency is
+//! measured from the *intended* send time, so a slow broker cannot hide queueing delay
+//! (coordinated omission).
+
+use super::payload;
+use super::stats::LatencyRecorder;
+use super::{Clock, StopRule, Workload};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A record in flight: when it was meant to be sent and its checksum.
+pub struct Sent {
+    seq: u64,
+    intended_ns: u64,
+    crc: u32,
+}
+
+/// What one producer did.
+#[derive(Default)]
+pub struct ProducerOutcome {
+    pub sent: u64,
+    pub acked: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Produce-to-acknowledgement latency of every acknowledged record.
+    pub ack_latency: LatencyRecorder,
+    /// Wrapping sum of the CRCs of acknowledged records.
+    pub acked_checksum: u64,
+    /// Bit `seq` set when record `seq` was acknowledged.
+    pub acked_bits: Vec<u64>,
+}
+
+struct Ctx {
+    clock: Clock,
+    out: Mutex<ProducerOutcome>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ProducerContext for Ctx {
+    type DeliveryOpaque = Box<Sent>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        let now = self.clock.now_ns();
+        let mut out = self.out.lock().expect("producer outcome lock");
+        match result {
+            Ok(_) => {
+                out.acked += 1;
+                out.ack_latency.record(now, now.saturating_sub(sent.intended_ns));
+                out.acked_checksum = out.acked_checksum.wrapping_add(sent.crc as u64);
+                set_bit(&mut out.acked_bits, sent.seq);
+            }
+            Err((e, _)) => {
+                out.errors += 1;
+                if out.first_error.is_none() {
+                    out.first_error = Some(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Sets bit `i`, growing the vector.
+pub fn set_bit(bits: &mut Vec<u64>, i: u64) -> bool {
+    let word = (i / 64) as usize;
+    if bits.len() <= word {
+        bits.resize(word + 1, 0);
+    }
+    let mask = 1u64 << (i % 64);
+    let was = bits[word] & mask != 0;
+    bits[word] |= mask;
+    was
+}
+
+/// Runs producer `id` from `start_ns` on the clock until `stop`; `rate` is this producer's
+/// share in records/s (0 = max).
+pub fn run(
+    id: u32,
+    w: &Workload,
+    topic: &str,
+    clock: Clock,
+    start_ns: u64,
+    stop: StopRule,
+    rate: f64,
+) -> anyhow::Result<ProducerOutcome> {
+    let ctx = Ctx {
+        clock,
+        out: Mutex::new(ProducerOutcome::default()),
+    };
+    let producer: BaseProducer<Ctx> = ClientConfig::new()
+        .set("bootstrap.servers", &w.bootstrap)
+        .set("acks", &w.acks)
+        .set("compression.type", &w.compression)
+        .set("linger.ms", w.linger_ms.to_string())
+        .set("batch.size", w.batch_bytes.to_string())
+        .set("message.timeout.ms", "60000")
+        .set("queue.buffering.max.kbytes", "262144")
+        .create_with_context(ctx)?;
+    let size = w.record_size.max(payload::HEADER_BYTES);
+    let mut buf = vec![0u8; size];
+    let mut key_state = 0x2545_F491_4F6C_DD1Du64 ^ (id as u64 + 1);
+    let mut seq = 0u64;
+    loop {
+        let now = clock.now_ns();
+        match stop {
+            StopRule::Count(n) if seq >= n => break,
+            StopRule::Until(d) if now >= start_ns + d.as_nanos() as u64 => break,
+            _ => {}
+        }
+        let intended = if rate > 0.0 {
+            start_ns + (seq as f64 * 1e9 / rate) as u64
+        } else {
+            now
+        };
+        if intended > now {
+            let wait = intended - now;
+            if wait > 2_000_000 {
+                producer.poll(Duration::from_nanos(wait - 1_000_000));
+            }
+            while clock.now_ns() < intended {
+                std::hint::spin_loop();
+            }
+        }
+        payload::encode(&mut buf, id, seq, intended);
+        let crc = u32::from_be_bytes(buf[24..28].try_into().expect("4 bytes"));
+        key_state ^= key_state << 13;
+        key_state ^= key_state >> 7;
+        key_state ^= key_state << 17;
+        let key = key_state.to_be_bytes();
+        let mut record = BaseRecord::with_opaque_to(
+            topic,
+            Box::new(Sent {
+                seq,
+                intended_ns: intended,
+                crc,
+            }),
+        )
+        .payload(&buf[..]);
+        if w.keys == "random" {
+            record = record.key(&key[..]);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(anyhow::anyhow!("producer {id}: send failed: {e}")),
+            }
+        }
+        producer.poll(Duration::ZERO);
+        seq += 1;
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let ctx = producer.context();
+    let mut out = std::mem::take(&mut *ctx.out.lock().expect("producer outcome lock"));
+    out.sent = seq;
+    Ok(out)
+}
