@@ -58,6 +58,8 @@ pub struct Config {
     pub log_flush_interval_ms: u64,
     /// Largest number of bytes one committer round covers before the next round starts.
     pub committer_max_round_bytes: u64,
+    /// Idle time after which an idempotent producer's sequence state is forgotten.
+    pub producer_id_expiration_ms: u64,
     /// Produce requests waiting in one partition actor before new ones are refused.
     pub partition_max_pending_produces: usize,
     /// Upper bound on any request's own timeout (produce `timeout_ms`, fetch `max_wait_ms`).
@@ -94,6 +96,7 @@ impl Default for Config {
             durability: Durability::Fsync,
             log_flush_interval_ms: 1000,
             committer_max_round_bytes: 64 << 20,
+            producer_id_expiration_ms: 86_400_000,
             partition_max_pending_produces: 4096,
             request_timeout_max_ms: 60_000,
             shutdown_timeout_ms: 10_000,

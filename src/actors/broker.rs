@@ -139,6 +139,7 @@ impl Actor for Broker {
                 registry: registry.clone(),
                 meta: meta.clone(),
                 max_pending_produces: cfg.partition_max_pending_produces,
+                producer_expiration_ms: cfg.producer_id_expiration_ms as i64,
                 max_restarts: cfg.supervisor_max_restarts,
                 restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
             },
@@ -170,6 +171,7 @@ impl Actor for Broker {
             registry: registry.clone(),
             meta,
             controller: controller.clone(),
+            producer_ids: Default::default(),
         });
         let http = if cfg.http_listen.is_empty() {
             None

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 /// Reply to a proposal: applied, or refused with a Kafka error and a message.
-pub type ProposeReply = oneshot::Sender<Result<(), (ResponseError, String)>>;
+pub type ProposeReply = oneshot::Sender<Result<i64, (ResponseError, String)>>;
 
 /// Messages the controller takes.
 pub enum ControllerMsg {
@@ -109,7 +109,7 @@ impl Actor for Controller {
                 tokio::spawn(async move {
                     let result = match rx.await {
                         Ok(Ok(resp)) => match resp.data.error {
-                            None => Ok(()),
+                            None => Ok(resp.data.value),
                             Some(why) if why.contains("already exists") => {
                                 Err((ResponseError::TopicAlreadyExists, why))
                             }

@@ -16,6 +16,25 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// Producer ids reserved per controller round trip.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Producer ids reserved through the controller and not yet handed out.
+#[derive(Debug, Default)]
+pub struct IdBlock {
+    next: i64,
+    end: i64,
+}
+
+impl IdBlock {
+    fn take(&mut self) -> Option<i64> {
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+}
+
 /// The broker behind the handlers.
 pub struct Node {
     pub config: Arc<Config>,
@@ -23,6 +42,7 @@ pub struct Node {
     pub registry: Arc<Registry>,
     pub meta: Arc<RwLock<ClusterMeta>>,
     pub controller: ActorRef<ControllerMsg>,
+    pub producer_ids: Arc<std::sync::Mutex<IdBlock>>,
 }
 
 impl Broker for Node {
@@ -73,6 +93,7 @@ impl Broker for Node {
                 .actor
                 .send_message(PartitionMsg::Produce {
                     batch: batch.bytes,
+                    header: batch.header,
                     reply: tx,
                 })
                 .is_err()
@@ -93,7 +114,7 @@ impl Broker for Node {
         .boxed()
     }
 
-    fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<(), (ResponseError, String)>> {
+    fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<i64, (ResponseError, String)>> {
         let controller = self.controller.clone();
         async move {
             let (tx, rx) = oneshot::channel();
@@ -108,6 +129,37 @@ impl Broker for Node {
                     "metadata change not applied in time".into(),
                 )),
             }
+        }
+        .boxed()
+    }
+
+    fn allocate_producer_id(&self) -> BoxFuture<'static, Result<i64, ResponseError>> {
+        let ids = self.producer_ids.clone();
+        let propose = self.propose(
+            MetaCommand::AllocateProducerIds {
+                count: PRODUCER_ID_BLOCK,
+            },
+            10_000,
+        );
+        async move {
+            if let Some(id) = ids.lock().expect("producer id lock").take() {
+                return Ok(id);
+            }
+            // The block is used up: reserve the next one through the controller group.
+            let first = propose.await.map_err(|(code, msg)| {
+                tracing::debug!(error = %msg, "could not allocate producer ids");
+                if code == ResponseError::RequestTimedOut {
+                    code
+                } else {
+                    ResponseError::CoordinatorNotAvailable
+                }
+            })?;
+            let mut block = ids.lock().expect("producer id lock");
+            *block = IdBlock {
+                next: first + 1,
+                end: first + PRODUCER_ID_BLOCK,
+            };
+            Ok(first)
         }
         .boxed()
     }

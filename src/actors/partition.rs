@@ -7,16 +7,20 @@ use super::registry::{PartitionHandle, Registry};
 use crate::cluster::network::Network;
 use crate::cluster::{Command, NodeId, Raft};
 use crate::handlers::context::TopicPartition;
+use crate::protocol::batch::BatchHeader;
+use crate::storage::entry::ProducerInfo;
 use crate::storage::log::{LogConfig, PartitionLog};
 use crate::storage::partition_sm::{PartitionShared, PartitionSm};
+use crate::storage::producer_state::{ProducerStates, SeqCheck};
 use crate::storage::raft_log::LogStore;
+use crate::storage::segment::now_ms;
 use crate::storage::FlushSink;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;
 use openraft::BasicNode;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +32,17 @@ pub type ProduceReply = oneshot::Sender<Result<i64, ResponseError>>;
 /// Messages a partition actor takes.
 pub enum PartitionMsg {
     /// Append a validated batch; reply once it is committed.
-    Produce { batch: Bytes, reply: ProduceReply },
+    Produce {
+        batch: Bytes,
+        header: BatchHeader,
+        reply: ProduceReply,
+    },
+    /// An idempotent batch's append finished: update producer state and answer its waiters.
+    Appended {
+        producer: ProducerInfo,
+        result: Result<i64, ResponseError>,
+        reply: ProduceReply,
+    },
     /// Test hook: panic inside the actor, to exercise supervision.
     #[cfg(debug_assertions)]
     Crash,
@@ -45,6 +59,8 @@ pub struct PartitionArgs {
     pub sink: Arc<dyn FlushSink>,
     pub registry: Arc<Registry>,
     pub max_pending_produces: usize,
+    /// Idle time after which a producer's sequence state is forgotten.
+    pub producer_expiration_ms: i64,
 }
 
 /// A running partition's state.
@@ -52,6 +68,12 @@ pub struct PartitionState {
     tp: TopicPartition,
     raft: Raft,
     node_id: NodeId,
+    /// Idempotent producers' sequences, including batches still being appended.
+    producers: ProducerStates,
+    /// Retries of a batch that is still being appended, answered with it.
+    waiters: HashMap<(i64, i32), Vec<ProduceReply>>,
+    producer_expiration_ms: i64,
+    last_expiry_ms: i64,
 }
 
 /// The partition actor.
@@ -114,42 +136,97 @@ impl Actor for PartitionActor {
             tp: args.tp,
             raft,
             node_id: args.node_id,
+            producers: report.producers,
+            waiters: HashMap::new(),
+            producer_expiration_ms: args.producer_expiration_ms,
+            last_expiry_ms: now_ms(),
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<PartitionMsg>,
+        myself: ActorRef<PartitionMsg>,
         msg: PartitionMsg,
         st: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PartitionMsg::Produce { batch, reply } => {
+            PartitionMsg::Produce { batch, header, reply } => {
                 let leader = st.raft.metrics().borrow().current_leader;
                 if leader != Some(st.node_id) {
                     let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
                     return Ok(());
                 }
-                match st.raft.client_write_ff(Command::Batch(batch)).await {
-                    Ok(rx) => {
-                        tokio::spawn(async move {
-                            let result = match rx.await {
-                                Ok(Ok(resp)) => Ok(resp.data.base_offset),
-                                Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
-                                    Err(ResponseError::NotLeaderOrFollower)
-                                }
-                                Ok(Err(_)) => Err(ResponseError::UnknownServerError),
-                                // The group stopped (crash or shutdown) before committing: the
-                                // client must retry; nothing was promised.
-                                Err(_) => Err(ResponseError::NotLeaderOrFollower),
-                            };
-                            let _ = reply.send(result);
-                        });
+                let producer = (header.producer_id >= 0).then_some(ProducerInfo {
+                    id: header.producer_id,
+                    epoch: header.producer_epoch,
+                    first_seq: header.base_sequence,
+                    count: header.record_count,
+                });
+                if let Some(p) = producer {
+                    match st.producers.check(p.id, p.epoch, p.first_seq, p.count) {
+                        SeqCheck::Reject(code) => {
+                            let _ = reply.send(Err(code));
+                            return Ok(());
+                        }
+                        SeqCheck::Duplicate(offset) => {
+                            let _ = reply.send(Ok(offset));
+                            return Ok(());
+                        }
+                        SeqCheck::DuplicateInFlight => {
+                            st.waiters.entry((p.id, p.first_seq)).or_default().push(reply);
+                            return Ok(());
+                        }
+                        SeqCheck::Append => st.producers.record(p.id, p.epoch, p.first_seq, p.count, None, now_ms()),
                     }
+                }
+                let rx = match st.raft.client_write_ff(Command::Batch(batch)).await {
+                    Ok(rx) => rx,
                     Err(fatal) => {
                         let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
                         return Err(format!("raft group of {:?} stopped: {fatal}", st.tp).into());
                     }
+                };
+                let me = myself.clone();
+                tokio::spawn(async move {
+                    let result = match rx.await {
+                        Ok(Ok(resp)) => Ok(resp.data.base_offset),
+                        Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(ResponseError::NotLeaderOrFollower),
+                        Ok(Err(_)) => Err(ResponseError::UnknownServerError),
+                        // The group stopped (crash or shutdown) before committing: the client
+                        // must retry; nothing was promised.
+                        Err(_) => Err(ResponseError::NotLeaderOrFollower),
+                    };
+                    match producer {
+                        // If the actor is gone the reply is dropped: the client sees a
+                        // retriable error, never a false success.
+                        Some(producer) => drop(me.send_message(PartitionMsg::Appended {
+                            producer,
+                            result,
+                            reply,
+                        })),
+                        None => drop(reply.send(result)),
+                    }
+                });
+            }
+            PartitionMsg::Appended {
+                producer: p,
+                result,
+                reply,
+            } => {
+                match result {
+                    Ok(base) => st
+                        .producers
+                        .record(p.id, p.epoch, p.first_seq, p.count, Some(base), now_ms()),
+                    Err(_) => st.producers.forget_from(p.id, p.first_seq),
+                }
+                let _ = reply.send(result);
+                for w in st.waiters.remove(&(p.id, p.first_seq)).unwrap_or_default() {
+                    let _ = w.send(result);
+                }
+                let now = now_ms();
+                if now - st.last_expiry_ms > 60_000 {
+                    st.producers.expire(now - st.producer_expiration_ms);
+                    st.last_expiry_ms = now;
                 }
             }
             #[cfg(debug_assertions)]

@@ -40,6 +40,7 @@ pub struct SupervisorArgs {
     pub registry: Arc<Registry>,
     pub meta: Arc<RwLock<ClusterMeta>>,
     pub max_pending_produces: usize,
+    pub producer_expiration_ms: i64,
     pub max_restarts: u32,
     pub restart_window: Duration,
 }
@@ -77,6 +78,7 @@ impl PartitionSupervisor {
             sink: st.args.sink.clone(),
             registry: st.args.registry.clone(),
             max_pending_produces: st.args.max_pending_produces,
+            producer_expiration_ms: st.args.producer_expiration_ms,
         };
         let me = myself.clone();
         // Recovery runs in the child's pre_start; spawning from a task keeps this supervisor

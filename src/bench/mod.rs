@@ -68,6 +68,17 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// A workload with the command-line defaults (for ordering scenario names).
+    pub fn default_for_order() -> Workload {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            w: Workload,
+        }
+        Wrap::parse_from(["x"]).w
+    }
+
     /// When producers stop: after `records`, or at the deadline.
     pub fn stop_rule(&self) -> StopRule {
         match self.duration_s {

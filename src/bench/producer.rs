@@ -13,6 +13,28 @@ use rdkafka::ClientContext;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// Sequence of the warm-up record each producer sends before the clock starts.
+const WARM_UP: u64 = u64::MAX;
+
+/// Lines producers up: all warm up, then the runner sets the start time, then all go.
+pub struct StartGate {
+    pub warmed: std::sync::Barrier,
+    pub go: std::sync::Barrier,
+    /// Clock time (ns) at which the measured run starts.
+    pub start_ns: std::sync::atomic::AtomicU64,
+}
+
+impl StartGate {
+    /// A gate for `producers` producers and the runner.
+    pub fn new(producers: usize) -> StartGate {
+        StartGate {
+            warmed: std::sync::Barrier::new(producers + 1),
+            go: std::sync::Barrier::new(producers + 1),
+            start_ns: Default::default(),
+        }
+    }
+}
+
 /// A record in flight: when it was meant to be sent and its checksum.
 pub struct Sent {
     seq: u64,
@@ -46,6 +68,9 @@ impl ProducerContext for Ctx {
     type DeliveryOpaque = Box<Sent>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        if sent.seq == WARM_UP {
+            return;
+        }
         let now = self.clock.now_ns();
         let mut out = self.out.lock().expect("producer outcome lock");
         match result {
@@ -84,7 +109,7 @@ pub fn run(
     w: &Workload,
     topic: &str,
     clock: Clock,
-    start_ns: u64,
+    gate: &StartGate,
     stop: StopRule,
     rate: f64,
 ) -> anyhow::Result<ProducerOutcome> {
@@ -92,7 +117,7 @@ pub fn run(
         clock,
         out: Mutex::new(ProducerOutcome::default()),
     };
-    let producer: BaseProducer<Ctx> = ClientConfig::new()
+    let producer: Result<BaseProducer<Ctx>, _> = ClientConfig::new()
         .set("bootstrap.servers", &w.bootstrap)
         .set("acks", &w.acks)
         .set("compression.type", &w.compression)
@@ -100,7 +125,26 @@ pub fn run(
         .set("batch.size", w.batch_bytes.to_string())
         .set("message.timeout.ms", "60000")
         .set("queue.buffering.max.kbytes", "262144")
-        .create_with_context(ctx)?;
+        .create_with_context(ctx);
+    // Connect and learn metadata before the clock starts, so start-up is not measured; every
+    // producer reaches the gate even when this fails, or the others would wait for ever.
+    let warm = producer.map_err(anyhow::Error::from).and_then(|p| {
+        let mut marker = vec![0u8; payload::HEADER_BYTES + 8];
+        payload::encode(&mut marker, payload::MARKER_PRODUCER, u64::MAX - id as u64, 0);
+        let warm_up = Box::new(Sent {
+            seq: WARM_UP,
+            intended_ns: 0,
+            crc: 0,
+        });
+        p.send(BaseRecord::<(), [u8], _>::with_opaque_to(topic, warm_up).payload(&marker[..]))
+            .map_err(|(e, _)| e)?;
+        p.flush(Duration::from_secs(60))?;
+        Ok(p)
+    });
+    gate.warmed.wait();
+    gate.go.wait();
+    let producer = warm?;
+    let start_ns = gate.start_ns.load(std::sync::atomic::Ordering::SeqCst);
     let size = w.record_size.max(payload::HEADER_BYTES);
     let mut buf = vec![0u8; size];
     let mut key_state = 0x2545_F491_4F6C_DD1Du64 ^ (id as u64 + 1);

@@ -126,9 +126,26 @@ pub fn run(name: &str, w: &Workload) -> anyhow::Result<RunResult> {
         progress.ready.load(Ordering::Relaxed) >= w.consumers.max(1),
         "consumers did not read the warm-up markers within 60 s"
     );
-    // Throughput and the timelines count from here, once every consumer is reading.
+    let n = w.producers.max(1);
+    let rate_each = w.rate / n as f64;
+    let stop = match w.stop_rule() {
+        StopRule::Count(total) => StopRule::Count(total / n as u64),
+        s => s,
+    };
+    let gate = Arc::new(producer::StartGate::new(n as usize));
+    let producers: Vec<_> = (0..n)
+        .map(|i| {
+            let (w, topic, gate) = (w.clone(), topic.clone(), gate.clone());
+            std::thread::spawn(move || producer::run(i, &w, &topic, clock, &gate, stop, rate_each))
+        })
+        .collect();
+    gate.warmed.wait();
+    // Throughput and the timelines count from here, once every consumer is reading and every
+    // producer is connected.
     let produce_start = Instant::now();
     let start_ns = clock.now_ns();
+    gate.start_ns.store(start_ns, Ordering::SeqCst);
+    gate.go.wait();
     let sampler_stop = Arc::new(AtomicBool::new(false));
     let sampler = w.broker_pid.map(|pid| {
         let stop = sampler_stop.clone();
@@ -144,19 +161,6 @@ pub fn run(name: &str, w: &Workload) -> anyhow::Result<RunResult> {
             (first, sample_proc(pid), max_rss)
         })
     });
-
-    let n = w.producers.max(1);
-    let rate_each = w.rate / n as f64;
-    let stop = match w.stop_rule() {
-        StopRule::Count(total) => StopRule::Count(total / n as u64),
-        s => s,
-    };
-    let producers: Vec<_> = (0..n)
-        .map(|i| {
-            let (w, topic) = (w.clone(), topic.clone());
-            std::thread::spawn(move || producer::run(i, &w, &topic, clock, start_ns, stop, rate_each))
-        })
-        .collect();
     let mut outcomes: Vec<ProducerOutcome> = Vec::new();
     for p in producers {
         outcomes.push(p.join().map_err(|_| anyhow::anyhow!("producer thread panicked"))??);

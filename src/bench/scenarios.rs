@@ -80,46 +80,83 @@ fn row(name: &str, runs: &[RunResult]) -> Row {
     }
 }
 
+fn run_scenario(s: &Scenario, runs: usize, out: &Path) -> anyhow::Result<Row> {
+    let mut results = Vec::new();
+    for run in 0..runs {
+        let name = format!("{}-run{}", s.name, run + 1);
+        let r = runner::run(&name, &s.workload)?;
+        print!("{}", report::summary(&r));
+        report::write(out, &r)?;
+        results.push(r);
+    }
+    Ok(row(&s.name, &results))
+}
+
+/// The name of the fixed-rate latency scenario.
+pub const LATENCY_SCENARIO: &str = "1-topic-16-partitions-1kb-acks-all-half-peak-rate";
+
 /// Runs every scenario `runs` times, writing each run's JSON/SVG and a summary table to `out`.
 pub fn run_all(base: &Workload, runs: usize, out: &Path) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let mut peak_all_16 = 0.0;
-    let mut scenarios = throughput_set(base);
-    let mut i = 0;
-    while i < scenarios.len() + 1 {
-        if i == scenarios.len() {
-            // The latency run at half the measured peak, once the peak is known.
-            let mut w = base.clone();
-            w.partitions = 16;
-            w.record_size = 1024;
-            w.acks = "all".into();
-            w.rate = (peak_all_16 / 2.0f64).max(1.0);
-            scenarios.push(Scenario {
-                name: "1-topic-16-partitions-1kb-acks-all-half-peak-rate".into(),
-                workload: w,
-            });
-        }
-        let s = &scenarios[i];
-        let mut results = Vec::new();
-        for run in 0..runs {
-            let name = format!("{}-run{}", s.name, run + 1);
-            let r = runner::run(&name, &s.workload)?;
-            print!("{}", report::summary(&r));
-            report::write(out, &r)?;
-            results.push(r);
-        }
-        let row = row(&s.name, &results);
-        if s.name == "1-topic-16-partitions-1kb-acks-all" {
-            peak_all_16 = row.records_per_second;
-        }
-        rows.push(row);
-        i += 1;
-        if i > scenarios.len() {
-            break;
-        }
+    for s in throughput_set(base) {
+        rows.push(run_scenario(&s, runs, out)?);
     }
-    std::fs::write(out.join("summary.json"), serde_json::to_vec_pretty(&rows)?)?;
-    std::fs::write(out.join("summary.md"), table(&rows))?;
+    // The latency run at half the measured acks=all 16-partition peak.
+    let peak = rows
+        .iter()
+        .find(|r| r.name == "1-topic-16-partitions-1kb-acks-all")
+        .map(|r| r.records_per_second)
+        .unwrap_or(0.0);
+    let mut w = base.clone();
+    w.partitions = 16;
+    w.record_size = 1024;
+    w.acks = "all".into();
+    w.rate = (peak / 2.0).max(1.0);
+    rows.push(run_scenario(
+        &Scenario {
+            name: LATENCY_SCENARIO.into(),
+            workload: w,
+        },
+        runs,
+        out,
+    )?);
+    write_summary(out, &rows)?;
+    Ok(rows)
+}
+
+/// Writes `summary.json` and `summary.md` into `out`.
+pub fn write_summary(out: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    std::fs::write(out.join("summary.json"), serde_json::to_vec_pretty(rows)?)?;
+    std::fs::write(out.join("summary.md"), table(rows))?;
+    Ok(())
+}
+
+/// Rebuilds the table from the `<scenario>-runN.json` files in `dir`.
+pub fn summarize(dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut by_name: std::collections::BTreeMap<String, Vec<RunResult>> = Default::default();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let Some((scenario, _)) = stem.rsplit_once("-run") else {
+            continue;
+        };
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let r: RunResult = serde_json::from_slice(&std::fs::read(&path)?)?;
+        by_name.entry(scenario.to_string()).or_default().push(r);
+    }
+    let order = |n: &str| {
+        throughput_set(&Workload::default_for_order())
+            .iter()
+            .position(|s| s.name == n)
+            .unwrap_or(usize::MAX)
+    };
+    let mut rows: Vec<Row> = by_name.iter().map(|(n, runs)| row(n, runs)).collect();
+    rows.sort_by_key(|r| order(&r.name));
+    write_summary(dir, &rows)?;
     Ok(rows)
 }
 

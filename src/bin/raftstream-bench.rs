@@ -34,6 +34,11 @@ enum Cmd {
         #[arg(long, default_value = "bench-out")]
         out: PathBuf,
     },
+    /// Rebuild summary.md/summary.json from the run JSON files in --out.
+    Summarize {
+        #[arg(long, default_value = "bench-out")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +48,10 @@ fn main() -> std::process::ExitCode {
             print!("{}", report::summary(&r));
             report::write(&out, &r)?;
             Ok(r.verification.passed())
+        }),
+        Cmd::Summarize { out } => scenarios::summarize(&out).map(|rows| {
+            print!("{}", scenarios::table(&rows));
+            rows.iter().all(|r| r.all_verified)
         }),
         Cmd::Scenarios { workload, runs, out } => scenarios::run_all(&workload, runs, &out).map(|rows| {
             print!("{}", scenarios::table(&rows));

@@ -27,6 +27,9 @@ pub struct CommandResult {
     pub base_offset: i64,
     /// For a metadata change: an error text if the change was refused.
     pub error: Option<String>,
+    /// For a metadata change that allocates: the first value allocated (producer ids).
+    #[serde(default)]
+    pub value: i64,
 }
 
 openraft::declare_raft_types!(

@@ -56,9 +56,11 @@ pub trait Broker: Send + Sync + 'static {
         acks: i16,
         timeout_ms: u64,
     ) -> BoxFuture<'static, Result<i64, ResponseError>>;
-    /// Proposes a metadata change through the controller group; `Err` carries a Kafka error
-    /// and a message.
-    fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<(), (ResponseError, String)>>;
+    /// Proposes a metadata change through the controller group; `Ok` carries the allocated
+    /// value of an allocation, `Err` a Kafka error and a message.
+    fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<i64, (ResponseError, String)>>;
+    /// A producer id never handed out before, on this or any earlier run.
+    fn allocate_producer_id(&self) -> BoxFuture<'static, Result<i64, ResponseError>>;
     /// Waits (bounded) until every partition of `topic` has a leader locally.
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
 }

@@ -70,7 +70,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
             }
         };
         match broker.propose(cmd, cfg.request_timeout_max_ms).await {
-            Ok(()) | Err((ResponseError::TopicAlreadyExists, _)) => created.push(name.clone()),
+            Ok(_) | Err((ResponseError::TopicAlreadyExists, _)) => created.push(name.clone()),
             Err((code, msg)) => {
                 tracing::debug!(topic = %name, error = %msg, "auto-create failed");
                 errors.insert(

@@ -6,6 +6,7 @@ pub mod context;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -26,42 +27,16 @@ pub struct ApiSpec {
 }
 
 /// Every API this broker serves. Nothing outside it is advertised or accepted.
+#[rustfmt::skip]
 pub const APIS: &[ApiSpec] = &[
-    ApiSpec {
-        key: ApiKey::Produce,
-        min: 3,
-        max: 12,
-    },
-    ApiSpec {
-        key: ApiKey::Fetch,
-        min: 4,
-        max: 16,
-    },
-    ApiSpec {
-        key: ApiKey::ListOffsets,
-        min: 1,
-        max: 8,
-    },
-    ApiSpec {
-        key: ApiKey::Metadata,
-        min: 0,
-        max: 12,
-    },
-    ApiSpec {
-        key: ApiKey::ApiVersions,
-        min: 0,
-        max: 4,
-    },
-    ApiSpec {
-        key: ApiKey::CreateTopics,
-        min: 2,
-        max: 7,
-    },
-    ApiSpec {
-        key: ApiKey::DeleteTopics,
-        min: 1,
-        max: 6,
-    },
+    ApiSpec { key: ApiKey::Produce, min: 3, max: 12 },
+    ApiSpec { key: ApiKey::Fetch, min: 4, max: 16 },
+    ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 8 },
+    ApiSpec { key: ApiKey::Metadata, min: 0, max: 12 },
+    ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 },
+    ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 },
+    ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5 },
 ];
 
 /// The served range of `key`, if served.
@@ -86,6 +61,7 @@ pub enum Body {
     ApiVersions(kafka_protocol::messages::ApiVersionsRequest),
     CreateTopics(kafka_protocol::messages::CreateTopicsRequest),
     DeleteTopics(kafka_protocol::messages::DeleteTopicsRequest),
+    InitProducerId(kafka_protocol::messages::InitProducerIdRequest),
 }
 
 /// What to do with a frame.
@@ -146,6 +122,7 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         ApiKey::ApiVersions => Body::ApiVersions(m::ApiVersionsRequest::decode(buf, v)?),
         ApiKey::CreateTopics => Body::CreateTopics(m::CreateTopicsRequest::decode(buf, v)?),
         ApiKey::DeleteTopics => Body::DeleteTopics(m::DeleteTopicsRequest::decode(buf, v)?),
+        ApiKey::InitProducerId => Body::InitProducerId(m::InitProducerIdRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -172,6 +149,7 @@ pub async fn handle(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Byte
         Body::ApiVersions(_) => encode_response(key, cid, v, &api_versions::response(0)),
         Body::CreateTopics(r) => encode_response(key, cid, v, &create_topics::handle(broker.as_ref(), r, v).await),
         Body::DeleteTopics(r) => encode_response(key, cid, v, &delete_topics::handle(broker.as_ref(), r, v).await),
+        Body::InitProducerId(r) => encode_response(key, cid, v, &init_producer_id::handle(broker.as_ref(), r).await),
     };
     match encoded {
         Ok(b) => Ok(Some(b)),

@@ -104,7 +104,7 @@ async fn ensure_topic(broker: &dyn Broker, name: &str) -> Result<(), ResponseErr
     )
     .map_err(|(code, _)| code)?;
     match broker.propose(cmd, cfg.request_timeout_max_ms).await {
-        Ok(()) | Err((ResponseError::TopicAlreadyExists, _)) => {
+        Ok(_) | Err((ResponseError::TopicAlreadyExists, _)) => {
             broker.wait_topic_ready(name.to_string(), AUTO_CREATE_WAIT_MS).await;
             Ok(())
         }

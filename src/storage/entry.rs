@@ -36,6 +36,17 @@ pub struct EntryInfo {
     /// Max timestamp of a batch, or -1.
     pub max_timestamp: i64,
     pub is_batch: bool,
+    /// Idempotent producer fields of a batch, when it has a producer id.
+    pub producer: Option<ProducerInfo>,
+}
+
+/// The producer id, epoch and sequence range a batch carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub id: i64,
+    pub epoch: i16,
+    pub first_seq: i32,
+    pub count: i32,
 }
 
 /// Appends `entry` to `buf`; a batch gets `base_offset` and the entry's term as leader epoch.
@@ -117,6 +128,7 @@ pub fn inspect(bytes: &[u8], pos: u64, next_offset: i64) -> Result<EntryInfo, De
         next_offset,
         max_timestamp: -1,
         is_batch: false,
+        producer: None,
     };
     match bytes[32] {
         KIND_BATCH => {
@@ -125,6 +137,14 @@ pub fn inspect(bytes: &[u8], pos: u64, next_offset: i64) -> Result<EntryInfo, De
             info.next_offset = h.last_offset() + 1;
             info.max_timestamp = h.max_timestamp;
             info.is_batch = true;
+            if h.producer_id >= 0 {
+                info.producer = Some(ProducerInfo {
+                    id: h.producer_id,
+                    epoch: h.producer_epoch,
+                    first_seq: h.base_sequence,
+                    count: h.record_count,
+                });
+            }
         }
         KIND_BLANK | KIND_MEMBERSHIP | KIND_META => {}
         _ => return Err(DecodeError::Corrupt("unknown entry kind")),

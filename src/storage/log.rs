@@ -25,6 +25,8 @@ pub struct RecoveryReport {
     pub entries: u64,
     /// Bytes cut from a torn or corrupt tail, and why.
     pub truncated: Option<(u64, String)>,
+    /// Idempotent-producer state rebuilt from the batch headers.
+    pub producers: super::producer_state::ProducerStates,
 }
 
 /// Files an append wrote to, to be made durable.
@@ -72,8 +74,14 @@ impl PartitionLog {
         for (i, base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
             let path = dir.join(super::segment::file_name(*base));
-            let (seg, ScanReport { entries, truncated }) =
-                Segment::open(&path, *base, next_index, is_last, cfg.index_interval_bytes)?;
+            let (seg, ScanReport { entries, truncated }) = Segment::open(
+                &path,
+                *base,
+                next_index,
+                is_last,
+                cfg.index_interval_bytes,
+                &mut report.producers,
+            )?;
             if let Some(prev) = segments.last() {
                 anyhow::ensure!(
                     seg.last.is_none() || prev.last_index().map(|l| l + 1) == Some(seg.base_index),

@@ -24,6 +24,10 @@ pub enum MetaCommand {
     DeleteTopic {
         name: String,
     },
+    /// Reserve `count` producer ids; the result's `value` is the first.
+    AllocateProducerIds {
+        count: i64,
+    },
 }
 
 /// What the cluster knows about one topic.
@@ -40,6 +44,9 @@ pub struct TopicMeta {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterMeta {
     pub topics: BTreeMap<String, TopicMeta>,
+    /// The next producer id never handed out (ids are unique across restarts).
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 /// Controller state machine; `view` is what handlers read, `version` ticks on every change.
@@ -62,8 +69,9 @@ impl MetaSm {
     }
 }
 
-/// Applies one command to `meta`, or says why it cannot be applied.
-pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<(), String> {
+/// Applies one command to `meta`, or says why it cannot be applied. Returns the allocated value
+/// for allocations, 0 otherwise.
+pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, String> {
     match cmd {
         MetaCommand::CreateTopic {
             name,
@@ -91,8 +99,16 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<(), Str
                 return Err(format!("topic {name} does not exist"));
             }
         }
+        MetaCommand::AllocateProducerIds { count } => {
+            if count <= 0 {
+                return Err(format!("cannot allocate {count} producer ids"));
+            }
+            let first = meta.next_producer_id;
+            meta.next_producer_id += count;
+            return Ok(first);
+        }
     }
-    Ok(())
+    Ok(0)
 }
 
 impl RaftStateMachine<TypeConfig> for MetaSm {
@@ -117,7 +133,10 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
                     Ok(cmd) => {
                         let mut view = self.view.write().expect("meta lock");
                         match apply_command(&mut view, cmd) {
-                            Ok(()) => changed = true,
+                            Ok(value) => {
+                                res.value = value;
+                                changed = true;
+                            }
                             Err(why) => res.error = Some(why),
                         }
                     }

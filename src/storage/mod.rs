@@ -7,6 +7,7 @@ pub mod log;
 pub mod meta_sm;
 pub mod node_meta;
 pub mod partition_sm;
+pub mod producer_state;
 pub mod raft_log;
 pub mod segment;
 

@@ -3,6 +3,7 @@
 //! starts with a batch, so names never collide.
 
 use super::entry::{self, DecodeError, EntryInfo, ENTRY_HEADER_BYTES};
+use super::producer_state::ProducerStates;
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -53,6 +54,14 @@ pub struct ScanReport {
     pub entries: u64,
     /// Bytes cut from the tail, with the reason, if the tail was torn or corrupt.
     pub truncated: Option<(u64, String)>,
+}
+
+/// Wall-clock milliseconds (producer-state expiry counts from recovery).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Name of the segment file for `base_offset`.
@@ -110,7 +119,9 @@ impl Segment {
         next_index: u64,
         may_truncate: bool,
         index_interval_bytes: u64,
+        producers: &mut ProducerStates,
     ) -> anyhow::Result<(Segment, ScanReport)> {
+        let now_ms = now_ms();
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
         let mut seg = Segment::empty(path.to_path_buf(), file, base_offset, next_index, index_interval_bytes);
@@ -132,6 +143,9 @@ impl Segment {
                             seg.base_index = info.log_id.index;
                         }
                         expected_index = Some(info.log_id.index + 1);
+                        if let Some(p) = info.producer {
+                            producers.record(p.id, p.epoch, p.first_seq, p.count, Some(info.base_offset), now_ms);
+                        }
                         seg.note_appended(info);
                         report.entries += 1;
                         pos += info.disk_bytes;
