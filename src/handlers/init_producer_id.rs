@@ -9,9 +9,11 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 /// Handles an InitProducerId request.
 pub async fn handle(broker: &dyn Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default();
-    if req.transactional_id.is_some() {
+    match &req.transactional_id {
+        None => {}
+        Some(id) if id.is_empty() => return resp.with_error_code(ResponseError::InvalidRequest.code()),
         // Transactions are not offered; refusing is clearer than half-working.
-        return resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+        Some(_) => return resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         return resp

@@ -23,9 +23,20 @@ pub struct TestBroker {
 }
 
 impl TestBroker {
-    /// Starts `raftstream` with extra flags; waits for its "listening" line.
+    /// Starts `raftstream` with extra flags in a fresh temp dir; waits for its "listening" line.
     pub fn start(extra: &[&str]) -> TestBroker {
-        let dir = tempfile::tempdir().unwrap();
+        TestBroker::launch(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// Kills the process (SIGKILL) and starts a new one on the same data dir.
+    pub fn restart(mut self, extra: &[&str]) -> TestBroker {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        TestBroker::launch(dir, extra)
+    }
+
+    fn launch(dir: tempfile::TempDir, extra: &[&str]) -> TestBroker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_raftstream"))
             .args([
                 "--data-dir",
@@ -187,6 +198,11 @@ pub fn closed(s: &mut TcpStream) -> bool {
 
 /// An uncompressed magic-2 batch of `values`, encoded by kafka-protocol.
 pub fn batch(values: &[&[u8]]) -> Bytes {
+    idempotent_batch(values, -1, -1, -1)
+}
+
+/// A batch from producer `(pid, epoch)` whose first record has sequence `first_seq`.
+pub fn idempotent_batch(values: &[&[u8]], pid: i64, epoch: i16, first_seq: i32) -> Bytes {
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = values
         .iter()
@@ -196,12 +212,12 @@ pub fn batch(values: &[&[u8]]) -> Bytes {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            // Constant offset-minus-sequence keeps all records in one batch; base sequence -1.
-            sequence: i as i32 - 1,
+            // Constant offset-minus-sequence keeps all records in one batch.
+            sequence: if pid < 0 { i as i32 - 1 } else { first_seq + i as i32 },
             timestamp: 1_700_000_000_000,
             key: None,
             value: Some(Bytes::copy_from_slice(v)),

@@ -36,9 +36,8 @@ def test_librdkafka_round_trip(broker, acks, codec):
 @pytest.mark.parametrize("codec", [None, "gzip", "snappy", "lz4", "zstd"])
 def test_kafka_python_round_trip(broker, codec):
     topic = f"kp-{codec}"
-    # Idempotence (InitProducerId) is issue 4; until then the producer must not ask for it.
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", compression_type=codec, linger_ms=5,
-                             enable_idempotence=False)
+    # kafka-python 3 turns idempotence on by default (InitProducerId + sequences).
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", compression_type=codec, linger_ms=5)
     sent = records(100, topic)
     futures = [producer.send(topic, key=k, value=v, headers=h, timestamp_ms=ts) for k, v, h, ts in sent]
     producer.flush(30)

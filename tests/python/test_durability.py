@@ -150,3 +150,35 @@ def test_sigterm_during_produce_exits_zero_and_keeps_acknowledged(tmp_path):
     assert not missing, f"{len(missing)} acknowledged records lost across a graceful restart"
     b.kill()
     assert "panicked" not in b.log_text()
+
+
+def test_idempotent_producer_exactly_once_across_broker_kill(tmp_path):
+    b = Broker(tmp_path / "data").start()
+    n = 4000
+    errors, acked = [], []
+    p = Producer({"bootstrap.servers": b.bootstrap, "enable.idempotence": True, "acks": "all",
+                  "linger.ms": 2, "message.timeout.ms": 120000, "retry.backoff.ms": 50})
+
+    def cb(err, msg):
+        (errors if err else acked).append(err or msg.offset())
+
+    for i in range(n):
+        while True:
+            try:
+                p.produce("exactly-once", value=f"{i}".encode(), on_delivery=cb)
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+        if i == n // 3:
+            p.flush(30)
+        if i == n // 2:
+            b.kill(signal.SIGKILL)  # batches are in flight
+            b.start()               # same dir, same port: the producer retries them
+    assert p.flush(120) == 0
+    assert not errors, errors[:3]
+    assert len(acked) == n
+    assert high_watermark(b.bootstrap, "exactly-once", 0) == (0, n), "no duplicate was stored"
+    got = consume_all(b.bootstrap, "exactly-once", 0, n, timeout=30)
+    assert [m.value().decode() for m in got] == [str(i) for i in range(n)], "every record exactly once, in order"
+    b.kill()
