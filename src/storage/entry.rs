@@ -111,11 +111,20 @@ pub fn inspect(bytes: &[u8], pos: u64, next_offset: i64) -> Result<EntryInfo, De
     if (bytes.len() as u64) < total {
         return Err(DecodeError::Incomplete);
     }
-    let bytes = &bytes[..total as usize];
     let crc = u32::from_be_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&bytes[8..]) != crc {
+    if crc32c::crc32c(&bytes[8..total as usize]) != crc {
         return Err(DecodeError::Corrupt("entry CRC mismatch"));
     }
+    describe(bytes, pos, next_offset)
+}
+
+/// Like `inspect` without the CRC check: for bytes this process just encoded.
+pub fn describe(bytes: &[u8], pos: u64, next_offset: i64) -> Result<EntryInfo, DecodeError> {
+    let total = header_len(bytes)?;
+    if (bytes.len() as u64) < total {
+        return Err(DecodeError::Incomplete);
+    }
+    let bytes = &bytes[..total as usize];
     let term = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes"));
     let node: NodeId = u64::from_be_bytes(bytes[16..24].try_into().expect("8 bytes"));
     let index = u64::from_be_bytes(bytes[24..32].try_into().expect("8 bytes"));

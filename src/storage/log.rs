@@ -51,6 +51,58 @@ pub struct PartitionLog {
     dir: PathBuf,
     cfg: LogConfig,
     inner: RwLock<Vec<Segment>>,
+    /// The most recently appended entries, as written: commit-time apply (which openraft
+    /// reads back through the log store) and tail fetches are served from memory.
+    tail: std::sync::Mutex<TailCache>,
+}
+
+/// Bytes of recent entries kept in memory per log.
+const TAIL_CACHE_BYTES: usize = 2 << 20;
+
+/// Consecutive recent entries (by Raft index), each with its encoded bytes.
+#[derive(Default)]
+struct TailCache {
+    entries: std::collections::VecDeque<(EntryInfo, Bytes)>,
+    bytes: usize,
+}
+
+impl TailCache {
+    fn push(&mut self, info: EntryInfo, bytes: Bytes) {
+        if self
+            .entries
+            .back()
+            .is_some_and(|(last, _)| last.log_id.index + 1 != info.log_id.index)
+        {
+            self.clear();
+        }
+        self.bytes += bytes.len();
+        self.entries.push_back((info, bytes));
+        while self.bytes > TAIL_CACHE_BYTES && self.entries.len() > 1 {
+            if let Some((_, b)) = self.entries.pop_front() {
+                self.bytes -= b.len();
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Entries `start..end` if the cache holds all of them.
+    fn range(&self, start: u64, end: u64) -> Option<Vec<(EntryInfo, Bytes)>> {
+        let first = self.entries.front()?.0.log_id.index;
+        let last = self.entries.back()?.0.log_id.index;
+        if start < first || end > last + 1 || start >= end {
+            return None;
+        }
+        Some(
+            self.entries
+                .range((start - first) as usize..(end - first) as usize)
+                .cloned()
+                .collect(),
+        )
+    }
 }
 
 impl PartitionLog {
@@ -104,6 +156,7 @@ impl PartitionLog {
                 dir: dir.to_path_buf(),
                 cfg,
                 inner: RwLock::new(segments),
+                tail: Default::default(),
             },
             report,
         ))
@@ -156,7 +209,7 @@ impl PartitionLog {
         let mut total = 0u64;
         for e in entries {
             let active = segs.last().expect("a log has a segment");
-            if let Some(last) = active.last.or_else(|| infos.last().copied()) {
+            if let Some(last) = infos.last().copied().or(active.last) {
                 anyhow::ensure!(
                     last.log_id.index + 1 == e.log_id.index,
                     "append of index {} after {}",
@@ -176,7 +229,13 @@ impl PartitionLog {
                     .map(|i: &EntryInfo| i.next_offset)
                     .unwrap_or(active.next_offset);
                 let next_index = e.log_id.index;
-                flush_buf(segs.last_mut().expect("segment"), &mut buf, &mut infos, &mut files)?;
+                flush_buf(
+                    segs.last_mut().expect("segment"),
+                    &mut buf,
+                    &mut infos,
+                    &mut files,
+                    &self.tail,
+                )?;
                 let seg = Segment::create(&self.dir, next_offset, next_index, self.cfg.index_interval_bytes)?;
                 segs.push(seg);
             }
@@ -185,17 +244,29 @@ impl PartitionLog {
             let start = buf.len();
             entry::encode(&mut buf, e, next_offset)?;
             let pos = active.size_bytes + start as u64;
-            let info =
-                entry::inspect(&buf[start..], pos, next_offset).map_err(|e| anyhow::anyhow!("encoded entry: {e:?}"))?;
+            let info = entry::describe(&buf[start..], pos, next_offset)
+                .map_err(|e| anyhow::anyhow!("encoded entry: {e:?}"))?;
             total += info.disk_bytes;
             infos.push(info);
         }
-        flush_buf(segs.last_mut().expect("segment"), &mut buf, &mut infos, &mut files)?;
+        flush_buf(
+            segs.last_mut().expect("segment"),
+            &mut buf,
+            &mut infos,
+            &mut files,
+            &self.tail,
+        )?;
         Ok(Appended { files, bytes: total })
     }
 
     /// Reads the entries with Raft index in `start..end`.
     pub fn entries(&self, start: u64, end: u64) -> anyhow::Result<Vec<Entry>> {
+        if let Some(cached) = self.tail.lock().expect("tail lock").range(start, end) {
+            return cached
+                .into_iter()
+                .map(|(info, bytes)| entry::decode(bytes, &info))
+                .collect();
+        }
         let segs = self.inner.read().expect("log lock");
         let mut out = Vec::new();
         let mut idx = start;
@@ -226,6 +297,7 @@ impl PartitionLog {
     /// Deletes every entry with Raft index >= `index`.
     pub fn truncate_from(&self, index: u64) -> anyhow::Result<()> {
         let mut segs = self.inner.write().expect("log lock");
+        self.tail.lock().expect("tail lock").clear();
         while segs.len() > 1 && segs.last().is_some_and(|s| s.base_index >= index) {
             let seg = segs.pop().expect("segment");
             std::fs::remove_file(&seg.path)?;
@@ -354,20 +426,27 @@ fn first_offset_at_or_after(batch: &[u8], ts: i64) -> Option<i64> {
     Some(h.base_offset)
 }
 
+/// Writes the encoded entries in `buf` at the end of `seg` with one write, indexes them and
+/// keeps them in the tail cache.
 fn flush_buf(
     seg: &mut Segment,
     buf: &mut Vec<u8>,
     infos: &mut Vec<EntryInfo>,
     files: &mut Vec<Arc<File>>,
+    tail: &std::sync::Mutex<TailCache>,
 ) -> anyhow::Result<()> {
     if buf.is_empty() {
         return Ok(());
     }
     seg.file.write_all_at(buf, seg.size_bytes)?;
+    let written = Bytes::from(std::mem::take(buf));
+    let base = seg.size_bytes;
+    let mut tail = tail.lock().expect("tail lock");
     for info in infos.drain(..) {
+        let at = (info.pos - base) as usize;
+        tail.push(info, written.slice(at..at + info.disk_bytes as usize));
         seg.note_appended(info);
     }
-    buf.clear();
     if !files.iter().any(|f| Arc::ptr_eq(f, &seg.file)) {
         files.push(seg.file.clone());
     }
@@ -428,6 +507,12 @@ mod tests {
         let (log, rep) = PartitionLog::open(dir.path(), CFG).unwrap();
         assert!(rep.truncated.is_none());
         assert_eq!(log.last_log_id().unwrap().index, 19);
+        let from_disk = log.entries(5, 9).unwrap();
+        assert_eq!(
+            from_disk.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            vec![5, 6, 7, 8]
+        );
+        assert_eq!(from_disk, es, "the tail cache and the segments give the same entries");
         assert_eq!(log.end_offset(), 18 * 3);
         log.append(&[batch_entry(20, 2)]).unwrap();
         assert_eq!(log.end_offset(), 18 * 3 + 2);

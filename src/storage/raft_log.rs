@@ -19,7 +19,12 @@ pub struct LogStore {
     sink: Arc<dyn FlushSink>,
     vote_path: PathBuf,
     committed_path: PathBuf,
+    /// When the committed hint was last written (it is rewritten at most every 200 ms).
+    committed_written: Option<std::time::Instant>,
 }
+
+/// How stale the committed-index hint may get; a stale hint only delays a restart's re-apply.
+const COMMITTED_HINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn io_err(e: impl std::fmt::Display, write: bool) -> StorageError {
     let any = AnyError::error(e.to_string());
@@ -40,6 +45,7 @@ impl LogStore {
             sink,
             vote_path: dir.join("raft-vote.json"),
             committed_path: dir.join("raft-committed.json"),
+            committed_written: None,
         }
     }
 }
@@ -100,8 +106,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // A hint for faster restart only (a lost update is recovered by the next commit), so
-        // it is written without fsync.
+        // A hint for faster restart only (a lost or stale one is recovered by the next
+        // commit), so it is written without fsync and not on every commit.
+        if self
+            .committed_written
+            .is_some_and(|t| t.elapsed() < COMMITTED_HINT_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.committed_written = Some(std::time::Instant::now());
         let data = serde_json::to_vec(&committed).map_err(|e| io_err(e, true))?;
         let tmp = self.committed_path.with_extension("tmp");
         std::fs::write(&tmp, data)
