@@ -44,6 +44,9 @@ pub struct Config {
     pub log_segment_bytes: u64,
     /// Bytes between two entries of the sparse offset and time indexes.
     pub log_index_interval_bytes: u64,
+    /// Bytes of recently appended entries each partition keeps in memory, so commits and tail
+    /// fetches need no disk read.
+    pub log_tail_cache_bytes: u64,
     /// Largest record batch a producer may send.
     pub message_max_bytes: i32,
     /// Largest request frame accepted; a larger one closes the connection.
@@ -89,6 +92,7 @@ impl Default for Config {
             auto_create_topics_enable: true,
             log_segment_bytes: 1 << 30,
             log_index_interval_bytes: 4096,
+            log_tail_cache_bytes: 512 << 10,
             message_max_bytes: 1 << 20,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_inflight_requests_per_connection: 64,

@@ -62,6 +62,7 @@ impl Actor for Controller {
         let cfg = LogConfig {
             segment_bytes: u64::MAX,
             index_interval_bytes: 4096,
+            tail_cache_bytes: 256 << 10,
         };
         let (log, report) = PartitionLog::open(&args.dir, cfg)?;
         if let Some((bytes, why)) = &report.truncated {

@@ -162,12 +162,16 @@ pub fn run(
             now
         };
         if intended > now {
-            let wait = intended - now;
-            if wait > 2_000_000 {
-                producer.poll(Duration::from_nanos(wait - 1_000_000));
+            // Sleep rather than spin: on a small machine a spinning client steals the CPU the
+            // broker under test needs. Records due while asleep go out back to back, and their
+            // latency still counts from their intended time.
+            let wait = Duration::from_nanos(intended - now);
+            if wait > Duration::from_millis(2) {
+                producer.poll(wait - Duration::from_millis(1));
             }
-            while clock.now_ns() < intended {
-                std::hint::spin_loop();
+            let left = intended.saturating_sub(clock.now_ns());
+            if left > 0 {
+                std::thread::sleep(Duration::from_nanos(left));
             }
         }
         payload::encode(&mut buf, id, seq, intended);

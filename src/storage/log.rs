@@ -16,6 +16,8 @@ use std::sync::{Arc, RwLock};
 pub struct LogConfig {
     pub segment_bytes: u64,
     pub index_interval_bytes: u64,
+    /// Bytes of recently appended entries kept in memory (0 disables the cache).
+    pub tail_cache_bytes: usize,
 }
 
 /// What recovery found, for the start-up log line.
@@ -56,14 +58,12 @@ pub struct PartitionLog {
     tail: std::sync::Mutex<TailCache>,
 }
 
-/// Bytes of recent entries kept in memory per log.
-const TAIL_CACHE_BYTES: usize = 2 << 20;
-
 /// Consecutive recent entries (by Raft index), each with its encoded bytes.
 #[derive(Default)]
 struct TailCache {
     entries: std::collections::VecDeque<(EntryInfo, Bytes)>,
     bytes: usize,
+    limit_bytes: usize,
 }
 
 impl TailCache {
@@ -77,7 +77,7 @@ impl TailCache {
         }
         self.bytes += bytes.len();
         self.entries.push_back((info, bytes));
-        while self.bytes > TAIL_CACHE_BYTES && self.entries.len() > 1 {
+        while self.bytes > self.limit_bytes && !self.entries.is_empty() {
             if let Some((_, b)) = self.entries.pop_front() {
                 self.bytes -= b.len();
             }
@@ -156,7 +156,10 @@ impl PartitionLog {
                 dir: dir.to_path_buf(),
                 cfg,
                 inner: RwLock::new(segments),
-                tail: Default::default(),
+                tail: std::sync::Mutex::new(TailCache {
+                    limit_bytes: cfg.tail_cache_bytes,
+                    ..Default::default()
+                }),
             },
             report,
         ))
@@ -471,6 +474,7 @@ mod tests {
     const CFG: LogConfig = LogConfig {
         segment_bytes: 400,
         index_interval_bytes: 100,
+        tail_cache_bytes: 1 << 20,
     };
 
     #[test]
@@ -527,6 +531,7 @@ mod tests {
                 LogConfig {
                     segment_bytes: 1 << 20,
                     index_interval_bytes: 100,
+                    tail_cache_bytes: 1 << 20,
                 },
             )
             .unwrap();
@@ -548,6 +553,7 @@ mod tests {
                 LogConfig {
                     segment_bytes: 1 << 20,
                     index_interval_bytes: 100,
+                    tail_cache_bytes: 1 << 20,
                 },
             )
             .unwrap();
