@@ -11,5 +11,6 @@ pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod handlers;
+pub mod observability;
 pub mod protocol;
 pub mod storage;

@@ -76,10 +76,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let identity = raftstream::storage::node_meta::load_or_create(&config.data_dir, config.node_id)?;
     let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
     let failure = Arc::new(Mutex::new(None));
+    let metrics = raftstream::observability::install();
     let args = BrokerArgs {
         config: Arc::new(config),
         identity,
         failure: failure.clone(),
+        metrics,
     };
     let (broker, handle) = ractor::Actor::spawn(Some("broker".into()), Broker, args)
         .await

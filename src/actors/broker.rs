@@ -28,6 +28,8 @@ pub struct BrokerArgs {
     pub identity: NodeMeta,
     /// Set to the reason when the broker stops because a child failed.
     pub failure: Arc<Mutex<Option<String>>>,
+    /// The metrics recorder to render at `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// Messages the broker takes.
@@ -184,6 +186,7 @@ impl Actor for Broker {
             let state = HttpState {
                 registry: registry.clone(),
                 meta: node.meta.clone(),
+                metrics: args.metrics.clone(),
             };
             let (http, _) = Actor::spawn_linked(
                 Some("http".into()),

@@ -89,6 +89,7 @@ impl Committer {
         st.round_running = true;
         let me = myself.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let mut result = Ok(());
             for f in &files {
                 if let Err(e) = f.sync_data() {
@@ -96,6 +97,9 @@ impl Committer {
                     break;
                 }
             }
+            metrics::counter!(crate::observability::FSYNC_ROUNDS).increment(1);
+            metrics::histogram!(crate::observability::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(crate::observability::FSYNC_ROUND_BYTES).record(bytes as f64);
             let _ = me.send_message(CommitterMsg::RoundDone { done, result });
         });
     }

@@ -43,10 +43,12 @@ impl Actor for Connection {
         args: ConnectionArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(tokio::spawn(async move {
+            metrics::gauge!(crate::observability::CONNECTIONS).increment(1.0);
             let peer = args.socket.peer_addr().ok();
             if let Err(e) = serve(args.socket, args.broker, args.shutdown).await {
                 tracing::debug!(?peer, error = %e, "connection closed");
             }
+            metrics::gauge!(crate::observability::CONNECTIONS).decrement(1.0);
             drop(args.permit);
             myself.stop(None);
         }))

@@ -1,5 +1,6 @@
-//! The HTTP actor: `/health/live` (the process runs) and `/health/ready` (every partition this
-//! node hosts has recovered and has a leader), on `http.listen`, apart from the Kafka port.
+//! The HTTP actor: `/metrics` (Prometheus text), `/health/live` (the process runs) and
+//! `/health/ready` (every partition this node hosts has recovered and has a leader), on
+//! `http.listen`, apart from the Kafka port.
 
 use super::registry::Registry;
 use crate::handlers::context::TopicPartition;
@@ -17,6 +18,8 @@ use tokio::net::TcpListener;
 pub struct HttpState {
     pub registry: Arc<Registry>,
     pub meta: Arc<RwLock<ClusterMeta>>,
+    /// The process's metrics recorder, if this process installed one.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// What the HTTP actor needs.
@@ -40,6 +43,7 @@ impl Actor for Http {
         let app = Router::new()
             .route("/health/live", get(|| async { "live\n" }))
             .route("/health/ready", get(ready))
+            .route("/metrics", get(render_metrics))
             .with_state(args.state);
         Ok(tokio::spawn(async move {
             if let Err(e) = axum::serve(args.listener, app).await {
@@ -67,6 +71,22 @@ pub fn not_ready(state: &HttpState) -> Vec<TopicPartition> {
         })
         .filter(|tp| state.registry.get(tp).is_none_or(|h| h.leadership().0.is_none()))
         .collect()
+}
+
+async fn render_metrics(State(state): State<HttpState>) -> (StatusCode, String) {
+    let Some(handle) = &state.metrics else {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are not recorded in this process\n".into(),
+        );
+    };
+    // Gauges that are cheaper to compute at scrape time than to keep current.
+    let all = state.registry.all();
+    let leaders = all.iter().filter(|(_, h)| h.leadership().0 == Some(h.node_id)).count();
+    metrics::gauge!(crate::observability::PARTITIONS).set(all.len() as f64);
+    metrics::gauge!(crate::observability::LEADERS).set(leaders as f64);
+    handle.run_upkeep();
+    (StatusCode::OK, handle.render())
 }
 
 async fn ready(State(state): State<HttpState>) -> (StatusCode, String) {

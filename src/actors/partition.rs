@@ -106,6 +106,14 @@ impl Actor for PartitionActor {
         args: PartitionArgs,
     ) -> Result<PartitionState, ActorProcessingErr> {
         claim_dir(&args.dir, args.topic_id)?;
+        // Debug-build test hook: slow recovery down so readiness can be observed before it ends.
+        #[cfg(debug_assertions)]
+        if let Some(ms) = std::env::var("RS_DEBUG_RECOVERY_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         let (log, report) = PartitionLog::open(&args.dir, args.log_config)?;
         if let Some((bytes, why)) = &report.truncated {
             tracing::warn!(partition = ?args.tp, bytes, reason = %why, "cut a torn or corrupt tail during recovery");

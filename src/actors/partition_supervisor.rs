@@ -267,6 +267,7 @@ impl Actor for PartitionSupervisor {
                     return Ok(());
                 };
                 tracing::error!(topic = %tp.topic, partition = tp.partition, error = %err, "partition actor failed; restarting it");
+                metrics::counter!(crate::observability::ACTOR_RESTARTS).increment(1);
                 PartitionSupervisor::note_failure(st, &tp)?;
                 if !st.stopping {
                     PartitionSupervisor::schedule_restart(&myself, st, tp);

@@ -48,6 +48,7 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
     let meta = broker.metadata();
     let node_id = broker.node().node_id;
     let mut topics: Vec<(TopicName, uuid::Uuid)> = Vec::new();
+    let mut topic_names: Vec<String> = Vec::new();
     let mut slots: Vec<Slot> = Vec::new();
     for t in req.topics {
         let by_id = version >= 13;
@@ -58,6 +59,7 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
         };
         let name = found.map(|m| m.name.clone()).unwrap_or_else(|| t.topic.0.to_string());
         topics.push((TopicName(StrBytes::from_string(name.clone())), t.topic_id));
+        topic_names.push(name.clone());
         for p in t.partitions {
             let view = match found {
                 None if by_id => Err(ResponseError::UnknownTopicId),
@@ -132,8 +134,18 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
             pd = pd.with_log_start_offset(start);
         }
         match res {
-            Ok(records) => pd = pd.with_records(Some(records)),
-            Err(code) => pd = pd.with_error_code(code.code()).with_records(Some(Bytes::new())),
+            Ok(records) => {
+                if !records.is_empty() {
+                    let topic = topic_names[s.topic_index].clone();
+                    metrics::counter!(crate::observability::BYTES_OUT, "topic" => topic)
+                        .increment(records.len() as u64);
+                }
+                pd = pd.with_records(Some(records));
+            }
+            Err(code) => {
+                crate::observability::note_error("Fetch", code);
+                pd = pd.with_error_code(code.code()).with_records(Some(Bytes::new()));
+            }
         }
         responses[s.topic_index].partitions.push(pd);
     }

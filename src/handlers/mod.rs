@@ -131,6 +131,30 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
 /// the response could not be encoded: the connection must close rather than leave the client
 /// waiting for an answer that never comes.
 pub async fn handle(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>, String> {
+    let started = std::time::Instant::now();
+    let api = api_name(req.api_key);
+    let result = dispatch(broker, req).await;
+    metrics::counter!(crate::observability::REQUESTS, "api" => api).increment(1);
+    metrics::histogram!(crate::observability::REQUEST_SECONDS, "api" => api).record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// A static name for a served API (metric labels).
+pub fn api_name(key: ApiKey) -> &'static str {
+    match key {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::InitProducerId => "InitProducerId",
+        _ => "Other",
+    }
+}
+
+async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>, String> {
     let v = req.version;
     let key = req.api_key;
     let cid = req.header.correlation_id;

@@ -37,11 +37,14 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
                 }
                 let records = p.records.ok_or(ResponseError::CorruptMessage)?;
                 let batch = validate_produced(&records, cfg.message_max_bytes)?;
+                let bytes = batch.bytes.len() as u64;
                 let tp = TopicPartition {
                     topic: name.clone(),
                     partition: index,
                 };
-                broker.produce(tp, batch, acks, timeout_ms).await
+                let base = broker.produce(tp, batch, acks, timeout_ms).await?;
+                metrics::counter!(crate::observability::BYTES_IN, "topic" => name).increment(bytes);
+                Ok(base)
             };
             async move { (index, fut.await) }
         });
@@ -60,10 +63,12 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
                             .with_log_start_offset(start_offset(broker, &topic.name.0, index))
                     }
                     Ok(base) => pr.with_base_offset(base),
-                    Err(code) => pr
-                        .with_error_code(code.code())
-                        .with_base_offset(-1)
-                        .with_log_start_offset(-1),
+                    Err(code) => {
+                        crate::observability::note_error("Produce", code);
+                        pr.with_error_code(code.code())
+                            .with_base_offset(-1)
+                            .with_log_start_offset(-1)
+                    }
                 }
             })
             .collect();

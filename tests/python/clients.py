@@ -14,7 +14,8 @@ def produce_all(bootstrap, topic, records, **conf):
         reports.append((err, msg.partition() if msg else None, msg.offset() if msg else None, msg.value() if msg else None))
 
     for key, value, headers, ts in records:
-        p.produce(topic, key=key, value=value, headers=headers, timestamp=ts, on_delivery=cb)
+        extra = {"timestamp": ts} if ts is not None else {}
+        p.produce(topic, key=key, value=value, headers=headers, on_delivery=cb, **extra)
         p.poll(0)
     remaining = p.flush(30)
     assert remaining == 0, f"{remaining} records not delivered"

@@ -1,0 +1,51 @@
+//! Metrics: a Prometheus recorder installed once per process, the names of every metric, and
+//! small helpers so call sites stay one line. Rendered by the HTTP actor at `/metrics`.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests handled, by API (`api` label).
+pub const REQUESTS: &str = "raftstream_requests_total";
+/// Error codes returned, by API and Kafka error name (`api`, `code`).
+pub const REQUEST_ERRORS: &str = "raftstream_request_errors_total";
+/// Request handling time in seconds, by API.
+pub const REQUEST_SECONDS: &str = "raftstream_request_duration_seconds";
+/// Record-batch bytes accepted by produce, by topic.
+pub const BYTES_IN: &str = "raftstream_topic_bytes_in_total";
+/// Record-batch bytes returned by fetch, by topic.
+pub const BYTES_OUT: &str = "raftstream_topic_bytes_out_total";
+/// Committer fsync rounds.
+pub const FSYNC_ROUNDS: &str = "raftstream_fsync_rounds_total";
+/// Time of one committer round's fsyncs, in seconds.
+pub const FSYNC_SECONDS: &str = "raftstream_fsync_duration_seconds";
+/// Bytes made durable by one committer round.
+pub const FSYNC_ROUND_BYTES: &str = "raftstream_fsync_round_bytes";
+/// Partitions running on this node.
+pub const PARTITIONS: &str = "raftstream_partitions";
+/// Partitions this node leads.
+pub const LEADERS: &str = "raftstream_partition_leaders";
+/// Open client connections.
+pub const CONNECTIONS: &str = "raftstream_connections";
+/// Partition actor restarts after a failure.
+pub const ACTOR_RESTARTS: &str = "raftstream_actor_restarts_total";
+
+/// Installs the process-wide recorder (once); later calls return `None`.
+pub fn install() -> Option<PrometheusHandle> {
+    let seconds = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let bytes = [
+        1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,
+    ];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+        .ok()?
+        .set_buckets_for_metric(Matcher::Full(FSYNC_ROUND_BYTES.into()), &bytes)
+        .ok()?
+        .install_recorder()
+        .ok()
+}
+
+/// Counts an error code returned by `api`.
+pub fn note_error(api: &'static str, code: kafka_protocol::error::ResponseError) {
+    metrics::counter!(REQUEST_ERRORS, "api" => api, "code" => format!("{code:?}")).increment(1);
+}

@@ -1,0 +1,65 @@
+"""/metrics in Prometheus text during a produce run, and /health/ready only after recovery."""
+
+import os
+import re
+import signal
+import time
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from broker import Broker
+from clients import consume_all, produce_all
+
+
+def metric(text, name, **labels):
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.match(r"^(\w+)(\{[^}]*\})?\s+(\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(3))
+    return total
+
+
+def test_metrics_show_produce_fetch_and_fsync(broker):
+    produce_all(broker.bootstrap, "metered", [(None, b"x" * 100, None, None)] * 500, acks="all")
+    consume_all(broker.bootstrap, "metered", 0, 500)
+    status, text = broker.http_get("/metrics")
+    assert status == 200
+    assert metric(text, "raftstream_requests_total", api="Produce") > 0
+    assert metric(text, "raftstream_requests_total", api="Fetch") > 0
+    assert metric(text, "raftstream_request_duration_seconds_count", api="Produce") > 0
+    assert metric(text, "raftstream_topic_bytes_in_total", topic="metered") >= 500 * 100
+    assert metric(text, "raftstream_topic_bytes_out_total", topic="metered") >= 500 * 100
+    assert metric(text, "raftstream_fsync_rounds_total") > 0
+    assert metric(text, "raftstream_fsync_duration_seconds_count") > 0
+    assert metric(text, "raftstream_fsync_round_bytes_sum") > 0
+    assert metric(text, "raftstream_partitions") == 1
+    assert metric(text, "raftstream_partition_leaders") == 1
+
+
+def test_ready_only_after_recovery(tmp_path):
+    b = Broker(tmp_path / "data").start()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("slow", num_partitions=3, replication_factor=1)])["slow"].result(30)
+    assert b.http_get("/health/ready")[0] == 200
+    assert b.kill(signal.SIGTERM) == 0
+    os.environ["RS_DEBUG_RECOVERY_DELAY_MS"] = "1500"
+    try:
+        b.start()
+    finally:
+        del os.environ["RS_DEBUG_RECOVERY_DELAY_MS"]
+    assert b.http_get("/health/live")[0] == 200
+    status, body = b.http_get("/health/ready")
+    assert status == 503, (status, body)
+    deadline = time.monotonic() + 30
+    while b.http_get("/health/ready")[0] != 200:
+        assert time.monotonic() < deadline, "never became ready"
+        time.sleep(0.05)
+    assert b.http_get("/health/ready") == (200, "ready\n")
+    b.kill()
