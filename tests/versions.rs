@@ -141,6 +141,77 @@ fn every_served_version_answers() {
         assert_eq!((p.error_code, p.offset), (0, produced), "ListOffsets v{v}");
     }
 
+    for v in range(ApiKey::DescribeConfigs) {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("ct2"))
+            .with_configuration_keys(None)]);
+        let resp: DescribeConfigsResponse = call(&mut s, ApiKey::DescribeConfigs, v, &req);
+        assert_eq!(resp.results[0].error_code, 0, "DescribeConfigs v{v}");
+        assert!(resp.results[0]
+            .configs
+            .iter()
+            .any(|c| c.name.as_str() == "segment.bytes"));
+    }
+
+    for v in range(ApiKey::IncrementalAlterConfigs) {
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("ct2"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("segment.bytes"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(format!("{}", 100_000 + v as i32))))])]);
+        let resp: IncrementalAlterConfigsResponse = call(&mut s, ApiKey::IncrementalAlterConfigs, v, &req);
+        assert_eq!(resp.responses[0].error_code, 0, "IncrementalAlterConfigs v{v}");
+    }
+
+    for v in range(ApiKey::AlterConfigs) {
+        use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("ct2"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("max.message.bytes"))
+                .with_value(Some(StrBytes::from_static_str("2000000")))])]);
+        let resp: AlterConfigsResponse = call(&mut s, ApiKey::AlterConfigs, v, &req);
+        assert_eq!(resp.responses[0].error_code, 0, "AlterConfigs v{v}");
+    }
+
+    for v in range(ApiKey::CreatePartitions) {
+        use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        let req = CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name("ct3"))
+                .with_count(3 + v as i32)
+                .with_assignments(None)]);
+        let resp: CreatePartitionsResponse = call(&mut s, ApiKey::CreatePartitions, v, &req);
+        assert_eq!(
+            resp.results[0].error_code, 0,
+            "CreatePartitions v{v}: {:?}",
+            resp.results[0].error_message
+        );
+    }
+
+    for v in range(ApiKey::DescribeCluster) {
+        let resp: DescribeClusterResponse =
+            call(&mut s, ApiKey::DescribeCluster, v, &DescribeClusterRequest::default());
+        assert_eq!(resp.cluster_id.to_string(), b.cluster_id, "DescribeCluster v{v}");
+        assert_eq!(resp.brokers[0].broker_id.0, 7);
+    }
+
+    for v in range(ApiKey::InitProducerId) {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(1000);
+        let resp: InitProducerIdResponse = call(&mut s, ApiKey::InitProducerId, v, &req);
+        assert_eq!(resp.error_code, 0, "InitProducerId v{v}");
+        assert!(resp.producer_id.0 >= 0);
+    }
+
     for v in range(ApiKey::DeleteTopics) {
         let t = format!("ct{}", v + 1);
         let req = if v >= 6 {

@@ -107,7 +107,7 @@ impl Actor for Broker {
             relaxed,
         });
 
-        let meta = Arc::new(RwLock::new(ClusterMeta::default()));
+        let meta = Arc::new(RwLock::new(Arc::new(ClusterMeta::default())));
         let (version_tx, mut version_rx) = watch::channel(0u64);
         let (controller, _) = Actor::spawn_linked(
             Some("controller".into()),

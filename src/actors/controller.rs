@@ -33,7 +33,7 @@ pub struct ControllerArgs {
     pub node_id: NodeId,
     pub raft_config: Arc<openraft::Config>,
     pub sink: Arc<dyn FlushSink>,
-    pub view: Arc<RwLock<ClusterMeta>>,
+    pub view: Arc<RwLock<Arc<ClusterMeta>>>,
     pub version: watch::Sender<u64>,
     /// How long start-up may wait for the group to elect a leader and replay its log.
     pub ready_timeout: Duration,
@@ -116,6 +116,9 @@ impl Actor for Controller {
                             }
                             Some(why) if why.contains("does not exist") => {
                                 Err((ResponseError::UnknownTopicOrPartition, why))
+                            }
+                            Some(why) if why.starts_with("invalid partitions") => {
+                                Err((ResponseError::InvalidPartitions, why))
                             }
                             Some(why) => Err((ResponseError::InvalidRequest, why)),
                         },

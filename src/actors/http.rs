@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct HttpState {
     pub registry: Arc<Registry>,
-    pub meta: Arc<RwLock<ClusterMeta>>,
+    pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
     /// The process's metrics recorder, if this process installed one.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

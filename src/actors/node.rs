@@ -40,7 +40,7 @@ pub struct Node {
     pub config: Arc<Config>,
     pub info: NodeInfo,
     pub registry: Arc<Registry>,
-    pub meta: Arc<RwLock<ClusterMeta>>,
+    pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
     pub controller: ActorRef<ControllerMsg>,
     pub producer_ids: Arc<std::sync::Mutex<IdBlock>>,
 }
@@ -54,7 +54,7 @@ impl Broker for Node {
         &self.info
     }
 
-    fn metadata(&self) -> ClusterMeta {
+    fn metadata(&self) -> Arc<ClusterMeta> {
         self.meta.read().expect("meta lock").clone()
     }
 

@@ -38,7 +38,7 @@ pub struct SupervisorArgs {
     pub log_config: LogConfig,
     pub sink: Arc<dyn FlushSink>,
     pub registry: Arc<Registry>,
-    pub meta: Arc<RwLock<ClusterMeta>>,
+    pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
     pub max_pending_produces: usize,
     pub producer_expiration_ms: i64,
     pub max_restarts: u32,
@@ -62,6 +62,15 @@ pub struct SupervisorState {
 /// The partition supervisor actor.
 pub struct PartitionSupervisor;
 
+/// A topic's effective segment size.
+fn segment_bytes(topic: &crate::storage::meta_sm::TopicMeta, default: u64) -> u64 {
+    topic
+        .configs
+        .get("segment.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn partition_dir(data_dir: &std::path::Path, tp: &TopicPartition) -> PathBuf {
     data_dir.join("topics").join(format!("{}-{}", tp.topic, tp.partition))
 }
@@ -74,7 +83,18 @@ impl PartitionSupervisor {
             topic_id,
             node_id: st.args.node_id,
             raft_config: st.args.raft_config.clone(),
-            log_config: st.args.log_config,
+            log_config: LogConfig {
+                segment_bytes: st
+                    .args
+                    .meta
+                    .read()
+                    .expect("meta lock")
+                    .topics
+                    .get(&tp.topic)
+                    .map(|t| segment_bytes(t, st.args.log_config.segment_bytes))
+                    .unwrap_or(st.args.log_config.segment_bytes),
+                ..st.args.log_config
+            },
             sink: st.args.sink.clone(),
             registry: st.args.registry.clone(),
             max_pending_produces: st.args.max_pending_produces,
@@ -90,6 +110,18 @@ impl PartitionSupervisor {
                 .map_err(|e| format!("{e}"));
             let _ = me.send_message(SupervisorMsg::Started { tp, result });
         });
+    }
+
+    /// Gives every running partition its topic's `segment.bytes` (override or broker default).
+    fn apply_segment_sizes(st: &SupervisorState) {
+        let meta = st.args.meta.read().expect("meta lock").clone();
+        for (tp, handle) in st.args.registry.all() {
+            if let Some(topic) = meta.topics.get(&tp.topic) {
+                handle
+                    .log
+                    .set_segment_bytes(segment_bytes(topic, st.args.log_config.segment_bytes));
+            }
+        }
     }
 
     /// Counts a failure of `tp`; `Err` means the restart limit is exceeded.
@@ -179,6 +211,7 @@ impl Actor for PartitionSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Reconcile if !st.stopping => {
+                PartitionSupervisor::apply_segment_sizes(st);
                 let wanted: HashMap<TopicPartition, uuid::Uuid> = {
                     let meta = st.args.meta.read().expect("meta lock");
                     meta.topics

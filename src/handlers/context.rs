@@ -43,8 +43,8 @@ pub trait Broker: Send + Sync + 'static {
     fn config(&self) -> &Config;
     /// Identity and advertised address.
     fn node(&self) -> &NodeInfo;
-    /// Current cluster metadata.
-    fn metadata(&self) -> ClusterMeta;
+    /// Current cluster metadata (a cheap shared snapshot).
+    fn metadata(&self) -> Arc<ClusterMeta>;
     /// A local partition, if it is running.
     fn partition(&self, tp: &TopicPartition) -> Option<PartitionView>;
     /// Appends a validated batch through the partition's Raft group; resolves with the base

@@ -1,15 +1,21 @@
 //! One file per Kafka API. `APIS` is the table of what is served; ApiVersions is built from it,
 //! and `decode` refuses anything outside it.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod context;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod topic_config;
 pub mod topic_validation;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -37,6 +43,11 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 },
     ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 },
     ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4 },
+    ApiSpec { key: ApiKey::AlterConfigs, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
+    ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 1 },
 ];
 
 /// The served range of `key`, if served.
@@ -62,6 +73,11 @@ pub enum Body {
     CreateTopics(kafka_protocol::messages::CreateTopicsRequest),
     DeleteTopics(kafka_protocol::messages::DeleteTopicsRequest),
     InitProducerId(kafka_protocol::messages::InitProducerIdRequest),
+    DescribeConfigs(kafka_protocol::messages::DescribeConfigsRequest),
+    AlterConfigs(kafka_protocol::messages::AlterConfigsRequest),
+    IncrementalAlterConfigs(kafka_protocol::messages::IncrementalAlterConfigsRequest),
+    CreatePartitions(kafka_protocol::messages::CreatePartitionsRequest),
+    DescribeCluster(kafka_protocol::messages::DescribeClusterRequest),
 }
 
 /// What to do with a frame.
@@ -123,6 +139,13 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         ApiKey::CreateTopics => Body::CreateTopics(m::CreateTopicsRequest::decode(buf, v)?),
         ApiKey::DeleteTopics => Body::DeleteTopics(m::DeleteTopicsRequest::decode(buf, v)?),
         ApiKey::InitProducerId => Body::InitProducerId(m::InitProducerIdRequest::decode(buf, v)?),
+        ApiKey::DescribeConfigs => Body::DescribeConfigs(m::DescribeConfigsRequest::decode(buf, v)?),
+        ApiKey::AlterConfigs => Body::AlterConfigs(m::AlterConfigsRequest::decode(buf, v)?),
+        ApiKey::IncrementalAlterConfigs => {
+            Body::IncrementalAlterConfigs(m::IncrementalAlterConfigsRequest::decode(buf, v)?)
+        }
+        ApiKey::CreatePartitions => Body::CreatePartitions(m::CreatePartitionsRequest::decode(buf, v)?),
+        ApiKey::DescribeCluster => Body::DescribeCluster(m::DescribeClusterRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -150,6 +173,11 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::CreateTopics => "CreateTopics",
         ApiKey::DeleteTopics => "DeleteTopics",
         ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DescribeCluster => "DescribeCluster",
         _ => "Other",
     }
 }
@@ -174,6 +202,18 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         Body::CreateTopics(r) => encode_response(key, cid, v, &create_topics::handle(broker.as_ref(), r, v).await),
         Body::DeleteTopics(r) => encode_response(key, cid, v, &delete_topics::handle(broker.as_ref(), r, v).await),
         Body::InitProducerId(r) => encode_response(key, cid, v, &init_producer_id::handle(broker.as_ref(), r).await),
+        Body::DescribeConfigs(r) => {
+            encode_response(key, cid, v, &describe_configs::handle(broker.as_ref(), r, v).await)
+        }
+        Body::AlterConfigs(r) => encode_response(key, cid, v, &alter_configs::handle(broker.as_ref(), r).await),
+        Body::IncrementalAlterConfigs(r) => encode_response(
+            key,
+            cid,
+            v,
+            &incremental_alter_configs::handle(broker.as_ref(), r).await,
+        ),
+        Body::CreatePartitions(r) => encode_response(key, cid, v, &create_partitions::handle(broker.as_ref(), r).await),
+        Body::DescribeCluster(r) => encode_response(key, cid, v, &describe_cluster::handle(broker.as_ref(), r).await),
     };
     match encoded {
         Ok(b) => Ok(Some(b)),

@@ -3,6 +3,7 @@
 //! connection drops it) but are otherwise handled the same.
 
 use super::context::{Broker, TopicPartition};
+use super::topic_config::effective_i64;
 use super::topic_validation;
 use crate::protocol::batch::validate_produced;
 use futures::future::join_all;
@@ -10,6 +11,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::collections::BTreeMap;
+
+/// In-sync replicas of every partition while raftstream runs as one node.
+const IN_SYNC_REPLICAS_ON_ONE_NODE: i64 = 1;
 
 /// How long a produce to an unknown topic waits for auto-creation.
 const AUTO_CREATE_WAIT_MS: u64 = 2_000;
@@ -23,7 +27,17 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
         let known = ensure_topic(broker, &name).await;
-        let partition_count = broker.metadata().topics.get(&name).map(|t| t.partitions);
+        let topic_meta = broker.metadata().topics.get(&name).cloned();
+        let partition_count = topic_meta.as_ref().map(|t| t.partitions);
+        // Topic overrides take effect on the next request, without restart.
+        let max_bytes = topic_meta
+            .as_ref()
+            .map(|t| effective_i64(cfg, t, "max.message.bytes"))
+            .unwrap_or(0) as i32;
+        let min_insync = topic_meta
+            .as_ref()
+            .map(|t| effective_i64(cfg, t, "min.insync.replicas"))
+            .unwrap_or(1);
         let futures = topic.partition_data.into_iter().map(|p| {
             let index = p.index;
             let name = name.clone();
@@ -36,7 +50,12 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
                     return Err(ResponseError::UnknownTopicOrPartition);
                 }
                 let records = p.records.ok_or(ResponseError::CorruptMessage)?;
-                let batch = validate_produced(&records, cfg.message_max_bytes)?;
+                let batch = validate_produced(&records, max_bytes)?;
+                // A single node's in-sync set is itself: acks=all cannot be satisfied when more
+                // in-sync replicas are required.
+                if acks == -1 && min_insync > IN_SYNC_REPLICAS_ON_ONE_NODE {
+                    return Err(ResponseError::NotEnoughReplicas);
+                }
                 let bytes = batch.bytes.len() as u64;
                 let tp = TopicPartition {
                     topic: name.clone(),

@@ -60,12 +60,7 @@ pub fn create_command(
             format!("replication factor {replication_factor} is larger than the {live_brokers} live broker(s)"),
         ));
     }
-    if let Some(key) = configs.keys().next() {
-        return Err((
-            ResponseError::InvalidConfig,
-            format!("topic config {key:?} is not supported yet"),
-        ));
-    }
+    let configs = super::topic_config::validate_all(&configs).map_err(|m| (ResponseError::InvalidConfig, m))?;
     Ok(MetaCommand::CreateTopic {
         name: name.to_string(),
         topic_id: uuid::Uuid::new_v4(),

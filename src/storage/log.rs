@@ -52,6 +52,8 @@ pub struct OutOfRange;
 pub struct PartitionLog {
     dir: PathBuf,
     cfg: LogConfig,
+    /// Roll size; a topic's `segment.bytes` can change it while the log runs.
+    segment_bytes: std::sync::atomic::AtomicU64,
     inner: RwLock<Vec<Segment>>,
     /// The most recently appended entries, as written: commit-time apply (which openraft
     /// reads back through the log store) and tail fetches are served from memory.
@@ -155,6 +157,7 @@ impl PartitionLog {
             PartitionLog {
                 dir: dir.to_path_buf(),
                 cfg,
+                segment_bytes: std::sync::atomic::AtomicU64::new(cfg.segment_bytes),
                 inner: RwLock::new(segments),
                 tail: std::sync::Mutex::new(TailCache {
                     limit_bytes: cfg.tail_cache_bytes,
@@ -163,6 +166,12 @@ impl PartitionLog {
             },
             report,
         ))
+    }
+
+    /// Changes the size at which the active segment rolls (from the next append on).
+    pub fn set_segment_bytes(&self, bytes: u64) {
+        self.segment_bytes
+            .store(bytes.max(1024), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Directory of this log.
@@ -223,7 +232,7 @@ impl PartitionLog {
             let is_batch = matches!(e.payload, EntryPayload::Normal(Command::Batch(_)));
             let pending = buf.len() as u64;
             if is_batch
-                && active.size_bytes + pending >= self.cfg.segment_bytes
+                && active.size_bytes + pending >= self.segment_bytes.load(std::sync::atomic::Ordering::Relaxed)
                 && (active.last.is_some() || pending > 0)
             {
                 // Roll: write what is pending to the old segment, then start a new one.

@@ -28,6 +28,19 @@ pub enum MetaCommand {
     AllocateProducerIds {
         count: i64,
     },
+    /// Set and remove topic config overrides (already validated); `replace` drops every
+    /// override not in `set` first (AlterConfigs).
+    AlterTopicConfigs {
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        replace: bool,
+    },
+    /// Grow a topic to `count` partitions.
+    CreatePartitions {
+        name: String,
+        count: i32,
+    },
 }
 
 /// What the cluster knows about one topic.
@@ -53,13 +66,13 @@ pub struct ClusterMeta {
 pub struct MetaSm {
     last_applied: Option<LogId>,
     membership: StoredMembership<NodeId, BasicNode>,
-    view: Arc<RwLock<ClusterMeta>>,
+    view: Arc<RwLock<Arc<ClusterMeta>>>,
     version: watch::Sender<u64>,
 }
 
 impl MetaSm {
     /// A state machine publishing into `view` and bumping `version`.
-    pub fn new(view: Arc<RwLock<ClusterMeta>>, version: watch::Sender<u64>) -> MetaSm {
+    pub fn new(view: Arc<RwLock<Arc<ClusterMeta>>>, version: watch::Sender<u64>) -> MetaSm {
         MetaSm {
             last_applied: None,
             membership: StoredMembership::default(),
@@ -99,6 +112,37 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
                 return Err(format!("topic {name} does not exist"));
             }
         }
+        MetaCommand::AlterTopicConfigs {
+            name,
+            set,
+            delete,
+            replace,
+        } => {
+            let topic = meta
+                .topics
+                .get_mut(&name)
+                .ok_or_else(|| format!("topic {name} does not exist"))?;
+            if replace {
+                topic.configs.clear();
+            }
+            for key in delete {
+                topic.configs.remove(&key);
+            }
+            topic.configs.extend(set);
+        }
+        MetaCommand::CreatePartitions { name, count } => {
+            let topic = meta
+                .topics
+                .get_mut(&name)
+                .ok_or_else(|| format!("topic {name} does not exist"))?;
+            if count <= topic.partitions {
+                return Err(format!(
+                    "invalid partitions: topic {name} has {} partitions already",
+                    topic.partitions
+                ));
+            }
+            topic.partitions = count;
+        }
         MetaCommand::AllocateProducerIds { count } => {
             if count <= 0 {
                 return Err(format!("cannot allocate {count} producer ids"));
@@ -132,7 +176,7 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
                 EntryPayload::Normal(Command::Meta(bytes)) => match serde_json::from_slice::<MetaCommand>(&bytes) {
                     Ok(cmd) => {
                         let mut view = self.view.write().expect("meta lock");
-                        match apply_command(&mut view, cmd) {
+                        match apply_command(Arc::make_mut(&mut view), cmd) {
                             Ok(value) => {
                                 res.value = value;
                                 changed = true;
