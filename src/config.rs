@@ -42,6 +42,12 @@ pub struct Config {
     pub auto_create_topics_enable: bool,
     /// Segment size at which the active segment rolls.
     pub log_segment_bytes: u64,
+    /// Segments whose newest record is older than this are deleted; -1 keeps them for ever.
+    pub log_retention_ms: i64,
+    /// Oldest segments are deleted while a partition is bigger than this; -1 means no limit.
+    pub log_retention_bytes: i64,
+    /// How often each partition applies retention.
+    pub log_retention_check_interval_ms: u64,
     /// Bytes between two entries of the sparse offset and time indexes.
     pub log_index_interval_bytes: u64,
     /// Bytes of recently appended entries each partition keeps in memory, so commits and tail
@@ -92,6 +98,9 @@ impl Default for Config {
             auto_create_topics_enable: true,
             log_segment_bytes: 1 << 30,
             log_index_interval_bytes: 4096,
+            log_retention_ms: 7 * 24 * 3_600_000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 300_000,
             log_tail_cache_bytes: 512 << 10,
             message_max_bytes: 1 << 20,
             socket_request_max_bytes: 100 * 1024 * 1024,

@@ -212,6 +212,20 @@ fn every_served_version_answers() {
         assert!(resp.producer_id.0 >= 0);
     }
 
+    for v in range(ApiKey::DeleteRecords) {
+        use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+        let req = DeleteRecordsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(name("ct2"))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(v as i64 + 1)])]);
+        let resp: DeleteRecordsResponse = call(&mut s, ApiKey::DeleteRecords, v, &req);
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.low_watermark), (0, v as i64 + 1), "DeleteRecords v{v}");
+    }
+
     for v in range(ApiKey::DeleteTopics) {
         let t = format!("ct{}", v + 1);
         let req = if v >= 6 {

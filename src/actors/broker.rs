@@ -143,6 +143,11 @@ impl Actor for Broker {
                 meta: meta.clone(),
                 max_pending_produces: cfg.partition_max_pending_produces,
                 producer_expiration_ms: cfg.producer_id_expiration_ms as i64,
+                retention: crate::storage::retention::RetentionLimits {
+                    retention_ms: cfg.log_retention_ms,
+                    retention_bytes: cfg.log_retention_bytes,
+                },
+                retention_check_interval_ms: cfg.log_retention_check_interval_ms,
                 max_restarts: cfg.supervisor_max_restarts,
                 restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
             },

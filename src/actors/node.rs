@@ -133,6 +133,42 @@ impl Broker for Node {
         .boxed()
     }
 
+    fn delete_records(
+        &self,
+        tp: TopicPartition,
+        offset: i64,
+        timeout_ms: u64,
+    ) -> BoxFuture<'static, Result<i64, ResponseError>> {
+        let handle = self.registry.get(&tp);
+        let known = self
+            .meta
+            .read()
+            .expect("meta lock")
+            .topics
+            .get(&tp.topic)
+            .is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions);
+        async move {
+            let Some(handle) = handle else {
+                return Err(if known {
+                    ResponseError::NotLeaderOrFollower
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                });
+            };
+            let (tx, rx) = oneshot::channel();
+            handle
+                .actor
+                .send_message(PartitionMsg::DeleteRecords { offset, reply: tx })
+                .map_err(|_| ResponseError::NotLeaderOrFollower)?;
+            match tokio::time::timeout(Duration::from_millis(timeout_ms), rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower),
+                Err(_) => Err(ResponseError::RequestTimedOut),
+            }
+        }
+        .boxed()
+    }
+
     fn allocate_producer_id(&self) -> BoxFuture<'static, Result<i64, ResponseError>> {
         let ids = self.producer_ids.clone();
         let propose = self.propose(

@@ -10,9 +10,11 @@ use crate::handlers::context::TopicPartition;
 use crate::protocol::batch::BatchHeader;
 use crate::storage::entry::ProducerInfo;
 use crate::storage::log::{LogConfig, PartitionLog};
+use crate::storage::meta_sm::ClusterMeta;
 use crate::storage::partition_sm::{PartitionShared, PartitionSm};
 use crate::storage::producer_state::{ProducerStates, SeqCheck};
 use crate::storage::raft_log::LogStore;
+use crate::storage::retention::RetentionLimits;
 use crate::storage::segment::now_ms;
 use crate::storage::FlushSink;
 use bytes::Bytes;
@@ -43,6 +45,10 @@ pub enum PartitionMsg {
         result: Result<i64, ResponseError>,
         reply: ProduceReply,
     },
+    /// Apply retention now (sent to itself every `log.retention.check.interval.ms`).
+    RetentionTick,
+    /// Move the log start offset to `offset` (-1: the high watermark); reply with the new start.
+    DeleteRecords { offset: i64, reply: ProduceReply },
     /// Test hook: panic inside the actor, to exercise supervision.
     #[cfg(debug_assertions)]
     Crash,
@@ -61,6 +67,11 @@ pub struct PartitionArgs {
     pub max_pending_produces: usize,
     /// Idle time after which a producer's sequence state is forgotten.
     pub producer_expiration_ms: i64,
+    /// Cluster metadata (for the topic's retention overrides).
+    pub meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
+    /// Broker-wide retention defaults.
+    pub retention: RetentionLimits,
+    pub retention_check_interval_ms: u64,
 }
 
 /// A running partition's state.
@@ -74,6 +85,10 @@ pub struct PartitionState {
     waiters: HashMap<(i64, i32), Vec<ProduceReply>>,
     producer_expiration_ms: i64,
     last_expiry_ms: i64,
+    log: Arc<PartitionLog>,
+    shared: Arc<PartitionShared>,
+    meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
+    retention: RetentionLimits,
 }
 
 /// The partition actor.
@@ -122,7 +137,13 @@ impl Actor for PartitionActor {
         let shared = Arc::new(PartitionShared {
             high_watermark: watch::channel(0).0,
         });
-        let sm = PartitionSm::open(&args.dir, shared.clone(), log.last_log_id(), log.end_offset());
+        let sm = PartitionSm::open(
+            &args.dir,
+            shared.clone(),
+            log.last_log_id(),
+            log.end_offset(),
+            log.start_offset(),
+        );
         let store = LogStore::new(log.clone(), args.sink.clone());
         let raft = Raft::new(args.node_id, args.raft_config.clone(), Network, store, sm).await?;
         if !raft.is_initialized().await? {
@@ -130,6 +151,7 @@ impl Actor for PartitionActor {
             raft.initialize(members).await?;
         }
         tracing::debug!(partition = ?args.tp, entries = report.entries, end_offset = log.end_offset(), "partition recovered");
+        let (handle_log, handle_shared) = (log.clone(), shared.clone());
         let handle = Arc::new(PartitionHandle {
             actor: myself.clone(),
             raft: raft.clone(),
@@ -140,6 +162,9 @@ impl Actor for PartitionActor {
         });
         args.registry.insert(args.tp.clone(), handle);
         spawn_leadership_watch(raft.clone(), args.registry.clone());
+        myself.send_interval(Duration::from_millis(args.retention_check_interval_ms.max(10)), || {
+            PartitionMsg::RetentionTick
+        });
         Ok(PartitionState {
             tp: args.tp,
             raft,
@@ -148,6 +173,10 @@ impl Actor for PartitionActor {
             waiters: HashMap::new(),
             producer_expiration_ms: args.producer_expiration_ms,
             last_expiry_ms: now_ms(),
+            log: handle_log,
+            shared: handle_shared,
+            meta: args.meta.clone(),
+            retention: args.retention,
         })
     }
 
@@ -237,10 +266,59 @@ impl Actor for PartitionActor {
                     st.last_expiry_ms = now;
                 }
             }
+            PartitionMsg::RetentionTick => st.apply_retention(),
+            PartitionMsg::DeleteRecords { offset, reply } => {
+                let hwm = *st.shared.high_watermark.borrow();
+                let target = if offset == -1 { hwm } else { offset };
+                if st.raft.metrics().borrow().current_leader != Some(st.node_id) {
+                    let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+                } else if target < 0 || target > hwm {
+                    let _ = reply.send(Err(ResponseError::OffsetOutOfRange));
+                } else {
+                    // Durable before answering; whole segments below it go right away.
+                    if let Err(e) = st.log.advance_log_start(target) {
+                        let _ = reply.send(Err(ResponseError::KafkaStorageError));
+                        return Err(format!("cannot persist the log start of {:?}: {e}", st.tp).into());
+                    }
+                    st.apply_retention();
+                    let _ = reply.send(Ok(st.log.start_offset()));
+                }
+            }
             #[cfg(debug_assertions)]
             PartitionMsg::Crash => panic!("test hook: partition {:?} asked to crash", st.tp),
         }
         Ok(())
+    }
+}
+
+impl PartitionState {
+    /// Removes the segments retention (topic override or broker default) or the log start
+    /// offset allow; failures are logged and retried on the next tick.
+    fn apply_retention(&mut self) {
+        let mut limits = self.retention;
+        if let Some(topic) = self.meta.read().expect("meta lock").topics.get(&self.tp.topic) {
+            let get = |k: &str, d: i64| topic.configs.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+            limits.retention_ms = get("retention.ms", limits.retention_ms);
+            limits.retention_bytes = get("retention.bytes", limits.retention_bytes);
+        }
+        let hwm = *self.shared.high_watermark.borrow();
+        let Some(plan) = self.log.retention_plan(now_ms(), limits, hwm) else {
+            return;
+        };
+        let membership = self.raft.metrics().borrow().membership_config.as_ref().clone();
+        match self.log.apply_retention(plan, membership) {
+            Ok(bytes) => tracing::info!(
+                topic = %self.tp.topic,
+                partition = self.tp.partition,
+                segments = plan.segments,
+                bytes,
+                log_start_offset = self.log.start_offset(),
+                "retention removed old segments"
+            ),
+            Err(e) => {
+                tracing::error!(topic = %self.tp.topic, partition = self.tp.partition, error = %e, "retention failed")
+            }
+        }
     }
 }
 

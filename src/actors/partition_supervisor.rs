@@ -41,6 +41,8 @@ pub struct SupervisorArgs {
     pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
     pub max_pending_produces: usize,
     pub producer_expiration_ms: i64,
+    pub retention: crate::storage::retention::RetentionLimits,
+    pub retention_check_interval_ms: u64,
     pub max_restarts: u32,
     pub restart_window: Duration,
 }
@@ -99,6 +101,9 @@ impl PartitionSupervisor {
             registry: st.args.registry.clone(),
             max_pending_produces: st.args.max_pending_produces,
             producer_expiration_ms: st.args.producer_expiration_ms,
+            meta: st.args.meta.clone(),
+            retention: st.args.retention,
+            retention_check_interval_ms: st.args.retention_check_interval_ms,
         };
         let me = myself.clone();
         // Recovery runs in the child's pre_start; spawning from a task keeps this supervisor

@@ -61,6 +61,14 @@ pub trait Broker: Send + Sync + 'static {
     fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<i64, (ResponseError, String)>>;
     /// A producer id never handed out before, on this or any earlier run.
     fn allocate_producer_id(&self) -> BoxFuture<'static, Result<i64, ResponseError>>;
+    /// Moves a partition's log start offset to `offset` (-1: the high watermark); resolves with
+    /// the new log start offset.
+    fn delete_records(
+        &self,
+        tp: TopicPartition,
+        offset: i64,
+        timeout_ms: u64,
+    ) -> BoxFuture<'static, Result<i64, ResponseError>>;
     /// Waits (bounded) until every partition of `topic` has a leader locally.
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
 }

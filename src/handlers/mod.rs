@@ -6,6 +6,7 @@ pub mod api_versions;
 pub mod context;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -48,6 +49,7 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1 },
     ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2 },
 ];
 
 /// The served range of `key`, if served.
@@ -78,6 +80,7 @@ pub enum Body {
     IncrementalAlterConfigs(kafka_protocol::messages::IncrementalAlterConfigsRequest),
     CreatePartitions(kafka_protocol::messages::CreatePartitionsRequest),
     DescribeCluster(kafka_protocol::messages::DescribeClusterRequest),
+    DeleteRecords(kafka_protocol::messages::DeleteRecordsRequest),
 }
 
 /// What to do with a frame.
@@ -146,6 +149,7 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         }
         ApiKey::CreatePartitions => Body::CreatePartitions(m::CreatePartitionsRequest::decode(buf, v)?),
         ApiKey::DescribeCluster => Body::DescribeCluster(m::DescribeClusterRequest::decode(buf, v)?),
+        ApiKey::DeleteRecords => Body::DeleteRecords(m::DeleteRecordsRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -178,6 +182,7 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::DeleteRecords => "DeleteRecords",
         _ => "Other",
     }
 }
@@ -214,6 +219,7 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         ),
         Body::CreatePartitions(r) => encode_response(key, cid, v, &create_partitions::handle(broker.as_ref(), r).await),
         Body::DescribeCluster(r) => encode_response(key, cid, v, &describe_cluster::handle(broker.as_ref(), r).await),
+        Body::DeleteRecords(r) => encode_response(key, cid, v, &delete_records::handle(broker.as_ref(), r).await),
     };
     match encoded {
         Ok(b) => Ok(Some(b)),

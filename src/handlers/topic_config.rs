@@ -40,6 +40,9 @@ fn max_message_bytes(v: &str) -> Result<String, String> {
 fn min_insync_replicas(v: &str) -> Result<String, String> {
     long_at_least(1)(v)
 }
+fn retention(v: &str) -> Result<String, String> {
+    long_at_least(-1)(v)
+}
 fn cleanup_policy(v: &str) -> Result<String, String> {
     match v.trim() {
         "delete" => Ok("delete".into()),
@@ -60,6 +63,18 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
         default: |c| c.message_max_bytes.to_string(),
         validate: max_message_bytes,
         config_type: 3,
+    },
+    TopicConfigSpec {
+        name: "retention.bytes",
+        default: |c| c.log_retention_bytes.to_string(),
+        validate: retention,
+        config_type: 5,
+    },
+    TopicConfigSpec {
+        name: "retention.ms",
+        default: |c| c.log_retention_ms.to_string(),
+        validate: retention,
+        config_type: 5,
     },
     TopicConfigSpec {
         name: "min.insync.replicas",
@@ -117,7 +132,7 @@ mod tests {
         let ok = BTreeMap::from([("max.message.bytes".to_string(), " 2000".to_string())]);
         assert_eq!(validate_all(&ok).unwrap()["max.message.bytes"], "2000");
         for (k, v) in [
-            ("retention.ms", "1"),
+            ("retention.ms", "-2"),
             ("segment.bytes", "10"),
             ("max.message.bytes", "x"),
             ("cleanup.policy", "compact"),

@@ -50,11 +50,14 @@ pub struct OutOfRange;
 
 /// A partition log shared by its Raft store (writer) and fetches (readers).
 pub struct PartitionLog {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     cfg: LogConfig,
     /// Roll size; a topic's `segment.bytes` can change it while the log runs.
     segment_bytes: std::sync::atomic::AtomicU64,
-    inner: RwLock<Vec<Segment>>,
+    pub(super) inner: RwLock<Vec<Segment>>,
+    /// First offset clients may read (DeleteRecords can move it inside a segment); persisted in
+    /// `log-start-offset`. The effective start is the larger of this and the first segment's base.
+    pub(super) log_start: std::sync::atomic::AtomicI64,
     /// The most recently appended entries, as written: commit-time apply (which openraft
     /// reads back through the log store) and tail fetches are served from memory.
     tail: std::sync::Mutex<TailCache>,
@@ -159,6 +162,7 @@ impl PartitionLog {
                 cfg,
                 segment_bytes: std::sync::atomic::AtomicU64::new(cfg.segment_bytes),
                 inner: RwLock::new(segments),
+                log_start: std::sync::atomic::AtomicI64::new(super::retention::read_log_start(dir)?),
                 tail: std::sync::Mutex::new(TailCache {
                     limit_bytes: cfg.tail_cache_bytes,
                     ..Default::default()
@@ -203,12 +207,14 @@ impl PartitionLog {
 
     /// First Kafka offset still in the log.
     pub fn start_offset(&self) -> i64 {
-        self.inner
-            .read()
-            .expect("log lock")
-            .first()
-            .map(|s| s.base_offset)
-            .unwrap_or(0)
+        let segs = self.inner.read().expect("log lock");
+        self.start_of(&segs)
+    }
+
+    /// The effective log start given the segment list.
+    pub(super) fn start_of(&self, segs: &[Segment]) -> i64 {
+        let first = segs.first().map(|s| s.base_offset).unwrap_or(0);
+        first.max(self.log_start.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Writes `entries` (consecutive Raft indexes after the current last) at the end of the log,
@@ -335,7 +341,7 @@ impl PartitionLog {
     /// stopping before `high_watermark`.
     pub fn read_batches(&self, offset: i64, max_bytes: usize, high_watermark: i64) -> Result<FetchRead, OutOfRange> {
         let segs = self.inner.read().expect("log lock");
-        let start = segs.first().map(|s| s.base_offset).unwrap_or(0);
+        let start = self.start_of(&segs);
         if offset < start || offset > high_watermark {
             return Err(OutOfRange);
         }

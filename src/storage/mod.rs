@@ -9,6 +9,7 @@ pub mod node_meta;
 pub mod partition_sm;
 pub mod producer_state;
 pub mod raft_log;
+pub mod retention;
 pub mod segment;
 
 use std::fs::File;

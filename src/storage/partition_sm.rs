@@ -49,12 +49,22 @@ impl PartitionSm {
         shared: Arc<PartitionShared>,
         log_last: Option<LogId>,
         log_end_offset: i64,
+        log_start_offset: i64,
     ) -> PartitionSm {
         let path = dir.join("raft-applied.json");
         let mut applied: Applied = std::fs::read(&path)
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or_default();
+        // The applied file is written lazily; if retention purged past it, everything up to the
+        // purge was applied, and the purge record carries the membership.
+        if let Some(record) = super::retention::read_purge_record(dir) {
+            if applied.last_applied.is_none_or(|a| a.index < record.purged.index) {
+                applied.last_applied = Some(record.purged);
+                applied.membership = record.membership;
+                applied.high_watermark = applied.high_watermark.max(log_start_offset);
+            }
+        }
         let beyond_log = match (applied.last_applied, log_last) {
             (Some(a), Some(l)) => a.index > l.index,
             (Some(_), None) => true,

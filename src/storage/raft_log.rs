@@ -76,9 +76,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last = self.log.last_log_id();
+        // Retention removes whole committed segments; its record says how far.
+        let purged = super::retention::read_purge_record(self.log.dir()).map(|r| r.purged);
         Ok(LogState {
-            last_purged_log_id: None,
-            last_log_id: last,
+            last_purged_log_id: purged,
+            last_log_id: last.or(purged),
         })
     }
 

@@ -58,7 +58,7 @@ def test_topic_configs_partitions_and_cluster(broker):
 
     # Invalid configs are refused with INVALID_CONFIG and nothing changes.
     for key, value in [("no.such.config", "1"), ("segment.bytes", "12"), ("max.message.bytes", "lots"),
-                       ("cleanup.policy", "compact"), ("retention.ms", "1000")]:
+                       ("cleanup.policy", "compact"), ("retention.ms", "-5")]:
         res = ConfigResource(ConfigResource.Type.TOPIC, "cfg", incremental_configs=[
             ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
         with pytest.raises(KafkaException) as e:

@@ -1,0 +1,181 @@
+//! Retention and DeleteRecords: whole old segments go (by age, by total size, or when wholly
+//! below the log start offset); the log start offset moves and is persisted. Only closed
+//! segments wholly below the high watermark are removed, so nothing uncommitted ever goes.
+//!
+//! Removed segments take Raft entries with them. `raft-purged.json` records, durably and before
+//! any file is deleted, the last removed entry's log id and the group's membership, so that on
+//! restart openraft sees a consistent purged prefix and the membership is never lost with it.
+
+use super::log::PartitionLog;
+use crate::cluster::{LogId, NodeId};
+use openraft::{BasicNode, StoredMembership};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+const LOG_START_FILE: &str = "log-start-offset";
+/// File recording what retention removed from the Raft log.
+pub const PURGED_FILE: &str = "raft-purged.json";
+
+/// What retention removed: the last removed entry and the membership in force.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PurgeRecord {
+    pub purged: LogId,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}
+
+/// Reads the purge record of a log directory, if any.
+pub fn read_purge_record(dir: &Path) -> Option<PurgeRecord> {
+    serde_json::from_slice(&std::fs::read(dir.join(PURGED_FILE)).ok()?).ok()
+}
+
+/// The persisted log start offset (0 if never moved).
+pub fn read_log_start(dir: &Path) -> std::io::Result<i64> {
+    match std::fs::read_to_string(dir.join(LOG_START_FILE)) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{LOG_START_FILE}: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Limits that decide which segments go.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionLimits {
+    /// Segments whose newest record is older than this go; -1 keeps them.
+    pub retention_ms: i64,
+    /// Oldest segments go while the rest is still at least this big; -1 keeps them.
+    pub retention_bytes: i64,
+}
+
+/// Leading segments retention may remove now, and the last Raft entry among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub segments: usize,
+    pub last: LogId,
+}
+
+impl PartitionLog {
+    /// Which leading segments may go at `now_ms`, given the high watermark.
+    pub fn retention_plan(&self, now_ms: i64, limits: RetentionLimits, high_watermark: i64) -> Option<Plan> {
+        let segs = self.inner.read().expect("log lock");
+        let log_start = self.log_start.load(Ordering::SeqCst);
+        let mut total: u64 = segs.iter().map(|s| s.size_bytes).sum();
+        let mut plan = None;
+        // The active (last) segment always stays.
+        for (i, seg) in segs.iter().enumerate().take(segs.len().saturating_sub(1)) {
+            let Some(last) = seg.last else { break };
+            if seg.next_offset > high_watermark {
+                break;
+            }
+            let below_start = seg.next_offset <= log_start;
+            let too_old =
+                limits.retention_ms >= 0 && seg.max_timestamp >= 0 && seg.max_timestamp < now_ms - limits.retention_ms;
+            let too_big = limits.retention_bytes >= 0 && total - seg.size_bytes >= limits.retention_bytes as u64;
+            if !(below_start || too_old || too_big) {
+                break;
+            }
+            total -= seg.size_bytes;
+            plan = Some(Plan {
+                segments: i + 1,
+                last: last.log_id,
+            });
+        }
+        plan
+    }
+
+    /// Removes the first `plan.segments` segments, after durably recording the purge.
+    pub fn apply_retention(&self, plan: Plan, membership: StoredMembership<NodeId, BasicNode>) -> std::io::Result<u64> {
+        let record = PurgeRecord {
+            purged: plan.last,
+            membership,
+        };
+        let data = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        super::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
+        let mut segs = self.inner.write().expect("log lock");
+        let n = plan.segments.min(segs.len().saturating_sub(1));
+        let mut removed = 0;
+        for seg in segs.drain(..n) {
+            removed += seg.size_bytes;
+            std::fs::remove_file(&seg.path)?;
+        }
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(removed)
+    }
+
+    /// Moves the log start offset forward (DeleteRecords); durable before it takes effect.
+    pub fn advance_log_start(&self, offset: i64) -> std::io::Result<()> {
+        if offset <= self.log_start.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        super::write_file_durably(&self.dir.join(LOG_START_FILE), offset.to_string().as_bytes())?;
+        self.log_start.store(offset, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Command, Entry};
+    use crate::protocol::batch::tests::batch;
+    use crate::storage::log::LogConfig;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    #[test]
+    fn size_time_and_log_start_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_bytes: 300,
+            index_interval_bytes: 100,
+            tail_cache_bytes: 0,
+        };
+        let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        for i in 1..=20u64 {
+            let e = Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+                payload: EntryPayload::Normal(Command::Batch(batch(&[b"0123456789"], i as i64 * 1000))),
+            };
+            log.append(&[e]).unwrap();
+        }
+        let keep_all = RetentionLimits {
+            retention_ms: -1,
+            retention_bytes: -1,
+        };
+        assert_eq!(log.retention_plan(0, keep_all, 20), None);
+        let by_size = RetentionLimits {
+            retention_ms: -1,
+            retention_bytes: 600,
+        };
+        assert_eq!(
+            log.retention_plan(0, by_size, 0),
+            None,
+            "nothing above the high watermark goes"
+        );
+        let plan = log.retention_plan(0, by_size, 20).unwrap();
+        log.apply_retention(plan, StoredMembership::default()).unwrap();
+        assert!(log.start_offset() > 0);
+        assert_eq!(read_purge_record(dir.path()).unwrap().purged, plan.last);
+        let start = log.start_offset();
+        assert!(
+            log.read_batches(start - 1, 100, 20).is_err(),
+            "below the log start is out of range"
+        );
+        assert!(log.read_batches(start, 100, 20).is_ok());
+        let by_time = RetentionLimits {
+            retention_ms: 1000,
+            retention_bytes: -1,
+        };
+        assert!(log.retention_plan(25_000, by_time, 20).is_some());
+        log.advance_log_start(18).unwrap();
+        assert_eq!(log.start_offset(), 18);
+        let plan = log.retention_plan(0, keep_all, 20).unwrap();
+        log.apply_retention(plan, StoredMembership::default()).unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        assert_eq!(log.start_offset(), 18, "the log start survives a restart");
+        assert_eq!(log.end_offset(), 20);
+    }
+}
