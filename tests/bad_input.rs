@@ -6,11 +6,8 @@ mod common;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceResponse};
+use kafka_protocol::protocol::Decodable;
 use std::io::Write;
 
 fn healthy(b: &TestBroker) {
@@ -29,15 +26,7 @@ fn raw(b: &TestBroker, bytes: &[u8]) -> std::net::TcpStream {
 
 fn produce(b: &TestBroker, records: Bytes) -> i16 {
     let mut s = b.connect();
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str("raw")))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])]);
-    send_request(&mut s, ApiKey::Produce, 9, 5, &req);
+    send_request(&mut s, ApiKey::Produce, 9, 5, &produce_request("raw", records));
     let mut body = read_response(&mut s, ApiKey::Produce, 9).expect("produce response");
     let resp = ProduceResponse::decode(&mut body, 9).unwrap();
     resp.responses[0].partition_responses[0].error_code

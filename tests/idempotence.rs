@@ -5,21 +5,12 @@ mod common;
 
 use common::*;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use std::net::TcpStream;
 
 fn produce(s: &mut TcpStream, records: bytes::Bytes) -> (i16, i64) {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str("idem")))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])]);
-    send_request(s, ApiKey::Produce, 9, 1, &req);
+    send_request(s, ApiKey::Produce, 9, 1, &produce_request("idem", records));
     let mut body = read_response(s, ApiKey::Produce, 9).expect("produce response");
     let p = ProduceResponse::decode(&mut body, 9).unwrap().responses[0].partition_responses[0].clone();
     (p.error_code, p.base_offset)

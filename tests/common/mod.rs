@@ -241,3 +241,16 @@ pub fn idempotent_batch(values: &[&[u8]], pid: i64, epoch: i16, first_seq: i32) 
 pub fn correlation_id(frame: &Bytes) -> i32 {
     (&frame[..4]).get_i32()
 }
+
+/// An acks=all Produce request of `records` to partition 0 of `topic`.
+pub fn produce_request(topic: &'static str, records: Bytes) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    kafka_protocol::messages::ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(kafka_protocol::messages::TopicName(StrBytes::from_static_str(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
+}

@@ -48,3 +48,12 @@ def high_watermark(bootstrap, topic, partition):
         return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
     finally:
         c.close()
+
+
+def produce_one(bootstrap, topic, value):
+    """Produces one record with acks=all; returns (error, offset)."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    out = []
+    p.produce(topic, value=value, on_delivery=lambda e, m: out.append((e, m.offset())))
+    p.flush(10)
+    return out[0]

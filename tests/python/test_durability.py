@@ -10,7 +10,7 @@ import time
 from confluent_kafka import Producer
 
 from broker import Broker
-from clients import consume_all, high_watermark
+from clients import produce_one, consume_all, high_watermark
 
 
 class AckingProducer:
@@ -113,11 +113,7 @@ def test_torn_and_corrupt_tail_is_cut_on_restart(tmp_path):
         assert end == 39
         assert stored == {i: f"record-{i}".encode() for i in range(39)}
         # The log goes on from the cut point.
-        p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
-        offsets = []
-        p.produce("torn", value=b"after", on_delivery=lambda e, m: offsets.append((e, m.offset())))
-        p.flush(10)
-        assert offsets == [(None, 39)]
+        assert produce_one(b.bootstrap, "torn", b"after") == (None, 39)
         b.kill()
         assert "panicked" not in b.log_text()
 

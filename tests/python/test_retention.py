@@ -9,7 +9,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from broker import Broker
-from clients import high_watermark
+from clients import produce_one, high_watermark
 
 
 def wait_for(cond, what, timeout=30):
@@ -64,10 +64,6 @@ def test_retention_bytes_and_delete_records(tmp_path):
     assert b.kill(signal.SIGTERM) == 0
     b.start()
     assert high_watermark(b.bootstrap, "ret", 0) == (target, 100), "the log start survives a restart"
-    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
-    offsets = []
-    p.produce("ret", value=b"after", on_delivery=lambda e, m: offsets.append((e, m.offset())))
-    p.flush(10)
-    assert offsets == [(None, 100)]
+    assert produce_one(b.bootstrap, "ret", b"after") == (None, 100)
     b.kill()
     assert "panicked" not in b.log_text()
