@@ -22,7 +22,7 @@ const KIND_MEMBERSHIP: u8 = 2;
 const KIND_META: u8 = 3;
 
 /// Where one entry sits and which Kafka offsets it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EntryInfo {
     pub log_id: LogId,
     /// Position in the segment file.
@@ -41,7 +41,7 @@ pub struct EntryInfo {
 }
 
 /// The producer id, epoch and sequence range a batch carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProducerInfo {
     pub id: i64,
     pub epoch: i16,

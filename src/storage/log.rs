@@ -2,7 +2,9 @@
 //! Raft-internal entry). The Raft log store writes it; fetches read it; both share it.
 
 use super::entry::{self, EntryInfo};
+use super::seal;
 use super::segment::{ScanReport, Segment};
+use super::tail_cache::TailCache;
 use crate::cluster::{Command, Entry, LogId};
 use bytes::{Bytes, BytesMut};
 use openraft::EntryPayload;
@@ -58,56 +60,12 @@ pub struct PartitionLog {
     /// First offset clients may read (DeleteRecords can move it inside a segment); persisted in
     /// `log-start-offset`. The effective start is the larger of this and the first segment's base.
     pub(super) log_start: std::sync::atomic::AtomicI64,
+    /// Producer state of everything appended (for seals), and whether it is exact (a
+    /// truncation makes it inexact: seals are then skipped and recovery scans instead).
+    producers: std::sync::Mutex<(super::producer_state::ProducerStates, bool)>,
     /// The most recently appended entries, as written: commit-time apply (which openraft
     /// reads back through the log store) and tail fetches are served from memory.
     tail: std::sync::Mutex<TailCache>,
-}
-
-/// Consecutive recent entries (by Raft index), each with its encoded bytes.
-#[derive(Default)]
-struct TailCache {
-    entries: std::collections::VecDeque<(EntryInfo, Bytes)>,
-    bytes: usize,
-    limit_bytes: usize,
-}
-
-impl TailCache {
-    fn push(&mut self, info: EntryInfo, bytes: Bytes) {
-        if self
-            .entries
-            .back()
-            .is_some_and(|(last, _)| last.log_id.index + 1 != info.log_id.index)
-        {
-            self.clear();
-        }
-        self.bytes += bytes.len();
-        self.entries.push_back((info, bytes));
-        while self.bytes > self.limit_bytes && !self.entries.is_empty() {
-            if let Some((_, b)) = self.entries.pop_front() {
-                self.bytes -= b.len();
-            }
-        }
-    }
-
-    fn clear(&mut self) {
-        self.entries.clear();
-        self.bytes = 0;
-    }
-
-    /// Entries `start..end` if the cache holds all of them.
-    fn range(&self, start: u64, end: u64) -> Option<Vec<(EntryInfo, Bytes)>> {
-        let first = self.entries.front()?.0.log_id.index;
-        let last = self.entries.back()?.0.log_id.index;
-        if start < first || end > last + 1 || start >= end {
-            return None;
-        }
-        Some(
-            self.entries
-                .range((start - first) as usize..(end - first) as usize)
-                .cloned()
-                .collect(),
-        )
-    }
 }
 
 impl PartitionLog {
@@ -128,17 +86,47 @@ impl PartitionLog {
         };
         let mut segments: Vec<Segment> = Vec::new();
         let mut next_index = 0u64;
+        // Closed segments up to the newest valid seal load from their seals; the rest is scanned.
+        let paths: Vec<PathBuf> = bases.iter().map(|b| dir.join(super::segment::file_name(*b))).collect();
+        let newest_seal = (0..paths.len().saturating_sub(1))
+            .rev()
+            .find_map(|i| seal::read_valid(&paths[i]).map(|s| (i, s)));
+        let sealed_upto = newest_seal.as_ref().map(|(i, _)| *i);
+        if let Some((_, s)) = &newest_seal {
+            report.producers = s.producers.clone();
+        }
         for (i, base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
-            let path = dir.join(super::segment::file_name(*base));
-            let (seg, ScanReport { entries, truncated }) = Segment::open(
-                &path,
-                *base,
-                next_index,
-                is_last,
-                cfg.index_interval_bytes,
-                &mut report.producers,
-            )?;
+            let path = &paths[i];
+            let sealed = if sealed_upto.is_some_and(|upto| i <= upto) {
+                seal::read_valid(path)
+            } else {
+                None
+            };
+            let seg = match sealed {
+                Some(s) => {
+                    report.entries += s.entries;
+                    seal::open_sealed(path, &s, cfg.index_interval_bytes)?
+                }
+                None => {
+                    if is_last {
+                        // The active segment changes after its seal (if any) was written.
+                        seal::remove(path)?;
+                    }
+                    // Before the newest seal, producer state comes from that seal instead.
+                    let mut scratch = super::producer_state::ProducerStates::default();
+                    let producers = if sealed_upto.is_some_and(|upto| i <= upto) {
+                        &mut scratch
+                    } else {
+                        &mut report.producers
+                    };
+                    let (seg, ScanReport { entries, truncated }) =
+                        Segment::open(path, *base, next_index, is_last, cfg.index_interval_bytes, producers)?;
+                    report.entries += entries;
+                    report.truncated = truncated;
+                    seg
+                }
+            };
             if let Some(prev) = segments.last() {
                 anyhow::ensure!(
                     seg.last.is_none() || prev.last_index().map(|l| l + 1) == Some(seg.base_index),
@@ -146,8 +134,6 @@ impl PartitionLog {
                     path.display()
                 );
             }
-            report.entries += entries;
-            report.truncated = truncated;
             next_index = seg.last_index().map(|l| l + 1).unwrap_or(seg.base_index);
             segments.push(seg);
         }
@@ -163,10 +149,8 @@ impl PartitionLog {
                 segment_bytes: std::sync::atomic::AtomicU64::new(cfg.segment_bytes),
                 inner: RwLock::new(segments),
                 log_start: std::sync::atomic::AtomicI64::new(super::retention::read_log_start(dir)?),
-                tail: std::sync::Mutex::new(TailCache {
-                    limit_bytes: cfg.tail_cache_bytes,
-                    ..Default::default()
-                }),
+                producers: std::sync::Mutex::new((report.producers.clone(), true)),
+                tail: std::sync::Mutex::new(TailCache::new(cfg.tail_cache_bytes)),
             },
             report,
         ))
@@ -247,13 +231,8 @@ impl PartitionLog {
                     .map(|i: &EntryInfo| i.next_offset)
                     .unwrap_or(active.next_offset);
                 let next_index = e.log_id.index;
-                flush_buf(
-                    segs.last_mut().expect("segment"),
-                    &mut buf,
-                    &mut infos,
-                    &mut files,
-                    &self.tail,
-                )?;
+                self.flush_buf(segs.last_mut().expect("segment"), &mut buf, &mut infos, &mut files)?;
+                self.seal(segs.last().expect("segment"))?;
                 let seg = Segment::create(&self.dir, next_offset, next_index, self.cfg.index_interval_bytes)?;
                 segs.push(seg);
             }
@@ -267,13 +246,7 @@ impl PartitionLog {
             total += info.disk_bytes;
             infos.push(info);
         }
-        flush_buf(
-            segs.last_mut().expect("segment"),
-            &mut buf,
-            &mut infos,
-            &mut files,
-            &self.tail,
-        )?;
+        self.flush_buf(segs.last_mut().expect("segment"), &mut buf, &mut infos, &mut files)?;
         Ok(Appended { files, bytes: total })
     }
 
@@ -316,11 +289,15 @@ impl PartitionLog {
     pub fn truncate_from(&self, index: u64) -> anyhow::Result<()> {
         let mut segs = self.inner.write().expect("log lock");
         self.tail.lock().expect("tail lock").clear();
+        // Producer state of the removed entries cannot be taken back out: stop sealing with it.
+        self.producers.lock().expect("producers lock").1 = false;
         while segs.len() > 1 && segs.last().is_some_and(|s| s.base_index >= index) {
             let seg = segs.pop().expect("segment");
+            seal::remove(&seg.path)?;
             std::fs::remove_file(&seg.path)?;
         }
         let seg = segs.last_mut().expect("segment");
+        seal::remove(&seg.path)?;
         // Truncation is rare (a follower's conflicting tail): a plain scan is fine.
         let mut pos = 0;
         let mut prev: Option<EntryInfo> = None;
@@ -421,6 +398,55 @@ impl PartitionLog {
         None
     }
 
+    /// Writes the encoded entries in `buf` at the end of `seg` with one write, indexes them and
+    /// keeps them in the tail cache.
+    fn flush_buf(
+        &self,
+        seg: &mut Segment,
+        buf: &mut Vec<u8>,
+        infos: &mut Vec<EntryInfo>,
+        files: &mut Vec<Arc<File>>,
+    ) -> anyhow::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        seg.file.write_all_at(buf, seg.size_bytes)?;
+        let written = Bytes::from(std::mem::take(buf));
+        let base = seg.size_bytes;
+        let mut tail = self.tail.lock().expect("tail lock");
+        let mut producers = self.producers.lock().expect("producers lock");
+        for info in infos.drain(..) {
+            if let Some(p) = info.producer {
+                producers.0.record(
+                    p.id,
+                    p.epoch,
+                    p.first_seq,
+                    p.count,
+                    Some(info.base_offset),
+                    super::segment::now_ms(),
+                );
+            }
+            let at = (info.pos - base) as usize;
+            tail.push(info, written.slice(at..at + info.disk_bytes as usize));
+            seg.note_appended(info);
+        }
+        if !files.iter().any(|f| Arc::ptr_eq(f, &seg.file)) {
+            files.push(seg.file.clone());
+        }
+        Ok(())
+    }
+
+    /// Fsyncs a segment that is being closed and writes its seal (skipped while the producer
+    /// state is inexact after a truncation: recovery then scans that segment instead).
+    fn seal(&self, seg: &Segment) -> anyhow::Result<()> {
+        seg.file.sync_data()?;
+        let producers = self.producers.lock().expect("producers lock");
+        if producers.1 {
+            seal::write(seg, &producers.0)?;
+        }
+        Ok(())
+    }
+
     /// Forces every segment to disk (shutdown).
     pub fn sync_all(&self) -> std::io::Result<()> {
         let segs = self.inner.read().expect("log lock");
@@ -442,33 +468,6 @@ fn first_offset_at_or_after(batch: &[u8], ts: i64) -> Option<i64> {
     // Record-level timestamps need a varint walk; batch granularity is what Kafka's time
     // index gives, and the batch's first offset is a valid answer.
     Some(h.base_offset)
-}
-
-/// Writes the encoded entries in `buf` at the end of `seg` with one write, indexes them and
-/// keeps them in the tail cache.
-fn flush_buf(
-    seg: &mut Segment,
-    buf: &mut Vec<u8>,
-    infos: &mut Vec<EntryInfo>,
-    files: &mut Vec<Arc<File>>,
-    tail: &std::sync::Mutex<TailCache>,
-) -> anyhow::Result<()> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    seg.file.write_all_at(buf, seg.size_bytes)?;
-    let written = Bytes::from(std::mem::take(buf));
-    let base = seg.size_bytes;
-    let mut tail = tail.lock().expect("tail lock");
-    for info in infos.drain(..) {
-        let at = (info.pos - base) as usize;
-        tail.push(info, written.slice(at..at + info.disk_bytes as usize));
-        seg.note_appended(info);
-    }
-    if !files.iter().any(|f| Arc::ptr_eq(f, &seg.file)) {
-        files.push(seg.file.clone());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -535,6 +534,38 @@ mod tests {
         assert_eq!(log.end_offset(), 18 * 3);
         log.append(&[batch_entry(20, 2)]).unwrap();
         assert_eq!(log.end_offset(), 18 * 3 + 2);
+    }
+
+    #[test]
+    fn sealed_segments_load_without_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+        for i in 1..30 {
+            log.append(&[batch_entry(i, 2)]).unwrap();
+        }
+        let end = log.end_offset();
+        drop(log);
+        let seals = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seal"))
+            .count();
+        assert!(seals >= 3, "every closed segment has a seal");
+        let (log, rep) = PartitionLog::open(dir.path(), CFG).unwrap();
+        assert_eq!(log.end_offset(), end);
+        assert_eq!(rep.entries, 29);
+        assert_eq!(log.entries(1, 30).unwrap().len(), 29);
+        assert!(!log.read_batches(10, 1, end).unwrap().records.is_empty());
+        // A seal that no longer matches its segment is ignored (the segment is scanned).
+        let first = dir.path().join(crate::storage::segment::file_name(0));
+        let sealed = crate::storage::seal::seal_path(&first);
+        let mut seal: crate::storage::seal::SegmentSeal =
+            serde_json::from_slice(&std::fs::read(&sealed).unwrap()).unwrap();
+        seal.size_bytes += 1;
+        std::fs::write(&sealed, serde_json::to_vec(&seal).unwrap()).unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+        assert_eq!(log.end_offset(), end);
+        assert_eq!(log.entries(1, 30).unwrap().len(), 29);
     }
 
     #[test]

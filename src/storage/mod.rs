@@ -10,7 +10,9 @@ pub mod partition_sm;
 pub mod producer_state;
 pub mod raft_log;
 pub mod retention;
+pub mod seal;
 pub mod segment;
+pub mod tail_cache;
 
 use std::fs::File;
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 pub const BATCHES_PER_PRODUCER: usize = 5;
 
 /// One remembered batch. `base_offset` is `None` while it is being appended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchSeq {
     pub first_seq: i32,
     pub last_seq: i32,
@@ -17,7 +17,7 @@ pub struct BatchSeq {
 }
 
 /// What is known about one producer id.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchSeq>,
@@ -52,7 +52,7 @@ fn next_seq(last: i32) -> i32 {
 }
 
 /// All producers of one partition.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
 }

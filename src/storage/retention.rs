@@ -99,6 +99,7 @@ impl PartitionLog {
         let mut removed = 0;
         for seg in segs.drain(..n) {
             removed += seg.size_bytes;
+            super::seal::remove(&seg.path)?;
             std::fs::remove_file(&seg.path)?;
         }
         std::fs::File::open(&self.dir)?.sync_all()?;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A sparse index point: the entry at `pos` has Raft index `index` and first offset `offset`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct IndexPoint {
     pub index: u64,
     pub offset: i64,
@@ -19,7 +19,7 @@ pub struct IndexPoint {
 }
 
 /// A sparse time index point: entries from `pos` on have timestamps above those before it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct TimePoint {
     /// Largest timestamp in the segment up to and including this entry.
     pub max_timestamp: i64,
@@ -44,8 +44,8 @@ pub struct Segment {
     pub offset_index: Vec<IndexPoint>,
     pub time_index: Vec<TimePoint>,
     pub max_timestamp: i64,
-    bytes_since_index_point: u64,
-    index_interval_bytes: u64,
+    pub(super) bytes_since_index_point: u64,
+    pub(super) index_interval_bytes: u64,
 }
 
 /// What a scan of an existing segment found.
@@ -94,7 +94,13 @@ impl Segment {
         ))
     }
 
-    fn empty(path: PathBuf, file: File, base_offset: i64, base_index: u64, index_interval_bytes: u64) -> Segment {
+    pub(super) fn empty(
+        path: PathBuf,
+        file: File,
+        base_offset: i64,
+        base_index: u64,
+        index_interval_bytes: u64,
+    ) -> Segment {
         Segment {
             path,
             file: Arc::new(file),
