@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 echo "== installing build tools (Debian) and test clients (PyPI)"
 # librdkafka (built from source by the rdkafka crate for the benchmark tool) needs cmake and
-# curl headers.
+# curl headers; kcat is a test client.
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)  # Debian's, on librdkafka 2.0.2: an old client
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
