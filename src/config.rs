@@ -59,6 +59,8 @@ pub struct Config {
     pub socket_request_max_bytes: i32,
     /// Requests read ahead on one connection while earlier ones are still being answered.
     pub max_inflight_requests_per_connection: usize,
+    /// Bytes of request frames one connection may have in flight before it stops reading.
+    pub connection_max_inflight_bytes: usize,
     /// Connections accepted at once; more wait in the accept queue.
     pub max_connections: usize,
     /// `fsync` or `relaxed`: see the README's durability section.
@@ -105,6 +107,7 @@ impl Default for Config {
             message_max_bytes: 1 << 20,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_inflight_requests_per_connection: 64,
+            connection_max_inflight_bytes: 64 << 20,
             max_connections: 10_000,
             durability: Durability::Fsync,
             log_flush_interval_ms: 1000,

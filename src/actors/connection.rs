@@ -61,20 +61,26 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
     let (mut rd, mut wr) = socket.into_split();
     let max_frame = broker.config().socket_request_max_bytes;
     let max_inflight = broker.config().max_inflight_requests_per_connection;
+    let max_inflight_bytes = broker.config().connection_max_inflight_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut inflight: FuturesOrdered<futures::future::BoxFuture<'static, Result<Option<Bytes>, String>>> =
+    // Each in-flight request yields its response and the size of its request frame.
+    let mut inflight: FuturesOrdered<futures::future::BoxFuture<'static, (Result<Option<Bytes>, String>, usize)>> =
         FuturesOrdered::new();
+    let mut inflight_bytes = 0usize;
     let mut reading = !*shutdown.borrow();
     loop {
-        // Take every whole frame already buffered, up to the in-flight bound.
-        while reading && inflight.len() < max_inflight {
+        // Take every whole frame already buffered, up to the in-flight bounds (a first request
+        // is always taken, whatever its size up to the frame bound).
+        while reading && inflight.len() < max_inflight && (inflight.is_empty() || inflight_bytes < max_inflight_bytes) {
             match take_frame(&mut buf, max_frame) {
-                Ok(Some(frame)) => match handlers::decode(frame) {
+                Ok(Some(frame)) => match handlers::decode(frame.clone()) {
                     Decoded::Request(req) => {
                         let b = broker.clone();
-                        inflight.push_back(async move { handlers::handle(b, *req).await }.boxed());
+                        let size = frame.len();
+                        inflight_bytes += size;
+                        inflight.push_back(async move { (handlers::handle(b, *req).await, size) }.boxed());
                     }
-                    Decoded::Respond(bytes) => inflight.push_back(futures::future::ready(Ok(Some(bytes))).boxed()),
+                    Decoded::Respond(bytes) => inflight.push_back(futures::future::ready((Ok(Some(bytes)), 0)).boxed()),
                     Decoded::Close(why) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why)),
                 },
                 Ok(None) => break,
@@ -91,14 +97,16 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
             return Ok(());
         }
         tokio::select! {
-            Some(resp) = inflight.next(), if !inflight.is_empty() => {
+            Some((resp, size)) = inflight.next(), if !inflight.is_empty() => {
+                inflight_bytes -= size;
                 match resp {
                     Ok(Some(bytes)) => wr.write_all(&bytes).await?,
                     Ok(None) => {}
                     Err(why) => return Err(std::io::Error::other(why)),
                 }
             }
-            r = rd.read_buf(&mut buf), if reading && inflight.len() < max_inflight => {
+            r = rd.read_buf(&mut buf),
+                if reading && inflight.len() < max_inflight && (inflight.is_empty() || inflight_bytes < max_inflight_bytes) => {
                 if r? == 0 {
                     reading = false;
                 }
