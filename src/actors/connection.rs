@@ -55,6 +55,10 @@ impl Actor for Connection {
     }
 }
 
+/// A request being handled: resolves to its response (or why the connection must close) and
+/// the size of its request frame.
+type InFlight = futures::future::BoxFuture<'static, (Result<Option<Bytes>, String>, usize)>;
+
 /// The connection loop.
 async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let _ = socket.set_nodelay(true);
@@ -64,8 +68,7 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
     let max_inflight_bytes = broker.config().connection_max_inflight_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     // Each in-flight request yields its response and the size of its request frame.
-    let mut inflight: FuturesOrdered<futures::future::BoxFuture<'static, (Result<Option<Bytes>, String>, usize)>> =
-        FuturesOrdered::new();
+    let mut inflight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut inflight_bytes = 0usize;
     let mut reading = !*shutdown.borrow();
     loop {
