@@ -34,6 +34,8 @@ pub struct Config {
     pub advertise: String,
     /// Address of the HTTP server for metrics and health; empty disables it.
     pub http_listen: String,
+    /// Partitions of the internal `__consumer_offsets` topic (fixed once it exists).
+    pub offsets_topic_num_partitions: i32,
     /// Partitions of an auto-created topic.
     pub num_partitions: i32,
     /// Replication factor of an auto-created topic.
@@ -95,6 +97,7 @@ impl Default for Config {
             listen: "0.0.0.0:9092".into(),
             advertise: String::new(),
             http_listen: "0.0.0.0:9644".into(),
+            offsets_topic_num_partitions: 50,
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,

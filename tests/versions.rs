@@ -226,6 +226,55 @@ fn every_served_version_answers() {
         assert_eq!((p.error_code, p.low_watermark), (0, v as i64 + 1), "DeleteRecords v{v}");
     }
 
+    for v in range(ApiKey::FindCoordinator) {
+        let req = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str("g"))
+            .with_key_type(0);
+        let resp: FindCoordinatorResponse = call(&mut s, ApiKey::FindCoordinator, v, &req);
+        assert_eq!((resp.error_code, resp.node_id.0), (0, 7), "FindCoordinator v{v}");
+    }
+
+    for v in range(ApiKey::OffsetCommit) {
+        use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("ct2"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(10 + v as i64)
+                    .with_committed_metadata(Some(StrBytes::from_static_str("m")))])]);
+        // The first commit may find the offsets partition still loading.
+        let mut attempts = 0;
+        loop {
+            let resp: OffsetCommitResponse = call(&mut s, ApiKey::OffsetCommit, v, &req);
+            let code = resp.topics[0].partitions[0].error_code;
+            if code == kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code() && attempts < 100 {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            }
+            assert_eq!(code, 0, "OffsetCommit v{v}");
+            break;
+        }
+    }
+
+    for v in range(ApiKey::OffsetFetch) {
+        use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(name("ct2"))
+                .with_partition_indexes(vec![0])]));
+        let resp: OffsetFetchResponse = call(&mut s, ApiKey::OffsetFetch, v, &req);
+        let last_commit = 10 + *range(ApiKey::OffsetCommit).end() as i64;
+        assert_eq!(
+            resp.topics[0].partitions[0].committed_offset, last_commit,
+            "OffsetFetch v{v}"
+        );
+    }
+
     for v in range(ApiKey::DeleteTopics) {
         let t = format!("ct{}", v + 1);
         let req = if v >= 6 {

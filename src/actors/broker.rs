@@ -4,6 +4,7 @@
 
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
+use super::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use super::http::{Http, HttpArgs, HttpMsg, HttpState};
 use super::listener::{Listener, ListenerArgs, ListenerMsg};
 use super::node::Node;
@@ -163,6 +164,17 @@ impl Actor for Broker {
             }
         });
 
+        let (coordinator, _) = Actor::spawn_linked(
+            Some("group-coordinator".into()),
+            GroupCoordinator,
+            CoordinatorArgs {
+                registry: registry.clone(),
+                partitions: cfg.offsets_topic_num_partitions,
+                commit_timeout: Duration::from_millis(cfg.request_timeout_max_ms),
+            },
+            myself.get_cell(),
+        )
+        .await?;
         let tcp = TcpListener::bind(&cfg.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
@@ -180,6 +192,7 @@ impl Actor for Broker {
             meta,
             controller: controller.clone(),
             producer_ids: Default::default(),
+            coordinator: coordinator.clone(),
         });
         let http = if cfg.http_listen.is_empty() {
             None

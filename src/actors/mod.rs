@@ -5,6 +5,7 @@ pub mod broker;
 pub mod committer;
 pub mod connection;
 pub mod controller;
+pub mod group_coordinator;
 pub mod http;
 pub mod listener;
 pub mod node;

@@ -2,12 +2,14 @@
 //! registry of partitions and the controller actor.
 
 use super::controller::ControllerMsg;
+use super::group_coordinator::CoordinatorMsg;
 use super::partition::PartitionMsg;
 use super::registry::Registry;
 use crate::config::Config;
 use crate::handlers::context::{Broker, NodeInfo, PartitionView, TopicPartition};
 use crate::protocol::batch::ValidBatch;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
+use crate::storage::offsets::{partition_for, Committed, OffsetKey, OFFSETS_TOPIC};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
@@ -43,6 +45,7 @@ pub struct Node {
     pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
     pub controller: ActorRef<ControllerMsg>,
     pub producer_ids: Arc<std::sync::Mutex<IdBlock>>,
+    pub coordinator: ActorRef<CoordinatorMsg>,
 }
 
 impl Broker for Node {
@@ -165,6 +168,84 @@ impl Broker for Node {
                 Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower),
                 Err(_) => Err(ResponseError::RequestTimedOut),
             }
+        }
+        .boxed()
+    }
+
+    fn find_coordinator(&self, group: String) -> BoxFuture<'static, Result<(), ResponseError>> {
+        let exists = self.meta.read().expect("meta lock").topics.contains_key(OFFSETS_TOPIC);
+        let partitions = self.config.offsets_topic_num_partitions;
+        let create = (!exists).then(|| {
+            // Committed offsets must never be cut by time or size retention.
+            let configs =
+                [("retention.ms", "-1"), ("retention.bytes", "-1")].map(|(k, v)| (k.to_string(), v.to_string()));
+            let cmd = MetaCommand::CreateTopic {
+                name: OFFSETS_TOPIC.into(),
+                topic_id: uuid::Uuid::new_v4(),
+                partitions,
+                replication_factor: 1,
+                configs: configs.into_iter().collect(),
+            };
+            self.propose(cmd, 10_000)
+        });
+        let registry = self.registry.clone();
+        let wait = self.wait_topic_ready(OFFSETS_TOPIC.into(), 10_000);
+        async move {
+            if let Some(create) = create {
+                match create.await {
+                    Ok(_) | Err((ResponseError::TopicAlreadyExists, _)) => {}
+                    Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
+                }
+            }
+            wait.await;
+            let tp = TopicPartition {
+                topic: OFFSETS_TOPIC.into(),
+                partition: partition_for(&group, partitions),
+            };
+            match registry.get(&tp) {
+                Some(h) if h.leadership().0 == Some(h.node_id) => Ok(()),
+                _ => Err(ResponseError::CoordinatorNotAvailable),
+            }
+        }
+        .boxed()
+    }
+
+    fn commit_offsets(
+        &self,
+        group: String,
+        entries: Vec<(OffsetKey, Committed)>,
+    ) -> BoxFuture<'static, Result<(), ResponseError>> {
+        let coordinator = self.coordinator.clone();
+        async move {
+            let (tx, rx) = oneshot::channel();
+            coordinator
+                .send_message(CoordinatorMsg::Commit {
+                    group,
+                    entries,
+                    reply: tx,
+                })
+                .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+            rx.await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+        }
+        .boxed()
+    }
+
+    fn fetch_offsets(
+        &self,
+        group: String,
+        wanted: Option<Vec<(String, i32)>>,
+    ) -> BoxFuture<'static, Result<Vec<(OffsetKey, Committed)>, ResponseError>> {
+        let coordinator = self.coordinator.clone();
+        async move {
+            let (tx, rx) = oneshot::channel();
+            coordinator
+                .send_message(CoordinatorMsg::Fetch {
+                    group,
+                    wanted,
+                    reply: tx,
+                })
+                .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+            rx.await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
         }
         .boxed()
     }

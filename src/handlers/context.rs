@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::protocol::batch::ValidBatch;
 use crate::storage::log::PartitionLog;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
+use crate::storage::offsets::{Committed, OffsetKey};
 use futures::future::BoxFuture;
 use kafka_protocol::error::ResponseError;
 use std::sync::Arc;
@@ -69,6 +70,21 @@ pub trait Broker: Send + Sync + 'static {
         offset: i64,
         timeout_ms: u64,
     ) -> BoxFuture<'static, Result<i64, ResponseError>>;
+    /// Makes sure the offsets topic exists and its partition for `group` is served here;
+    /// `Err` is the FindCoordinator error.
+    fn find_coordinator(&self, group: String) -> BoxFuture<'static, Result<(), ResponseError>>;
+    /// Commits offsets for a standalone (memberless) group; resolves once durable.
+    fn commit_offsets(
+        &self,
+        group: String,
+        entries: Vec<(OffsetKey, Committed)>,
+    ) -> BoxFuture<'static, Result<(), ResponseError>>;
+    /// Committed offsets of a group (all, or of the listed partitions).
+    fn fetch_offsets(
+        &self,
+        group: String,
+        wanted: Option<Vec<(String, i32)>>,
+    ) -> BoxFuture<'static, Result<Vec<(OffsetKey, Committed)>, ResponseError>>;
     /// Waits (bounded) until every partition of `topic` has a leader locally.
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
 }

@@ -45,6 +45,11 @@ pub async fn handle(broker: &dyn Broker, req: DeleteTopicsRequest, version: i16)
             continue;
         };
         let topic_name = topic.name.clone();
+        if topic_name == crate::storage::offsets::OFFSETS_TOPIC {
+            // Deleting it would drop every group's committed offsets.
+            results.push(r.with_error_code(ResponseError::InvalidRequest.code()));
+            continue;
+        }
         r = r.with_name(Some(TopicName(StrBytes::from_string(topic_name.clone()))));
         if version >= 6 {
             r = r.with_topic_id(topic.topic_id);

@@ -105,6 +105,9 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
         if version >= 10 {
             t = t.with_topic_id(tm.topic_id);
         }
+        if version >= 1 && name == crate::storage::offsets::OFFSETS_TOPIC {
+            t = t.with_is_internal(true);
+        }
         let mut partitions = Vec::new();
         for p in 0..tm.partitions {
             let mut pm = MetadataResponsePartition::default()

@@ -11,10 +11,13 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
 pub mod produce;
 pub mod topic_config;
 pub mod topic_validation;
@@ -50,6 +53,9 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 1 },
     ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 3 },
+    ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 8 },
+    ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 7 },
 ];
 
 /// The served range of `key`, if served.
@@ -81,6 +87,9 @@ pub enum Body {
     CreatePartitions(kafka_protocol::messages::CreatePartitionsRequest),
     DescribeCluster(kafka_protocol::messages::DescribeClusterRequest),
     DeleteRecords(kafka_protocol::messages::DeleteRecordsRequest),
+    FindCoordinator(kafka_protocol::messages::FindCoordinatorRequest),
+    OffsetCommit(kafka_protocol::messages::OffsetCommitRequest),
+    OffsetFetch(kafka_protocol::messages::OffsetFetchRequest),
 }
 
 /// What to do with a frame.
@@ -150,6 +159,9 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         ApiKey::CreatePartitions => Body::CreatePartitions(m::CreatePartitionsRequest::decode(buf, v)?),
         ApiKey::DescribeCluster => Body::DescribeCluster(m::DescribeClusterRequest::decode(buf, v)?),
         ApiKey::DeleteRecords => Body::DeleteRecords(m::DeleteRecordsRequest::decode(buf, v)?),
+        ApiKey::FindCoordinator => Body::FindCoordinator(m::FindCoordinatorRequest::decode(buf, v)?),
+        ApiKey::OffsetCommit => Body::OffsetCommit(m::OffsetCommitRequest::decode(buf, v)?),
+        ApiKey::OffsetFetch => Body::OffsetFetch(m::OffsetFetchRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -183,6 +195,9 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
         _ => "Other",
     }
 }
@@ -220,6 +235,11 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         Body::CreatePartitions(r) => encode_response(key, cid, v, &create_partitions::handle(broker.as_ref(), r).await),
         Body::DescribeCluster(r) => encode_response(key, cid, v, &describe_cluster::handle(broker.as_ref(), r).await),
         Body::DeleteRecords(r) => encode_response(key, cid, v, &delete_records::handle(broker.as_ref(), r).await),
+        Body::FindCoordinator(r) => {
+            encode_response(key, cid, v, &find_coordinator::handle(broker.as_ref(), r, v).await)
+        }
+        Body::OffsetCommit(r) => encode_response(key, cid, v, &offset_commit::handle(broker.as_ref(), r).await),
+        Body::OffsetFetch(r) => encode_response(key, cid, v, &offset_fetch::handle(broker.as_ref(), r, v).await),
     };
     match encoded {
         Ok(b) => Ok(Some(b)),

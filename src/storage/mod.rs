@@ -6,6 +6,7 @@ pub mod entry;
 pub mod log;
 pub mod meta_sm;
 pub mod node_meta;
+pub mod offsets;
 pub mod partition_sm;
 pub mod producer_state;
 pub mod raft_log;
