@@ -36,6 +36,8 @@ pub struct Config {
     pub http_listen: String,
     /// Partitions of the internal `__consumer_offsets` topic (fixed once it exists).
     pub offsets_topic_num_partitions: i32,
+    /// How long a new group waits for more members before its first generation.
+    pub group_initial_rebalance_delay_ms: u64,
     /// Partitions of an auto-created topic.
     pub num_partitions: i32,
     /// Replication factor of an auto-created topic.
@@ -98,6 +100,7 @@ impl Default for Config {
             advertise: String::new(),
             http_listen: "0.0.0.0:9644".into(),
             offsets_topic_num_partitions: 50,
+            group_initial_rebalance_delay_ms: 3000,
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,

@@ -171,6 +171,7 @@ impl Actor for Broker {
                 registry: registry.clone(),
                 partitions: cfg.offsets_topic_num_partitions,
                 commit_timeout: Duration::from_millis(cfg.request_timeout_max_ms),
+                initial_rebalance_delay: Duration::from_millis(cfg.group_initial_rebalance_delay_ms),
             },
             myself.get_cell(),
         )

@@ -3,19 +3,22 @@
 //! partition up to its high watermark, answering COORDINATOR_LOAD_IN_PROGRESS meanwhile; a commit
 //! is answered, and becomes visible to OffsetFetch, only once its record is committed.
 //!
-//! Group membership (JoinGroup/SyncGroup/Heartbeat) is not here yet: commits are accepted from
-//! standalone consumers (generation -1, no member id), which is what assign()-style clients send.
+//! Membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) follows Kafka's state machine in
+//! `group_state.rs`; it is kept in memory (members rejoin after a coordinator restart). Commits
+//! come from members (checked against the generation) or from standalone consumers.
 
+use super::group_state::Groups;
 use super::partition::PartitionMsg;
 use super::registry::Registry;
 use crate::handlers::context::TopicPartition;
+use crate::handlers::context::{GroupOp, GroupReply};
 use crate::protocol::batch::validate_produced;
 use crate::storage::offsets::{decode_records, encode_batch, partition_for, Committed, OffsetKey, OFFSETS_TOPIC};
 use kafka_protocol::error::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// A replayed offset record and the log offset of its batch.
@@ -29,12 +32,20 @@ pub type FetchReply = oneshot::Sender<Result<Vec<(OffsetKey, Committed)>, Respon
 
 /// Messages the coordinator takes.
 pub enum CoordinatorMsg {
-    /// Commit offsets of one group (all in one record batch).
+    /// Commit offsets of one group (all in one record batch), from a member or standalone.
     Commit {
         group: String,
+        member: Option<(String, i32)>,
         entries: Vec<(OffsetKey, Committed)>,
         reply: oneshot::Sender<Result<(), ResponseError>>,
     },
+    /// A membership operation.
+    Group {
+        op: GroupOp,
+        reply: oneshot::Sender<GroupReply>,
+    },
+    /// Session and rebalance deadlines (every 100 ms).
+    Tick,
     /// Committed offsets of a group: all of them, or of the listed partitions.
     Fetch {
         group: String,
@@ -60,6 +71,8 @@ pub struct CoordinatorArgs {
     pub partitions: i32,
     /// How long one commit may wait for its record to be committed.
     pub commit_timeout: Duration,
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay: Duration,
 }
 
 enum Load {
@@ -73,6 +86,7 @@ pub struct CoordinatorState {
     loads: HashMap<i32, Load>,
     /// group → (topic, partition) → (committed, log offset of the record's batch).
     offsets: HashMap<String, GroupOffsets>,
+    groups: Groups,
 }
 
 /// The coordinator actor.
@@ -177,13 +191,16 @@ impl Actor for GroupCoordinator {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<CoordinatorMsg>,
+        me: ActorRef<CoordinatorMsg>,
         args: CoordinatorArgs,
     ) -> Result<CoordinatorState, ActorProcessingErr> {
+        me.send_interval(Duration::from_millis(100), || CoordinatorMsg::Tick);
+        let groups = Groups::new(args.initial_rebalance_delay);
         Ok(CoordinatorState {
             args,
             loads: HashMap::new(),
             offsets: HashMap::new(),
+            groups,
         })
     }
 
@@ -194,8 +211,19 @@ impl Actor for GroupCoordinator {
         st: &mut CoordinatorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CoordinatorMsg::Commit { group, entries, reply } => {
-                if let Err(code) = st.ready(&me, &group) {
+            CoordinatorMsg::Commit {
+                group,
+                member,
+                entries,
+                reply,
+            } => {
+                let member_check = match &member {
+                    Some((id, generation)) => st.groups.check_commit(&group, *generation, id),
+                    // A standalone commit to a group with members would race their commits.
+                    None if st.groups.state(&group).is_some() => Err(ResponseError::UnknownMemberId),
+                    None => Ok(()),
+                };
+                if let Err(code) = member_check.and_then(|_| st.ready(&me, &group)) {
                     let _ = reply.send(Err(code));
                     return Ok(());
                 }
@@ -280,6 +308,47 @@ impl Actor for GroupCoordinator {
                 }
             },
             CoordinatorMsg::Applied { entries, log_offset } => st.apply(entries, log_offset),
+            CoordinatorMsg::Tick => st.groups.tick(Instant::now()),
+            CoordinatorMsg::Group { op, reply } => {
+                let now = Instant::now();
+                match op {
+                    GroupOp::Join(args) => {
+                        let (tx, rx) = oneshot::channel();
+                        st.groups.join(now, args, tx);
+                        tokio::spawn(async move {
+                            if let Ok(joined) = rx.await {
+                                let _ = reply.send(GroupReply::Joined(joined));
+                            }
+                        });
+                    }
+                    GroupOp::Sync {
+                        group,
+                        generation,
+                        member_id,
+                        assignments,
+                    } => {
+                        let (tx, rx) = oneshot::channel();
+                        st.groups.sync(now, &group, generation, &member_id, assignments, tx);
+                        tokio::spawn(async move {
+                            if let Ok(synced) = rx.await {
+                                let _ = reply.send(GroupReply::Synced(synced));
+                            }
+                        });
+                    }
+                    GroupOp::Heartbeat {
+                        group,
+                        generation,
+                        member_id,
+                    } => {
+                        let _ = reply.send(GroupReply::Heartbeat(
+                            st.groups.heartbeat(now, &group, generation, &member_id),
+                        ));
+                    }
+                    GroupOp::Leave { group, members } => {
+                        let _ = reply.send(GroupReply::Left(st.groups.leave(now, &group, &members)));
+                    }
+                }
+            }
         }
         Ok(())
     }

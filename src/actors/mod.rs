@@ -6,6 +6,7 @@ pub mod committer;
 pub mod connection;
 pub mod controller;
 pub mod group_coordinator;
+pub mod group_state;
 pub mod http;
 pub mod listener;
 pub mod node;

@@ -6,7 +6,7 @@ use super::group_coordinator::CoordinatorMsg;
 use super::partition::PartitionMsg;
 use super::registry::Registry;
 use crate::config::Config;
-use crate::handlers::context::{Broker, NodeInfo, PartitionView, TopicPartition};
+use crate::handlers::context::{Broker, GroupOp, GroupReply, NodeInfo, PartitionView, TopicPartition};
 use crate::protocol::batch::ValidBatch;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::offsets::{partition_for, Committed, OffsetKey, OFFSETS_TOPIC};
@@ -213,6 +213,7 @@ impl Broker for Node {
     fn commit_offsets(
         &self,
         group: String,
+        member: Option<(String, i32)>,
         entries: Vec<(OffsetKey, Committed)>,
     ) -> BoxFuture<'static, Result<(), ResponseError>> {
         let coordinator = self.coordinator.clone();
@@ -221,6 +222,7 @@ impl Broker for Node {
             coordinator
                 .send_message(CoordinatorMsg::Commit {
                     group,
+                    member,
                     entries,
                     reply: tx,
                 })
@@ -246,6 +248,22 @@ impl Broker for Node {
                 })
                 .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
             rx.await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+        }
+        .boxed()
+    }
+
+    fn group_op(&self, op: GroupOp) -> BoxFuture<'static, GroupReply> {
+        let coordinator = self.coordinator.clone();
+        async move {
+            let failed = || GroupReply::Heartbeat(Err(ResponseError::CoordinatorNotAvailable));
+            let (tx, rx) = oneshot::channel();
+            if coordinator
+                .send_message(CoordinatorMsg::Group { op, reply: tx })
+                .is_err()
+            {
+                return failed();
+            }
+            rx.await.unwrap_or_else(|_| failed())
         }
         .boxed()
     }

@@ -6,9 +6,11 @@ use crate::protocol::batch::ValidBatch;
 use crate::storage::log::PartitionLog;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::offsets::{Committed, OffsetKey};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use kafka_protocol::error::ResponseError;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// A topic name and partition index.
@@ -73,10 +75,12 @@ pub trait Broker: Send + Sync + 'static {
     /// Makes sure the offsets topic exists and its partition for `group` is served here;
     /// `Err` is the FindCoordinator error.
     fn find_coordinator(&self, group: String) -> BoxFuture<'static, Result<(), ResponseError>>;
-    /// Commits offsets for a standalone (memberless) group; resolves once durable.
+    /// Commits offsets, from a member `(member id, generation)` or a standalone consumer (`None`);
+    /// resolves once durable.
     fn commit_offsets(
         &self,
         group: String,
+        member: Option<(String, i32)>,
         entries: Vec<(OffsetKey, Committed)>,
     ) -> BoxFuture<'static, Result<(), ResponseError>>;
     /// Committed offsets of a group (all, or of the listed partitions).
@@ -85,6 +89,64 @@ pub trait Broker: Send + Sync + 'static {
         group: String,
         wanted: Option<Vec<(String, i32)>>,
     ) -> BoxFuture<'static, Result<Vec<(OffsetKey, Committed)>, ResponseError>>;
+    /// A group-membership operation (JoinGroup, SyncGroup, Heartbeat, LeaveGroup).
+    fn group_op(&self, op: GroupOp) -> BoxFuture<'static, GroupReply>;
     /// Waits (bounded) until every partition of `topic` has a leader locally.
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
+}
+
+/// What a JoinGroup gets back.
+#[derive(Debug, Clone, Default)]
+pub struct Joined {
+    pub error: Option<ResponseError>,
+    pub generation: i32,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub leader: String,
+    pub member_id: String,
+    /// (member id, metadata) of every member: sent to the leader only.
+    pub members: Vec<(String, Bytes)>,
+}
+
+/// A JoinGroup request.
+pub struct JoinArgs {
+    pub group: String,
+    pub member_id: String,
+    pub client_id: String,
+    pub protocol_type: String,
+    /// (name, metadata) in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    /// v4+: a first join gets MEMBER_ID_REQUIRED and a member id to rejoin with (KIP-394).
+    pub require_known_member_id: bool,
+}
+
+/// A group-membership operation for the coordinator.
+pub enum GroupOp {
+    Join(JoinArgs),
+    Sync {
+        group: String,
+        generation: i32,
+        member_id: String,
+        assignments: Vec<(String, Bytes)>,
+    },
+    Heartbeat {
+        group: String,
+        generation: i32,
+        member_id: String,
+    },
+    Leave {
+        group: String,
+        members: Vec<String>,
+    },
+}
+
+/// The coordinator's answer to a `GroupOp`.
+#[derive(Debug)]
+pub enum GroupReply {
+    Joined(Joined),
+    Synced(Result<Bytes, ResponseError>),
+    Heartbeat(Result<(), ResponseError>),
+    Left(Vec<Result<(), ResponseError>>),
 }

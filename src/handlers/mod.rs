@@ -12,13 +12,17 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 pub mod topic_config;
 pub mod topic_validation;
 
@@ -56,6 +60,10 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 3 },
     ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 8 },
     ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 7 },
+    ApiSpec { key: ApiKey::JoinGroup, min: 0, max: 7 },
+    ApiSpec { key: ApiKey::SyncGroup, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::Heartbeat, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::LeaveGroup, min: 0, max: 4 },
 ];
 
 /// The served range of `key`, if served.
@@ -90,6 +98,10 @@ pub enum Body {
     FindCoordinator(kafka_protocol::messages::FindCoordinatorRequest),
     OffsetCommit(kafka_protocol::messages::OffsetCommitRequest),
     OffsetFetch(kafka_protocol::messages::OffsetFetchRequest),
+    JoinGroup(kafka_protocol::messages::JoinGroupRequest),
+    SyncGroup(kafka_protocol::messages::SyncGroupRequest),
+    Heartbeat(kafka_protocol::messages::HeartbeatRequest),
+    LeaveGroup(kafka_protocol::messages::LeaveGroupRequest),
 }
 
 /// What to do with a frame.
@@ -162,6 +174,10 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         ApiKey::FindCoordinator => Body::FindCoordinator(m::FindCoordinatorRequest::decode(buf, v)?),
         ApiKey::OffsetCommit => Body::OffsetCommit(m::OffsetCommitRequest::decode(buf, v)?),
         ApiKey::OffsetFetch => Body::OffsetFetch(m::OffsetFetchRequest::decode(buf, v)?),
+        ApiKey::JoinGroup => Body::JoinGroup(m::JoinGroupRequest::decode(buf, v)?),
+        ApiKey::SyncGroup => Body::SyncGroup(m::SyncGroupRequest::decode(buf, v)?),
+        ApiKey::Heartbeat => Body::Heartbeat(m::HeartbeatRequest::decode(buf, v)?),
+        ApiKey::LeaveGroup => Body::LeaveGroup(m::LeaveGroupRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -198,6 +214,10 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::FindCoordinator => "FindCoordinator",
         ApiKey::OffsetCommit => "OffsetCommit",
         ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
         _ => "Other",
     }
 }
@@ -240,6 +260,10 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         }
         Body::OffsetCommit(r) => encode_response(key, cid, v, &offset_commit::handle(broker.as_ref(), r).await),
         Body::OffsetFetch(r) => encode_response(key, cid, v, &offset_fetch::handle(broker.as_ref(), r, v).await),
+        Body::JoinGroup(r) => encode_response(key, cid, v, &join_group::handle(broker.as_ref(), r, v).await),
+        Body::SyncGroup(r) => encode_response(key, cid, v, &sync_group::handle(broker.as_ref(), r, v).await),
+        Body::Heartbeat(r) => encode_response(key, cid, v, &heartbeat::handle(broker.as_ref(), r).await),
+        Body::LeaveGroup(r) => encode_response(key, cid, v, &leave_group::handle(broker.as_ref(), r, v).await),
     };
     match encoded {
         Ok(b) => Ok(Some(b)),

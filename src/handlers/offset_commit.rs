@@ -14,6 +14,7 @@ pub async fn handle(broker: &dyn Broker, req: OffsetCommitRequest) -> OffsetComm
     let meta = broker.metadata();
     let now_ms = crate::storage::segment::now_ms();
     let standalone = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
+    let member = (!standalone).then(|| (req.member_id.to_string(), req.generation_id_or_member_epoch));
     let mut entries = Vec::new();
     // (topic index, partition, early error)
     let mut slots: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
@@ -21,9 +22,7 @@ pub async fn handle(broker: &dyn Broker, req: OffsetCommitRequest) -> OffsetComm
         let topic = t.name.0.to_string();
         let count = meta.topics.get(&topic).map(|m| m.partitions);
         for p in &t.partitions {
-            let early = if !standalone {
-                Some(ResponseError::UnknownMemberId)
-            } else if !count.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n) {
+            let early = if !count.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n) {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else {
                 entries.push((
@@ -47,7 +46,7 @@ pub async fn handle(broker: &dyn Broker, req: OffsetCommitRequest) -> OffsetComm
     let group_result = if entries.is_empty() {
         Ok(())
     } else {
-        broker.commit_offsets(group, entries).await
+        broker.commit_offsets(group, member, entries).await
     };
     let mut topics: Vec<OffsetCommitResponseTopic> = req
         .topics

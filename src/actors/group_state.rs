@@ -1,0 +1,451 @@
+//! Kafka's consumer-group state machine (Empty → PreparingRebalance → CompletingRebalance →
+//! Stable), kept by the group coordinator actor. Pure: no I/O; replies go out through the
+//! oneshot senders stored with pending joins and syncs.
+
+use crate::handlers::context::{JoinArgs, Joined};
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Group states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+struct Member {
+    protocols: Vec<(String, Bytes)>,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    last_seen: Instant,
+    assignment: Bytes,
+}
+
+struct Group {
+    state: State,
+    generation: i32,
+    protocol_type: String,
+    protocol: String,
+    leader: String,
+    members: BTreeMap<String, Member>,
+    pending_joins: HashMap<String, oneshot::Sender<Joined>>,
+    pending_syncs: HashMap<String, oneshot::Sender<Result<Bytes, ResponseError>>>,
+    /// When the current rebalance must end (members that did not rejoin are dropped).
+    rebalance_deadline: Instant,
+    /// A new group waits this long for more members before its first generation.
+    initial_delay_until: Instant,
+}
+
+/// Every group this coordinator serves.
+pub struct Groups {
+    groups: HashMap<String, Group>,
+    issued_ids: HashSet<String>,
+    next_id: u64,
+    initial_delay: Duration,
+}
+
+impl Groups {
+    /// Groups whose first rebalance waits `initial_delay` for members to arrive.
+    pub fn new(initial_delay: Duration) -> Groups {
+        Groups {
+            groups: HashMap::new(),
+            issued_ids: HashSet::new(),
+            next_id: 0,
+            initial_delay,
+        }
+    }
+
+    /// The state of a group, if it exists.
+    pub fn state(&self, group: &str) -> Option<State> {
+        self.groups.get(group).map(|g| g.state)
+    }
+
+    /// Handles a JoinGroup; the reply is sent now or when the rebalance completes.
+    pub fn join(&mut self, now: Instant, a: JoinArgs, reply: oneshot::Sender<Joined>) {
+        let mut member_id = a.member_id.clone();
+        if member_id.is_empty() {
+            self.next_id += 1;
+            member_id = format!("{}-{}-{}", a.client_id, self.next_id, uuid::Uuid::new_v4().simple());
+            if a.require_known_member_id {
+                self.issued_ids.insert(member_id.clone());
+                let _ = reply.send(Joined {
+                    error: Some(ResponseError::MemberIdRequired),
+                    member_id,
+                    ..Default::default()
+                });
+                return;
+            }
+        }
+        let delay = self.initial_delay;
+        let g = self.groups.entry(a.group.clone()).or_insert_with(|| Group {
+            state: State::Empty,
+            generation: 0,
+            protocol_type: a.protocol_type.clone(),
+            protocol: String::new(),
+            leader: String::new(),
+            members: BTreeMap::new(),
+            pending_joins: HashMap::new(),
+            pending_syncs: HashMap::new(),
+            rebalance_deadline: now,
+            initial_delay_until: now + delay,
+        });
+        let known =
+            g.members.contains_key(&member_id) || self.issued_ids.remove(&member_id) || !a.require_known_member_id;
+        if !known {
+            let _ = reply.send(Joined {
+                error: Some(ResponseError::UnknownMemberId),
+                member_id,
+                ..Default::default()
+            });
+            return;
+        }
+        if !g.members.is_empty() && g.protocol_type != a.protocol_type
+            || !a
+                .protocols
+                .iter()
+                .any(|(p, _)| g.members.values().all(|m| m.protocols.iter().any(|(q, _)| q == p)))
+        {
+            let _ = reply.send(Joined {
+                error: Some(ResponseError::InconsistentGroupProtocol),
+                member_id,
+                ..Default::default()
+            });
+            return;
+        }
+        g.protocol_type = a.protocol_type;
+        g.members.insert(
+            member_id.clone(),
+            Member {
+                protocols: a.protocols,
+                session_timeout: a.session_timeout,
+                rebalance_timeout: a.rebalance_timeout,
+                last_seen: now,
+                assignment: Bytes::new(),
+            },
+        );
+        if let Some(old) = g.pending_joins.insert(member_id, reply) {
+            let _ = old.send(Joined {
+                error: Some(ResponseError::RebalanceInProgress),
+                ..Default::default()
+            });
+        }
+        if g.state != State::PreparingRebalance {
+            start_rebalance(g, now);
+        }
+        try_complete_join(g, now);
+    }
+
+    /// Handles a SyncGroup; the reply is sent now or when the leader's assignment arrives.
+    pub fn sync(
+        &mut self,
+        now: Instant,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<(String, Bytes)>,
+        reply: oneshot::Sender<Result<Bytes, ResponseError>>,
+    ) {
+        let Some(g) = self.groups.get_mut(group) else {
+            let _ = reply.send(Err(ResponseError::UnknownMemberId));
+            return;
+        };
+        let Some(m) = g.members.get_mut(member_id) else {
+            let _ = reply.send(Err(ResponseError::UnknownMemberId));
+            return;
+        };
+        m.last_seen = now;
+        if generation != g.generation {
+            let _ = reply.send(Err(ResponseError::IllegalGeneration));
+            return;
+        }
+        match g.state {
+            State::PreparingRebalance | State::Empty => {
+                let _ = reply.send(Err(ResponseError::RebalanceInProgress));
+            }
+            State::Stable => {
+                let _ = reply.send(Ok(m.assignment.clone()));
+            }
+            State::CompletingRebalance => {
+                g.pending_syncs.insert(member_id.to_string(), reply);
+                if member_id == g.leader {
+                    let given: HashMap<String, Bytes> = assignments.into_iter().collect();
+                    for (id, member) in g.members.iter_mut() {
+                        member.assignment = given.get(id).cloned().unwrap_or_default();
+                    }
+                    g.state = State::Stable;
+                    for (id, tx) in g.pending_syncs.drain() {
+                        let assignment = g.members.get(&id).map(|m| m.assignment.clone()).unwrap_or_default();
+                        let _ = tx.send(Ok(assignment));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles a Heartbeat.
+    pub fn heartbeat(
+        &mut self,
+        now: Instant,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Result<(), ResponseError> {
+        let g = self.groups.get_mut(group).ok_or(ResponseError::UnknownMemberId)?;
+        let m = g.members.get_mut(member_id).ok_or(ResponseError::UnknownMemberId)?;
+        m.last_seen = now;
+        if generation != g.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        match g.state {
+            State::PreparingRebalance => Err(ResponseError::RebalanceInProgress),
+            _ => Ok(()),
+        }
+    }
+
+    /// Handles LeaveGroup for `members`; returns each member's outcome.
+    pub fn leave(&mut self, now: Instant, group: &str, members: &[String]) -> Vec<Result<(), ResponseError>> {
+        let Some(g) = self.groups.get_mut(group) else {
+            return members.iter().map(|_| Err(ResponseError::UnknownMemberId)).collect();
+        };
+        let out: Vec<_> = members
+            .iter()
+            .map(|id| remove_member(g, id).ok_or(ResponseError::UnknownMemberId))
+            .collect();
+        if out.iter().any(|r| r.is_ok()) {
+            after_membership_change(g, now);
+        }
+        out
+    }
+
+    /// Checks an OffsetCommit from a group member.
+    pub fn check_commit(&self, group: &str, generation: i32, member_id: &str) -> Result<(), ResponseError> {
+        let g = self.groups.get(group).ok_or(ResponseError::IllegalGeneration)?;
+        if !g.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation != g.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        if g.state == State::PreparingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        Ok(())
+    }
+
+    /// Expires silent members and finishes rebalances whose time is up.
+    pub fn tick(&mut self, now: Instant) {
+        for g in self.groups.values_mut() {
+            let expired: Vec<String> = g
+                .members
+                .iter()
+                .filter(|(id, m)| {
+                    !g.pending_joins.contains_key(*id) && now.duration_since(m.last_seen) > m.session_timeout
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &expired {
+                remove_member(g, id);
+            }
+            if !expired.is_empty() {
+                after_membership_change(g, now);
+            }
+            if g.state == State::PreparingRebalance {
+                if now >= g.rebalance_deadline {
+                    // Members that did not rejoin in time are out.
+                    let late: Vec<String> = g
+                        .members
+                        .keys()
+                        .filter(|id| !g.pending_joins.contains_key(*id))
+                        .cloned()
+                        .collect();
+                    for id in late {
+                        g.members.remove(&id);
+                    }
+                }
+                try_complete_join(g, now);
+            }
+        }
+        self.groups
+            .retain(|_, g| !(g.state == State::Empty && g.members.is_empty()));
+    }
+}
+
+fn remove_member(g: &mut Group, id: &str) -> Option<()> {
+    g.members.remove(id)?;
+    if let Some(tx) = g.pending_joins.remove(id) {
+        let _ = tx.send(Joined {
+            error: Some(ResponseError::UnknownMemberId),
+            ..Default::default()
+        });
+    }
+    if let Some(tx) = g.pending_syncs.remove(id) {
+        let _ = tx.send(Err(ResponseError::UnknownMemberId));
+    }
+    Some(())
+}
+
+fn after_membership_change(g: &mut Group, now: Instant) {
+    if g.members.is_empty() {
+        g.state = State::Empty;
+        g.leader.clear();
+        return;
+    }
+    if g.state != State::PreparingRebalance {
+        start_rebalance(g, now);
+    }
+    try_complete_join(g, now);
+}
+
+fn start_rebalance(g: &mut Group, now: Instant) {
+    for (_, tx) in g.pending_syncs.drain() {
+        let _ = tx.send(Err(ResponseError::RebalanceInProgress));
+    }
+    let longest = g
+        .members
+        .values()
+        .map(|m| m.rebalance_timeout)
+        .max()
+        .unwrap_or_default();
+    g.state = State::PreparingRebalance;
+    g.rebalance_deadline = now + longest;
+}
+
+/// Ends the join phase once every member has rejoined (and a new group's delay is over).
+fn try_complete_join(g: &mut Group, now: Instant) {
+    if g.state != State::PreparingRebalance || g.members.is_empty() {
+        return;
+    }
+    let all_in = g.members.keys().all(|id| g.pending_joins.contains_key(id));
+    if !all_in || (g.generation == 0 && now < g.initial_delay_until && now < g.rebalance_deadline) {
+        return;
+    }
+    // Each member votes for its most preferred protocol that every member supports.
+    let mut votes: BTreeMap<String, usize> = BTreeMap::new();
+    for m in g.members.values() {
+        if let Some((p, _)) = m
+            .protocols
+            .iter()
+            .find(|(p, _)| g.members.values().all(|o| o.protocols.iter().any(|(q, _)| q == p)))
+        {
+            *votes.entry(p.clone()).or_default() += 1;
+        }
+    }
+    let Some((protocol, _)) = votes.into_iter().max_by_key(|(_, v)| *v) else {
+        return;
+    };
+    g.protocol = protocol;
+    g.generation += 1;
+    if !g.members.contains_key(&g.leader) {
+        g.leader = g.members.keys().next().cloned().unwrap_or_default();
+    }
+    g.state = State::CompletingRebalance;
+    let metadata: Vec<(String, Bytes)> = g
+        .members
+        .iter()
+        .map(|(id, m)| {
+            (
+                id.clone(),
+                m.protocols
+                    .iter()
+                    .find(|(p, _)| *p == g.protocol)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    for (id, tx) in g.pending_joins.drain() {
+        let _ = tx.send(Joined {
+            error: None,
+            generation: g.generation,
+            protocol_type: g.protocol_type.clone(),
+            protocol: g.protocol.clone(),
+            leader: g.leader.clone(),
+            members: if id == g.leader { metadata.clone() } else { Vec::new() },
+            member_id: id,
+        });
+    }
+    if let Some(m) = g.members.get_mut(&g.leader) {
+        m.last_seen = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(groups: &mut Groups, now: Instant, member: &str) -> oneshot::Receiver<Joined> {
+        let (tx, rx) = oneshot::channel();
+        let args = JoinArgs {
+            group: "g".into(),
+            member_id: member.into(),
+            client_id: "c".into(),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            require_known_member_id: true,
+        };
+        groups.join(now, args, tx);
+        rx
+    }
+
+    #[test]
+    fn join_sync_heartbeat_and_session_expiry() {
+        let t0 = Instant::now();
+        let mut groups = Groups::new(Duration::from_millis(0));
+        let first = join(&mut groups, t0, "").try_recv().unwrap();
+        assert_eq!(first.error, Some(ResponseError::MemberIdRequired));
+        assert_eq!(
+            join(&mut groups, t0, "stranger").try_recv().unwrap().error,
+            Some(ResponseError::UnknownMemberId)
+        );
+        let a = first.member_id.clone();
+        let mut rx_a = join(&mut groups, t0, &a);
+        let joined = rx_a.try_recv().unwrap();
+        assert_eq!(
+            (joined.error, joined.generation, joined.leader.as_str()),
+            (None, 1, a.as_str())
+        );
+        assert_eq!(joined.members.len(), 1, "the leader gets the member list");
+        let (tx, mut rx) = oneshot::channel();
+        groups.sync(t0, "g", 1, &a, vec![(a.clone(), Bytes::from_static(b"p0"))], tx);
+        assert_eq!(rx.try_recv().unwrap().unwrap(), Bytes::from_static(b"p0"));
+        assert_eq!(groups.state("g"), Some(State::Stable));
+        assert!(groups.heartbeat(t0, "g", 1, &a).is_ok());
+        assert_eq!(groups.heartbeat(t0, "g", 0, &a), Err(ResponseError::IllegalGeneration));
+        assert!(groups.check_commit("g", 1, &a).is_ok());
+
+        // A second member triggers a rebalance the first learns of by heartbeat.
+        let b_id = join(&mut groups, t0, "").try_recv().unwrap().member_id;
+        let mut rx_b = join(&mut groups, t0, &b_id);
+        assert_eq!(
+            groups.heartbeat(t0, "g", 1, &a),
+            Err(ResponseError::RebalanceInProgress)
+        );
+        let mut rx_a = join(&mut groups, t0, &a);
+        assert_eq!(rx_a.try_recv().unwrap().generation, 2);
+        assert_eq!(rx_b.try_recv().unwrap().generation, 2);
+
+        // b stops heartbeating: after its session timeout it is removed and a rebalance starts.
+        let later = t0 + Duration::from_secs(11);
+        assert!(groups.heartbeat(later - Duration::from_secs(1), "g", 2, &a).is_ok());
+        groups.tick(later);
+        assert_eq!(
+            groups.heartbeat(later, "g", 2, &b_id),
+            Err(ResponseError::UnknownMemberId)
+        );
+        assert_eq!(groups.state("g"), Some(State::PreparingRebalance));
+        assert_eq!(groups.leave(later, "g", std::slice::from_ref(&a)), vec![Ok(())]);
+        groups.tick(later);
+        assert_eq!(
+            groups.state("g"),
+            None,
+            "an empty group is forgotten (its offsets are not)"
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! JoinGroup (v0–7): joins a consumer group through the coordinator; the answer comes when the
+//! rebalance completes. A first join from v4 on gets MEMBER_ID_REQUIRED and its member id
+//! (KIP-394). Static membership (group.instance.id) is not offered yet.
+
+use super::context::{Broker, GroupOp, GroupReply, JoinArgs};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::time::Duration;
+
+/// Handles a JoinGroup request.
+pub async fn handle(broker: &dyn Broker, req: JoinGroupRequest, version: i16) -> JoinGroupResponse {
+    let fail = |code: ResponseError, member: String| {
+        crate::observability::note_error("JoinGroup", code);
+        JoinGroupResponse::default()
+            .with_error_code(code.code())
+            .with_generation_id(-1)
+            .with_member_id(StrBytes::from_string(member))
+    };
+    if req.group_id.is_empty() {
+        return fail(ResponseError::InvalidGroupId, req.member_id.to_string());
+    }
+    if req.group_instance_id.is_some() {
+        return fail(ResponseError::UnsupportedVersion, req.member_id.to_string());
+    }
+    if let Err(code) = broker.find_coordinator(req.group_id.to_string()).await {
+        return fail(code, req.member_id.to_string());
+    }
+    let session_ms = req.session_timeout_ms.clamp(1_000, 300_000) as u64;
+    let rebalance_ms = if version >= 1 {
+        req.rebalance_timeout_ms
+    } else {
+        req.session_timeout_ms
+    }
+    .clamp(1_000, 300_000) as u64;
+    let args = JoinArgs {
+        group: req.group_id.to_string(),
+        member_id: req.member_id.to_string(),
+        client_id: "consumer".into(),
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        session_timeout: Duration::from_millis(session_ms),
+        rebalance_timeout: Duration::from_millis(rebalance_ms),
+        require_known_member_id: version >= 4,
+    };
+    let joined = match broker.group_op(GroupOp::Join(args)).await {
+        GroupReply::Joined(j) => j,
+        _ => return fail(ResponseError::CoordinatorNotAvailable, req.member_id.to_string()),
+    };
+    if let Some(code) = joined.error {
+        return fail(code, joined.member_id);
+    }
+    let mut resp = JoinGroupResponse::default()
+        .with_generation_id(joined.generation)
+        .with_protocol_name(Some(StrBytes::from_string(joined.protocol)))
+        .with_leader(StrBytes::from_string(joined.leader))
+        .with_member_id(StrBytes::from_string(joined.member_id))
+        .with_members(
+            joined
+                .members
+                .into_iter()
+                .map(|(id, metadata)| {
+                    JoinGroupResponseMember::default()
+                        .with_member_id(StrBytes::from_string(id))
+                        .with_metadata(metadata)
+                })
+                .collect(),
+        );
+    // protocol_type exists from v7.
+    if version >= 7 {
+        resp = resp.with_protocol_type(Some(StrBytes::from_string(joined.protocol_type)));
+    }
+    resp
+}

@@ -1,0 +1,49 @@
+//! LeaveGroup (v0–4): one member (v0–2) or a batch of members (v3+) leave; the group rebalances.
+
+use super::context::{Broker, GroupOp, GroupReply};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+
+/// Handles a LeaveGroup request.
+pub async fn handle(broker: &dyn Broker, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let ids: Vec<String> = if version >= 3 {
+        req.members.iter().map(|m| m.member_id.to_string()).collect()
+    } else {
+        vec![req.member_id.to_string()]
+    };
+    let results = match broker
+        .group_op(GroupOp::Leave {
+            group: req.group_id.to_string(),
+            members: ids.clone(),
+        })
+        .await
+    {
+        GroupReply::Left(r) => r,
+        _ => ids
+            .iter()
+            .map(|_| Err(ResponseError::CoordinatorNotAvailable))
+            .collect(),
+    };
+    if version < 3 {
+        return match results.first() {
+            Some(Err(code)) => LeaveGroupResponse::default().with_error_code(code.code()),
+            _ => LeaveGroupResponse::default(),
+        };
+    }
+    let members = req
+        .members
+        .iter()
+        .zip(results)
+        .map(|(m, r)| {
+            let out = MemberResponse::default()
+                .with_member_id(m.member_id.clone())
+                .with_group_instance_id(m.group_instance_id.clone());
+            match r {
+                Ok(()) => out,
+                Err(code) => out.with_error_code(code.code()),
+            }
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(members)
+}

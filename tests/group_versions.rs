@@ -1,0 +1,102 @@
+//! Every advertised version of JoinGroup, SyncGroup, Heartbeat and LeaveGroup, spoken with
+//! kafka-protocol's encoders: a one-member group forms, syncs, heartbeats and leaves.
+
+mod common;
+
+use common::*;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use raftstream::handlers::APIS;
+use std::net::TcpStream;
+
+fn call<Req: Encodable, Resp: Decodable>(s: &mut TcpStream, key: ApiKey, v: i16, req: &Req) -> Resp {
+    send_request(s, key, v, 1, req);
+    let mut body = read_response(s, key, v).unwrap_or_else(|| panic!("{key:?} v{v}: connection closed"));
+    Resp::decode(&mut body, v).unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"))
+}
+
+fn max(key: ApiKey) -> i16 {
+    APIS.iter().find(|s| s.key == key).unwrap().max
+}
+
+#[test]
+fn every_group_api_version_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, "group.initial.rebalance.delay.ms = 0\n").unwrap();
+    let b = TestBroker::start(&["--config", config.to_str().unwrap()]);
+    let mut s = b.connect();
+    for v in 0..=max(ApiKey::JoinGroup) {
+        let group = GroupId(StrBytes::from_string(format!("g{v}")));
+        let join = |member: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(bytes::Bytes::from_static(b"m"))])
+        };
+        let mut resp: JoinGroupResponse = call(&mut s, ApiKey::JoinGroup, v, &join(""));
+        if v >= 4 {
+            assert_eq!(
+                resp.error_code,
+                kafka_protocol::error::ResponseError::MemberIdRequired.code(),
+                "JoinGroup v{v}"
+            );
+            resp = call(&mut s, ApiKey::JoinGroup, v, &join(&resp.member_id.to_string()));
+        }
+        assert_eq!((resp.error_code, resp.generation_id), (0, 1), "JoinGroup v{v}");
+        let member = resp.member_id.clone();
+        assert_eq!(resp.leader, member);
+
+        let sv = v.min(max(ApiKey::SyncGroup));
+        let mut sync = SyncGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id(1)
+            .with_member_id(member.clone())
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(member.clone())
+                .with_assignment(bytes::Bytes::from_static(b"a"))]);
+        if sv >= 5 {
+            sync = sync
+                .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+                .with_protocol_name(Some(StrBytes::from_static_str("range")));
+        }
+        let synced: SyncGroupResponse = call(&mut s, ApiKey::SyncGroup, sv, &sync);
+        assert_eq!(
+            (synced.error_code, &synced.assignment[..]),
+            (0, &b"a"[..]),
+            "SyncGroup v{sv}"
+        );
+
+        let hv = v.min(max(ApiKey::Heartbeat));
+        let hb = HeartbeatRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id(1)
+            .with_member_id(member.clone());
+        let beat: HeartbeatResponse = call(&mut s, ApiKey::Heartbeat, hv, &hb);
+        assert_eq!(beat.error_code, 0, "Heartbeat v{hv}");
+
+        let lv = v.min(max(ApiKey::LeaveGroup));
+        let leave = if lv >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_members(vec![MemberIdentity::default().with_member_id(member)])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_member_id(member)
+        };
+        let left: LeaveGroupResponse = call(&mut s, ApiKey::LeaveGroup, lv, &leave);
+        assert_eq!(left.error_code, 0, "LeaveGroup v{lv}");
+        if lv >= 3 {
+            assert_eq!(left.members[0].error_code, 0);
+        }
+    }
+}

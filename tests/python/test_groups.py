@@ -1,0 +1,122 @@
+"""Consumer groups with librdkafka's subscribe(): members share the partitions, a member that
+leaves hands its partitions over, and with commits every record is consumed exactly once."""
+
+import os
+import threading
+import time
+
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from broker import Broker
+from clients import produce_all
+
+
+def start_broker(tmp_path):
+    os.environ["RAFTSTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS"] = "500"
+    try:
+        return Broker(tmp_path / "data").start()
+    finally:
+        del os.environ["RAFTSTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS"]
+
+
+class Member:
+    """A subscribed consumer polling on its own thread, committing what it processed."""
+
+    def __init__(self, bootstrap, group, topic, name, seen):
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                           "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                           "heartbeat.interval.ms": 500, "client.id": name})
+        self.assigned = []
+        self.c.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.seen = seen
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _on_assign(self, c, parts):
+        self.assigned = sorted(p.partition for p in parts)
+
+    def _on_revoke(self, c, parts):
+        self.assigned = []
+
+    def _run(self):
+        while not self.stop.is_set():
+            m = self.c.poll(0.2)
+            if m is None or m.error():
+                continue
+            self.seen.append((m.partition(), m.offset()))
+            self.c.commit(message=m, asynchronous=False)
+
+    def close(self):
+        self.stop.set()
+        self.t.join(10)
+        self.c.close()
+
+
+def wait_for(cond, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_three_members_share_six_partitions_and_take_over(tmp_path):
+    b = start_broker(tmp_path)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("jobs", num_partitions=6, replication_factor=1)])["jobs"].result(30)
+    seen = []
+    members = [Member(b.bootstrap, "workers", "jobs", f"m{i}", seen) for i in range(3)]
+    wait_for(lambda: sorted(sum((m.assigned for m in members), [])) == list(range(6))
+             and all(len(m.assigned) == 2 for m in members), "three members with two partitions each")
+    produce_all(b.bootstrap, "jobs", [(f"k{i}".encode(), f"v{i}".encode(), None, None) for i in range(600)],
+                acks="all", partitioner="murmur2_random")
+    wait_for(lambda: len(set(seen)) == 600, "all 600 records consumed")
+    # One member leaves: the other two take over its partitions.
+    members[0].close()
+    wait_for(lambda: sorted(members[1].assigned + members[2].assigned) == list(range(6)), "the others take over")
+    produce_all(b.bootstrap, "jobs", [(f"k{i}".encode(), f"w{i}".encode(), None, None) for i in range(300)],
+                acks="all", partitioner="murmur2_random")
+    wait_for(lambda: len(set(seen)) == 900, "all 900 records consumed")
+    for m in members[1:]:
+        m.close()
+    assert len(seen) == len(set(seen)) == 900, "every record exactly once"
+    b.kill()
+    assert "panicked" not in b.log_text()
+
+
+def test_ten_members_joining_at_once_settle(tmp_path):
+    b = start_broker(tmp_path)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("wide", num_partitions=10, replication_factor=1)])["wide"].result(30)
+    for round_ in range(3):
+        seen = []
+        members = [Member(b.bootstrap, f"crowd-{round_}", "wide", f"c{i}", seen) for i in range(10)]
+        wait_for(lambda: sorted(sum((m.assigned for m in members), [])) == list(range(10))
+                 and all(len(m.assigned) == 1 for m in members), "ten members with one partition each")
+        for m in members:
+            m.close()
+    b.kill()
+    assert "panicked" not in b.log_text()
+
+
+def test_kafka_python_group_consumer_commits_and_resumes(tmp_path):
+    from kafka import KafkaConsumer
+    b = start_broker(tmp_path)
+    produce_all(b.bootstrap, "kp-jobs", [(None, f"r{i}".encode(), None, None) for i in range(60)], acks="all")
+
+    def consume(n):
+        kc = KafkaConsumer("kp-jobs", bootstrap_servers=b.bootstrap, group_id="kp", enable_auto_commit=False,
+                           auto_offset_reset="earliest", consumer_timeout_ms=20_000)
+        got = []
+        for msg in kc:
+            got.append(msg.value)
+            if len(got) == n:
+                break
+        kc.commit()
+        kc.close()
+        return got
+
+    assert consume(25) == [f"r{i}".encode() for i in range(25)]
+    assert consume(35) == [f"r{i}".encode() for i in range(25, 60)], "resumes after the committed offset"
+    b.kill()
