@@ -120,3 +120,73 @@ def test_kafka_python_group_consumer_commits_and_resumes(tmp_path):
     assert consume(25) == [f"r{i}".encode() for i in range(25)]
     assert consume(35) == [f"r{i}".encode() for i in range(25, 60)], "resumes after the committed offset"
     b.kill()
+
+
+class CooperativeMember(Member):
+    """A member with the cooperative-sticky assignor that records what it was asked to give up."""
+
+    def __init__(self, bootstrap, group, topic, name, seen):
+        self.revoked = []
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                           "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                           "heartbeat.interval.ms": 500, "client.id": name,
+                           "partition.assignment.strategy": "cooperative-sticky"})
+        self.assigned = []
+        self.c.subscribe([topic], on_assign=self._inc_assign, on_revoke=self._inc_revoke)
+        self.seen = seen
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _inc_assign(self, c, parts):
+        self.assigned = sorted(set(self.assigned) | {p.partition for p in parts})
+
+    def _inc_revoke(self, c, parts):
+        gone = {p.partition for p in parts}
+        self.revoked.extend(sorted(gone))
+        self.assigned = sorted(set(self.assigned) - gone)
+
+
+def test_cooperative_sticky_moves_only_what_it_must(tmp_path):
+    b = start_broker(tmp_path)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("coop", num_partitions=6, replication_factor=1)])["coop"].result(30)
+    seen = []
+    first = CooperativeMember(b.bootstrap, "coop-group", "coop", "a", seen)
+    wait_for(lambda: first.assigned == list(range(6)), "the first member owning everything")
+    second = CooperativeMember(b.bootstrap, "coop-group", "coop", "b", seen)
+    wait_for(lambda: len(second.assigned) == 3 and len(first.assigned) == 3, "an even split")
+    assert sorted(first.revoked) == sorted(second.assigned), "only the partitions that moved were revoked"
+    assert second.revoked == []
+    first.close()
+    second.close()
+    b.kill()
+
+
+def test_member_killed_without_leaving_is_removed_after_session_timeout(tmp_path):
+    import subprocess
+    import sys
+    b = start_broker(tmp_path)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("crash", num_partitions=4, replication_factor=1)])["crash"].result(30)
+    script = (
+        "import sys, time\n"
+        "from confluent_kafka import Consumer\n"
+        "c = Consumer({'bootstrap.servers': sys.argv[1], 'group.id': 'crashers', 'session.timeout.ms': 6000,"
+        " 'heartbeat.interval.ms': 500})\n"
+        "assigned = []\n"
+        "c.subscribe(['crash'], on_assign=lambda c, p: assigned.extend(p))\n"
+        "while not assigned: c.poll(0.2)\n"
+        "print('assigned', flush=True)\n"
+        "while True: c.poll(0.2)\n")
+    doomed = subprocess.Popen([sys.executable, "-c", script, b.bootstrap], stdout=subprocess.PIPE, text=True)
+    assert doomed.stdout.readline().strip() == "assigned"
+    survivor = Member(b.bootstrap, "crashers", "crash", "survivor", [])
+    wait_for(lambda: len(survivor.assigned) == 2, "a split with the doomed member")
+    doomed.kill()  # no LeaveGroup: only its silence tells the coordinator
+    doomed.wait()
+    started = time.monotonic()
+    wait_for(lambda: survivor.assigned == [0, 1, 2, 3], "the survivor taking everything", timeout=30)
+    assert time.monotonic() - started >= 3, "removed by session timeout, not at once"
+    survivor.close()
+    b.kill()
