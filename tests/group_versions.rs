@@ -99,4 +99,36 @@ fn every_group_api_version_answers() {
             assert_eq!(left.members[0].error_code, 0);
         }
     }
+    for v in 0..=max(ApiKey::DescribeGroups) {
+        let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_static_str("never"))]);
+        let resp: DescribeGroupsResponse = call(&mut s, ApiKey::DescribeGroups, v, &req);
+        assert_eq!(
+            (resp.groups[0].error_code, resp.groups[0].group_state.as_str()),
+            (0, "Dead"),
+            "DescribeGroups v{v}"
+        );
+    }
+    for v in 0..=max(ApiKey::ListGroups) {
+        let resp: ListGroupsResponse = call(&mut s, ApiKey::ListGroups, v, &ListGroupsRequest::default());
+        assert_eq!(resp.error_code, 0, "ListGroups v{v}");
+    }
+    for v in 0..=max(ApiKey::DeleteGroups) {
+        let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_static_str("nope"))]);
+        // The group's offsets partition may still be loading: clients retry that, and so do we.
+        let loading = kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code();
+        let mut code = loading;
+        for _ in 0..200 {
+            let resp: DeleteGroupsResponse = call(&mut s, ApiKey::DeleteGroups, v, &req);
+            code = resp.results[0].error_code;
+            if code != loading {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(
+            code,
+            kafka_protocol::error::ResponseError::GroupIdNotFound.code(),
+            "DeleteGroups v{v}"
+        );
+    }
 }

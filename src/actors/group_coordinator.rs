@@ -11,7 +11,7 @@ use super::group_state::Groups;
 use super::partition::PartitionMsg;
 use super::registry::Registry;
 use crate::handlers::context::TopicPartition;
-use crate::handlers::context::{GroupOp, GroupReply};
+use crate::handlers::context::{GroupDescription, GroupOp, GroupReply};
 use crate::protocol::batch::validate_produced;
 use crate::storage::offsets::{decode_records, encode_batch, partition_for, Committed, OffsetKey, OFFSETS_TOPIC};
 use kafka_protocol::error::ResponseError;
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// A replayed offset record and the log offset of its batch.
-type Replayed = ((OffsetKey, Committed), i64);
+type Replayed = ((OffsetKey, Option<Committed>), i64);
 
 /// One group's commits: (topic, partition) → (committed, log offset of the record's batch).
 type GroupOffsets = HashMap<(String, i32), (Committed, i64)>;
@@ -59,7 +59,7 @@ pub enum CoordinatorMsg {
     },
     /// Committed records, with the log offset of their batch, to apply.
     Applied {
-        entries: Vec<(OffsetKey, Committed)>,
+        entries: Vec<(OffsetKey, Option<Committed>)>,
         log_offset: i64,
     },
 }
@@ -107,20 +107,74 @@ impl CoordinatorState {
         }
     }
 
-    fn apply(&mut self, entries: Vec<(OffsetKey, Committed)>, log_offset: i64) {
+    fn apply(&mut self, entries: Vec<(OffsetKey, Option<Committed>)>, log_offset: i64) {
         for (k, v) in entries {
-            let group = self.offsets.entry(k.group).or_default();
-            let slot = group.entry((k.topic, k.partition));
-            match slot {
-                std::collections::hash_map::Entry::Occupied(mut o) if o.get().1 <= log_offset => {
-                    o.insert((v, log_offset));
+            let group = self.offsets.entry(k.group.clone()).or_default();
+            let key = (k.topic, k.partition);
+            // Records apply in log order; a late notice of an older write changes nothing.
+            if group.get(&key).is_some_and(|(_, at)| *at > log_offset) {
+                continue;
+            }
+            match v {
+                Some(v) => {
+                    group.insert(key, (v, log_offset));
                 }
-                std::collections::hash_map::Entry::Occupied(_) => {}
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert((v, log_offset));
+                None => {
+                    group.remove(&key);
                 }
             }
+            if group.is_empty() {
+                self.offsets.remove(&k.group);
+            }
         }
+    }
+
+    /// Writes `entries` to the group's offsets partition; `then` gets the outcome once the
+    /// record batch is committed (and applied here).
+    fn write(
+        &mut self,
+        me: &ActorRef<CoordinatorMsg>,
+        group: &str,
+        entries: Vec<(OffsetKey, Option<Committed>)>,
+    ) -> Result<oneshot::Receiver<Result<(), ResponseError>>, ResponseError> {
+        let tp = TopicPartition {
+            topic: OFFSETS_TOPIC.into(),
+            partition: partition_for(group, self.args.partitions),
+        };
+        let Some(handle) = self.args.registry.get(&tp) else {
+            self.loads.remove(&tp.partition);
+            return Err(ResponseError::NotCoordinator);
+        };
+        let batch = encode_batch(&entries).map_err(|_| ResponseError::UnknownServerError)?;
+        let valid = validate_produced(&batch, i32::MAX).map_err(|_| ResponseError::UnknownServerError)?;
+        let (tx, rx) = oneshot::channel();
+        handle
+            .actor
+            .send_message(PartitionMsg::Produce {
+                batch: valid.bytes,
+                header: valid.header,
+                reply: tx,
+            })
+            .map_err(|_| ResponseError::NotCoordinator)?;
+        let (done_tx, done_rx) = oneshot::channel();
+        let timeout = self.args.commit_timeout;
+        let me = me.clone();
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(Ok(base))) => {
+                    let _ = me.send_message(CoordinatorMsg::Applied {
+                        entries,
+                        log_offset: base,
+                    });
+                    Ok(())
+                }
+                Ok(Ok(Err(ResponseError::NotLeaderOrFollower))) | Ok(Err(_)) => Err(ResponseError::NotCoordinator),
+                Ok(Ok(Err(_))) => Err(ResponseError::UnknownServerError),
+                Err(_) => Err(ResponseError::RequestTimedOut),
+            };
+            let _ = done_tx.send(result);
+        });
+        Ok(done_rx)
     }
 }
 
@@ -227,48 +281,17 @@ impl Actor for GroupCoordinator {
                     let _ = reply.send(Err(code));
                     return Ok(());
                 }
-                let tp = TopicPartition {
-                    topic: OFFSETS_TOPIC.into(),
-                    partition: partition_for(&group, st.args.partitions),
-                };
-                let Some(handle) = st.args.registry.get(&tp) else {
-                    st.loads.remove(&tp.partition);
-                    let _ = reply.send(Err(ResponseError::NotCoordinator));
-                    return Ok(());
-                };
-                let batch = encode_batch(&entries).map_err(|e| format!("encoding offsets: {e}"))?;
-                let valid = validate_produced(&batch, i32::MAX).map_err(|e| format!("offsets batch: {e:?}"))?;
-                let (tx, rx) = oneshot::channel();
-                if handle
-                    .actor
-                    .send_message(PartitionMsg::Produce {
-                        batch: valid.bytes,
-                        header: valid.header,
-                        reply: tx,
-                    })
-                    .is_err()
-                {
-                    let _ = reply.send(Err(ResponseError::NotCoordinator));
-                    return Ok(());
+                let entries = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+                match st.write(&me, &group, entries) {
+                    Ok(done) => {
+                        tokio::spawn(async move {
+                            let _ = reply.send(done.await.unwrap_or(Err(ResponseError::NotCoordinator)));
+                        });
+                    }
+                    Err(code) => {
+                        let _ = reply.send(Err(code));
+                    }
                 }
-                let timeout = st.args.commit_timeout;
-                tokio::spawn(async move {
-                    let result = match tokio::time::timeout(timeout, rx).await {
-                        Ok(Ok(Ok(base))) => {
-                            let _ = me.send_message(CoordinatorMsg::Applied {
-                                entries,
-                                log_offset: base,
-                            });
-                            Ok(())
-                        }
-                        Ok(Ok(Err(ResponseError::NotLeaderOrFollower))) | Ok(Err(_)) => {
-                            Err(ResponseError::NotCoordinator)
-                        }
-                        Ok(Ok(Err(_))) => Err(ResponseError::UnknownServerError),
-                        Err(_) => Err(ResponseError::RequestTimedOut),
-                    };
-                    let _ = reply.send(result);
-                });
             }
             CoordinatorMsg::Fetch { group, wanted, reply } => {
                 if let Err(code) = st.ready(&me, &group) {
@@ -346,6 +369,84 @@ impl Actor for GroupCoordinator {
                     }
                     GroupOp::Leave { group, members } => {
                         let _ = reply.send(GroupReply::Left(st.groups.leave(now, &group, &members)));
+                    }
+                    GroupOp::Describe { groups } => {
+                        let described = groups
+                            .into_iter()
+                            .map(|g| {
+                                st.groups.describe(&g).unwrap_or_else(|| {
+                                    // Known only by its offsets (or not at all): Empty, or Dead.
+                                    let state = if st.offsets.contains_key(&g) { "Empty" } else { "Dead" };
+                                    GroupDescription {
+                                        group: g,
+                                        state: state.into(),
+                                        ..Default::default()
+                                    }
+                                })
+                            })
+                            .collect();
+                        let _ = reply.send(GroupReply::Described(described));
+                    }
+                    GroupOp::List => {
+                        let mut listed: Vec<(String, String, String)> = st
+                            .groups
+                            .names()
+                            .into_iter()
+                            .filter_map(|g| st.groups.describe(&g))
+                            .map(|d| (d.group, d.protocol_type, d.state))
+                            .collect();
+                        for g in st.offsets.keys() {
+                            if st.groups.state(g).is_none() {
+                                listed.push((g.clone(), String::new(), "Empty".into()));
+                            }
+                        }
+                        listed.sort();
+                        let _ = reply.send(GroupReply::Listed(listed));
+                    }
+                    GroupOp::Delete { groups } => {
+                        let mut pending = Vec::new();
+                        for g in groups {
+                            let outcome = if st.groups.describe(&g).is_some_and(|d| !d.members.is_empty()) {
+                                Err(ResponseError::NonEmptyGroup)
+                            } else if let Err(code) = st.ready(&me, &g) {
+                                Err(code)
+                            } else {
+                                let tombstones: Vec<(OffsetKey, Option<Committed>)> = st
+                                    .offsets
+                                    .get(&g)
+                                    .map(|all| {
+                                        all.keys()
+                                            .map(|(t, p)| {
+                                                (
+                                                    OffsetKey {
+                                                        group: g.clone(),
+                                                        topic: t.clone(),
+                                                        partition: *p,
+                                                    },
+                                                    None,
+                                                )
+                                            })
+                                            .collect()
+                                    })
+                                    .unwrap_or_default();
+                                if tombstones.is_empty() {
+                                    Err(ResponseError::GroupIdNotFound)
+                                } else {
+                                    st.write(&me, &g, tombstones)
+                                }
+                            };
+                            pending.push(outcome);
+                        }
+                        tokio::spawn(async move {
+                            let mut results = Vec::new();
+                            for p in pending {
+                                results.push(match p {
+                                    Ok(done) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
+                                    Err(code) => Err(code),
+                                });
+                            }
+                            let _ = reply.send(GroupReply::Deleted(results));
+                        });
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! Stable), kept by the group coordinator actor. Pure: no I/O; replies go out through the
 //! oneshot senders stored with pending joins and syncs.
 
-use crate::handlers::context::{JoinArgs, Joined};
+use crate::handlers::context::{GroupDescription, JoinArgs, Joined, MemberDescription};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,6 +19,7 @@ pub enum State {
 }
 
 struct Member {
+    client_id: String,
     protocols: Vec<(String, Bytes)>,
     session_timeout: Duration,
     rebalance_timeout: Duration,
@@ -58,6 +59,43 @@ impl Groups {
             next_id: 0,
             initial_delay,
         }
+    }
+
+    /// A group with its members, if it exists.
+    pub fn describe(&self, group: &str) -> Option<GroupDescription> {
+        let g = self.groups.get(group)?;
+        let state = match g.state {
+            State::Empty => "Empty",
+            State::PreparingRebalance => "PreparingRebalance",
+            State::CompletingRebalance => "CompletingRebalance",
+            State::Stable => "Stable",
+        };
+        Some(GroupDescription {
+            group: group.to_string(),
+            state: state.into(),
+            protocol_type: g.protocol_type.clone(),
+            protocol: g.protocol.clone(),
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| MemberDescription {
+                    member_id: id.clone(),
+                    client_id: m.client_id.clone(),
+                    metadata: m
+                        .protocols
+                        .iter()
+                        .find(|(p, _)| *p == g.protocol)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Names of the groups that have members.
+    pub fn names(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
     }
 
     /// The state of a group, if it exists.
@@ -121,6 +159,7 @@ impl Groups {
         g.members.insert(
             member_id.clone(),
             Member {
+                client_id: a.client_id,
                 protocols: a.protocols,
                 session_timeout: a.session_timeout,
                 rebalance_timeout: a.rebalance_timeout,

@@ -140,6 +140,34 @@ pub enum GroupOp {
         group: String,
         members: Vec<String>,
     },
+    Describe {
+        groups: Vec<String>,
+    },
+    List,
+    /// Delete empty groups and their committed offsets.
+    Delete {
+        groups: Vec<String>,
+    },
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone, Default)]
+pub struct GroupDescription {
+    pub group: String,
+    /// Kafka's state names: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead.
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Debug, Clone, Default)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub client_id: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
 }
 
 /// The coordinator's answer to a `GroupOp`.
@@ -149,4 +177,8 @@ pub enum GroupReply {
     Synced(Result<Bytes, ResponseError>),
     Heartbeat(Result<(), ResponseError>),
     Left(Vec<Result<(), ResponseError>>),
+    Described(Vec<GroupDescription>),
+    /// (group, protocol type, state) of every group with members or committed offsets.
+    Listed(Vec<(String, String, String)>),
+    Deleted(Vec<Result<(), ResponseError>>),
 }

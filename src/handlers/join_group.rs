@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use std::time::Duration;
 
 /// Handles a JoinGroup request.
-pub async fn handle(broker: &dyn Broker, req: JoinGroupRequest, version: i16) -> JoinGroupResponse {
+pub async fn handle(broker: &dyn Broker, req: JoinGroupRequest, version: i16, client_id: String) -> JoinGroupResponse {
     let fail = |code: ResponseError, member: String| {
         crate::observability::note_error("JoinGroup", code);
         JoinGroupResponse::default()
@@ -37,7 +37,7 @@ pub async fn handle(broker: &dyn Broker, req: JoinGroupRequest, version: i16) ->
     let args = JoinArgs {
         group: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
-        client_id: "consumer".into(),
+        client_id,
         protocol_type: req.protocol_type.to_string(),
         protocols: req
             .protocols

@@ -6,10 +6,12 @@ pub mod api_versions;
 pub mod context;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -17,6 +19,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
@@ -64,6 +67,9 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::SyncGroup, min: 0, max: 5 },
     ApiSpec { key: ApiKey::Heartbeat, min: 0, max: 4 },
     ApiSpec { key: ApiKey::LeaveGroup, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::DescribeGroups, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::ListGroups, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
 ];
 
 /// The served range of `key`, if served.
@@ -102,6 +108,9 @@ pub enum Body {
     SyncGroup(kafka_protocol::messages::SyncGroupRequest),
     Heartbeat(kafka_protocol::messages::HeartbeatRequest),
     LeaveGroup(kafka_protocol::messages::LeaveGroupRequest),
+    DescribeGroups(kafka_protocol::messages::DescribeGroupsRequest),
+    ListGroups(kafka_protocol::messages::ListGroupsRequest),
+    DeleteGroups(kafka_protocol::messages::DeleteGroupsRequest),
 }
 
 /// What to do with a frame.
@@ -178,6 +187,9 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         ApiKey::SyncGroup => Body::SyncGroup(m::SyncGroupRequest::decode(buf, v)?),
         ApiKey::Heartbeat => Body::Heartbeat(m::HeartbeatRequest::decode(buf, v)?),
         ApiKey::LeaveGroup => Body::LeaveGroup(m::LeaveGroupRequest::decode(buf, v)?),
+        ApiKey::DescribeGroups => Body::DescribeGroups(m::DescribeGroupsRequest::decode(buf, v)?),
+        ApiKey::ListGroups => Body::ListGroups(m::ListGroupsRequest::decode(buf, v)?),
+        ApiKey::DeleteGroups => Body::DeleteGroups(m::DeleteGroupsRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -218,6 +230,9 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::SyncGroup => "SyncGroup",
         ApiKey::Heartbeat => "Heartbeat",
         ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DeleteGroups => "DeleteGroups",
         _ => "Other",
     }
 }
@@ -226,6 +241,7 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
     let v = req.version;
     let key = req.api_key;
     let cid = req.header.correlation_id;
+    let client_id = req.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let encoded = match req.body {
         Body::Produce(r) => {
             let acks = r.acks;
@@ -260,10 +276,13 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         }
         Body::OffsetCommit(r) => encode_response(key, cid, v, &offset_commit::handle(broker.as_ref(), r).await),
         Body::OffsetFetch(r) => encode_response(key, cid, v, &offset_fetch::handle(broker.as_ref(), r, v).await),
-        Body::JoinGroup(r) => encode_response(key, cid, v, &join_group::handle(broker.as_ref(), r, v).await),
+        Body::JoinGroup(r) => encode_response(key, cid, v, &join_group::handle(broker.as_ref(), r, v, client_id).await),
         Body::SyncGroup(r) => encode_response(key, cid, v, &sync_group::handle(broker.as_ref(), r, v).await),
         Body::Heartbeat(r) => encode_response(key, cid, v, &heartbeat::handle(broker.as_ref(), r).await),
         Body::LeaveGroup(r) => encode_response(key, cid, v, &leave_group::handle(broker.as_ref(), r, v).await),
+        Body::DescribeGroups(r) => encode_response(key, cid, v, &describe_groups::handle(broker.as_ref(), r).await),
+        Body::ListGroups(r) => encode_response(key, cid, v, &list_groups::handle(broker.as_ref(), r, v).await),
+        Body::DeleteGroups(r) => encode_response(key, cid, v, &delete_groups::handle(broker.as_ref(), r).await),
     };
     match encoded {
         Ok(b) => Ok(Some(b)),

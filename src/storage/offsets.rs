@@ -39,8 +39,9 @@ pub struct Committed {
     pub commit_timestamp_ms: i64,
 }
 
-/// One uncompressed batch holding `entries` (written atomically by one Raft entry).
-pub fn encode_batch(entries: &[(OffsetKey, Committed)]) -> anyhow::Result<Bytes> {
+/// One uncompressed batch holding `entries` (written atomically by one Raft entry); `None`
+/// values are tombstones (the group's offset was deleted).
+pub fn encode_batch(entries: &[(OffsetKey, Option<Committed>)]) -> anyhow::Result<Bytes> {
     let records: Vec<Record> = entries
         .iter()
         .enumerate()
@@ -55,9 +56,12 @@ pub fn encode_batch(entries: &[(OffsetKey, Committed)]) -> anyhow::Result<Bytes>
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
                 sequence: i as i32 - 1,
-                timestamp: v.commit_timestamp_ms,
+                timestamp: v
+                    .as_ref()
+                    .map(|v| v.commit_timestamp_ms)
+                    .unwrap_or_else(crate::storage::segment::now_ms),
                 key: Some(Bytes::from(serde_json::to_vec(k)?)),
-                value: Some(Bytes::from(serde_json::to_vec(v)?)),
+                value: v.as_ref().map(serde_json::to_vec).transpose()?.map(Bytes::from),
                 headers: Default::default(),
             })
         })
@@ -75,14 +79,15 @@ pub fn encode_batch(entries: &[(OffsetKey, Committed)]) -> anyhow::Result<Bytes>
 }
 
 /// Every (key, value) in `records` (concatenated batches, as a fetch returns them).
-pub fn decode_records(records: Bytes) -> anyhow::Result<Vec<(OffsetKey, Committed)>> {
+pub fn decode_records(records: Bytes) -> anyhow::Result<Vec<(OffsetKey, Option<Committed>)>> {
     let mut buf = records;
     let mut out = Vec::new();
     while !buf.is_empty() {
         let set = RecordBatchDecoder::decode(&mut buf)?;
         for r in set.records {
-            let (Some(k), Some(v)) = (r.key, r.value) else { continue };
-            out.push((serde_json::from_slice(&k)?, serde_json::from_slice(&v)?));
+            let Some(k) = r.key else { continue };
+            let v = r.value.map(|v| serde_json::from_slice(&v)).transpose()?;
+            out.push((serde_json::from_slice(&k)?, v));
         }
     }
     Ok(out)
@@ -115,10 +120,11 @@ mod tests {
             metadata: Some("m".into()),
             commit_timestamp_ms: 5,
         };
-        let batch = encode_batch(&[(k.clone(), v.clone()), (k.clone(), v.clone())]).unwrap();
+        let batch = encode_batch(&[(k.clone(), Some(v.clone())), (k.clone(), None)]).unwrap();
         let mut two = BytesMut::from(&batch[..]);
         two.extend_from_slice(&batch);
         assert_eq!(decode_records(two.freeze()).unwrap().len(), 4);
-        assert_eq!(decode_records(batch).unwrap()[0], (k, v));
+        assert_eq!(decode_records(batch.clone()).unwrap()[0], (k.clone(), Some(v)));
+        assert_eq!(decode_records(batch).unwrap()[1], (k, None), "tombstone");
     }
 }

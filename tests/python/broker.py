@@ -36,13 +36,23 @@ class Broker:
         args = [BIN, "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
                 "--http-listen", "127.0.0.1:0", "--node-id", str(self.node_id)] + self.extra_args
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info,openraft=warn"))
+        # Kafka's 50 offsets partitions are more than tests need on a 2-core machine.
+        env.setdefault("RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS", "3")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
         if not self._listening.wait(timeout):
             self.kill()
             raise RuntimeError("broker did not start:\n" + "\n".join(self.lines[-30:]))
         self._check_identity()
+        self.wait_ready(timeout)
         return self
+
+    def wait_ready(self, timeout=30):
+        """Waits until /health/ready says every partition has recovered and has a leader."""
+        deadline = time.monotonic() + timeout
+        while self.http_get("/health/ready")[0] != 200:
+            assert time.monotonic() < deadline, "broker never became ready:\n" + "\n".join(self.lines[-20:])
+            time.sleep(0.02)
 
     def _read_log(self, proc):
         for line in proc.stderr:

@@ -190,3 +190,36 @@ def test_member_killed_without_leaving_is_removed_after_session_timeout(tmp_path
     assert time.monotonic() - started >= 3, "removed by session timeout, not at once"
     survivor.close()
     b.kill()
+
+
+def test_admin_lists_describes_and_deletes_groups(tmp_path):
+    from confluent_kafka import ConsumerGroupState, TopicPartition
+    b = start_broker(tmp_path)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("seen", num_partitions=2, replication_factor=1)])["seen"].result(30)
+    live = Member(b.bootstrap, "live-group", "seen", "live-client", [])
+    wait_for(lambda: live.assigned == [0, 1], "the live member's assignment")
+    idle = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "idle-group"})
+    idle.commit(offsets=[TopicPartition("seen", 0, 3)], asynchronous=False)
+    idle.close()
+
+    listed = admin.list_consumer_groups().result(30)
+    states = {g.group_id: g.state for g in listed.valid}
+    assert states["live-group"] == ConsumerGroupState.STABLE
+    assert states["idle-group"] == ConsumerGroupState.EMPTY
+
+    described = admin.describe_consumer_groups(["live-group"])["live-group"].result(30)
+    assert described.state == ConsumerGroupState.STABLE
+    assert [m.client_id for m in described.members] == ["live-client"]
+    assert sorted(tp.partition for tp in described.members[0].assignment.topic_partitions) == [0, 1]
+
+    with __import__("pytest").raises(Exception) as busy:
+        admin.delete_consumer_groups(["live-group"])["live-group"].result(30)
+    assert "NON_EMPTY_GROUP" in str(busy.value)
+    admin.delete_consumer_groups(["idle-group"])["idle-group"].result(30)
+    gone = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "idle-group"})
+    assert gone.committed([TopicPartition("seen", 0)], timeout=10)[0].offset < 0, "its offsets are deleted"
+    gone.close()
+    assert "idle-group" not in {g.group_id for g in admin.list_consumer_groups().result(30).valid}
+    live.close()
+    b.kill()
