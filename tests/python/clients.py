@@ -57,3 +57,11 @@ def produce_one(bootstrap, topic, value):
     p.produce(topic, value=value, on_delivery=lambda e, m: out.append((e, m.offset())))
     p.flush(10)
     return out[0]
+
+
+def wait_for(cond, what, timeout=60):
+    """Polls `cond` until it holds (a condition with no event to wait on), or fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

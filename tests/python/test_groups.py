@@ -9,7 +9,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from broker import Broker
-from clients import produce_all
+from clients import produce_all, wait_for
 
 
 def start_broker(tmp_path):
@@ -53,12 +53,6 @@ class Member:
         self.t.join(10)
         self.c.close()
 
-
-def wait_for(cond, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_three_members_share_six_partitions_and_take_over(tmp_path):

@@ -9,14 +9,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from broker import Broker
-from clients import produce_one, high_watermark
+from clients import produce_one, high_watermark, wait_for
 
-
-def wait_for(cond, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_retention_bytes_and_delete_records(tmp_path):
