@@ -227,6 +227,15 @@ fn every_served_version_answers() {
     }
 
     for v in range(ApiKey::FindCoordinator) {
+        if v >= 4 {
+            let req = FindCoordinatorRequest::default()
+                .with_key_type(0)
+                .with_coordinator_keys(vec![StrBytes::from_static_str("g"), StrBytes::from_static_str("h")]);
+            let resp: FindCoordinatorResponse = call(&mut s, ApiKey::FindCoordinator, v, &req);
+            assert_eq!(resp.coordinators.len(), 2, "FindCoordinator v{v}");
+            assert!(resp.coordinators.iter().all(|c| c.error_code == 0 && c.node_id.0 == 7));
+            continue;
+        }
         let req = FindCoordinatorRequest::default()
             .with_key(StrBytes::from_static_str("g"))
             .with_key_type(0);

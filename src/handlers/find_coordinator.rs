@@ -1,9 +1,10 @@
-//! FindCoordinator (v0–3): the group's coordinator is the leader of its `__consumer_offsets`
+//! FindCoordinator (v0–4; v4 batches keys): the group's coordinator is the leader of its `__consumer_offsets`
 //! partition, here this node; the offsets topic is created on first use, as Kafka does.
 //! Transaction coordinators are not offered.
 
 use super::context::Broker;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -11,11 +12,27 @@ const GROUP_KEY: i8 = 0;
 
 /// Handles a FindCoordinator request.
 pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let outcome = if req.key_type != GROUP_KEY {
-        Err(ResponseError::CoordinatorNotAvailable)
-    } else {
-        broker.find_coordinator(req.key.to_string()).await
-    };
+    if version >= 4 {
+        let mut coordinators = Vec::new();
+        for key in &req.coordinator_keys {
+            let outcome = find(broker, req.key_type, key.to_string()).await;
+            let node = broker.node();
+            let c = Coordinator::default().with_key(key.clone());
+            coordinators.push(match outcome {
+                Ok(()) => c
+                    .with_node_id(BrokerId(node.node_id))
+                    .with_host(StrBytes::from_string(node.advertised_host.clone()))
+                    .with_port(node.advertised_port),
+                Err(code) => c
+                    .with_error_code(code.code())
+                    .with_error_message(Some(StrBytes::from_string(format!("{code:?}"))))
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1),
+            });
+        }
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let outcome = find(broker, req.key_type, req.key.to_string()).await;
     let node = broker.node();
     match outcome {
         Ok(()) => FindCoordinatorResponse::default()
@@ -23,7 +40,6 @@ pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i
             .with_host(StrBytes::from_string(node.advertised_host.clone()))
             .with_port(node.advertised_port),
         Err(code) => {
-            crate::observability::note_error("FindCoordinator", code);
             let r = FindCoordinatorResponse::default()
                 .with_error_code(code.code())
                 .with_node_id(BrokerId(-1))
@@ -36,4 +52,16 @@ pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i
             }
         }
     }
+}
+
+async fn find(broker: &dyn Broker, key_type: i8, key: String) -> Result<(), ResponseError> {
+    let outcome = if key_type != GROUP_KEY {
+        Err(ResponseError::CoordinatorNotAvailable)
+    } else {
+        broker.find_coordinator(key).await
+    };
+    if let Err(code) = outcome {
+        crate::observability::note_error("FindCoordinator", code);
+    }
+    outcome
 }

@@ -60,7 +60,7 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 1 },
     ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2 },
-    ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 3 },
+    ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 4 },
     ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 8 },
     ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 7 },
     ApiSpec { key: ApiKey::JoinGroup, min: 0, max: 7 },
