@@ -284,6 +284,34 @@ fn every_served_version_answers() {
         );
     }
 
+    for v in range(ApiKey::OffsetDelete) {
+        use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+        use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+        let req = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(name("ct2"))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(0)
+                ])]);
+        let resp: OffsetDeleteResponse = call(&mut s, ApiKey::OffsetDelete, v, &req);
+        assert_eq!(
+            (resp.error_code, resp.topics[0].partitions[0].error_code),
+            (0, 0),
+            "OffsetDelete v{v}"
+        );
+        let fetch = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(name("ct2"))
+                .with_partition_indexes(vec![0])]));
+        let fetched: OffsetFetchResponse = call(&mut s, ApiKey::OffsetFetch, 7, &fetch);
+        assert_eq!(
+            fetched.topics[0].partitions[0].committed_offset, -1,
+            "the offset is gone"
+        );
+    }
+
     for v in range(ApiKey::DeleteTopics) {
         let t = format!("ct{}", v + 1);
         let req = if v >= 6 {

@@ -403,6 +403,55 @@ impl Actor for GroupCoordinator {
                         listed.sort();
                         let _ = reply.send(GroupReply::Listed(listed));
                     }
+                    GroupOp::DeleteOffsets { group, partitions } => {
+                        let known = st.groups.state(&group).is_some() || st.offsets.contains_key(&group);
+                        if !known {
+                            let _ = reply.send(GroupReply::OffsetsDeleted(Err(ResponseError::GroupIdNotFound)));
+                        } else if let Err(code) = st.ready(&me, &group) {
+                            let _ = reply.send(GroupReply::OffsetsDeleted(Err(code)));
+                        } else {
+                            let subscribed = st.groups.subscribed_topics(&group);
+                            let outcomes: Vec<Result<(), ResponseError>> = partitions
+                                .iter()
+                                .map(|(t, _)| {
+                                    if subscribed.contains(t) {
+                                        Err(ResponseError::GroupSubscribedToTopic)
+                                    } else {
+                                        Ok(())
+                                    }
+                                })
+                                .collect();
+                            let tombstones: Vec<(OffsetKey, Option<Committed>)> = partitions
+                                .iter()
+                                .zip(&outcomes)
+                                .filter(|(_, o)| o.is_ok())
+                                .map(|((t, p), _)| {
+                                    (
+                                        OffsetKey {
+                                            group: group.clone(),
+                                            topic: t.clone(),
+                                            partition: *p,
+                                        },
+                                        None,
+                                    )
+                                })
+                                .collect();
+                            let write = if tombstones.is_empty() {
+                                None
+                            } else {
+                                Some(st.write(&me, &group, tombstones))
+                            };
+                            tokio::spawn(async move {
+                                let written = match write {
+                                    None => Ok(()),
+                                    Some(Ok(done)) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
+                                    Some(Err(code)) => Err(code),
+                                };
+                                let result = written.map(|_| outcomes);
+                                let _ = reply.send(GroupReply::OffsetsDeleted(result));
+                            });
+                        }
+                    }
                     GroupOp::Delete { groups } => {
                         let mut pending = Vec::new();
                         for g in groups {

@@ -93,6 +93,30 @@ impl Groups {
         })
     }
 
+    /// Topics a consumer group's members subscribe to (from their consumer-protocol metadata).
+    pub fn subscribed_topics(&self, group: &str) -> std::collections::BTreeSet<String> {
+        use kafka_protocol::protocol::Decodable;
+        let mut topics = std::collections::BTreeSet::new();
+        let Some(g) = self.groups.get(group) else { return topics };
+        if g.protocol_type != "consumer" {
+            return topics;
+        }
+        for m in g.members.values() {
+            for (_, metadata) in &m.protocols {
+                let mut buf = metadata.clone();
+                if buf.len() < 2 {
+                    continue;
+                }
+                let version = i16::from_be_bytes([buf[0], buf[1]]).clamp(0, 3);
+                bytes::Buf::advance(&mut buf, 2);
+                if let Ok(sub) = kafka_protocol::messages::ConsumerProtocolSubscription::decode(&mut buf, version) {
+                    topics.extend(sub.topics.iter().map(|t| t.to_string()));
+                }
+            }
+        }
+        topics
+    }
+
     /// Names of the groups that have members.
     pub fn names(&self) -> Vec<String> {
         self.groups.keys().cloned().collect()

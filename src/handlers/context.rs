@@ -148,6 +148,11 @@ pub enum GroupOp {
     Delete {
         groups: Vec<String>,
     },
+    /// Delete a group's committed offsets of partitions its members are not subscribed to.
+    DeleteOffsets {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 /// A group as DescribeGroups shows it.
@@ -181,4 +186,6 @@ pub enum GroupReply {
     /// (group, protocol type, state) of every group with members or committed offsets.
     Listed(Vec<(String, String, String)>),
     Deleted(Vec<Result<(), ResponseError>>),
+    /// Per partition outcome, or a group-level error.
+    OffsetsDeleted(Result<Vec<Result<(), ResponseError>>, ResponseError>),
 }

@@ -23,6 +23,7 @@ pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
+pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
@@ -70,6 +71,7 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::DescribeGroups, min: 0, max: 5 },
     ApiSpec { key: ApiKey::ListGroups, min: 0, max: 4 },
     ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
 ];
 
 /// The served range of `key`, if served.
@@ -111,6 +113,7 @@ pub enum Body {
     DescribeGroups(kafka_protocol::messages::DescribeGroupsRequest),
     ListGroups(kafka_protocol::messages::ListGroupsRequest),
     DeleteGroups(kafka_protocol::messages::DeleteGroupsRequest),
+    OffsetDelete(kafka_protocol::messages::OffsetDeleteRequest),
 }
 
 /// What to do with a frame.
@@ -190,6 +193,7 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         ApiKey::DescribeGroups => Body::DescribeGroups(m::DescribeGroupsRequest::decode(buf, v)?),
         ApiKey::ListGroups => Body::ListGroups(m::ListGroupsRequest::decode(buf, v)?),
         ApiKey::DeleteGroups => Body::DeleteGroups(m::DeleteGroupsRequest::decode(buf, v)?),
+        ApiKey::OffsetDelete => Body::OffsetDelete(m::OffsetDeleteRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -233,6 +237,7 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeGroups => "DescribeGroups",
         ApiKey::ListGroups => "ListGroups",
         ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::OffsetDelete => "OffsetDelete",
         _ => "Other",
     }
 }
@@ -283,6 +288,7 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         Body::DescribeGroups(r) => encode_response(key, cid, v, &describe_groups::handle(broker.as_ref(), r).await),
         Body::ListGroups(r) => encode_response(key, cid, v, &list_groups::handle(broker.as_ref(), r, v).await),
         Body::DeleteGroups(r) => encode_response(key, cid, v, &delete_groups::handle(broker.as_ref(), r).await),
+        Body::OffsetDelete(r) => encode_response(key, cid, v, &offset_delete::handle(broker.as_ref(), r).await),
     };
     match encoded {
         Ok(b) => Ok(Some(b)),

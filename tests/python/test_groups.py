@@ -83,7 +83,7 @@ def test_ten_members_joining_at_once_settle(tmp_path):
     b = start_broker(tmp_path)
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     admin.create_topics([NewTopic("wide", num_partitions=10, replication_factor=1)])["wide"].result(30)
-    for round_ in range(3):
+    for round_ in range(5):
         seen = []
         members = [Member(b.bootstrap, f"crowd-{round_}", "wide", f"c{i}", seen) for i in range(10)]
         wait_for(lambda: sorted(sum((m.assigned for m in members), [])) == list(range(10))
