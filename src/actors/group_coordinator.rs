@@ -348,10 +348,19 @@ impl Actor for GroupCoordinator {
                         group,
                         generation,
                         member_id,
+                        instance_id,
                         assignments,
                     } => {
                         let (tx, rx) = oneshot::channel();
-                        st.groups.sync(now, &group, generation, &member_id, assignments, tx);
+                        st.groups.sync(
+                            now,
+                            &group,
+                            generation,
+                            &member_id,
+                            instance_id.as_deref(),
+                            assignments,
+                            tx,
+                        );
                         tokio::spawn(async move {
                             if let Ok(synced) = rx.await {
                                 let _ = reply.send(GroupReply::Synced(synced));
@@ -362,10 +371,15 @@ impl Actor for GroupCoordinator {
                         group,
                         generation,
                         member_id,
+                        instance_id,
                     } => {
-                        let _ = reply.send(GroupReply::Heartbeat(
-                            st.groups.heartbeat(now, &group, generation, &member_id),
-                        ));
+                        let _ = reply.send(GroupReply::Heartbeat(st.groups.heartbeat(
+                            now,
+                            &group,
+                            generation,
+                            &member_id,
+                            instance_id.as_deref(),
+                        )));
                     }
                     GroupOp::Leave { group, members } => {
                         let _ = reply.send(GroupReply::Left(st.groups.leave(now, &group, &members)));

@@ -20,6 +20,7 @@ pub enum State {
 
 struct Member {
     client_id: String,
+    instance_id: Option<String>,
     protocols: Vec<(String, Bytes)>,
     session_timeout: Duration,
     rebalance_timeout: Duration,
@@ -36,6 +37,8 @@ struct Group {
     members: BTreeMap<String, Member>,
     pending_joins: HashMap<String, oneshot::Sender<Joined>>,
     pending_syncs: HashMap<String, oneshot::Sender<Result<Bytes, ResponseError>>>,
+    /// Static members: group.instance.id → current member id.
+    static_members: HashMap<String, String>,
     /// When the current rebalance must end (members that did not rejoin are dropped).
     rebalance_deadline: Instant,
     /// A new group waits this long for more members before its first generation.
@@ -133,7 +136,8 @@ impl Groups {
         if member_id.is_empty() {
             self.next_id += 1;
             member_id = format!("{}-{}-{}", a.client_id, self.next_id, uuid::Uuid::new_v4().simple());
-            if a.require_known_member_id {
+            // Static members skip the MEMBER_ID_REQUIRED round trip (KIP-345).
+            if a.require_known_member_id && a.group_instance_id.is_none() {
                 self.issued_ids.insert(member_id.clone());
                 let _ = reply.send(Joined {
                     error: Some(ResponseError::MemberIdRequired),
@@ -153,11 +157,68 @@ impl Groups {
             members: BTreeMap::new(),
             pending_joins: HashMap::new(),
             pending_syncs: HashMap::new(),
+            static_members: HashMap::new(),
             rebalance_deadline: now,
             initial_delay_until: now + delay,
         });
-        let known =
-            g.members.contains_key(&member_id) || self.issued_ids.remove(&member_id) || !a.require_known_member_id;
+        if let Some(instance) = a.group_instance_id.clone() {
+            match g.static_members.get(&instance).cloned() {
+                Some(old) if old != member_id && !a.member_id.is_empty() => {
+                    let _ = reply.send(Joined {
+                        error: Some(ResponseError::FencedInstanceId),
+                        member_id,
+                        ..Default::default()
+                    });
+                    return;
+                }
+                Some(old) if old != member_id => {
+                    // A restarted static member takes over its old identity: same assignment,
+                    // and in a stable group no rebalance for the others.
+                    if let Some(mut m) = g.members.remove(&old) {
+                        if let Some(tx) = g.pending_joins.remove(&old) {
+                            let _ = tx.send(Joined {
+                                error: Some(ResponseError::FencedInstanceId),
+                                ..Default::default()
+                            });
+                        }
+                        if let Some(tx) = g.pending_syncs.remove(&old) {
+                            let _ = tx.send(Err(ResponseError::FencedInstanceId));
+                        }
+                        m.last_seen = now;
+                        m.session_timeout = a.session_timeout;
+                        m.rebalance_timeout = a.rebalance_timeout;
+                        g.members.insert(member_id.clone(), m);
+                        g.static_members.insert(instance.clone(), member_id.clone());
+                        if g.leader == old {
+                            g.leader = member_id.clone();
+                        }
+                        if g.state == State::Stable {
+                            let metadata = if g.leader == member_id {
+                                member_metadata(g)
+                            } else {
+                                Vec::new()
+                            };
+                            let _ = reply.send(Joined {
+                                error: None,
+                                generation: g.generation,
+                                protocol_type: g.protocol_type.clone(),
+                                protocol: g.protocol.clone(),
+                                leader: g.leader.clone(),
+                                member_id,
+                                members: metadata,
+                            });
+                            return;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            g.static_members.insert(instance, member_id.clone());
+        }
+        let known = g.members.contains_key(&member_id)
+            || self.issued_ids.remove(&member_id)
+            || !a.require_known_member_id
+            || a.group_instance_id.is_some();
         if !known {
             let _ = reply.send(Joined {
                 error: Some(ResponseError::UnknownMemberId),
@@ -184,6 +245,7 @@ impl Groups {
             member_id.clone(),
             Member {
                 client_id: a.client_id,
+                instance_id: a.group_instance_id.clone(),
                 protocols: a.protocols,
                 session_timeout: a.session_timeout,
                 rebalance_timeout: a.rebalance_timeout,
@@ -204,15 +266,21 @@ impl Groups {
     }
 
     /// Handles a SyncGroup; the reply is sent now or when the leader's assignment arrives.
+    #[allow(clippy::too_many_arguments)]
     pub fn sync(
         &mut self,
         now: Instant,
         group: &str,
         generation: i32,
         member_id: &str,
+        instance_id: Option<&str>,
         assignments: Vec<(String, Bytes)>,
         reply: oneshot::Sender<Result<Bytes, ResponseError>>,
     ) {
+        if let Err(code) = self.check_fenced(group, member_id, instance_id) {
+            let _ = reply.send(Err(code));
+            return;
+        }
         let Some(g) = self.groups.get_mut(group) else {
             let _ = reply.send(Err(ResponseError::UnknownMemberId));
             return;
@@ -257,7 +325,9 @@ impl Groups {
         group: &str,
         generation: i32,
         member_id: &str,
+        instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
+        self.check_fenced(group, member_id, instance_id)?;
         let g = self.groups.get_mut(group).ok_or(ResponseError::UnknownMemberId)?;
         let m = g.members.get_mut(member_id).ok_or(ResponseError::UnknownMemberId)?;
         m.last_seen = now;
@@ -266,6 +336,15 @@ impl Groups {
         }
         match g.state {
             State::PreparingRebalance => Err(ResponseError::RebalanceInProgress),
+            _ => Ok(()),
+        }
+    }
+
+    /// FENCED_INSTANCE_ID when `instance_id` now belongs to another member id.
+    fn check_fenced(&self, group: &str, member_id: &str, instance_id: Option<&str>) -> Result<(), ResponseError> {
+        let current = instance_id.and_then(|i| self.groups.get(group)?.static_members.get(i));
+        match current {
+            Some(cur) if cur != member_id => Err(ResponseError::FencedInstanceId),
             _ => Ok(()),
         }
     }
@@ -338,8 +417,30 @@ impl Groups {
     }
 }
 
+/// (member id, metadata for the chosen protocol) of every member: what the leader is sent.
+fn member_metadata(g: &Group) -> Vec<(String, Bytes)> {
+    g.members
+        .iter()
+        .map(|(id, m)| {
+            (
+                id.clone(),
+                m.protocols
+                    .iter()
+                    .find(|(p, _)| *p == g.protocol)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 fn remove_member(g: &mut Group, id: &str) -> Option<()> {
-    g.members.remove(id)?;
+    let m = g.members.remove(id)?;
+    if let Some(instance) = m.instance_id {
+        if g.static_members.get(&instance).is_some_and(|cur| cur == id) {
+            g.static_members.remove(&instance);
+        }
+    }
     if let Some(tx) = g.pending_joins.remove(id) {
         let _ = tx.send(Joined {
             error: Some(ResponseError::UnknownMemberId),
@@ -452,6 +553,7 @@ mod tests {
             session_timeout: Duration::from_secs(10),
             rebalance_timeout: Duration::from_secs(30),
             require_known_member_id: true,
+            group_instance_id: None,
         };
         groups.join(now, args, tx);
         rx
@@ -476,18 +578,21 @@ mod tests {
         );
         assert_eq!(joined.members.len(), 1, "the leader gets the member list");
         let (tx, mut rx) = oneshot::channel();
-        groups.sync(t0, "g", 1, &a, vec![(a.clone(), Bytes::from_static(b"p0"))], tx);
+        groups.sync(t0, "g", 1, &a, None, vec![(a.clone(), Bytes::from_static(b"p0"))], tx);
         assert_eq!(rx.try_recv().unwrap().unwrap(), Bytes::from_static(b"p0"));
         assert_eq!(groups.state("g"), Some(State::Stable));
-        assert!(groups.heartbeat(t0, "g", 1, &a).is_ok());
-        assert_eq!(groups.heartbeat(t0, "g", 0, &a), Err(ResponseError::IllegalGeneration));
+        assert!(groups.heartbeat(t0, "g", 1, &a, None).is_ok());
+        assert_eq!(
+            groups.heartbeat(t0, "g", 0, &a, None),
+            Err(ResponseError::IllegalGeneration)
+        );
         assert!(groups.check_commit("g", 1, &a).is_ok());
 
         // A second member triggers a rebalance the first learns of by heartbeat.
         let b_id = join(&mut groups, t0, "").try_recv().unwrap().member_id;
         let mut rx_b = join(&mut groups, t0, &b_id);
         assert_eq!(
-            groups.heartbeat(t0, "g", 1, &a),
+            groups.heartbeat(t0, "g", 1, &a, None),
             Err(ResponseError::RebalanceInProgress)
         );
         let mut rx_a = join(&mut groups, t0, &a);
@@ -496,10 +601,12 @@ mod tests {
 
         // b stops heartbeating: after its session timeout it is removed and a rebalance starts.
         let later = t0 + Duration::from_secs(11);
-        assert!(groups.heartbeat(later - Duration::from_secs(1), "g", 2, &a).is_ok());
+        assert!(groups
+            .heartbeat(later - Duration::from_secs(1), "g", 2, &a, None)
+            .is_ok());
         groups.tick(later);
         assert_eq!(
-            groups.heartbeat(later, "g", 2, &b_id),
+            groups.heartbeat(later, "g", 2, &b_id, None),
             Err(ResponseError::UnknownMemberId)
         );
         assert_eq!(groups.state("g"), Some(State::PreparingRebalance));

@@ -120,6 +120,8 @@ pub struct JoinArgs {
     pub rebalance_timeout: Duration,
     /// v4+: a first join gets MEMBER_ID_REQUIRED and a member id to rejoin with (KIP-394).
     pub require_known_member_id: bool,
+    /// Static membership (KIP-345): the member's stable identity across restarts.
+    pub group_instance_id: Option<String>,
 }
 
 /// A group-membership operation for the coordinator.
@@ -129,12 +131,14 @@ pub enum GroupOp {
         group: String,
         generation: i32,
         member_id: String,
+        instance_id: Option<String>,
         assignments: Vec<(String, Bytes)>,
     },
     Heartbeat {
         group: String,
         generation: i32,
         member_id: String,
+        instance_id: Option<String>,
     },
     Leave {
         group: String,

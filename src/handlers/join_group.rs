@@ -1,6 +1,7 @@
 //! JoinGroup (v0–7): joins a consumer group through the coordinator; the answer comes when the
 //! rebalance completes. A first join from v4 on gets MEMBER_ID_REQUIRED and its member id
-//! (KIP-394). Static membership (group.instance.id) is not offered yet.
+//! (KIP-394); a static member (group.instance.id, KIP-345) that restarts takes its old
+//! identity and assignment back without a rebalance.
 
 use super::context::{Broker, GroupOp, GroupReply, JoinArgs};
 use kafka_protocol::error::ResponseError;
@@ -20,9 +21,6 @@ pub async fn handle(broker: &dyn Broker, req: JoinGroupRequest, version: i16, cl
     };
     if req.group_id.is_empty() {
         return fail(ResponseError::InvalidGroupId, req.member_id.to_string());
-    }
-    if req.group_instance_id.is_some() {
-        return fail(ResponseError::UnsupportedVersion, req.member_id.to_string());
     }
     if let Err(code) = broker.find_coordinator(req.group_id.to_string()).await {
         return fail(code, req.member_id.to_string());
@@ -47,6 +45,7 @@ pub async fn handle(broker: &dyn Broker, req: JoinGroupRequest, version: i16, cl
         session_timeout: Duration::from_millis(session_ms),
         rebalance_timeout: Duration::from_millis(rebalance_ms),
         require_known_member_id: version >= 4,
+        group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
     };
     let joined = match broker.group_op(GroupOp::Join(args)).await {
         GroupReply::Joined(j) => j,

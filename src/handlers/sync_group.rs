@@ -10,6 +10,7 @@ pub async fn handle(broker: &dyn Broker, req: SyncGroupRequest, version: i16) ->
         group: req.group_id.to_string(),
         generation: req.generation_id,
         member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
         assignments: req
             .assignments
             .iter()

@@ -217,3 +217,42 @@ def test_admin_lists_describes_and_deletes_groups(tmp_path):
     assert "idle-group" not in {g.group_id for g in admin.list_consumer_groups().result(30).valid}
     live.close()
     b.kill()
+
+
+class StaticMember(Member):
+    """A member with a group.instance.id (KIP-345) that records revocations."""
+
+    def __init__(self, bootstrap, group, topic, instance, seen):
+        self.revoked = []
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                           "auto.offset.reset": "earliest", "session.timeout.ms": 15000,
+                           "heartbeat.interval.ms": 500, "group.instance.id": instance})
+        self.assigned = []
+        self.c.subscribe([topic], on_assign=self._on_assign, on_revoke=self._static_revoke)
+        self.seen = seen
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _static_revoke(self, c, parts):
+        self.revoked.extend(p.partition for p in parts)
+        self.assigned = []
+
+
+def test_static_member_restart_keeps_its_partitions_without_rebalance(tmp_path):
+    b = start_broker(tmp_path)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("static", num_partitions=4, replication_factor=1)])["static"].result(30)
+    a = StaticMember(b.bootstrap, "statics", "static", "instance-a", [])
+    other = StaticMember(b.bootstrap, "statics", "static", "instance-b", [])
+    wait_for(lambda: len(a.assigned) == 2 and len(other.assigned) == 2, "a two-two split")
+    before = list(a.assigned)
+    revoked_before = list(other.revoked)
+    a.close()  # a static member's close sends no LeaveGroup: the coordinator keeps its place
+    a2 = StaticMember(b.bootstrap, "statics", "static", "instance-a", [])
+    wait_for(lambda: a2.assigned == before, "the restarted member getting its partitions back")
+    assert other.revoked == revoked_before, "the other member was not rebalanced"
+    assert len(other.assigned) == 2
+    a2.close()
+    other.close()
+    b.kill()
