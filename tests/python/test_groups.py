@@ -21,13 +21,17 @@ def start_broker(tmp_path):
 
 
 class Member:
-    """A subscribed consumer polling on its own thread, committing what it processed."""
+    """A subscribed consumer polling on its own thread, committing what it processed; it records
+    its assignment and every partition it was asked to give up. `conf` adds consumer settings
+    (an assignor, a group.instance.id, ...)."""
 
-    def __init__(self, bootstrap, group, topic, name, seen):
+    def __init__(self, bootstrap, group, topic, name, seen, session_timeout_ms=6000, **conf):
         self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                           "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
-                           "heartbeat.interval.ms": 500, "client.id": name})
+                           "auto.offset.reset": "earliest", "session.timeout.ms": session_timeout_ms,
+                           "heartbeat.interval.ms": 500, "client.id": name, **conf})
+        self.incremental = conf.get("partition.assignment.strategy") == "cooperative-sticky"
         self.assigned = []
+        self.revoked = []
         self.c.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.seen = seen
         self.stop = threading.Event()
@@ -35,10 +39,13 @@ class Member:
         self.t.start()
 
     def _on_assign(self, c, parts):
-        self.assigned = sorted(p.partition for p in parts)
+        got = {p.partition for p in parts}
+        self.assigned = sorted(set(self.assigned) | got if self.incremental else got)
 
     def _on_revoke(self, c, parts):
-        self.assigned = []
+        gone = {p.partition for p in parts}
+        self.revoked.extend(sorted(gone))
+        self.assigned = sorted(set(self.assigned) - gone) if self.incremental else []
 
     def _run(self):
         while not self.stop.is_set():
@@ -52,7 +59,6 @@ class Member:
         self.stop.set()
         self.t.join(10)
         self.c.close()
-
 
 
 def test_three_members_share_six_partitions_and_take_over(tmp_path):
@@ -116,39 +122,14 @@ def test_kafka_python_group_consumer_commits_and_resumes(tmp_path):
     b.kill()
 
 
-class CooperativeMember(Member):
-    """A member with the cooperative-sticky assignor that records what it was asked to give up."""
-
-    def __init__(self, bootstrap, group, topic, name, seen):
-        self.revoked = []
-        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                           "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
-                           "heartbeat.interval.ms": 500, "client.id": name,
-                           "partition.assignment.strategy": "cooperative-sticky"})
-        self.assigned = []
-        self.c.subscribe([topic], on_assign=self._inc_assign, on_revoke=self._inc_revoke)
-        self.seen = seen
-        self.stop = threading.Event()
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _inc_assign(self, c, parts):
-        self.assigned = sorted(set(self.assigned) | {p.partition for p in parts})
-
-    def _inc_revoke(self, c, parts):
-        gone = {p.partition for p in parts}
-        self.revoked.extend(sorted(gone))
-        self.assigned = sorted(set(self.assigned) - gone)
-
-
 def test_cooperative_sticky_moves_only_what_it_must(tmp_path):
     b = start_broker(tmp_path)
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     admin.create_topics([NewTopic("coop", num_partitions=6, replication_factor=1)])["coop"].result(30)
     seen = []
-    first = CooperativeMember(b.bootstrap, "coop-group", "coop", "a", seen)
+    first = Member(b.bootstrap, "coop-group", "coop", "a", seen, **{"partition.assignment.strategy": "cooperative-sticky"})
     wait_for(lambda: first.assigned == list(range(6)), "the first member owning everything")
-    second = CooperativeMember(b.bootstrap, "coop-group", "coop", "b", seen)
+    second = Member(b.bootstrap, "coop-group", "coop", "b", seen, **{"partition.assignment.strategy": "cooperative-sticky"})
     wait_for(lambda: len(second.assigned) == 3 and len(first.assigned) == 3, "an even split")
     assert sorted(first.revoked) == sorted(second.assigned), "only the partitions that moved were revoked"
     assert second.revoked == []
@@ -219,37 +200,17 @@ def test_admin_lists_describes_and_deletes_groups(tmp_path):
     b.kill()
 
 
-class StaticMember(Member):
-    """A member with a group.instance.id (KIP-345) that records revocations."""
-
-    def __init__(self, bootstrap, group, topic, instance, seen):
-        self.revoked = []
-        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                           "auto.offset.reset": "earliest", "session.timeout.ms": 15000,
-                           "heartbeat.interval.ms": 500, "group.instance.id": instance})
-        self.assigned = []
-        self.c.subscribe([topic], on_assign=self._on_assign, on_revoke=self._static_revoke)
-        self.seen = seen
-        self.stop = threading.Event()
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _static_revoke(self, c, parts):
-        self.revoked.extend(p.partition for p in parts)
-        self.assigned = []
-
-
 def test_static_member_restart_keeps_its_partitions_without_rebalance(tmp_path):
     b = start_broker(tmp_path)
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     admin.create_topics([NewTopic("static", num_partitions=4, replication_factor=1)])["static"].result(30)
-    a = StaticMember(b.bootstrap, "statics", "static", "instance-a", [])
-    other = StaticMember(b.bootstrap, "statics", "static", "instance-b", [])
+    a = Member(b.bootstrap, "statics", "static", "instance-a", [], session_timeout_ms=15000, **{"group.instance.id": "instance-a"})
+    other = Member(b.bootstrap, "statics", "static", "instance-b", [], session_timeout_ms=15000, **{"group.instance.id": "instance-b"})
     wait_for(lambda: len(a.assigned) == 2 and len(other.assigned) == 2, "a two-two split")
     before = list(a.assigned)
     revoked_before = list(other.revoked)
     a.close()  # a static member's close sends no LeaveGroup: the coordinator keeps its place
-    a2 = StaticMember(b.bootstrap, "statics", "static", "instance-a", [])
+    a2 = Member(b.bootstrap, "statics", "static", "instance-a", [], session_timeout_ms=15000, **{"group.instance.id": "instance-a"})
     wait_for(lambda: a2.assigned == before, "the restarted member getting its partitions back")
     assert other.revoked == revoked_before, "the other member was not rebalanced"
     assert len(other.assigned) == 2

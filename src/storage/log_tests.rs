@@ -1,0 +1,137 @@
+//! Unit tests of the partition log.
+
+use super::*;
+use crate::protocol::batch::tests::batch;
+use openraft::CommittedLeaderId;
+
+fn batch_entry(index: u64, n: usize) -> Entry {
+    let values: Vec<Vec<u8>> = (0..n).map(|i| format!("v{index}-{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(Command::Batch(batch(&refs, index as i64 * 10))),
+    }
+}
+
+const CFG: LogConfig = LogConfig {
+    segment_bytes: 400,
+    index_interval_bytes: 100,
+    tail_cache_bytes: 1 << 20,
+};
+
+#[test]
+fn append_roll_read_truncate_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    log.append(&[Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
+        payload: EntryPayload::Blank,
+    }])
+    .unwrap();
+    for i in 2..30 {
+        log.append(&[batch_entry(i, 3)]).unwrap();
+    }
+    assert_eq!(log.end_offset(), 28 * 3);
+    assert!(std::fs::read_dir(dir.path()).unwrap().count() > 2, "segments rolled");
+    let es = log.entries(5, 9).unwrap();
+    assert_eq!(es.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![5, 6, 7, 8]);
+    let r = log.read_batches(10, 1, 1000).unwrap();
+    let h = crate::protocol::batch::BatchHeader::parse(&r.records).unwrap();
+    assert_eq!(h.base_offset, 9, "batch containing offset 10 starts at 9");
+    assert_eq!(
+        r.records.len(),
+        h.batch_length as usize + 12,
+        "max_bytes 1 still returns one whole batch"
+    );
+    assert!(!log.read_batches(0, 1 << 20, 30).unwrap().records.is_empty());
+    assert_eq!(log.read_batches(1000, 1, 84), Err(OutOfRange));
+    assert_eq!(log.offset_for_timestamp(150).unwrap().0, (15 - 2) * 3);
+    log.truncate_from(20).unwrap();
+    assert_eq!(log.last_log_id().unwrap().index, 19);
+    assert_eq!(log.end_offset(), 18 * 3);
+    drop(log);
+    let (log, rep) = PartitionLog::open(dir.path(), CFG).unwrap();
+    assert!(rep.truncated.is_none());
+    assert_eq!(log.last_log_id().unwrap().index, 19);
+    let from_disk = log.entries(5, 9).unwrap();
+    assert_eq!(
+        from_disk.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+        vec![5, 6, 7, 8]
+    );
+    assert_eq!(from_disk, es, "the tail cache and the segments give the same entries");
+    assert_eq!(log.end_offset(), 18 * 3);
+    log.append(&[batch_entry(20, 2)]).unwrap();
+    assert_eq!(log.end_offset(), 18 * 3 + 2);
+}
+
+#[test]
+fn sealed_segments_load_without_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    for i in 1..30 {
+        log.append(&[batch_entry(i, 2)]).unwrap();
+    }
+    let end = log.end_offset();
+    drop(log);
+    let seals = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seal"))
+        .count();
+    assert!(seals >= 3, "every closed segment has a seal");
+    let (log, rep) = PartitionLog::open(dir.path(), CFG).unwrap();
+    assert_eq!(log.end_offset(), end);
+    assert_eq!(rep.entries, 29);
+    assert_eq!(log.entries(1, 30).unwrap().len(), 29);
+    assert!(!log.read_batches(10, 1, end).unwrap().records.is_empty());
+    // A seal that no longer matches its segment is ignored (the segment is scanned).
+    let first = dir.path().join(crate::storage::segment::file_name(0));
+    let sealed = crate::storage::seal::seal_path(&first);
+    let mut seal: crate::storage::seal::SegmentSeal = serde_json::from_slice(&std::fs::read(&sealed).unwrap()).unwrap();
+    seal.size_bytes += 1;
+    std::fs::write(&sealed, serde_json::to_vec(&seal).unwrap()).unwrap();
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    assert_eq!(log.end_offset(), end);
+    assert_eq!(log.entries(1, 30).unwrap().len(), 29);
+}
+
+#[test]
+fn torn_and_corrupt_tails_are_cut() {
+    for flip in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 1 << 20,
+                index_interval_bytes: 100,
+                tail_cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        for i in 1..=5 {
+            log.append(&[batch_entry(i, 2)]).unwrap();
+        }
+        drop(log);
+        let path = dir.path().join(crate::storage::segment::file_name(0));
+        let mut data = std::fs::read(&path).unwrap();
+        if flip {
+            let n = data.len() - 3;
+            data[n] ^= 0x55;
+        } else {
+            data.truncate(data.len() - 7);
+        }
+        std::fs::write(&path, &data).unwrap();
+        let (log, rep) = PartitionLog::open(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 1 << 20,
+                index_interval_bytes: 100,
+                tail_cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        assert!(rep.truncated.is_some());
+        assert_eq!(log.last_log_id().unwrap().index, 4);
+        assert_eq!(log.end_offset(), 8);
+    }
+}
