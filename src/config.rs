@@ -38,6 +38,17 @@ pub struct Config {
     pub offsets_topic_num_partitions: i32,
     /// How long a new group waits for more members before its first generation.
     pub group_initial_rebalance_delay_ms: u64,
+    /// Committed offsets of a group without members are deleted this long after the later of
+    /// their commit and the group becoming empty.
+    pub offsets_retention_minutes: u64,
+    /// How often expired offsets are looked for.
+    pub offsets_retention_check_interval_ms: u64,
+    /// An offsets partition is compacted (its live records rewritten, the prefix purged) once
+    /// this many records, or as many as it has live ones if more, were written since the last
+    /// compaction: replay after a restart reads at most about twice the live state plus this.
+    pub offsets_compaction_interval_records: u64,
+    /// Offset commits that may wait while their partition is being compacted.
+    pub offsets_max_queued_writes: usize,
     /// Partitions of an auto-created topic.
     pub num_partitions: i32,
     /// Replication factor of an auto-created topic.
@@ -101,6 +112,10 @@ impl Default for Config {
             http_listen: "0.0.0.0:9644".into(),
             offsets_topic_num_partitions: 50,
             group_initial_rebalance_delay_ms: 3000,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offsets_compaction_interval_records: 10_000,
+            offsets_max_queued_writes: 10_000,
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
@@ -212,6 +227,10 @@ impl Config {
         anyhow::ensure!(
             self.max_inflight_requests_per_connection >= 1,
             "max.inflight.requests.per.connection must be >= 1"
+        );
+        anyhow::ensure!(
+            self.offsets_compaction_interval_records >= 1,
+            "offsets.compaction.interval.records must be >= 1"
         );
         Ok(())
     }

@@ -22,6 +22,97 @@ fn max(key: ApiKey) -> i16 {
     APIS.iter().find(|s| s.key == key).unwrap().max
 }
 
+/// JoinGroup, repeated while the group's offsets partition is still loading
+/// (COORDINATOR_LOAD_IN_PROGRESS, which clients retry).
+fn join_once_loaded(s: &mut TcpStream, v: i16, req: &JoinGroupRequest) -> JoinGroupResponse {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let resp: JoinGroupResponse = call(s, ApiKey::JoinGroup, v, req);
+        let loading = kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code();
+        if resp.error_code != loading || std::time::Instant::now() > deadline {
+            return resp;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn static_member_leaves_by_instance_id() {
+    use kafka_protocol::error::ResponseError;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, "group.initial.rebalance.delay.ms = 0\n").unwrap();
+    let b = TestBroker::start(&["--config", config.to_str().unwrap()]);
+    let mut s = b.connect();
+    let group = GroupId(StrBytes::from_static_str("static"));
+    let found: FindCoordinatorResponse = call(
+        &mut s,
+        ApiKey::FindCoordinator,
+        4,
+        &FindCoordinatorRequest::default().with_coordinator_keys(vec![group.0.clone()]),
+    );
+    assert_eq!(found.coordinators[0].node_id, b.node_id, "{found:?}");
+    let join = JoinGroupRequest::default()
+        .with_group_id(group.clone())
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(30_000)
+        .with_group_instance_id(Some(StrBytes::from_static_str("instance-1")))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(bytes::Bytes::from_static(b"m"))]);
+    let joined = join_once_loaded(&mut s, 5, &join);
+    assert_eq!(
+        joined.error_code, 0,
+        "a static member needs no MEMBER_ID_REQUIRED round"
+    );
+    let describe = |s: &mut TcpStream| -> DescribeGroupsResponse {
+        call(
+            s,
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![group.clone()]),
+        )
+    };
+    assert_eq!(describe(&mut s).groups[0].members.len(), 1);
+    for lv in 3..=max(ApiKey::LeaveGroup) {
+        let leave = |member: &str| {
+            LeaveGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_members(vec![MemberIdentity::default()
+                    .with_member_id(StrBytes::from_string(member.to_string()))
+                    .with_group_instance_id(Some(StrBytes::from_static_str("instance-1")))])
+        };
+        let impostor: LeaveGroupResponse = call(&mut s, ApiKey::LeaveGroup, lv, &leave("someone-else"));
+        assert_eq!(
+            impostor.members[0].error_code,
+            ResponseError::FencedInstanceId.code(),
+            "LeaveGroup v{lv}"
+        );
+        assert_eq!(
+            describe(&mut s).groups[0].members.len(),
+            1,
+            "the impostor removed nobody"
+        );
+    }
+    let left: LeaveGroupResponse = call(
+        &mut s,
+        ApiKey::LeaveGroup,
+        3,
+        &LeaveGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_members(vec![
+                MemberIdentity::default().with_group_instance_id(Some(StrBytes::from_static_str("instance-1")))
+            ]),
+    );
+    assert_eq!((left.error_code, left.members[0].error_code), (0, 0));
+    let after = describe(&mut s);
+    assert!(
+        after.groups[0].members.is_empty(),
+        "left by instance id alone: {after:?}"
+    );
+}
+
 #[test]
 fn every_group_api_version_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,6 +120,17 @@ fn every_group_api_version_answers() {
     std::fs::write(&config, "group.initial.rebalance.delay.ms = 0\n").unwrap();
     let b = TestBroker::start(&["--config", config.to_str().unwrap()]);
     let mut s = b.connect();
+    // As clients do: find the coordinator first (this creates the offsets topic).
+    let groups: Vec<StrBytes> = (0..=max(ApiKey::JoinGroup))
+        .map(|v| StrBytes::from_string(format!("g{v}")))
+        .collect();
+    let found: FindCoordinatorResponse = call(
+        &mut s,
+        ApiKey::FindCoordinator,
+        4,
+        &FindCoordinatorRequest::default().with_coordinator_keys(groups),
+    );
+    assert!(found.coordinators.iter().all(|c| c.error_code == 0), "{found:?}");
     for v in 0..=max(ApiKey::JoinGroup) {
         let group = GroupId(StrBytes::from_string(format!("g{v}")));
         let join = |member: &str| {
@@ -42,7 +144,7 @@ fn every_group_api_version_answers() {
                     .with_name(StrBytes::from_static_str("range"))
                     .with_metadata(bytes::Bytes::from_static(b"m"))])
         };
-        let mut resp: JoinGroupResponse = call(&mut s, ApiKey::JoinGroup, v, &join(""));
+        let mut resp = join_once_loaded(&mut s, v, &join(""));
         if v >= 4 {
             assert_eq!(
                 resp.error_code,

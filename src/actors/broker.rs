@@ -4,6 +4,7 @@
 
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
+use super::coordinator_store::StoreConfig;
 use super::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use super::http::{Http, HttpArgs, HttpMsg, HttpState};
 use super::listener::{Listener, ListenerArgs, ListenerMsg};
@@ -169,9 +170,15 @@ impl Actor for Broker {
             GroupCoordinator,
             CoordinatorArgs {
                 registry: registry.clone(),
-                partitions: cfg.offsets_topic_num_partitions,
-                commit_timeout: Duration::from_millis(cfg.request_timeout_max_ms),
+                store: StoreConfig {
+                    partitions: cfg.offsets_topic_num_partitions,
+                    write_timeout: Duration::from_millis(cfg.request_timeout_max_ms),
+                    compaction_interval_records: cfg.offsets_compaction_interval_records,
+                    max_queued_writes: cfg.offsets_max_queued_writes,
+                },
                 initial_rebalance_delay: Duration::from_millis(cfg.group_initial_rebalance_delay_ms),
+                offsets_retention_ms: (cfg.offsets_retention_minutes as i64).saturating_mul(60_000),
+                offsets_retention_check_interval: Duration::from_millis(cfg.offsets_retention_check_interval_ms),
             },
             myself.get_cell(),
         )

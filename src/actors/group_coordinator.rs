@@ -1,34 +1,28 @@
-//! The group coordinator (offsets part): committed offsets live as records in the Raft-replicated
-//! `__consumer_offsets` partitions. Before serving a group, the coordinator replays the group's
-//! partition up to its high watermark, answering COORDINATOR_LOAD_IN_PROGRESS meanwhile; a commit
-//! is answered, and becomes visible to OffsetFetch, only once its record is committed.
-//!
-//! Membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) follows Kafka's state machine in
-//! `group_state.rs`; it is kept in memory (members rejoin after a coordinator restart). Commits
-//! come from members (checked against the generation) or from standalone consumers.
+//! The group coordinator actor. Membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup)
+//! follows Kafka's state machine in `group_state.rs`; committed offsets and each group's last
+//! stable generation are records of the Raft-replicated `__consumer_offsets` partitions
+//! (`coordinator_store.rs`). Before serving a group, the coordinator replays the group's
+//! partition, answering COORDINATOR_LOAD_IN_PROGRESS meanwhile; restored generations let members
+//! carry on without a rebalance. Commits come from members (checked against the generation) or
+//! from standalone consumers and are answered once their record is committed.
 
+use super::coordinator_store::{Replayed, Store, StoreConfig, WriteDone};
 use super::group_state::Groups;
-use super::partition::PartitionMsg;
 use super::registry::Registry;
-use crate::handlers::context::TopicPartition;
 use crate::handlers::context::{GroupDescription, GroupOp, GroupReply};
-use crate::protocol::batch::validate_produced;
-use crate::storage::offsets::{decode_records, encode_batch, partition_for, Committed, OffsetKey, OFFSETS_TOPIC};
+use crate::storage::offsets::{Committed, OffsetKey, OffsetsRecord};
 use kafka_protocol::error::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// A replayed offset record and the log offset of its batch.
-type Replayed = ((OffsetKey, Option<Committed>), i64);
-
-/// One group's commits: (topic, partition) → (committed, log offset of the record's batch).
-type GroupOffsets = HashMap<(String, i32), (Committed, i64)>;
-
 /// Offsets fetched for a group.
 pub type FetchReply = oneshot::Sender<Result<Vec<(OffsetKey, Committed)>, ResponseError>>;
+
+/// How often the coordinator looks for offsets partitions to load.
+const LOAD_CHECK_EVERY_TICKS: u64 = 10;
 
 /// Messages the coordinator takes.
 pub enum CoordinatorMsg {
@@ -44,7 +38,7 @@ pub enum CoordinatorMsg {
         op: GroupOp,
         reply: oneshot::Sender<GroupReply>,
     },
-    /// Session and rebalance deadlines (every 100 ms).
+    /// Session and rebalance deadlines, offset expiry, partitions to load (every 100 ms).
     Tick,
     /// Committed offsets of a group: all of them, or of the listed partitions.
     Fetch {
@@ -57,185 +51,122 @@ pub enum CoordinatorMsg {
         partition: i32,
         result: Result<Vec<Replayed>, String>,
     },
-    /// Committed records, with the log offset of their batch, to apply.
-    Applied {
-        entries: Vec<(OffsetKey, Option<Committed>)>,
-        log_offset: i64,
+    /// A write to an offsets partition finished (with its batch's log offset).
+    Written {
+        partition: i32,
+        records: Vec<OffsetsRecord>,
+        result: Result<i64, ResponseError>,
+        done: WriteDone,
     },
+    /// A compaction of an offsets partition finished.
+    Compacted { partition: i32, result: Result<(), String> },
 }
 
 /// What the coordinator needs.
 pub struct CoordinatorArgs {
     pub registry: Arc<Registry>,
-    /// `offsets.topic.num.partitions`.
-    pub partitions: i32,
-    /// How long one commit may wait for its record to be committed.
-    pub commit_timeout: Duration,
+    pub store: StoreConfig,
     /// `group.initial.rebalance.delay.ms`.
     pub initial_rebalance_delay: Duration,
-}
-
-enum Load {
-    Loading,
-    Ready,
+    /// `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval: Duration,
 }
 
 /// Coordinator state.
 pub struct CoordinatorState {
-    args: CoordinatorArgs,
-    loads: HashMap<i32, Load>,
-    /// group → (topic, partition) → (committed, log offset of the record's batch).
-    offsets: HashMap<String, GroupOffsets>,
+    store: Store,
     groups: Groups,
+    ticks: u64,
+    offsets_retention_ms: i64,
+    retention_check_interval: Duration,
+    last_retention_check: Instant,
+    /// Groups without members, since when (ms), for offset expiry.
+    empty_since_ms: HashMap<String, i64>,
 }
 
 /// The coordinator actor.
 pub struct GroupCoordinator;
 
 impl CoordinatorState {
-    /// `Ok` when the group's partition is loaded; otherwise starts loading it.
-    fn ready(&mut self, myself: &ActorRef<CoordinatorMsg>, group: &str) -> Result<(), ResponseError> {
-        let p = partition_for(group, self.args.partitions);
-        match self.loads.get(&p) {
-            Some(Load::Ready) => Ok(()),
-            Some(Load::Loading) => Err(ResponseError::CoordinatorLoadInProgress),
-            None => {
-                self.loads.insert(p, Load::Loading);
-                spawn_load(myself.clone(), self.args.registry.clone(), p);
-                Err(ResponseError::CoordinatorLoadInProgress)
-            }
-        }
-    }
-
-    fn apply(&mut self, entries: Vec<(OffsetKey, Option<Committed>)>, log_offset: i64) {
-        for (k, v) in entries {
-            let group = self.offsets.entry(k.group.clone()).or_default();
-            let key = (k.topic, k.partition);
-            // Records apply in log order; a late notice of an older write changes nothing.
-            if group.get(&key).is_some_and(|(_, at)| *at > log_offset) {
+    /// Stores the generations that changed (a new stable generation, or no members left).
+    fn store_changed_groups(&mut self, me: &ActorRef<CoordinatorMsg>) {
+        for (group, snapshot) in self.groups.take_changed() {
+            if self.store.stored_group(&group) == snapshot.as_ref() {
                 continue;
             }
-            match v {
-                Some(v) => {
-                    group.insert(key, (v, log_offset));
-                }
-                None => {
-                    group.remove(&key);
-                }
-            }
-            if group.is_empty() {
-                self.offsets.remove(&k.group);
+            let record = OffsetsRecord::Group(group.clone(), snapshot);
+            // Not waited for: if it is lost, members find out by ILLEGAL_GENERATION and rejoin.
+            if let Err(code) = self.store.write(me, &group, vec![record]) {
+                tracing::debug!(group, ?code, "group generation not stored");
             }
         }
     }
 
-    /// Writes `entries` to the group's offsets partition; `then` gets the outcome once the
-    /// record batch is committed (and applied here).
-    fn write(
-        &mut self,
-        me: &ActorRef<CoordinatorMsg>,
-        group: &str,
-        entries: Vec<(OffsetKey, Option<Committed>)>,
-    ) -> Result<oneshot::Receiver<Result<(), ResponseError>>, ResponseError> {
-        let tp = TopicPartition {
-            topic: OFFSETS_TOPIC.into(),
-            partition: partition_for(group, self.args.partitions),
-        };
-        let Some(handle) = self.args.registry.get(&tp) else {
-            self.loads.remove(&tp.partition);
-            return Err(ResponseError::NotCoordinator);
-        };
-        let batch = encode_batch(&entries).map_err(|_| ResponseError::UnknownServerError)?;
-        let valid = validate_produced(&batch, i32::MAX).map_err(|_| ResponseError::UnknownServerError)?;
-        let (tx, rx) = oneshot::channel();
-        handle
-            .actor
-            .send_message(PartitionMsg::Produce {
-                batch: valid.bytes,
-                header: valid.header,
-                reply: tx,
-            })
-            .map_err(|_| ResponseError::NotCoordinator)?;
-        let (done_tx, done_rx) = oneshot::channel();
-        let timeout = self.args.commit_timeout;
-        let me = me.clone();
-        tokio::spawn(async move {
-            let result = match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(Ok(base))) => {
-                    let _ = me.send_message(CoordinatorMsg::Applied {
-                        entries,
-                        log_offset: base,
-                    });
-                    Ok(())
-                }
-                Ok(Ok(Err(ResponseError::NotLeaderOrFollower))) | Ok(Err(_)) => Err(ResponseError::NotCoordinator),
-                Ok(Ok(Err(_))) => Err(ResponseError::UnknownServerError),
-                Err(_) => Err(ResponseError::RequestTimedOut),
-            };
-            let _ = done_tx.send(result);
-        });
-        Ok(done_rx)
+    /// Deletes the offsets that expired (see `expired_offsets`).
+    fn expire_offsets(&mut self, me: &ActorRef<CoordinatorMsg>, now_ms: i64) {
+        let with_members: BTreeSet<String> = self.groups.names().into_iter().collect();
+        self.empty_since_ms.retain(|g, _| !with_members.contains(g));
+        for g in self.store.groups_with_offsets() {
+            if !with_members.contains(g) {
+                self.empty_since_ms.entry(g.clone()).or_insert(now_ms);
+            }
+        }
+        let expired = expired_offsets(
+            self.store.all_offsets(),
+            &self.empty_since_ms,
+            now_ms,
+            self.offsets_retention_ms,
+        );
+        for (group, keys) in expired {
+            let tombstones = keys.into_iter().map(|k| OffsetsRecord::Offset(k, None)).collect();
+            if let Err(code) = self.store.write(me, &group, tombstones) {
+                tracing::debug!(group, ?code, "expired offsets not deleted");
+            }
+        }
     }
 }
 
-/// Replays offsets partition `p` once it has a leader here and every entry in its log is
-/// committed (after a restart the high watermark catches up with the log end first).
-fn spawn_load(me: ActorRef<CoordinatorMsg>, registry: Arc<Registry>, p: i32) {
-    tokio::spawn(async move {
-        let tp = TopicPartition {
-            topic: OFFSETS_TOPIC.into(),
-            partition: p,
+/// Offsets to delete: those of groups without members (`empty_since_ms`) whose commit and the
+/// group becoming empty both lie `retention_ms` or longer in the past (Kafka's KIP-211 rule).
+pub fn expired_offsets<'a>(
+    offsets: impl Iterator<Item = (&'a String, &'a (String, i32), &'a Committed)>,
+    empty_since_ms: &HashMap<String, i64>,
+    now_ms: i64,
+    retention_ms: i64,
+) -> Vec<(String, Vec<OffsetKey>)> {
+    let mut out: HashMap<String, Vec<OffsetKey>> = HashMap::new();
+    for (group, (topic, partition), committed) in offsets {
+        let Some(empty_since) = empty_since_ms.get(group) else {
+            continue;
         };
-        let mut changed = registry.changed.subscribe();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let result = loop {
-            if let Some(h) = registry.get(&tp) {
-                let mut hwm_rx = h.shared.high_watermark.subscribe();
-                let leads = h.leadership().0 == Some(h.node_id);
-                let caught_up = tokio::time::timeout_at(deadline, async {
-                    while *hwm_rx.borrow_and_update() < h.log.end_offset() {
-                        if hwm_rx.changed().await.is_err() {
-                            return false;
-                        }
-                    }
-                    true
-                })
-                .await;
-                if leads && matches!(caught_up, Ok(true)) {
-                    break replay(&h.log, *h.shared.high_watermark.borrow());
-                }
-            }
-            if tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
-                break Err(format!("offsets partition {p} has no leader here"));
-            }
-        };
-        let _ = me.send_message(CoordinatorMsg::Loaded { partition: p, result });
-    });
-}
-
-/// Every offset record of a partition below `hwm`, with its batch's log offset.
-fn replay(log: &crate::storage::log::PartitionLog, hwm: i64) -> Result<Vec<Replayed>, String> {
-    let mut out = Vec::new();
-    let mut offset = log.start_offset();
-    while offset < hwm {
-        let read = log
-            .read_batches(offset, 1 << 20, hwm)
-            .map_err(|_| format!("offset {offset} out of range"))?;
-        let mut rest = read.records.clone();
-        if rest.is_empty() {
-            break;
-        }
-        while !rest.is_empty() {
-            let header = crate::protocol::batch::BatchHeader::parse(&rest).ok_or("short batch")?;
-            let len = header.batch_length as usize + 12;
-            let one = rest.split_to(len.min(rest.len()));
-            for entry in decode_records(one).map_err(|e| e.to_string())? {
-                out.push((entry, header.base_offset));
-            }
-            offset = header.last_offset() + 1;
+        if now_ms - committed.commit_timestamp_ms.max(*empty_since) >= retention_ms {
+            out.entry(group.clone()).or_default().push(OffsetKey {
+                group: group.clone(),
+                topic: topic.clone(),
+                partition: *partition,
+            });
         }
     }
-    Ok(out)
+    out.into_iter().collect()
+}
+
+/// Sends `reply` the outcome of `write` once it is known.
+fn answer_when_written(
+    write: Result<oneshot::Receiver<Result<(), ResponseError>>, ResponseError>,
+    reply: oneshot::Sender<Result<(), ResponseError>>,
+) {
+    match write {
+        Ok(done) => {
+            tokio::spawn(async move {
+                let _ = reply.send(done.await.unwrap_or(Err(ResponseError::NotCoordinator)));
+            });
+        }
+        Err(code) => {
+            let _ = reply.send(Err(code));
+        }
+    }
 }
 
 impl Actor for GroupCoordinator {
@@ -249,12 +180,14 @@ impl Actor for GroupCoordinator {
         args: CoordinatorArgs,
     ) -> Result<CoordinatorState, ActorProcessingErr> {
         me.send_interval(Duration::from_millis(100), || CoordinatorMsg::Tick);
-        let groups = Groups::new(args.initial_rebalance_delay);
         Ok(CoordinatorState {
-            args,
-            loads: HashMap::new(),
-            offsets: HashMap::new(),
-            groups,
+            store: Store::new(args.registry, args.store),
+            groups: Groups::new(args.initial_rebalance_delay),
+            ticks: 0,
+            offsets_retention_ms: args.offsets_retention_ms,
+            retention_check_interval: args.offsets_retention_check_interval,
+            last_retention_check: Instant::now(),
+            empty_since_ms: HashMap::new(),
         })
     }
 
@@ -277,243 +210,301 @@ impl Actor for GroupCoordinator {
                     None if st.groups.state(&group).is_some() => Err(ResponseError::UnknownMemberId),
                     None => Ok(()),
                 };
-                if let Err(code) = member_check.and_then(|_| st.ready(&me, &group)) {
+                if let Err(code) = st.store.ready(&me, &group).and(member_check) {
                     let _ = reply.send(Err(code));
                     return Ok(());
                 }
-                let entries = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
-                match st.write(&me, &group, entries) {
-                    Ok(done) => {
-                        tokio::spawn(async move {
-                            let _ = reply.send(done.await.unwrap_or(Err(ResponseError::NotCoordinator)));
-                        });
-                    }
-                    Err(code) => {
-                        let _ = reply.send(Err(code));
-                    }
-                }
+                let records = entries
+                    .into_iter()
+                    .map(|(k, v)| OffsetsRecord::Offset(k, Some(v)))
+                    .collect();
+                answer_when_written(st.store.write(&me, &group, records), reply);
             }
             CoordinatorMsg::Fetch { group, wanted, reply } => {
-                if let Err(code) = st.ready(&me, &group) {
-                    let _ = reply.send(Err(code));
-                    return Ok(());
-                }
-                let committed = st.offsets.get(&group);
-                let key = |(topic, partition): &(String, i32)| OffsetKey {
-                    group: group.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                };
-                let out = match (wanted, committed) {
-                    (None, Some(all)) => all.iter().map(|(tp, (c, _))| (key(tp), c.clone())).collect(),
-                    (None, None) => Vec::new(),
-                    (Some(list), _) => list
-                        .into_iter()
-                        .filter_map(|tp| {
-                            committed
-                                .and_then(|all| all.get(&tp))
-                                .map(|(c, _)| (key(&tp), c.clone()))
-                        })
-                        .collect(),
-                };
-                let _ = reply.send(Ok(out));
+                let result = st.store.ready(&me, &group).map(|_| st.store.committed(&group, wanted));
+                let _ = reply.send(result);
             }
-            CoordinatorMsg::Loaded { partition, result } => match result {
-                Ok(records) => {
-                    for (entry, log_offset) in records {
-                        st.apply(vec![entry], log_offset);
-                    }
-                    st.loads.insert(partition, Load::Ready);
-                }
-                Err(why) => {
-                    tracing::warn!(partition, error = %why, "offsets partition not loaded; will retry on the next request");
-                    st.loads.remove(&partition);
-                }
-            },
-            CoordinatorMsg::Applied { entries, log_offset } => st.apply(entries, log_offset),
-            CoordinatorMsg::Tick => st.groups.tick(Instant::now()),
-            CoordinatorMsg::Group { op, reply } => {
+            CoordinatorMsg::Loaded { partition, result } => {
                 let now = Instant::now();
-                match op {
-                    GroupOp::Join(args) => {
-                        let (tx, rx) = oneshot::channel();
-                        st.groups.join(now, args, tx);
-                        tokio::spawn(async move {
-                            if let Ok(joined) = rx.await {
-                                let _ = reply.send(GroupReply::Joined(joined));
-                            }
-                        });
-                    }
-                    GroupOp::Sync {
-                        group,
-                        generation,
-                        member_id,
-                        instance_id,
-                        assignments,
-                    } => {
-                        let (tx, rx) = oneshot::channel();
-                        st.groups.sync(
-                            now,
-                            &group,
-                            generation,
-                            &member_id,
-                            instance_id.as_deref(),
-                            assignments,
-                            tx,
-                        );
-                        tokio::spawn(async move {
-                            if let Ok(synced) = rx.await {
-                                let _ = reply.send(GroupReply::Synced(synced));
-                            }
-                        });
-                    }
-                    GroupOp::Heartbeat {
-                        group,
-                        generation,
-                        member_id,
-                        instance_id,
-                    } => {
-                        let _ = reply.send(GroupReply::Heartbeat(st.groups.heartbeat(
-                            now,
-                            &group,
-                            generation,
-                            &member_id,
-                            instance_id.as_deref(),
-                        )));
-                    }
-                    GroupOp::Leave { group, members } => {
-                        let _ = reply.send(GroupReply::Left(st.groups.leave(now, &group, &members)));
-                    }
-                    GroupOp::Describe { groups } => {
-                        let described = groups
-                            .into_iter()
-                            .map(|g| {
-                                st.groups.describe(&g).unwrap_or_else(|| {
-                                    // Known only by its offsets (or not at all): Empty, or Dead.
-                                    let state = if st.offsets.contains_key(&g) { "Empty" } else { "Dead" };
-                                    GroupDescription {
-                                        group: g,
-                                        state: state.into(),
-                                        ..Default::default()
-                                    }
-                                })
-                            })
-                            .collect();
-                        let _ = reply.send(GroupReply::Described(described));
-                    }
-                    GroupOp::List => {
-                        let mut listed: Vec<(String, String, String)> = st
-                            .groups
-                            .names()
-                            .into_iter()
-                            .filter_map(|g| st.groups.describe(&g))
-                            .map(|d| (d.group, d.protocol_type, d.state))
-                            .collect();
-                        for g in st.offsets.keys() {
-                            if st.groups.state(g).is_none() {
-                                listed.push((g.clone(), String::new(), "Empty".into()));
-                            }
-                        }
-                        listed.sort();
-                        let _ = reply.send(GroupReply::Listed(listed));
-                    }
-                    GroupOp::DeleteOffsets { group, partitions } => {
-                        let known = st.groups.state(&group).is_some() || st.offsets.contains_key(&group);
-                        if !known {
-                            let _ = reply.send(GroupReply::OffsetsDeleted(Err(ResponseError::GroupIdNotFound)));
-                        } else if let Err(code) = st.ready(&me, &group) {
-                            let _ = reply.send(GroupReply::OffsetsDeleted(Err(code)));
-                        } else {
-                            let subscribed = st.groups.subscribed_topics(&group);
-                            let outcomes: Vec<Result<(), ResponseError>> = partitions
-                                .iter()
-                                .map(|(t, _)| {
-                                    if subscribed.contains(t) {
-                                        Err(ResponseError::GroupSubscribedToTopic)
-                                    } else {
-                                        Ok(())
-                                    }
-                                })
-                                .collect();
-                            let tombstones: Vec<(OffsetKey, Option<Committed>)> = partitions
-                                .iter()
-                                .zip(&outcomes)
-                                .filter(|(_, o)| o.is_ok())
-                                .map(|((t, p), _)| {
-                                    (
-                                        OffsetKey {
-                                            group: group.clone(),
-                                            topic: t.clone(),
-                                            partition: *p,
-                                        },
-                                        None,
-                                    )
-                                })
-                                .collect();
-                            let write = if tombstones.is_empty() {
-                                None
-                            } else {
-                                Some(st.write(&me, &group, tombstones))
-                            };
-                            tokio::spawn(async move {
-                                let written = match write {
-                                    None => Ok(()),
-                                    Some(Ok(done)) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
-                                    Some(Err(code)) => Err(code),
-                                };
-                                let result = written.map(|_| outcomes);
-                                let _ = reply.send(GroupReply::OffsetsDeleted(result));
-                            });
-                        }
-                    }
-                    GroupOp::Delete { groups } => {
-                        let mut pending = Vec::new();
-                        for g in groups {
-                            let outcome = if st.groups.describe(&g).is_some_and(|d| !d.members.is_empty()) {
-                                Err(ResponseError::NonEmptyGroup)
-                            } else if let Err(code) = st.ready(&me, &g) {
-                                Err(code)
-                            } else {
-                                let tombstones: Vec<(OffsetKey, Option<Committed>)> = st
-                                    .offsets
-                                    .get(&g)
-                                    .map(|all| {
-                                        all.keys()
-                                            .map(|(t, p)| {
-                                                (
-                                                    OffsetKey {
-                                                        group: g.clone(),
-                                                        topic: t.clone(),
-                                                        partition: *p,
-                                                    },
-                                                    None,
-                                                )
-                                            })
-                                            .collect()
-                                    })
-                                    .unwrap_or_default();
-                                if tombstones.is_empty() {
-                                    Err(ResponseError::GroupIdNotFound)
-                                } else {
-                                    st.write(&me, &g, tombstones)
-                                }
-                            };
-                            pending.push(outcome);
-                        }
-                        tokio::spawn(async move {
-                            let mut results = Vec::new();
-                            for p in pending {
-                                results.push(match p {
-                                    Ok(done) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
-                                    Err(code) => Err(code),
-                                });
-                            }
-                            let _ = reply.send(GroupReply::Deleted(results));
-                        });
-                    }
+                for (group, snapshot) in st.store.loaded(&me, partition, result) {
+                    st.groups.restore(now, &group, snapshot);
                 }
+            }
+            CoordinatorMsg::Written {
+                partition,
+                records,
+                result,
+                done,
+            } => st.store.written(&me, partition, records, result, done),
+            CoordinatorMsg::Compacted { partition, result } => st.store.compacted(&me, partition, result),
+            CoordinatorMsg::Tick => {
+                let now = Instant::now();
+                st.groups.tick(now);
+                st.store_changed_groups(&me);
+                st.ticks += 1;
+                if st.ticks.is_multiple_of(LOAD_CHECK_EVERY_TICKS) {
+                    st.store.load_local(&me);
+                }
+                if now.duration_since(st.last_retention_check) >= st.retention_check_interval {
+                    st.last_retention_check = now;
+                    st.expire_offsets(&me, crate::storage::segment::now_ms());
+                }
+            }
+            CoordinatorMsg::Group { op, reply } => {
+                group_op(&me, st, op, reply);
+                st.store_changed_groups(&me);
             }
         }
         Ok(())
+    }
+}
+
+/// Serves one membership or admin operation.
+fn group_op(me: &ActorRef<CoordinatorMsg>, st: &mut CoordinatorState, op: GroupOp, reply: oneshot::Sender<GroupReply>) {
+    let now = Instant::now();
+    match op {
+        GroupOp::Join(args) => {
+            if let Err(code) = st.store.ready(me, &args.group) {
+                let _ = reply.send(GroupReply::Joined(crate::handlers::context::Joined {
+                    error: Some(code),
+                    member_id: args.member_id,
+                    ..Default::default()
+                }));
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            st.groups.join(now, args, tx);
+            tokio::spawn(async move {
+                if let Ok(joined) = rx.await {
+                    let _ = reply.send(GroupReply::Joined(joined));
+                }
+            });
+        }
+        GroupOp::Sync {
+            group,
+            generation,
+            member_id,
+            instance_id,
+            assignments,
+        } => {
+            if let Err(code) = st.store.ready(me, &group) {
+                let _ = reply.send(GroupReply::Synced(Err(code)));
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            st.groups.sync(
+                now,
+                &group,
+                generation,
+                &member_id,
+                instance_id.as_deref(),
+                assignments,
+                tx,
+            );
+            tokio::spawn(async move {
+                if let Ok(synced) = rx.await {
+                    let _ = reply.send(GroupReply::Synced(synced));
+                }
+            });
+        }
+        GroupOp::Heartbeat {
+            group,
+            generation,
+            member_id,
+            instance_id,
+        } => {
+            let result = st.store.ready(me, &group).and_then(|_| {
+                st.groups
+                    .heartbeat(now, &group, generation, &member_id, instance_id.as_deref())
+            });
+            let _ = reply.send(GroupReply::Heartbeat(result));
+        }
+        GroupOp::Leave { group, members } => {
+            let result = match st.store.ready(me, &group) {
+                Ok(()) => st.groups.leave(now, &group, &members),
+                Err(code) => members.iter().map(|_| Err(code)).collect(),
+            };
+            let _ = reply.send(GroupReply::Left(result));
+        }
+        GroupOp::Describe { groups } => {
+            let described = groups.into_iter().map(|g| describe(me, st, g)).collect();
+            let _ = reply.send(GroupReply::Described(described));
+        }
+        GroupOp::List => {
+            let mut listed: Vec<(String, String, String)> = st
+                .groups
+                .names()
+                .into_iter()
+                .filter_map(|g| st.groups.describe(&g))
+                .map(|d| (d.group, d.protocol_type, d.state))
+                .collect();
+            for g in st.store.groups_with_offsets() {
+                if st.groups.state(g).is_none() {
+                    listed.push((g.clone(), String::new(), "Empty".into()));
+                }
+            }
+            listed.sort();
+            let _ = reply.send(GroupReply::Listed(listed));
+        }
+        GroupOp::DeleteOffsets { group, partitions } => delete_offsets(me, st, group, partitions, reply),
+        GroupOp::Delete { groups } => {
+            let mut pending = Vec::new();
+            for g in groups {
+                pending.push(delete_group(me, st, &g));
+            }
+            tokio::spawn(async move {
+                let mut results = Vec::new();
+                for p in pending {
+                    results.push(match p {
+                        Ok(done) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
+                        Err(code) => Err(code),
+                    });
+                }
+                let _ = reply.send(GroupReply::Deleted(results));
+            });
+        }
+    }
+}
+
+fn describe(me: &ActorRef<CoordinatorMsg>, st: &mut CoordinatorState, g: String) -> GroupDescription {
+    if let Err(code) = st.store.ready(me, &g) {
+        return GroupDescription {
+            group: g,
+            error: Some(code),
+            ..Default::default()
+        };
+    }
+    st.groups.describe(&g).unwrap_or_else(|| {
+        // Known only by its offsets (or not at all): Empty, or Dead.
+        let state = if st.store.has_offsets(&g) { "Empty" } else { "Dead" };
+        GroupDescription {
+            group: g,
+            state: state.into(),
+            ..Default::default()
+        }
+    })
+}
+
+/// Deletes an empty group: tombstones for its offsets (and its stored generation).
+fn delete_group(
+    me: &ActorRef<CoordinatorMsg>,
+    st: &mut CoordinatorState,
+    g: &str,
+) -> Result<oneshot::Receiver<Result<(), ResponseError>>, ResponseError> {
+    st.store.ready(me, g)?;
+    if st.groups.describe(g).is_some_and(|d| !d.members.is_empty()) {
+        return Err(ResponseError::NonEmptyGroup);
+    }
+    let mut tombstones: Vec<OffsetsRecord> = st
+        .store
+        .committed(g, None)
+        .into_iter()
+        .map(|(k, _)| OffsetsRecord::Offset(k, None))
+        .collect();
+    if st.store.stored_group(g).is_some() {
+        tombstones.push(OffsetsRecord::Group(g.to_string(), None));
+    }
+    if tombstones.is_empty() {
+        return Err(ResponseError::GroupIdNotFound);
+    }
+    st.store.write(me, g, tombstones)
+}
+
+/// OffsetDelete: each partition's outcome (topics the group's members subscribe to are refused).
+pub fn offset_delete_outcomes(
+    subscribed: &BTreeSet<String>,
+    partitions: &[(String, i32)],
+) -> Vec<Result<(), ResponseError>> {
+    partitions
+        .iter()
+        .map(|(t, _)| {
+            if subscribed.contains(t) {
+                Err(ResponseError::GroupSubscribedToTopic)
+            } else {
+                Ok(())
+            }
+        })
+        .collect()
+}
+
+fn delete_offsets(
+    me: &ActorRef<CoordinatorMsg>,
+    st: &mut CoordinatorState,
+    group: String,
+    partitions: Vec<(String, i32)>,
+    reply: oneshot::Sender<GroupReply>,
+) {
+    if let Err(code) = st.store.ready(me, &group) {
+        let _ = reply.send(GroupReply::OffsetsDeleted(Err(code)));
+        return;
+    }
+    if st.groups.state(&group).is_none() && !st.store.has_offsets(&group) {
+        let _ = reply.send(GroupReply::OffsetsDeleted(Err(ResponseError::GroupIdNotFound)));
+        return;
+    }
+    let outcomes = offset_delete_outcomes(&st.groups.subscribed_topics(&group), &partitions);
+    let tombstones: Vec<OffsetsRecord> = partitions
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.is_ok())
+        .map(|((t, p), _)| {
+            let key = OffsetKey {
+                group: group.clone(),
+                topic: t.clone(),
+                partition: *p,
+            };
+            OffsetsRecord::Offset(key, None)
+        })
+        .collect();
+    let write = (!tombstones.is_empty()).then(|| st.store.write(me, &group, tombstones));
+    tokio::spawn(async move {
+        let written = match write {
+            None => Ok(()),
+            Some(Ok(done)) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
+            Some(Err(code)) => Err(code),
+        };
+        let _ = reply.send(GroupReply::OffsetsDeleted(written.map(|_| outcomes)));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_delete_refuses_subscribed_topics() {
+        let subscribed: BTreeSet<String> = ["orders".to_string()].into();
+        let asked = vec![("orders".to_string(), 0), ("audit".to_string(), 1)];
+        assert_eq!(
+            offset_delete_outcomes(&subscribed, &asked),
+            vec![Err(ResponseError::GroupSubscribedToTopic), Ok(())]
+        );
+    }
+
+    #[test]
+    fn offsets_expire_only_for_empty_groups_after_retention() {
+        let committed = |ts| Committed {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp_ms: ts,
+        };
+        let (old, fresh) = (committed(1_000), committed(9_000));
+        let (g_empty, g_live) = ("empty".to_string(), "live".to_string());
+        let tp = ("t".to_string(), 0);
+        let tp1 = ("t".to_string(), 1);
+        let offsets = vec![(&g_empty, &tp, &old), (&g_empty, &tp1, &fresh), (&g_live, &tp, &old)];
+        let retention = 5_000;
+        // The group became empty recently: nothing expires yet, however old the commit.
+        let recently: HashMap<String, i64> = [(g_empty.clone(), 8_000)].into();
+        assert!(expired_offsets(offsets.clone().into_iter(), &recently, 10_000, retention).is_empty());
+        // Empty for long enough: the old commit expires, the fresh one stays; a group with
+        // members (absent from the map) keeps everything.
+        let long_ago: HashMap<String, i64> = [(g_empty.clone(), 2_000)].into();
+        let expired = expired_offsets(offsets.into_iter(), &long_ago, 10_000, retention);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].0, "empty");
+        assert_eq!(expired[0].1.len(), 1);
+        assert_eq!(expired[0].1[0].partition, 0);
     }
 }

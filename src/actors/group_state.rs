@@ -54,6 +54,8 @@ struct Group {
     rebalance_deadline: Instant,
     /// A new group waits this long for more members before its first generation.
     initial_delay_until: Instant,
+    /// The group's stored form (its stable generation, or having no members) changed.
+    dirty: bool,
 }
 
 /// Every group this coordinator serves.
@@ -86,6 +88,7 @@ impl Groups {
         };
         Some(GroupDescription {
             group: group.to_string(),
+            error: None,
             state: state.into(),
             protocol_type: g.protocol_type.clone(),
             protocol: g.protocol.clone(),
@@ -166,6 +169,7 @@ impl Groups {
             static_members: HashMap::new(),
             rebalance_deadline: now,
             initial_delay_until: now + delay,
+            dirty: false,
         });
         if let Some(instance) = a.group_instance_id.clone() {
             match g.static_members.get(&instance).cloned() {
@@ -199,6 +203,7 @@ impl Groups {
                             g.leader = member_id.clone();
                         }
                         if g.state == State::Stable {
+                            g.dirty = true;
                             let metadata = if g.leader == member_id {
                                 member_metadata(g)
                             } else {
@@ -315,6 +320,7 @@ impl Groups {
                         member.assignment = given.get(id).cloned().unwrap_or_default();
                     }
                     g.state = State::Stable;
+                    g.dirty = true;
                     for (id, tx) in g.pending_syncs.drain() {
                         let assignment = g.members.get(&id).map(|m| m.assignment.clone()).unwrap_or_default();
                         let _ = tx.send(Ok(assignment));
@@ -355,14 +361,31 @@ impl Groups {
         }
     }
 
-    /// Handles LeaveGroup for `members`; returns each member's outcome.
-    pub fn leave(&mut self, now: Instant, group: &str, members: &[String]) -> Vec<Result<(), ResponseError>> {
+    /// Handles LeaveGroup for `members` (member id, group.instance.id); returns each member's
+    /// outcome. A static member may leave by instance id alone; a member id that does not own
+    /// the instance id is fenced.
+    pub fn leave(
+        &mut self,
+        now: Instant,
+        group: &str,
+        members: &[(String, Option<String>)],
+    ) -> Vec<Result<(), ResponseError>> {
         let Some(g) = self.groups.get_mut(group) else {
             return members.iter().map(|_| Err(ResponseError::UnknownMemberId)).collect();
         };
         let out: Vec<_> = members
             .iter()
-            .map(|id| remove_member(g, id).ok_or(ResponseError::UnknownMemberId))
+            .map(|(id, instance)| {
+                let id = match instance {
+                    Some(instance) => match g.static_members.get(instance) {
+                        None => return Err(ResponseError::UnknownMemberId),
+                        Some(owner) if !id.is_empty() && owner != id => return Err(ResponseError::FencedInstanceId),
+                        Some(owner) => owner.clone(),
+                    },
+                    None => id.clone(),
+                };
+                remove_member(g, &id).ok_or(ResponseError::UnknownMemberId)
+            })
             .collect();
         if out.iter().any(|r| r.is_ok()) {
             after_membership_change(g, now);
@@ -418,8 +441,9 @@ impl Groups {
                 try_complete_join(g, now);
             }
         }
+        // Emptied groups stay until their change has been taken for storing.
         self.groups
-            .retain(|_, g| !(g.state == State::Empty && g.members.is_empty()));
+            .retain(|_, g| g.dirty || !(g.state == State::Empty && g.members.is_empty()));
     }
 }
 
@@ -454,6 +478,7 @@ fn after_membership_change(g: &mut Group, now: Instant) {
     if g.members.is_empty() {
         g.state = State::Empty;
         g.leader.clear();
+        g.dirty = true;
         return;
     }
     if g.state != State::PreparingRebalance {
@@ -521,6 +546,9 @@ fn try_complete_join(g: &mut Group, now: Instant) {
         m.last_seen = now;
     }
 }
+
+#[path = "group_persist.rs"]
+mod persist;
 
 #[cfg(test)]
 #[path = "group_state_tests.rs"]

@@ -3,6 +3,10 @@
 use super::*;
 
 fn join(groups: &mut Groups, now: Instant, member: &str) -> oneshot::Receiver<Joined> {
+    join_as(groups, now, member, None)
+}
+
+fn join_as(groups: &mut Groups, now: Instant, member: &str, instance: Option<&str>) -> oneshot::Receiver<Joined> {
     let (tx, rx) = oneshot::channel();
     let args = JoinArgs {
         group: "g".into(),
@@ -13,7 +17,7 @@ fn join(groups: &mut Groups, now: Instant, member: &str) -> oneshot::Receiver<Jo
         session_timeout: Duration::from_secs(10),
         rebalance_timeout: Duration::from_secs(30),
         require_known_member_id: true,
-        group_instance_id: None,
+        group_instance_id: instance.map(str::to_string),
     };
     groups.join(now, args, tx);
     rx
@@ -70,11 +74,122 @@ fn join_sync_heartbeat_and_session_expiry() {
         Err(ResponseError::UnknownMemberId)
     );
     assert_eq!(groups.state("g"), Some(State::PreparingRebalance));
-    assert_eq!(groups.leave(later, "g", std::slice::from_ref(&a)), vec![Ok(())]);
+    assert_eq!(groups.leave(later, "g", &[(a.clone(), None)]), vec![Ok(())]);
     groups.tick(later);
+    assert_eq!(
+        groups.take_changed(),
+        vec![("g".to_string(), None)],
+        "stored: no members"
+    );
     assert_eq!(
         groups.state("g"),
         None,
         "an empty group is forgotten (its offsets are not)"
     );
+}
+
+/// A one-member stable group of static member `instance`; returns its member id.
+fn stable_static(groups: &mut Groups, now: Instant, instance: &str) -> String {
+    let joined = join_as(groups, now, "", Some(instance)).try_recv().unwrap();
+    assert_eq!(joined.error, None);
+    let (tx, mut rx) = oneshot::channel();
+    let assignment = vec![(joined.member_id.clone(), Bytes::from_static(b"p0"))];
+    groups.sync(
+        now,
+        "g",
+        joined.generation,
+        &joined.member_id,
+        Some(instance),
+        assignment,
+        tx,
+    );
+    assert!(rx.try_recv().unwrap().is_ok());
+    joined.member_id
+}
+
+#[test]
+fn static_member_leaves_by_instance_id() {
+    let t0 = Instant::now();
+    let mut groups = Groups::new(Duration::from_millis(0));
+    let id = stable_static(&mut groups, t0, "i1");
+    assert_eq!(
+        groups.leave(t0, "g", &[("other".into(), Some("i1".into()))]),
+        vec![Err(ResponseError::FencedInstanceId)],
+        "a member id that does not own the instance id is fenced"
+    );
+    assert_eq!(
+        groups.leave(t0, "g", &[(String::new(), Some("nobody".into()))]),
+        vec![Err(ResponseError::UnknownMemberId)]
+    );
+    assert_eq!(
+        groups.leave(t0, "g", &[(String::new(), Some("i1".into()))]),
+        vec![Ok(())]
+    );
+    assert_eq!(
+        groups.heartbeat(t0, "g", 1, &id, None),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(groups.state("g"), Some(State::Empty));
+}
+
+#[test]
+fn stable_generation_is_stored_and_restored() {
+    let t0 = Instant::now();
+    let mut groups = Groups::new(Duration::from_millis(0));
+    let id = stable_static(&mut groups, t0, "i1");
+    let changed = groups.take_changed();
+    assert_eq!(changed.len(), 1);
+    let snapshot = changed[0].1.clone().expect("a stable group is stored");
+    assert_eq!((snapshot.generation, snapshot.leader.as_str()), (1, id.as_str()));
+    assert_eq!(snapshot.members[0].assignment, Bytes::from_static(b"p0"));
+    assert!(groups.take_changed().is_empty(), "nothing changed since");
+
+    // Another coordinator takes over: the member heartbeats on, without a rebalance.
+    let mut other = Groups::new(Duration::from_millis(0));
+    other.restore(t0, "g", snapshot);
+    assert_eq!(other.state("g"), Some(State::Stable));
+    assert!(other.heartbeat(t0, "g", 1, &id, Some("i1")).is_ok());
+    assert!(other.check_commit("g", 1, &id).is_ok());
+    let (tx, mut rx) = oneshot::channel();
+    other.sync(t0, "g", 1, &id, Some("i1"), Vec::new(), tx);
+    assert_eq!(rx.try_recv().unwrap().unwrap(), Bytes::from_static(b"p0"));
+    assert_eq!(
+        other.heartbeat(t0, "g", 1, "impostor", Some("i1")),
+        Err(ResponseError::FencedInstanceId),
+        "static ownership is restored too"
+    );
+    // Restored members that never come back expire like any other.
+    other.tick(t0 + Duration::from_secs(11));
+    assert_eq!(other.state("g"), Some(State::Empty));
+}
+
+#[test]
+fn subscribed_topics_come_from_consumer_metadata() {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let mut metadata = bytes::BytesMut::from(&1i16.to_be_bytes()[..]);
+    ConsumerProtocolSubscription::default()
+        .with_topics(vec![StrBytes::from_static_str("orders")])
+        .encode(&mut metadata, 1)
+        .unwrap();
+    let t0 = Instant::now();
+    let mut groups = Groups::new(Duration::from_millis(0));
+    let (tx, _rx) = oneshot::channel();
+    groups.join(
+        t0,
+        JoinArgs {
+            group: "g".into(),
+            member_id: String::new(),
+            client_id: "c".into(),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), metadata.freeze())],
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            require_known_member_id: false,
+            group_instance_id: None,
+        },
+        tx,
+    );
+    let subscribed = groups.subscribed_topics("g");
+    assert!(subscribed.contains("orders") && subscribed.len() == 1, "{subscribed:?}");
 }

@@ -5,6 +5,7 @@ pub mod broker;
 pub mod committer;
 pub mod connection;
 pub mod controller;
+pub mod coordinator_store;
 pub mod group_coordinator;
 pub mod group_state;
 pub mod http;

@@ -142,7 +142,8 @@ pub enum GroupOp {
     },
     Leave {
         group: String,
-        members: Vec<String>,
+        /// (member id, group.instance.id) of each leaving member.
+        members: Vec<(String, Option<String>)>,
     },
     Describe {
         groups: Vec<String>,
@@ -163,6 +164,8 @@ pub enum GroupOp {
 #[derive(Debug, Clone, Default)]
 pub struct GroupDescription {
     pub group: String,
+    /// Why the group could not be described (e.g. its partition is still loading).
+    pub error: Option<ResponseError>,
     /// Kafka's state names: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead.
     pub state: String,
     pub protocol_type: String,

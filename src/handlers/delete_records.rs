@@ -17,7 +17,13 @@ pub async fn handle(broker: &dyn Broker, req: DeleteRecordsRequest) -> DeleteRec
                 partition: p.partition_index,
             };
             let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-            partitions.push(match broker.delete_records(tp, p.offset, timeout_ms).await {
+            // Cutting the offsets topic would silently drop committed offsets.
+            let outcome = if tp.topic == crate::storage::offsets::OFFSETS_TOPIC {
+                Err(kafka_protocol::error::ResponseError::InvalidTopicException)
+            } else {
+                broker.delete_records(tp, p.offset, timeout_ms).await
+            };
+            partitions.push(match outcome {
                 Ok(low) => r.with_low_watermark(low),
                 Err(code) => {
                     crate::observability::note_error("DeleteRecords", code);

@@ -23,6 +23,11 @@ pub async fn handle(broker: &dyn Broker, req: DescribeGroupsRequest) -> Describe
     let groups = described
         .into_iter()
         .map(|d| {
+            if let Some(code) = d.error {
+                return DescribedGroup::default()
+                    .with_group_id(GroupId(StrBytes::from_string(d.group)))
+                    .with_error_code(code.code());
+            }
             DescribedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(d.group)))
                 .with_group_state(StrBytes::from_string(d.state))

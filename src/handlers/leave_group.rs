@@ -7,10 +7,19 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 /// Handles a LeaveGroup request.
 pub async fn handle(broker: &dyn Broker, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
-    let ids: Vec<String> = if version >= 3 {
-        req.members.iter().map(|m| m.member_id.to_string()).collect()
+    // v3+: a static member may leave by its group.instance.id alone (member id "").
+    let ids: Vec<(String, Option<String>)> = if version >= 3 {
+        req.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
+            .collect()
     } else {
-        vec![req.member_id.to_string()]
+        vec![(req.member_id.to_string(), None)]
     };
     let results = match broker
         .group_op(GroupOp::Leave {

@@ -46,6 +46,10 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
                     return Err(ResponseError::InvalidRequiredAcks);
                 }
                 known?;
+                // Clients must not write the coordinator's records (Kafka refuses the same).
+                if name == crate::storage::offsets::OFFSETS_TOPIC {
+                    return Err(ResponseError::InvalidTopicException);
+                }
                 if !partition_count.is_some_and(|n| index >= 0 && index < n) {
                     return Err(ResponseError::UnknownTopicOrPartition);
                 }

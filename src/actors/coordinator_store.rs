@@ -1,0 +1,549 @@
+//! The group coordinator's stored state: committed offsets and stable group generations, as
+//! records of the Raft-replicated `__consumer_offsets` partitions.
+//!
+//! Writes: a record batch is proposed to the group's partition; the caller is answered, and
+//! the state here changes, only once the batch is committed.
+//!
+//! Bounded replay: the offsets partitions are never cut by retention. Instead each partition is
+//! compacted by the coordinator once `offsets.compaction.interval.records` records (or as many
+//! as it holds live ones, if more) were written since the last compaction: new writes to the
+//! partition are held back, the ones in flight are waited for, the live records (latest value
+//! per key; deleted keys are simply absent) are written again at the log end, and the log start
+//! is moved to the first of them. A replay therefore reads at most about twice the live state
+//! plus the interval, and the records it skips are exactly the ones superseded.
+
+use super::group_coordinator::CoordinatorMsg;
+use super::partition::PartitionMsg;
+use super::registry::{PartitionHandle, Registry};
+use crate::handlers::context::TopicPartition;
+use crate::protocol::batch::{validate_produced, BatchHeader};
+use crate::storage::log::PartitionLog;
+use crate::storage::offsets::{
+    decode_records, encode_batch, partition_for, Committed, GroupSnapshot, OffsetKey, OffsetsRecord, OFFSETS_TOPIC,
+};
+use kafka_protocol::error::ResponseError;
+use ractor::ActorRef;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// A replayed record and the log offset of its batch.
+pub type Replayed = (OffsetsRecord, i64);
+
+/// Where a write's outcome goes.
+pub type WriteDone = oneshot::Sender<Result<(), ResponseError>>;
+
+/// One group's commits: (topic, partition) → (committed, log offset of the record's batch).
+type GroupOffsets = HashMap<(String, i32), (Committed, i64)>;
+
+/// Live records per compaction batch (one Raft entry each).
+const COMPACTION_BATCH_RECORDS: usize = 1000;
+
+/// How long a replay waits for its partition to have a leader here and a caught-up log.
+const LOAD_WAIT: Duration = Duration::from_secs(30);
+
+/// Settings of the store.
+pub struct StoreConfig {
+    /// `offsets.topic.num.partitions`.
+    pub partitions: i32,
+    /// How long one write may wait for its batch to be committed.
+    pub write_timeout: Duration,
+    /// `offsets.compaction.interval.records`.
+    pub compaction_interval_records: u64,
+    /// `offsets.max.queued.writes`.
+    pub max_queued_writes: usize,
+}
+
+enum Load {
+    Loading,
+    Ready,
+}
+
+#[derive(PartialEq, Eq)]
+enum Compaction {
+    Idle,
+    /// Holding new writes back until the ones in flight are done.
+    Draining,
+    /// Live records are being written.
+    Writing,
+}
+
+struct PartitionWrites {
+    in_flight: usize,
+    since_compaction: u64,
+    /// Records written since the last compaction at which to look again.
+    threshold: u64,
+    compaction: Compaction,
+    held: VecDeque<(Vec<OffsetsRecord>, WriteDone)>,
+}
+
+/// Committed offsets and stored group generations of every loaded offsets partition.
+pub struct Store {
+    registry: Arc<Registry>,
+    cfg: StoreConfig,
+    loads: HashMap<i32, Load>,
+    offsets: HashMap<String, GroupOffsets>,
+    /// group → (stored generation, log offset of its record).
+    groups: HashMap<String, (GroupSnapshot, i64)>,
+    writes: HashMap<i32, PartitionWrites>,
+}
+
+impl Store {
+    /// An empty store; partitions load on first use.
+    pub fn new(registry: Arc<Registry>, cfg: StoreConfig) -> Store {
+        Store {
+            registry,
+            cfg,
+            loads: HashMap::new(),
+            offsets: HashMap::new(),
+            groups: HashMap::new(),
+            writes: HashMap::new(),
+        }
+    }
+
+    /// The offsets partition of `group`.
+    pub fn partition_of(&self, group: &str) -> i32 {
+        partition_for(group, self.cfg.partitions)
+    }
+
+    /// `Ok` when the group's partition is loaded; otherwise starts loading it.
+    pub fn ready(&mut self, me: &ActorRef<CoordinatorMsg>, group: &str) -> Result<(), ResponseError> {
+        let p = self.partition_of(group);
+        match self.loads.get(&p) {
+            Some(Load::Ready) => Ok(()),
+            Some(Load::Loading) => Err(ResponseError::CoordinatorLoadInProgress),
+            None => {
+                self.start_load(me, p);
+                Err(ResponseError::CoordinatorLoadInProgress)
+            }
+        }
+    }
+
+    /// Starts loading every offsets partition that runs here and is not loaded (a partition
+    /// whose leadership arrives here is loaded before its groups ask).
+    pub fn load_local(&mut self, me: &ActorRef<CoordinatorMsg>) {
+        for p in 0..self.cfg.partitions {
+            if self.loads.contains_key(&p) {
+                continue;
+            }
+            let tp = TopicPartition {
+                topic: OFFSETS_TOPIC.into(),
+                partition: p,
+            };
+            if self.registry.get(&tp).is_some() {
+                self.start_load(me, p);
+            }
+        }
+    }
+
+    fn start_load(&mut self, me: &ActorRef<CoordinatorMsg>, p: i32) {
+        self.loads.insert(p, Load::Loading);
+        spawn_load(me.clone(), self.registry.clone(), p);
+    }
+
+    /// Applies a finished replay; returns the stored generations of its groups, to restore.
+    pub fn loaded(
+        &mut self,
+        me: &ActorRef<CoordinatorMsg>,
+        partition: i32,
+        result: Result<Vec<Replayed>, String>,
+    ) -> Vec<(String, GroupSnapshot)> {
+        let records = match result {
+            Ok(records) => records,
+            Err(why) => {
+                tracing::warn!(partition, error = %why, "offsets partition not loaded; will retry");
+                self.loads.remove(&partition);
+                return Vec::new();
+            }
+        };
+        let replayed = records.len() as u64;
+        for (record, log_offset) in records {
+            self.apply(record, log_offset);
+        }
+        self.loads.insert(partition, Load::Ready);
+        let w = self.partition_writes(partition);
+        w.since_compaction = replayed;
+        self.maybe_compact(me, partition);
+        self.groups
+            .iter()
+            .filter(|(g, _)| partition_for(g, self.cfg.partitions) == partition)
+            .map(|(g, (s, _))| (g.clone(), s.clone()))
+            .collect()
+    }
+
+    fn partition_writes(&mut self, p: i32) -> &mut PartitionWrites {
+        let interval = self.cfg.compaction_interval_records;
+        self.writes.entry(p).or_insert_with(|| PartitionWrites {
+            in_flight: 0,
+            since_compaction: 0,
+            threshold: interval,
+            compaction: Compaction::Idle,
+            held: VecDeque::new(),
+        })
+    }
+
+    /// Committed offsets of `group`: all, or those of the `wanted` partitions.
+    pub fn committed(&self, group: &str, wanted: Option<Vec<(String, i32)>>) -> Vec<(OffsetKey, Committed)> {
+        let Some(all) = self.offsets.get(group) else {
+            return Vec::new();
+        };
+        let key = |(topic, partition): &(String, i32)| OffsetKey {
+            group: group.to_string(),
+            topic: topic.clone(),
+            partition: *partition,
+        };
+        match wanted {
+            None => all.iter().map(|(tp, (c, _))| (key(tp), c.clone())).collect(),
+            Some(list) => list
+                .into_iter()
+                .filter_map(|tp| all.get(&tp).map(|(c, _)| (key(&tp), c.clone())))
+                .collect(),
+        }
+    }
+
+    /// Whether `group` has committed offsets.
+    pub fn has_offsets(&self, group: &str) -> bool {
+        self.offsets.contains_key(group)
+    }
+
+    /// Groups with committed offsets.
+    pub fn groups_with_offsets(&self) -> impl Iterator<Item = &String> {
+        self.offsets.keys()
+    }
+
+    /// The stored generation of `group`, if any.
+    pub fn stored_group(&self, group: &str) -> Option<&GroupSnapshot> {
+        self.groups.get(group).map(|(s, _)| s)
+    }
+
+    /// Every committed offset of every group, for the expiry check.
+    pub fn all_offsets(&self) -> impl Iterator<Item = (&String, &(String, i32), &Committed)> {
+        self.offsets
+            .iter()
+            .flat_map(|(g, all)| all.iter().map(move |(tp, (c, _))| (g, tp, c)))
+    }
+
+    fn apply(&mut self, record: OffsetsRecord, log_offset: i64) {
+        match record {
+            OffsetsRecord::Offset(k, v) => {
+                let group = self.offsets.entry(k.group.clone()).or_default();
+                let key = (k.topic, k.partition);
+                // Records apply in log order; a late notice of an older write changes nothing.
+                if group.get(&key).is_some_and(|(_, at)| *at > log_offset) {
+                    return;
+                }
+                match v {
+                    Some(v) => {
+                        group.insert(key, (v, log_offset));
+                    }
+                    None => {
+                        group.remove(&key);
+                    }
+                }
+                if group.is_empty() {
+                    self.offsets.remove(&k.group);
+                }
+            }
+            OffsetsRecord::Group(g, v) => {
+                if self.groups.get(&g).is_some_and(|(_, at)| *at > log_offset) {
+                    return;
+                }
+                match v {
+                    Some(s) => self.groups.insert(g, (s, log_offset)),
+                    None => self.groups.remove(&g),
+                };
+            }
+        }
+    }
+
+    /// Writes `records` (all of `group`'s partition) as one batch; the receiver gets the
+    /// outcome once the batch is committed and applied here.
+    pub fn write(
+        &mut self,
+        me: &ActorRef<CoordinatorMsg>,
+        group: &str,
+        records: Vec<OffsetsRecord>,
+    ) -> Result<oneshot::Receiver<Result<(), ResponseError>>, ResponseError> {
+        let p = self.partition_of(group);
+        let max_held = self.cfg.max_queued_writes;
+        let (done, rx) = oneshot::channel();
+        let w = self.partition_writes(p);
+        if w.compaction != Compaction::Idle {
+            if w.held.len() >= max_held {
+                return Err(ResponseError::CoordinatorLoadInProgress);
+            }
+            w.held.push_back((records, done));
+            return Ok(rx);
+        }
+        self.send_write(me, p, records, done)?;
+        Ok(rx)
+    }
+
+    fn handle(&mut self, p: i32) -> Result<Arc<PartitionHandle>, ResponseError> {
+        let tp = TopicPartition {
+            topic: OFFSETS_TOPIC.into(),
+            partition: p,
+        };
+        self.registry.get(&tp).ok_or_else(|| {
+            self.loads.remove(&p);
+            ResponseError::NotCoordinator
+        })
+    }
+
+    fn send_write(
+        &mut self,
+        me: &ActorRef<CoordinatorMsg>,
+        p: i32,
+        records: Vec<OffsetsRecord>,
+        done: WriteDone,
+    ) -> Result<(), ResponseError> {
+        let handle = self.handle(p)?;
+        let rx = propose(&handle, &records)?;
+        self.partition_writes(p).in_flight += 1;
+        let timeout = self.cfg.write_timeout;
+        let me = me.clone();
+        tokio::spawn(async move {
+            let result = outcome(timeout, rx).await;
+            let _ = me.send_message(CoordinatorMsg::Written {
+                partition: p,
+                records,
+                result,
+                done,
+            });
+        });
+        Ok(())
+    }
+
+    /// A write finished: apply it, answer its caller, and compact if it is time.
+    pub fn written(
+        &mut self,
+        me: &ActorRef<CoordinatorMsg>,
+        p: i32,
+        records: Vec<OffsetsRecord>,
+        result: Result<i64, ResponseError>,
+        done: WriteDone,
+    ) {
+        let w = self.partition_writes(p);
+        w.in_flight -= 1;
+        let answer = match result {
+            Ok(base) => {
+                w.since_compaction += records.len() as u64;
+                for record in records {
+                    self.apply(record, base);
+                }
+                Ok(())
+            }
+            Err(code) => Err(code),
+        };
+        let _ = done.send(answer);
+        self.maybe_compact(me, p);
+    }
+
+    fn live_records(&self, p: i32) -> Vec<OffsetsRecord> {
+        let mut out = Vec::new();
+        for (g, all) in self.offsets.iter().filter(|(g, _)| self.partition_of(g) == p) {
+            for ((topic, partition), (c, _)) in all {
+                let key = OffsetKey {
+                    group: g.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                out.push(OffsetsRecord::Offset(key, Some(c.clone())));
+            }
+        }
+        for (g, (s, _)) in self.groups.iter().filter(|(g, _)| self.partition_of(g) == p) {
+            out.push(OffsetsRecord::Group(g.clone(), Some(s.clone())));
+        }
+        out
+    }
+
+    fn maybe_compact(&mut self, me: &ActorRef<CoordinatorMsg>, p: i32) {
+        let interval = self.cfg.compaction_interval_records;
+        let w = self.partition_writes(p);
+        if w.compaction == Compaction::Idle && w.since_compaction >= w.threshold {
+            let live = self.live_records(p).len() as u64;
+            let w = self.partition_writes(p);
+            // Rewriting the live state costs `live` records: do it only once at least as many
+            // were written, so compaction at most doubles the write volume.
+            w.threshold = interval.max(live);
+            if w.since_compaction < w.threshold {
+                return;
+            }
+            w.compaction = Compaction::Draining;
+        }
+        let w = self.partition_writes(p);
+        if w.compaction == Compaction::Draining && w.in_flight == 0 {
+            w.compaction = Compaction::Writing;
+            self.start_compaction(me, p);
+        }
+    }
+
+    /// Writes the live records of `p` again (nothing else is being written to it now) and
+    /// moves the log start to the first of them.
+    fn start_compaction(&mut self, me: &ActorRef<CoordinatorMsg>, p: i32) {
+        let live = self.live_records(p);
+        let handle = match self.handle(p) {
+            Ok(h) => h,
+            Err(code) => return self.compacted(me, p, Err(format!("{code:?}"))),
+        };
+        let mut proposals = Vec::new();
+        for chunk in live.chunks(COMPACTION_BATCH_RECORDS) {
+            match propose(&handle, chunk) {
+                Ok(rx) => proposals.push(rx),
+                Err(code) => return self.compacted(me, p, Err(format!("{code:?}"))),
+            }
+        }
+        let timeout = self.cfg.write_timeout;
+        let me = me.clone();
+        let live_count = live.len();
+        tokio::spawn(async move {
+            let mut first = None;
+            let mut failed = None;
+            for rx in proposals {
+                match outcome(timeout, rx).await {
+                    Ok(base) => {
+                        first.get_or_insert(base);
+                    }
+                    Err(code) => {
+                        failed = Some(code);
+                        break;
+                    }
+                }
+            }
+            let result = match failed {
+                Some(code) => Err(format!("rewriting live records: {code:?}")),
+                // No live records: everything written so far is superseded (-1: up to the
+                // high watermark, which covers every write, none being in flight).
+                None => purge(&handle, first.unwrap_or(-1), timeout).await.map(|start| {
+                    tracing::info!(
+                        partition = p,
+                        live = live_count,
+                        log_start = start,
+                        "offsets partition compacted"
+                    );
+                }),
+            };
+            let _ = me.send_message(CoordinatorMsg::Compacted { partition: p, result });
+        });
+    }
+
+    /// A compaction ended: writes held back go out now.
+    pub fn compacted(&mut self, me: &ActorRef<CoordinatorMsg>, p: i32, result: Result<(), String>) {
+        let w = self.partition_writes(p);
+        w.compaction = Compaction::Idle;
+        match result {
+            Ok(()) => w.since_compaction = 0,
+            // Try again after as many more writes.
+            Err(why) => {
+                w.threshold = w.since_compaction.saturating_mul(2).max(1);
+                tracing::warn!(partition = p, error = %why, "offsets partition compaction failed");
+            }
+        }
+        let held = std::mem::take(&mut w.held);
+        for (records, done) in held {
+            if let Err(code) = self.send_write(me, p, records, done) {
+                tracing::debug!(partition = p, ?code, "held offsets write failed");
+            }
+        }
+    }
+}
+
+/// Validates and proposes one batch of `records` to the partition.
+fn propose(
+    handle: &PartitionHandle,
+    records: &[OffsetsRecord],
+) -> Result<oneshot::Receiver<Result<i64, ResponseError>>, ResponseError> {
+    let batch = encode_batch(records).map_err(|_| ResponseError::UnknownServerError)?;
+    let valid = validate_produced(&batch, i32::MAX).map_err(|_| ResponseError::UnknownServerError)?;
+    let (tx, rx) = oneshot::channel();
+    handle
+        .actor
+        .send_message(PartitionMsg::Produce {
+            batch: valid.bytes,
+            header: valid.header,
+            reply: tx,
+        })
+        .map_err(|_| ResponseError::NotCoordinator)?;
+    Ok(rx)
+}
+
+/// A proposal's outcome, in the coordinator's error codes.
+async fn outcome(timeout: Duration, rx: oneshot::Receiver<Result<i64, ResponseError>>) -> Result<i64, ResponseError> {
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(Ok(base))) => Ok(base),
+        Ok(Ok(Err(ResponseError::NotLeaderOrFollower))) | Ok(Err(_)) => Err(ResponseError::NotCoordinator),
+        Ok(Ok(Err(_))) => Err(ResponseError::UnknownServerError),
+        Err(_) => Err(ResponseError::RequestTimedOut),
+    }
+}
+
+/// Moves the partition's log start to `offset` (-1: the high watermark).
+async fn purge(handle: &PartitionHandle, offset: i64, timeout: Duration) -> Result<i64, String> {
+    let (tx, rx) = oneshot::channel();
+    handle
+        .actor
+        .send_message(PartitionMsg::DeleteRecords { offset, reply: tx })
+        .map_err(|_| "partition stopped".to_string())?;
+    outcome(timeout, rx).await.map_err(|code| format!("purging: {code:?}"))
+}
+
+/// Replays offsets partition `p` once it has a leader here and every entry in its log is
+/// committed (after a restart the high watermark catches up with the log end first).
+fn spawn_load(me: ActorRef<CoordinatorMsg>, registry: Arc<Registry>, p: i32) {
+    tokio::spawn(async move {
+        let tp = TopicPartition {
+            topic: OFFSETS_TOPIC.into(),
+            partition: p,
+        };
+        let mut changed = registry.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + LOAD_WAIT;
+        let result = loop {
+            if let Some(h) = registry.get(&tp) {
+                let mut hwm_rx = h.shared.high_watermark.subscribe();
+                let leads = h.leadership().0 == Some(h.node_id);
+                let caught_up = tokio::time::timeout_at(deadline, async {
+                    while *hwm_rx.borrow_and_update() < h.log.end_offset() {
+                        if hwm_rx.changed().await.is_err() {
+                            return false;
+                        }
+                    }
+                    true
+                })
+                .await;
+                if leads && matches!(caught_up, Ok(true)) {
+                    break replay(&h.log, *h.shared.high_watermark.borrow());
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
+                break Err(format!("offsets partition {p} has no leader here"));
+            }
+        };
+        let _ = me.send_message(CoordinatorMsg::Loaded { partition: p, result });
+    });
+}
+
+/// Every record of a partition below `hwm`, with its batch's log offset.
+fn replay(log: &PartitionLog, hwm: i64) -> Result<Vec<Replayed>, String> {
+    let mut out = Vec::new();
+    let mut offset = log.start_offset();
+    while offset < hwm {
+        let read = log
+            .read_batches(offset, 1 << 20, hwm)
+            .map_err(|_| format!("offset {offset} out of range"))?;
+        let mut rest = read.records.clone();
+        if rest.is_empty() {
+            break;
+        }
+        while !rest.is_empty() {
+            let header = BatchHeader::parse(&rest).ok_or("short batch")?;
+            let len = header.batch_length as usize + 12;
+            let one = rest.split_to(len.min(rest.len()));
+            for record in decode_records(one).map_err(|e| e.to_string())? {
+                out.push((record, header.base_offset));
+            }
+            offset = header.last_offset() + 1;
+        }
+    }
+    Ok(out)
+}
