@@ -63,7 +63,7 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2 },
     ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 4 },
     ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 8 },
-    ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 7 },
+    ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 8 },
     ApiSpec { key: ApiKey::JoinGroup, min: 0, max: 7 },
     ApiSpec { key: ApiKey::SyncGroup, min: 0, max: 5 },
     ApiSpec { key: ApiKey::Heartbeat, min: 0, max: 4 },

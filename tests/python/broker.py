@@ -20,8 +20,9 @@ HTTP_RE = re.compile(r"http \(health\) listening on 127\.0\.0\.1:(\d+)")
 class Broker:
     """One raftstream process over one data dir; can be killed and restarted on the same dir."""
 
-    def __init__(self, data_dir, node_id=1, extra_args=()):
+    def __init__(self, data_dir, node_id=1, extra_args=(), env=None):
         self.data_dir = Path(data_dir)
+        self.env = dict(env or {})
         self.node_id = node_id
         self.extra_args = list(extra_args)
         self.port = 0
@@ -35,7 +36,7 @@ class Broker:
         self._listening.clear()
         args = [BIN, "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
                 "--http-listen", "127.0.0.1:0", "--node-id", str(self.node_id)] + self.extra_args
-        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info,openraft=warn"))
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info,openraft=warn"), **self.env)
         # Kafka's 50 offsets partitions are more than tests need on a 2-core machine.
         env.setdefault("RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS", "3")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
