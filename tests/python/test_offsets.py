@@ -62,3 +62,35 @@ def test_kafka_python_commit_and_fetch(broker):
     kc.commit({tp: OffsetAndMetadata(5, "five", -1)})
     assert kc.committed(tp) == 5
     kc.close()
+
+
+def test_offsets_of_empty_groups_expire(tmp_path):
+    """offsets.retention.minutes=0: an empty group's offsets go at the next check; a group with
+    a live member keeps its own."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from clients import wait_for
+    from test_groups import Member
+    b = Broker(tmp_path / "data", env={"RAFTSTREAM_OFFSETS_RETENTION_MINUTES": "0",
+                                       "RAFTSTREAM_OFFSETS_RETENTION_CHECK_INTERVAL_MS": "200",
+                                       "RAFTSTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS": "0"}).start()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("exp", num_partitions=1, replication_factor=1)])["exp"].result(30)
+    seen = []
+    live = Member(b.bootstrap, "live", "exp", "live", seen)
+    wait_for(lambda: live.assigned == [0], "the live member's assignment")
+    produce_all(b.bootstrap, "exp", [(None, b"x", None, None)], acks="all")
+    wait_for(lambda: seen == [(0, 0)], "the live member consuming (and committing) its record")
+    idle = consumer(b.bootstrap, "idle")
+    idle.commit(offsets=[TopicPartition("exp", 0, 3)], asynchronous=False)
+
+    def idle_offset():
+        return idle.committed([TopicPartition("exp", 0)], timeout=10)[0].offset
+
+    wait_for(lambda: idle_offset() < 0, "the empty group's offset to expire")
+    live_view = consumer(b.bootstrap, "live")
+    assert live_view.committed([TopicPartition("exp", 0)], timeout=10)[0].offset == 1, "a live group keeps its offsets"
+    live_view.close()
+    idle.close()
+    live.close()
+    b.kill()
+    assert "panicked" not in b.log_text()
