@@ -38,6 +38,15 @@ pub struct Config {
     pub offsets_topic_num_partitions: i32,
     /// How long a new group waits for more members before its first generation.
     pub group_initial_rebalance_delay_ms: u64,
+    /// Listener for other nodes' Raft traffic; empty for a single node.
+    pub cluster_listen: String,
+    /// Every node of the cluster as `id@host:port` (cluster addresses), comma-separated, this
+    /// node included; empty for a single node. All of them are controller voters.
+    pub peers: String,
+    /// Largest node-to-node frame.
+    pub cluster_max_frame_bytes: usize,
+    /// Requests of one peer connection served at once.
+    pub cluster_max_inflight_requests: usize,
     /// Committed offsets of a group without members are deleted this long after the later of
     /// their commit and the group becoming empty.
     pub offsets_retention_minutes: u64,
@@ -112,6 +121,10 @@ impl Default for Config {
             http_listen: "0.0.0.0:9644".into(),
             offsets_topic_num_partitions: 50,
             group_initial_rebalance_delay_ms: 3000,
+            cluster_listen: String::new(),
+            peers: String::new(),
+            cluster_max_frame_bytes: 256 << 20,
+            cluster_max_inflight_requests: 1024,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offsets_compaction_interval_records: 10_000,
@@ -153,6 +166,8 @@ pub struct Overrides {
     pub advertise: Option<String>,
     pub http_listen: Option<String>,
     pub node_id: Option<i32>,
+    pub cluster_listen: Option<String>,
+    pub peers: Option<String>,
 }
 
 impl Config {
@@ -211,6 +226,12 @@ impl Config {
         if let Some(v) = overrides.node_id {
             cfg.node_id = v;
         }
+        if let Some(v) = &overrides.cluster_listen {
+            cfg.cluster_listen = v.clone();
+        }
+        if let Some(v) = &overrides.peers {
+            cfg.peers = v.clone();
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -228,11 +249,37 @@ impl Config {
             self.max_inflight_requests_per_connection >= 1,
             "max.inflight.requests.per.connection must be >= 1"
         );
+        let peers = self.peer_addrs()?;
+        if !peers.is_empty() {
+            anyhow::ensure!(
+                peers.contains_key(&(self.node_id as u64)),
+                "peers must include this node ({})",
+                self.node_id
+            );
+            anyhow::ensure!(!self.cluster_listen.is_empty(), "peers given without cluster.listen");
+        }
         anyhow::ensure!(
             self.offsets_compaction_interval_records >= 1,
             "offsets.compaction.interval.records must be >= 1"
         );
         Ok(())
+    }
+
+    /// The cluster's nodes by id, from `peers` (empty for a single node).
+    pub fn peer_addrs(&self) -> anyhow::Result<BTreeMap<u64, String>> {
+        let mut out = BTreeMap::new();
+        for item in self.peers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (id, addr) = item
+                .split_once('@')
+                .ok_or_else(|| anyhow::anyhow!("peer {item:?} is not ID@HOST:PORT"))?;
+            let id: u64 = id.parse().map_err(|_| anyhow::anyhow!("peer {item:?}: bad node id"))?;
+            anyhow::ensure!(addr.contains(':'), "peer {item:?}: address needs a port");
+            anyhow::ensure!(
+                out.insert(id, addr.to_string()).is_none(),
+                "node {id} listed twice in peers"
+            );
+        }
+        Ok(out)
     }
 
     /// Every key in its Kafka (dotted) spelling with its default, for `--help`.

@@ -29,6 +29,12 @@ struct Cli {
     /// This node's id [default: 1].
     #[arg(long, value_name = "N")]
     node_id: Option<i32>,
+    /// Listener for other nodes' Raft traffic [default: none, a single node].
+    #[arg(long, value_name = "HOST:PORT")]
+    cluster_listen: Option<String>,
+    /// Every node of the cluster with its cluster address, this one included.
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    peers: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +57,8 @@ fn main() -> std::process::ExitCode {
         advertise: cli.advertise,
         http_listen: cli.http_listen,
         node_id: cli.node_id,
+        cluster_listen: cli.cluster_listen,
+        peers: cli.peers,
     };
     let config = match Config::load(cli.config.as_deref(), &overrides) {
         Ok(c) => c,

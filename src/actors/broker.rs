@@ -2,6 +2,7 @@
 //! metadata), the partition supervisor and the listener, and runs the graceful shutdown:
 //! stop accepting, drain connections, stop partitions, final fsync.
 
+use super::cluster_boot::{join_cluster, propose_until_done, start_transport};
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
 use super::coordinator_store::StoreConfig;
@@ -15,7 +16,7 @@ use crate::cluster::raft_config;
 use crate::config::{Config, Durability};
 use crate::handlers::context::NodeInfo;
 use crate::storage::log::LogConfig;
-use crate::storage::meta_sm::ClusterMeta;
+use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::node_meta::NodeMeta;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub struct BrokerState {
     shutdown: watch::Sender<bool>,
     failure: Arc<Mutex<Option<String>>>,
     stopping: bool,
+    /// The node-to-node server (multi-node clusters only).
+    cluster_server: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The broker actor.
@@ -111,6 +114,9 @@ impl Actor for Broker {
 
         let meta = Arc::new(RwLock::new(Arc::new(ClusterMeta::default())));
         let (version_tx, mut version_rx) = watch::channel(0u64);
+        let registry = Arc::new(Registry::default());
+        let transport = start_transport(&cfg, registry.clone(), &args.identity).await?;
+        let peers = transport.as_ref().map(|t| t.peers.clone());
         let (controller, _) = Actor::spawn_linked(
             Some("controller".into()),
             Controller,
@@ -122,12 +128,21 @@ impl Actor for Broker {
                 view: meta.clone(),
                 version: version_tx,
                 ready_timeout: Duration::from_secs(30),
+                peers: peers.clone(),
+                routes: transport.as_ref().map(|t| t.routes.clone()),
+                forward_timeout: Duration::from_millis(cfg.request_timeout_max_ms),
             },
             myself.get_cell(),
         )
         .await?;
+        let identity = match &transport {
+            Some(t) => {
+                t.routes.set_controller(controller.clone());
+                join_cluster(&cfg, &controller, &meta, version_rx.clone(), args.identity.clone(), t).await?
+            }
+            None => args.identity.clone(),
+        };
 
-        let registry = Arc::new(Registry::default());
         let (supervisor, _) = Actor::spawn_linked(
             Some("partitions".into()),
             PartitionSupervisor,
@@ -152,6 +167,7 @@ impl Actor for Broker {
                 retention_check_interval_ms: cfg.log_retention_check_interval_ms,
                 max_restarts: cfg.supervisor_max_restarts,
                 restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
+                peers,
             },
             myself.get_cell(),
         )
@@ -188,11 +204,19 @@ impl Actor for Broker {
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
         let bound = tcp.local_addr()?;
         let (host, port) = advertised(&cfg, bound)?;
+        if transport.is_some() {
+            let register = MetaCommand::RegisterBroker {
+                node_id: cfg.node_id,
+                host: host.clone(),
+                port,
+            };
+            propose_until_done(&controller, register).await?;
+        }
         let node = Arc::new(Node {
             config: cfg.clone(),
             info: NodeInfo {
                 node_id: cfg.node_id,
-                cluster_id: args.identity.cluster_id.clone(),
+                cluster_id: identity.cluster_id.clone(),
                 advertised_host: host.clone(),
                 advertised_port: port,
             },
@@ -245,12 +269,12 @@ impl Actor for Broker {
             listen = %bound,
             advertised = %format!("{host}:{port}"),
             node_id = cfg.node_id,
-            cluster_id = %args.identity.cluster_id,
+            cluster_id = %identity.cluster_id,
             data_dir = %cfg.data_dir.display(),
             durability = ?cfg.durability,
             "raftstream listening on {bound} (node {} of cluster {})",
             cfg.node_id,
-            args.identity.cluster_id
+            identity.cluster_id
         );
         Ok(BrokerState {
             config: cfg,
@@ -264,6 +288,7 @@ impl Actor for Broker {
             shutdown,
             failure: args.failure,
             stopping: false,
+            cluster_server: transport.map(|t| t.server),
         })
     }
 
@@ -341,6 +366,9 @@ async fn graceful_shutdown(st: &mut BrokerState) {
         http.stop(None);
     }
     st.controller.stop(None);
+    if let Some(server) = st.cluster_server.take() {
+        server.abort();
+    }
     let _ = tokio::time::timeout(timeout, async { ractor::call!(st.committer, CommitterMsg::SyncAll) }).await;
     tracing::info!(partitions_left = st.registry.all().len(), "shutdown complete");
 }

@@ -2,7 +2,9 @@
 //! configs). On one node it is a group of one with its own log under `<data_dir>/meta`,
 //! replayed at start before the broker serves.
 
-use crate::cluster::network::Network;
+use super::cluster_routes::ClusterRoutes;
+use crate::cluster::network::{propose_to, Network, Peers};
+use crate::cluster::wire::GroupId;
 use crate::cluster::{Command, NodeId, Raft};
 use crate::storage::log::{LogConfig, PartitionLog};
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand, MetaSm};
@@ -23,8 +25,13 @@ pub type ProposeReply = oneshot::Sender<Result<i64, (ResponseError, String)>>;
 
 /// Messages the controller takes.
 pub enum ControllerMsg {
-    /// Propose a metadata change and answer once it is applied.
-    Propose { cmd: MetaCommand, reply: ProposeReply },
+    /// Propose a metadata change and answer once it is applied. A follower forwards it to the
+    /// leader, unless it was `forwarded` to it already.
+    Propose {
+        cmd: MetaCommand,
+        reply: ProposeReply,
+        forwarded: bool,
+    },
 }
 
 /// What the controller needs.
@@ -37,12 +44,20 @@ pub struct ControllerArgs {
     pub version: watch::Sender<u64>,
     /// How long start-up may wait for the group to elect a leader and replay its log.
     pub ready_timeout: Duration,
+    /// The other nodes (none for a single node); every node of `peers` is a voter.
+    pub peers: Option<Arc<Peers>>,
+    /// Where peers reach the controller group.
+    pub routes: Option<Arc<ClusterRoutes>>,
+    /// How long a forwarded proposal may take.
+    pub forward_timeout: Duration,
 }
 
 /// Controller state.
 pub struct ControllerState {
     raft: Raft,
     node_id: NodeId,
+    peers: Option<Arc<Peers>>,
+    forward_timeout: Duration,
 }
 
 /// The controller actor.
@@ -71,15 +86,38 @@ impl Actor for Controller {
         let last_index = log.last_log_id().map(|l| l.index);
         let store = LogStore::new(Arc::new(log), args.sink.clone());
         let sm = MetaSm::new(args.view.clone(), args.version.clone());
-        let raft = Raft::new(args.node_id, args.raft_config.clone(), Network, store, sm).await?;
+        let network = Network::new(GroupId::Controller, args.peers.clone());
+        let raft = Raft::new(args.node_id, args.raft_config.clone(), network, store, sm).await?;
+        if let Some(routes) = &args.routes {
+            routes.set_controller_raft(raft.clone());
+        }
         if !raft.is_initialized().await? {
-            raft.initialize(BTreeMap::from([(args.node_id, BasicNode::default())]))
-                .await?;
+            let voters: BTreeMap<NodeId, BasicNode> = match &args.peers {
+                Some(peers) => peers
+                    .members()
+                    .iter()
+                    .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                    .collect(),
+                None => BTreeMap::from([(args.node_id, BasicNode::default())]),
+            };
+            // Every voter initializes with the same membership; one that already received the
+            // group's log from a peer is told so, which is fine.
+            if let Err(e) = raft.initialize(voters).await {
+                tracing::debug!(error = %e, "controller group already initialized");
+            }
         }
         let node_id = args.node_id;
+        let single = args.peers.is_none();
         raft.wait(Some(args.ready_timeout))
             .metrics(
-                move |m| m.current_leader == Some(node_id) && m.last_applied.map(|l| l.index) >= last_index,
+                move |m| {
+                    let led = if single {
+                        m.current_leader == Some(node_id)
+                    } else {
+                        m.current_leader.is_some()
+                    };
+                    led && m.last_applied.map(|l| l.index) >= last_index
+                },
                 "controller elected and metadata replayed",
             )
             .await
@@ -87,6 +125,8 @@ impl Actor for Controller {
         Ok(ControllerState {
             raft,
             node_id: args.node_id,
+            peers: args.peers,
+            forward_timeout: args.forward_timeout,
         })
     }
 
@@ -97,12 +137,32 @@ impl Actor for Controller {
         st: &mut ControllerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ControllerMsg::Propose { cmd, reply } => {
-                if st.raft.metrics().borrow().current_leader != Some(st.node_id) {
-                    let _ = reply.send(Err((
-                        ResponseError::NotController,
-                        "this node is not the controller".into(),
-                    )));
+            ControllerMsg::Propose { cmd, reply, forwarded } => {
+                let leader = st.raft.metrics().borrow().current_leader;
+                if leader != Some(st.node_id) {
+                    match (leader, &st.peers, forwarded) {
+                        (Some(leader), Some(peers), false) => {
+                            let bytes = serde_json::to_vec(&cmd)?;
+                            let (peers, timeout) = (peers.clone(), st.forward_timeout);
+                            tokio::spawn(async move {
+                                let result = match propose_to(&peers, leader, bytes.into(), timeout).await {
+                                    Ok(Ok(v)) => Ok(v),
+                                    Ok(Err((code, why))) => Err((
+                                        ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+                                        why,
+                                    )),
+                                    Err(why) => Err((ResponseError::NotController, why)),
+                                };
+                                let _ = reply.send(result);
+                            });
+                        }
+                        _ => {
+                            let _ = reply.send(Err((
+                                ResponseError::NotController,
+                                "this node is not the controller".into(),
+                            )));
+                        }
+                    }
                     return Ok(());
                 }
                 let bytes = serde_json::to_vec(&cmd)?;
@@ -116,6 +176,9 @@ impl Actor for Controller {
                             }
                             Some(why) if why.contains("does not exist") => {
                                 Err((ResponseError::UnknownTopicOrPartition, why))
+                            }
+                            Some(why) if why.starts_with("invalid replication factor") => {
+                                Err((ResponseError::InvalidReplicationFactor, why))
                             }
                             Some(why) if why.starts_with("invalid partitions") => {
                                 Err((ResponseError::InvalidPartitions, why))

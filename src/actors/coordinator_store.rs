@@ -110,6 +110,11 @@ impl Store {
     /// `Ok` when the group's partition is loaded; otherwise starts loading it.
     pub fn ready(&mut self, me: &ActorRef<CoordinatorMsg>, group: &str) -> Result<(), ResponseError> {
         let p = self.partition_of(group);
+        if !self.leads(p) {
+            // Not (or no longer) the coordinator: the partition's leader is.
+            self.unload(p);
+            return Err(ResponseError::NotCoordinator);
+        }
         match self.loads.get(&p) {
             Some(Load::Ready) => Ok(()),
             Some(Load::Loading) => Err(ResponseError::CoordinatorLoadInProgress),
@@ -131,10 +136,36 @@ impl Store {
                 topic: OFFSETS_TOPIC.into(),
                 partition: p,
             };
-            if self.registry.get(&tp).is_some() {
+            if self
+                .registry
+                .get(&tp)
+                .is_some_and(|h| h.leadership().0 == Some(h.node_id))
+            {
                 self.start_load(me, p);
             }
         }
+    }
+
+    /// Whether this node leads offsets partition `p`.
+    fn leads(&self, p: i32) -> bool {
+        let tp = TopicPartition {
+            topic: OFFSETS_TOPIC.into(),
+            partition: p,
+        };
+        self.registry
+            .get(&tp)
+            .is_some_and(|h| h.leadership().0 == Some(h.node_id))
+    }
+
+    /// Forgets what was loaded of partition `p` (its leadership moved away); a later leadership
+    /// replays it again.
+    fn unload(&mut self, p: i32) {
+        if self.loads.remove(&p).is_none() {
+            return;
+        }
+        let parts = self.cfg.partitions;
+        self.offsets.retain(|g, _| partition_for(g, parts) != p);
+        self.groups.retain(|g, _| partition_for(g, parts) != p);
     }
 
     fn start_load(&mut self, me: &ActorRef<CoordinatorMsg>, p: i32) {

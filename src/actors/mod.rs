@@ -2,6 +2,8 @@
 //! Partition, Listener → Connection. See `docs/architecture.md`.
 
 pub mod broker;
+pub mod cluster_boot;
+pub mod cluster_routes;
 pub mod committer;
 pub mod connection;
 pub mod controller;

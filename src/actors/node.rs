@@ -63,12 +63,28 @@ impl Broker for Node {
 
     fn partition(&self, tp: &TopicPartition) -> Option<PartitionView> {
         let h = self.registry.get(tp)?;
-        let (leader, term) = h.leadership();
+        let (leader, term, in_sync) = {
+            let m = h.raft.metrics();
+            let m = m.borrow();
+            let in_sync = (m.current_leader == Some(h.node_id)).then(|| {
+                let committed = m.last_applied.map(|l| l.index);
+                let mut ids = vec![h.node_id as i32];
+                for (id, matched) in m.replication.iter().flatten() {
+                    if *id != h.node_id && matched.map(|l| l.index) >= committed {
+                        ids.push(*id as i32);
+                    }
+                }
+                ids.sort_unstable();
+                ids
+            });
+            (m.current_leader, m.current_term, in_sync)
+        };
         Some(PartitionView {
             log: h.log.clone(),
             high_watermark: h.shared.high_watermark.subscribe(),
             leader: leader.map(|l| l as i32),
             leader_epoch: term.min(i32::MAX as u64) as i32,
+            in_sync,
         })
     }
 
@@ -122,7 +138,11 @@ impl Broker for Node {
         async move {
             let (tx, rx) = oneshot::channel();
             controller
-                .send_message(ControllerMsg::Propose { cmd, reply: tx })
+                .send_message(ControllerMsg::Propose {
+                    cmd,
+                    reply: tx,
+                    forwarded: false,
+                })
                 .map_err(|_| (ResponseError::NotController, "controller is not running".to_string()))?;
             match tokio::time::timeout(Duration::from_millis(timeout_ms.max(1)), rx).await {
                 Ok(Ok(r)) => r,
@@ -172,7 +192,7 @@ impl Broker for Node {
         .boxed()
     }
 
-    fn find_coordinator(&self, group: String) -> BoxFuture<'static, Result<(), ResponseError>> {
+    fn find_coordinator(&self, group: String) -> BoxFuture<'static, Result<i32, ResponseError>> {
         let exists = self.meta.read().expect("meta lock").topics.contains_key(OFFSETS_TOPIC);
         let partitions = self.config.offsets_topic_num_partitions;
         let create = (!exists).then(|| {
@@ -183,7 +203,11 @@ impl Broker for Node {
                 name: OFFSETS_TOPIC.into(),
                 topic_id: uuid::Uuid::new_v4(),
                 partitions,
-                replication_factor: 1,
+                // Kafka's offsets.topic.replication.factor (3), capped by the cluster's size.
+                replication_factor: crate::handlers::topic_validation::cluster_nodes(
+                    &self.meta.read().expect("meta lock"),
+                )
+                .min(3),
                 configs: configs.into_iter().collect(),
             };
             self.propose(cmd, 10_000)
@@ -202,9 +226,9 @@ impl Broker for Node {
                 topic: OFFSETS_TOPIC.into(),
                 partition: partition_for(&group, partitions),
             };
-            match registry.get(&tp) {
-                Some(h) if h.leadership().0 == Some(h.node_id) => Ok(()),
-                _ => Err(ResponseError::CoordinatorNotAvailable),
+            match registry.get(&tp).and_then(|h| h.leadership().0) {
+                Some(leader) => Ok(leader as i32),
+                None => Err(ResponseError::CoordinatorNotAvailable),
             }
         }
         .boxed()
@@ -300,6 +324,7 @@ impl Broker for Node {
     }
 
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()> {
+        let node_id = self.info.node_id;
         let registry = self.registry.clone();
         let meta = self.meta.clone();
         let mut changed = registry.changed.subscribe();
@@ -312,15 +337,23 @@ impl Broker for Node {
                     .get(&topic)
                     .map(|t| t.partitions)
                     .unwrap_or(0);
+                let local = node_id;
+                let placed = meta.read().expect("meta lock").topics.get(&topic).cloned();
                 n > 0
-                    && (0..n).all(|p| {
-                        registry
-                            .get(&TopicPartition {
-                                topic: topic.clone(),
-                                partition: p,
-                            })
-                            .is_some_and(|h| h.leadership().0.is_some())
-                    })
+                    && (0..n)
+                        .filter(|p| {
+                            placed
+                                .as_ref()
+                                .is_some_and(|t| t.replicas_of(*p, local).contains(&local))
+                        })
+                        .all(|p| {
+                            registry
+                                .get(&TopicPartition {
+                                    topic: topic.clone(),
+                                    partition: p,
+                                })
+                                .is_some_and(|h| h.leadership().0.is_some())
+                        })
             };
             let _ = tokio::time::timeout(Duration::from_millis(timeout_ms), async {
                 while !ready() {

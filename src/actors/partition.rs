@@ -4,7 +4,8 @@
 //! registry (reads change no state).
 
 use super::registry::{PartitionHandle, Registry};
-use crate::cluster::network::Network;
+use crate::cluster::network::{Network, Peers};
+use crate::cluster::wire::GroupId;
 use crate::cluster::{Command, NodeId, Raft};
 use crate::handlers::context::TopicPartition;
 use crate::protocol::batch::BatchHeader;
@@ -72,6 +73,10 @@ pub struct PartitionArgs {
     /// Broker-wide retention defaults.
     pub retention: RetentionLimits,
     pub retention_check_interval_ms: u64,
+    /// The other nodes (none for a single node).
+    pub peers: Option<Arc<Peers>>,
+    /// Node ids of this partition's replicas: the members of its Raft group.
+    pub replicas: Vec<i32>,
 }
 
 /// A running partition's state.
@@ -81,6 +86,8 @@ pub struct PartitionState {
     node_id: NodeId,
     /// Idempotent producers' sequences, including batches still being appended.
     producers: ProducerStates,
+    /// The Raft term in which `producers` was last taken over from the log.
+    led_term: Option<u64>,
     /// Retries of a batch that is still being appended, answered with it.
     waiters: HashMap<(i64, i32), Vec<ProduceReply>>,
     producer_expiration_ms: i64,
@@ -145,10 +152,35 @@ impl Actor for PartitionActor {
             log.start_offset(),
         );
         let store = LogStore::new(log.clone(), args.sink.clone());
-        let raft = Raft::new(args.node_id, args.raft_config.clone(), Network, store, sm).await?;
+        let group = GroupId::Partition {
+            topic: args.tp.topic.clone(),
+            partition: args.tp.partition,
+        };
+        let raft = Raft::new(
+            args.node_id,
+            args.raft_config.clone(),
+            Network::new(group, args.peers.clone()),
+            store,
+            sm,
+        )
+        .await?;
         if !raft.is_initialized().await? {
-            let members = BTreeMap::from([(args.node_id, BasicNode::default())]);
-            raft.initialize(members).await?;
+            let members: BTreeMap<NodeId, BasicNode> = match &args.peers {
+                Some(peers) => args
+                    .replicas
+                    .iter()
+                    .map(|id| {
+                        let addr = peers.members().get(&(*id as NodeId)).cloned().unwrap_or_default();
+                        (*id as NodeId, BasicNode::new(addr))
+                    })
+                    .collect(),
+                None => BTreeMap::from([(args.node_id, BasicNode::default())]),
+            };
+            // Each replica initializes with the same members; one that already has the group's
+            // log from its leader is told so, which is fine.
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!(partition = ?args.tp, error = %e, "partition group already initialized");
+            }
         }
         tracing::debug!(partition = ?args.tp, entries = report.entries, end_offset = log.end_offset(), "partition recovered");
         let (handle_log, handle_shared) = (log.clone(), shared.clone());
@@ -170,6 +202,7 @@ impl Actor for PartitionActor {
             raft,
             node_id: args.node_id,
             producers: report.producers,
+            led_term: None,
             waiters: HashMap::new(),
             producer_expiration_ms: args.producer_expiration_ms,
             last_expiry_ms: now_ms(),
@@ -188,10 +221,24 @@ impl Actor for PartitionActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             PartitionMsg::Produce { batch, header, reply } => {
-                let leader = st.raft.metrics().borrow().current_leader;
+                let (leader, term) = {
+                    let m = st.raft.metrics();
+                    let m = m.borrow();
+                    (m.current_leader, m.current_term)
+                };
                 if leader != Some(st.node_id) {
                     let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
                     return Ok(());
+                }
+                if st.led_term != Some(term) {
+                    // Newly leader: the log knows the sequences of every batch it holds,
+                    // including those replicated while this node followed.
+                    let (producers, exact) = st.log.producer_states();
+                    if !exact {
+                        tracing::warn!(partition = ?st.tp, "producer state after a truncation is approximate");
+                    }
+                    st.producers = producers;
+                    st.led_term = Some(term);
                 }
                 let producer = (header.producer_id >= 0).then_some(ProducerInfo {
                     id: header.producer_id,

@@ -4,6 +4,7 @@
 
 use super::partition::{shutdown_raft, PartitionActor, PartitionArgs, PartitionMsg};
 use super::registry::Registry;
+use crate::cluster::network::Peers;
 use crate::cluster::NodeId;
 use crate::handlers::context::TopicPartition;
 use crate::storage::log::LogConfig;
@@ -45,6 +46,8 @@ pub struct SupervisorArgs {
     pub retention_check_interval_ms: u64,
     pub max_restarts: u32,
     pub restart_window: Duration,
+    /// The other nodes (none for a single node).
+    pub peers: Option<Arc<Peers>>,
 }
 
 struct Child {
@@ -102,6 +105,16 @@ impl PartitionSupervisor {
             max_pending_produces: st.args.max_pending_produces,
             producer_expiration_ms: st.args.producer_expiration_ms,
             meta: st.args.meta.clone(),
+            peers: st.args.peers.clone(),
+            replicas: st
+                .args
+                .meta
+                .read()
+                .expect("meta lock")
+                .topics
+                .get(&tp.topic)
+                .map(|t| t.replicas_of(tp.partition, st.args.node_id as i32))
+                .unwrap_or_default(),
             retention: st.args.retention,
             retention_check_interval_ms: st.args.retention_check_interval_ms,
         };
@@ -217,20 +230,24 @@ impl Actor for PartitionSupervisor {
         match msg {
             SupervisorMsg::Reconcile if !st.stopping => {
                 PartitionSupervisor::apply_segment_sizes(st);
+                // The partitions this node holds a replica of.
+                let local = st.args.node_id as i32;
                 let wanted: HashMap<TopicPartition, uuid::Uuid> = {
                     let meta = st.args.meta.read().expect("meta lock");
                     meta.topics
                         .values()
                         .flat_map(|t| {
-                            (0..t.partitions).map(move |p| {
-                                (
-                                    TopicPartition {
-                                        topic: t.name.clone(),
-                                        partition: p,
-                                    },
-                                    t.topic_id,
-                                )
-                            })
+                            (0..t.partitions)
+                                .filter(move |p| t.replicas_of(*p, local).contains(&local))
+                                .map(move |p| {
+                                    (
+                                        TopicPartition {
+                                            topic: t.name.clone(),
+                                            partition: p,
+                                        },
+                                        t.topic_id,
+                                    )
+                                })
                         })
                         .collect()
                 };

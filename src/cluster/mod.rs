@@ -1,8 +1,10 @@
 //! Raft types shared by every group (the controller and each partition) and the node-to-node
-//! transport. A single node needs no transport; the cluster issue adds one connection per node
-//! pair carrying all groups.
+//! transport: one connection per node pair carries the RPCs of every group (`wire.rs`,
+//! `network.rs` for the client side, `server.rs`). A single node needs no transport.
 
 pub mod network;
+pub mod server;
+pub mod wire;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

@@ -1,63 +1,287 @@
-//! Node-to-node transport for Raft RPCs. With a single voter openraft never sends an RPC; a
-//! group that has peers gets `Unreachable` until the cluster transport exists.
+//! Node-to-node transport, client side: one connection per peer, shared by every Raft group,
+//! reconnecting with backoff. Each group's `Network` names its group in every request. A
+//! single node has no peers, and openraft never sends an RPC in a group of one.
 
+use super::wire::{self, GroupId, Request, Response};
 use super::{NodeId, TypeConfig};
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use bytes::Bytes;
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
 use openraft::BasicNode;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::io::BufWriter;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 
-/// Creates clients for peers of a group.
-#[derive(Clone, Default)]
-pub struct Network;
+/// Requests waiting for a connection to a peer, at most.
+const PEER_QUEUE: usize = 4096;
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// A client for one peer.
-pub struct PeerClient {
-    target: NodeId,
+type Reply = oneshot::Sender<Result<Response, String>>;
+
+/// Connections to every peer of this node.
+pub struct Peers {
+    node_id: NodeId,
+    addrs: HashMap<NodeId, String>,
+    /// This node's cluster id, once known (sent in every Hello).
+    pub cluster_id: Arc<RwLock<String>>,
+    max_frame_bytes: usize,
+    conns: Mutex<HashMap<NodeId, mpsc::Sender<(Request, Reply)>>>,
 }
 
-fn unreachable<E: std::error::Error>(target: NodeId) -> RPCError<NodeId, BasicNode, E> {
-    let err = std::io::Error::new(
-        std::io::ErrorKind::NotConnected,
-        format!("no transport to node {target}"),
-    );
-    RPCError::Unreachable(Unreachable::new(&err))
+impl Peers {
+    /// Peers at `addrs` (cluster addresses by node id; this node may be among them).
+    pub fn new(node_id: NodeId, addrs: HashMap<NodeId, String>, max_frame_bytes: usize) -> Arc<Peers> {
+        Arc::new(Peers {
+            node_id,
+            addrs,
+            cluster_id: Arc::new(RwLock::new(String::new())),
+            max_frame_bytes,
+            conns: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Every node of the cluster, this one included, with its cluster address.
+    pub fn members(&self) -> &HashMap<NodeId, String> {
+        &self.addrs
+    }
+
+    /// Sends `req` to `target` and waits at most `timeout` for the answer.
+    pub async fn call(&self, target: NodeId, req: Request, timeout: Duration) -> Result<Response, String> {
+        let tx = self.connection(target)?;
+        let (reply, rx) = oneshot::channel();
+        tx.try_send((req, reply))
+            .map_err(|_| format!("queue to node {target} is full or closed"))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(format!("connection to node {target} dropped the request")),
+            Err(_) => Err(format!("node {target} did not answer within {timeout:?}")),
+        }
+    }
+
+    fn connection(&self, target: NodeId) -> Result<mpsc::Sender<(Request, Reply)>, String> {
+        let mut conns = self.conns.lock().expect("peers lock");
+        if let Some(tx) = conns.get(&target).filter(|tx| !tx.is_closed()) {
+            return Ok(tx.clone());
+        }
+        let addr = self
+            .addrs
+            .get(&target)
+            .ok_or_else(|| format!("node {target} is not a peer"))?
+            .clone();
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let hello = (self.node_id, self.cluster_id.clone());
+        tokio::spawn(run_peer(target, addr, rx, hello, self.max_frame_bytes));
+        conns.insert(target, tx.clone());
+        Ok(tx)
+    }
+}
+
+/// Owns the connection to one peer: connects (with backoff), says hello, writes requests and
+/// hands responses to their waiters. Requests that arrive while the peer is unreachable fail
+/// at once: Raft retries on its own schedule.
+async fn run_peer(
+    target: NodeId,
+    addr: String,
+    mut rx: mpsc::Receiver<(Request, Reply)>,
+    hello: (NodeId, Arc<RwLock<String>>),
+    max_frame_bytes: usize,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let stream = match TcpStream::connect(&addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                while let Ok((_, reply)) = rx.try_recv() {
+                    let _ = reply.send(Err(format!("node {target} at {addr} unreachable: {e}")));
+                }
+                if rx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        let _ = stream.set_nodelay(true);
+        let (mut read, write) = stream.into_split();
+        let mut write = BufWriter::new(write);
+        let pending: Arc<Mutex<HashMap<u64, Reply>>> = Arc::default();
+        let cluster_id = hello.1.read().expect("cluster id lock").clone();
+        let greeting = Request::Hello {
+            node_id: hello.0,
+            cluster_id,
+        };
+        let (hello_tx, hello_rx) = oneshot::channel();
+        pending.lock().expect("pending lock").insert(0, hello_tx);
+        let reader_pending = pending.clone();
+        let mut reader = tokio::spawn(async move {
+            while let Ok(Some((id, resp))) = wire::read_frame::<_, Response>(&mut read, max_frame_bytes).await {
+                if let Some(reply) = reader_pending.lock().expect("pending lock").remove(&id) {
+                    let _ = reply.send(Ok(resp));
+                }
+            }
+        });
+        let mut next_id = 1u64;
+        let mut ok = send(&mut write, 0, &greeting).await;
+        let mut hello_rx = Some(hello_rx);
+        while ok {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some((req, reply)) = msg else { break };
+                    let id = next_id;
+                    next_id += 1;
+                    pending.lock().expect("pending lock").insert(id, reply);
+                    ok = send(&mut write, id, &req).await;
+                }
+                answer = async { hello_rx.as_mut().expect("hello pending").await }, if hello_rx.is_some() => {
+                    hello_rx = None;
+                    if let Ok(Ok(Response::Unavailable(why))) = answer {
+                        tracing::error!(target, %addr, "node refused this one: {why}");
+                        ok = false;
+                    }
+                }
+                _ = &mut reader => ok = false,
+            }
+        }
+        reader.abort();
+        for (_, reply) in pending.lock().expect("pending lock").drain() {
+            let _ = reply.send(Err(format!("connection to node {target} lost")));
+        }
+        if rx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn send(w: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>, id: u64, req: &Request) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let Ok(frame) = wire::encode(id, req) else {
+        return false;
+    };
+    wire::write_frame(w, &frame).await.is_ok() && w.flush().await.is_ok()
+}
+
+/// Creates clients for the peers of one group.
+#[derive(Clone)]
+pub struct Network {
+    group: GroupId,
+    peers: Option<Arc<Peers>>,
+}
+
+impl Network {
+    /// The transport of `group` (no peers: a single node).
+    pub fn new(group: GroupId, peers: Option<Arc<Peers>>) -> Network {
+        Network { group, peers }
+    }
+}
+
+/// A client for one peer of one group.
+pub struct PeerClient {
+    target: NodeId,
+    group: GroupId,
+    peers: Option<Arc<Peers>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> PeerClient {
-        PeerClient { target }
+        PeerClient {
+            target,
+            group: self.group.clone(),
+            peers: self.peers.clone(),
+        }
     }
+}
+
+type RpcResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+impl PeerClient {
+    async fn call<E: std::error::Error>(&self, req: Request, option: &RPCOption) -> RpcResult<Response, E> {
+        let peers = self
+            .peers
+            .as_ref()
+            .ok_or_else(|| unreachable(self.target, "no transport"))?;
+        match peers.call(self.target, req, option.hard_ttl()).await {
+            Ok(Response::Unavailable(why)) => Err(unreachable(self.target, &why)),
+            Ok(resp) => Ok(resp),
+            Err(why) => Err(RPCError::Network(NetworkError::new(&std::io::Error::other(why)))),
+        }
+    }
+
+    fn remote<T, E: std::error::Error>(&self, r: Result<T, E>) -> RpcResult<T, E> {
+        r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+fn unreachable<E: std::error::Error>(target: NodeId, why: &str) -> RPCError<NodeId, BasicNode, E> {
+    let err = std::io::Error::new(std::io::ErrorKind::NotConnected, format!("node {target}: {why}"));
+    RPCError::Unreachable(Unreachable::new(&err))
+}
+
+fn unexpected<E: std::error::Error>(resp: Response) -> RPCError<NodeId, BasicNode, E> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+        "unexpected response {resp:?}"
+    ))))
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(unreachable(self.target))
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        match self
+            .call(Request::AppendEntries(self.group.clone(), rpc), &option)
+            .await?
+        {
+            Response::AppendEntries(r) => self.remote(r),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
-    {
-        Err(unreachable(self.target))
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        match self
+            .call(Request::InstallSnapshot(self.group.clone(), rpc), &option)
+            .await?
+        {
+            Response::InstallSnapshot(r) => self.remote(r),
+            other => Err(unexpected(other)),
+        }
     }
 
-    async fn vote(
-        &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(unreachable(self.target))
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+        match self.call(Request::Vote(self.group.clone(), rpc), &option).await? {
+            Response::Vote(r) => self.remote(r),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// Sends a metadata proposal (JSON `MetaCommand`) to the controller leader `target`.
+pub async fn propose_to(
+    peers: &Peers,
+    target: NodeId,
+    cmd: Bytes,
+    timeout: Duration,
+) -> Result<Result<i64, (i16, String)>, String> {
+    match peers.call(target, Request::Propose(cmd), timeout).await? {
+        Response::Proposed(r) => Ok(r),
+        Response::Unavailable(why) => Err(why),
+        other => Err(format!("unexpected response {other:?}")),
     }
 }

@@ -38,6 +38,9 @@ pub struct PartitionView {
     /// Whether this node leads the partition's Raft group, and its term (the leader epoch).
     pub leader: Option<i32>,
     pub leader_epoch: i32,
+    /// When this node leads: the replicas caught up with the committed entries (itself
+    /// included). `None` on a follower, which cannot know.
+    pub in_sync: Option<Vec<i32>>,
 }
 
 /// The broker as handlers see it.
@@ -74,7 +77,7 @@ pub trait Broker: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<i64, ResponseError>>;
     /// Makes sure the offsets topic exists and its partition for `group` is served here;
     /// `Err` is the FindCoordinator error.
-    fn find_coordinator(&self, group: String) -> BoxFuture<'static, Result<(), ResponseError>>;
+    fn find_coordinator(&self, group: String) -> BoxFuture<'static, Result<i32, ResponseError>>;
     /// Commits offsets, from a member `(member id, generation)` or a standalone consumer (`None`);
     /// resolves once durable.
     fn commit_offsets(

@@ -54,7 +54,8 @@ pub async fn handle(broker: &dyn Broker, req: CreateTopicsRequest, version: i16)
                 )
             })
             .collect();
-        let outcome = match topic_validation::create_command(&name, partitions, rf, configs, 1) {
+        let nodes = topic_validation::cluster_nodes(&broker.metadata());
+        let outcome = match topic_validation::create_command(&name, partitions, rf, configs, nodes) {
             Err(e) => Err(e),
             Ok(cmd) if req.validate_only => {
                 if broker.metadata().topics.contains_key(&name) {

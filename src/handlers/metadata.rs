@@ -61,7 +61,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
             cfg.num_partitions,
             cfg.default_replication_factor,
             BTreeMap::new(),
-            1,
+            topic_validation::cluster_nodes(&broker.metadata()),
         ) {
             Ok(c) => c,
             Err((code, _)) => {
@@ -110,27 +110,35 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
         }
         let mut partitions = Vec::new();
         for p in 0..tm.partitions {
+            let replicas = tm.replicas_of(p, node.node_id);
+            let ids = |v: &[i32]| v.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
             let mut pm = MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_replica_nodes(vec![BrokerId(node.node_id)]);
-            match broker.partition(&TopicPartition {
+                .with_replica_nodes(ids(&replicas));
+            let view = broker.partition(&TopicPartition {
                 topic: name.clone(),
                 partition: p,
-            }) {
-                Some(view) if view.leader.is_some() => {
-                    pm = pm
-                        .with_leader_id(BrokerId(view.leader.unwrap_or(-1)))
-                        .with_isr_nodes(vec![BrokerId(node.node_id)]);
+            });
+            // A partition without a replica here: a single replica is its leader; otherwise
+            // the leader is not known on this node yet.
+            let (leader, epoch, in_sync) = match view {
+                Some(v) => (v.leader, v.leader_epoch, v.in_sync.unwrap_or_else(|| replicas.clone())),
+                None if replicas.len() == 1 => (Some(replicas[0]), 0, replicas.clone()),
+                None => (None, -1, Vec::new()),
+            };
+            match leader {
+                Some(leader) => {
+                    pm = pm.with_leader_id(BrokerId(leader)).with_isr_nodes(ids(&in_sync));
                     if version >= 7 {
-                        pm = pm.with_leader_epoch(view.leader_epoch);
+                        pm = pm.with_leader_epoch(epoch);
                     }
                 }
-                _ => {
+                None => {
                     pm = pm
                         .with_error_code(ResponseError::LeaderNotAvailable.code())
                         .with_leader_id(BrokerId(-1));
                     if version >= 5 {
-                        pm = pm.with_offline_replicas(vec![BrokerId(node.node_id)]);
+                        pm = pm.with_offline_replicas(ids(&replicas));
                     }
                 }
             }
@@ -146,10 +154,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
         );
     }
     let mut resp = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node.node_id))
-            .with_host(StrBytes::from_string(node.advertised_host.clone()))
-            .with_port(node.advertised_port)])
+        .with_brokers(brokers(&meta, node))
         .with_topics(topics);
     if version >= 1 {
         resp = resp.with_controller_id(BrokerId(node.node_id));
@@ -158,4 +163,21 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
         resp = resp.with_cluster_id(Some(StrBytes::from_string(node.cluster_id.clone())));
     }
     resp
+}
+
+/// Every registered node (a single node: itself).
+fn brokers(
+    meta: &crate::storage::meta_sm::ClusterMeta,
+    node: &super::context::NodeInfo,
+) -> Vec<MetadataResponseBroker> {
+    let one = |id: i32, host: &str, port: i32| {
+        MetadataResponseBroker::default()
+            .with_node_id(BrokerId(id))
+            .with_host(StrBytes::from_string(host.to_string()))
+            .with_port(port)
+    };
+    if meta.brokers.is_empty() {
+        return vec![one(node.node_id, &node.advertised_host, node.advertised_port)];
+    }
+    meta.brokers.iter().map(|(id, b)| one(*id, &b.host, b.port)).collect()
 }

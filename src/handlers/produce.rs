@@ -128,7 +128,7 @@ async fn ensure_topic(broker: &dyn Broker, name: &str) -> Result<(), ResponseErr
         cfg.num_partitions,
         cfg.default_replication_factor,
         BTreeMap::new(),
-        1,
+        topic_validation::cluster_nodes(&broker.metadata()),
     )
     .map_err(|(code, _)| code)?;
     match broker.propose(cmd, cfg.request_timeout_max_ms).await {

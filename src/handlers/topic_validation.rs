@@ -26,6 +26,11 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Nodes replicas can be placed on (a single node: 1).
+pub fn cluster_nodes(meta: &crate::storage::meta_sm::ClusterMeta) -> i16 {
+    meta.voters.len().clamp(1, i16::MAX as usize) as i16
+}
+
 /// Builds a create command after checking every argument; `live_brokers` bounds the
 /// replication factor.
 pub fn create_command(

@@ -288,6 +288,12 @@ impl PartitionLog {
         Ok(out)
     }
 
+    /// Producer sequences of every batch appended so far (leader and follower appends alike),
+    /// and whether they are exact (not after a truncation). A new leader takes them over.
+    pub fn producer_states(&self) -> (super::producer_state::ProducerStates, bool) {
+        self.producers.lock().expect("producers lock").clone()
+    }
+
     /// Deletes every entry with Raft index >= `index`.
     pub fn truncate_from(&self, index: u64) -> anyhow::Result<()> {
         let mut segs = self.inner.write().expect("log lock");

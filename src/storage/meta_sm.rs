@@ -41,6 +41,17 @@ pub enum MetaCommand {
         name: String,
         count: i32,
     },
+    /// Fix the cluster's id and voters (the first one applied wins; later ones are no-ops).
+    InitCluster {
+        cluster_id: String,
+        voters: Vec<i32>,
+    },
+    /// A node's Kafka address, as clients are to reach it.
+    RegisterBroker {
+        node_id: i32,
+        host: String,
+        port: i32,
+    },
 }
 
 /// What the cluster knows about one topic.
@@ -51,6 +62,24 @@ pub struct TopicMeta {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// Replica node ids of each partition, the preferred leader first (empty: a topic from
+    /// before placement existed, on this node only).
+    #[serde(default)]
+    pub replicas: Vec<Vec<i32>>,
+}
+
+impl TopicMeta {
+    /// The replicas of partition `p`; `local` when the topic predates placement.
+    pub fn replicas_of(&self, p: i32, local: i32) -> Vec<i32> {
+        self.replicas.get(p as usize).cloned().unwrap_or_else(|| vec![local])
+    }
+}
+
+/// A node as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: i32,
 }
 
 /// Cluster metadata as applied so far.
@@ -60,6 +89,41 @@ pub struct ClusterMeta {
     /// The next producer id never handed out (ids are unique across restarts).
     #[serde(default)]
     pub next_producer_id: i64,
+    /// The cluster id every node adopts (empty until the first InitCluster).
+    #[serde(default)]
+    pub cluster_id: String,
+    /// Controller voters, which are also the nodes replicas are placed on.
+    #[serde(default)]
+    pub voters: Vec<i32>,
+    /// Kafka addresses of the nodes that registered.
+    #[serde(default)]
+    pub brokers: BTreeMap<i32, BrokerAddr>,
+    /// Topics placed so far: where the next topic's first leader goes.
+    #[serde(default)]
+    pub placements: u64,
+}
+
+/// Replicas for partitions `from..to` of a topic: leaders and followers spread round-robin
+/// over the voters, starting where the previous topic's placement ended.
+fn place(meta: &mut ClusterMeta, from: i32, to: i32, replication_factor: i16) -> Result<Vec<Vec<i32>>, String> {
+    if meta.voters.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = meta.voters.len();
+    if replication_factor < 1 || replication_factor as usize > n {
+        return Err(format!(
+            "invalid replication factor {replication_factor}: the cluster has {n} node(s)"
+        ));
+    }
+    let start = meta.placements as usize;
+    meta.placements += 1;
+    Ok((from..to)
+        .map(|p| {
+            (0..replication_factor as usize)
+                .map(|i| meta.voters[(start + p as usize + i) % n])
+                .collect()
+        })
+        .collect())
 }
 
 /// Controller state machine; `view` is what handlers read, `version` ticks on every change.
@@ -96,6 +160,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
             if meta.topics.contains_key(&name) {
                 return Err(format!("topic {name} already exists"));
             }
+            let replicas = place(meta, 0, partitions, replication_factor)?;
             meta.topics.insert(
                 name.clone(),
                 TopicMeta {
@@ -104,6 +169,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
                     partitions,
                     replication_factor,
                     configs,
+                    replicas,
                 },
             );
         }
@@ -133,7 +199,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
         MetaCommand::CreatePartitions { name, count } => {
             let topic = meta
                 .topics
-                .get_mut(&name)
+                .get(&name)
                 .ok_or_else(|| format!("topic {name} does not exist"))?;
             if count <= topic.partitions {
                 return Err(format!(
@@ -141,7 +207,24 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
                     topic.partitions
                 ));
             }
+            let (from, rf, placed) = (topic.partitions, topic.replication_factor, !topic.replicas.is_empty());
+            let more = if placed {
+                place(meta, from, count, rf)?
+            } else {
+                Vec::new()
+            };
+            let topic = meta.topics.get_mut(&name).expect("checked above");
+            topic.replicas.extend(more);
             topic.partitions = count;
+        }
+        MetaCommand::InitCluster { cluster_id, voters } => {
+            if meta.cluster_id.is_empty() {
+                meta.cluster_id = cluster_id;
+                meta.voters = voters;
+            }
+        }
+        MetaCommand::RegisterBroker { node_id, host, port } => {
+            meta.brokers.insert(node_id, BrokerAddr { host, port });
         }
         MetaCommand::AllocateProducerIds { count } => {
             if count <= 0 {

@@ -8,6 +8,20 @@ use std::path::Path;
 pub struct NodeMeta {
     pub node_id: i32,
     pub cluster_id: String,
+    /// The node joined a multi-node cluster under `cluster_id` (which it then may not leave).
+    #[serde(default)]
+    pub joined: bool,
+}
+
+/// Records that the node in `data_dir` joined cluster `cluster_id`.
+pub fn record_joined(data_dir: &Path, node_id: i32, cluster_id: &str) -> anyhow::Result<NodeMeta> {
+    let meta = NodeMeta {
+        node_id,
+        cluster_id: cluster_id.to_string(),
+        joined: true,
+    };
+    super::write_file_durably(&data_dir.join("node.json"), &serde_json::to_vec_pretty(&meta)?)?;
+    Ok(meta)
 }
 
 /// Reads `node.json`, creating it (with a new cluster id) on first start. A data dir that
@@ -32,6 +46,7 @@ pub fn load_or_create(data_dir: &Path, node_id: i32) -> anyhow::Result<NodeMeta>
             let meta = NodeMeta {
                 node_id,
                 cluster_id: uuid::Uuid::new_v4().simple().to_string()[..22].to_string(),
+                joined: false,
             };
             super::write_file_durably(&path, &serde_json::to_vec_pretty(&meta)?)?;
             Ok(meta)

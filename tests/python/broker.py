@@ -33,6 +33,11 @@ class Broker:
         self._listening = threading.Event()
 
     def start(self, timeout=30):
+        self.launch()
+        return self.await_started(timeout)
+
+    def launch(self):
+        """Starts the process without waiting (cluster nodes wait for each other)."""
         self._listening.clear()
         args = [BIN, "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
                 "--http-listen", "127.0.0.1:0", "--node-id", str(self.node_id)] + self.extra_args
@@ -41,6 +46,10 @@ class Broker:
         env.setdefault("RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS", "3")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
+        return self
+
+    def await_started(self, timeout=30):
+        """Waits for the Kafka listener, checks identity, waits for readiness."""
         if not self._listening.wait(timeout):
             self.kill()
             raise RuntimeError("broker did not start:\n" + "\n".join(self.lines[-30:]))
@@ -72,7 +81,8 @@ class Broker:
         """The node answering Metadata must be the one this object started."""
         md = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=10)
         assert md.cluster_id == self.cluster_id, (md.cluster_id, self.cluster_id)
-        assert list(md.brokers) == [self.node_id]
+        # The node registered at the port we dialled is the one we started.
+        assert md.brokers[self.node_id].port == self.port, md.brokers
         node = json.loads((self.data_dir / "node.json").read_text())
         assert node["cluster_id"] == self.cluster_id
 

@@ -1,0 +1,133 @@
+//! Start-up steps of a node in a multi-node cluster: the node-to-node transport, adopting the
+//! cluster's id from the controller (a node that belongs to another cluster refuses to start),
+//! and registering the node's Kafka address for Metadata.
+
+use super::cluster_routes::ClusterRoutes;
+use super::controller::ControllerMsg;
+use super::registry::Registry;
+use crate::cluster::network::Peers;
+use crate::cluster::server::serve;
+use crate::config::Config;
+use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
+use crate::storage::node_meta::{record_joined, NodeMeta};
+use kafka_protocol::error::ResponseError;
+use ractor::ActorRef;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// How long start-up keeps trying to agree on the cluster's identity.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running transport.
+pub struct Transport {
+    pub peers: Arc<Peers>,
+    pub routes: Arc<ClusterRoutes>,
+    /// The server task (aborted at shutdown).
+    pub server: JoinHandle<()>,
+}
+
+/// Starts the node-to-node transport, if `peers` are configured.
+pub async fn start_transport(
+    cfg: &Config,
+    registry: Arc<Registry>,
+    identity: &NodeMeta,
+) -> anyhow::Result<Option<Transport>> {
+    let addrs = cfg.peer_addrs()?;
+    if addrs.is_empty() {
+        return Ok(None);
+    }
+    let peers = Peers::new(
+        cfg.node_id as u64,
+        addrs.into_iter().collect(),
+        cfg.cluster_max_frame_bytes,
+    );
+    if identity.joined {
+        *peers.cluster_id.write().expect("cluster id lock") = identity.cluster_id.clone();
+    }
+    let routes = ClusterRoutes::new(registry, peers.cluster_id.clone());
+    let listener = TcpListener::bind(&cfg.cluster_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (cluster): {e}", cfg.cluster_listen))?;
+    tracing::info!("cluster listening on {}", listener.local_addr()?);
+    let server = tokio::spawn(serve(
+        listener,
+        routes.clone(),
+        cfg.cluster_max_frame_bytes,
+        cfg.cluster_max_inflight_requests,
+    ));
+    Ok(Some(Transport { peers, routes, server }))
+}
+
+/// Proposes `cmd` through the controller, retrying while the group has no leader.
+pub async fn propose_until_done(controller: &ActorRef<ControllerMsg>, cmd: MetaCommand) -> anyhow::Result<i64> {
+    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+    loop {
+        let (tx, rx) = oneshot::channel();
+        controller
+            .send_message(ControllerMsg::Propose {
+                cmd: cmd.clone(),
+                reply: tx,
+                forwarded: false,
+            })
+            .map_err(|_| anyhow::anyhow!("controller stopped"))?;
+        match rx.await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err((ResponseError::NotController, why))) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(%why, "controller not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(Err((code, why))) => anyhow::bail!("{cmd:?} refused: {code:?} {why}"),
+            Err(_) => anyhow::bail!("controller stopped"),
+        }
+    }
+}
+
+/// Agrees on the cluster id: the first node to propose fixes it (with every configured node as
+/// voter); every node adopts it, and a node that already belongs to another cluster refuses to
+/// start. Returns the node's identity.
+pub async fn join_cluster(
+    cfg: &Config,
+    controller: &ActorRef<ControllerMsg>,
+    meta: &Arc<RwLock<Arc<ClusterMeta>>>,
+    mut version: watch::Receiver<u64>,
+    identity: NodeMeta,
+    transport: &Transport,
+) -> anyhow::Result<NodeMeta> {
+    let current = || meta.read().expect("meta lock").cluster_id.clone();
+    if current().is_empty() {
+        let voters = transport.peers.members().keys().map(|id| *id as i32).collect();
+        let cmd = MetaCommand::InitCluster {
+            cluster_id: identity.cluster_id.clone(),
+            voters,
+        };
+        propose_until_done(controller, cmd).await?;
+    }
+    // The proposal is applied here once this node has the committed entry.
+    let wait = async {
+        while current().is_empty() {
+            if version.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(JOIN_TIMEOUT, wait).await;
+    let cluster_id = current();
+    anyhow::ensure!(!cluster_id.is_empty(), "the cluster's id never arrived");
+    if identity.joined && identity.cluster_id != cluster_id {
+        anyhow::bail!(
+            "data dir {} belongs to cluster {}, but the peers form cluster {cluster_id}; refusing to start",
+            cfg.data_dir.display(),
+            identity.cluster_id
+        );
+    }
+    let identity = if identity.joined {
+        identity
+    } else {
+        record_joined(&cfg.data_dir, cfg.node_id, &cluster_id)?
+    };
+    *transport.routes.cluster_id.write().expect("cluster id lock") = cluster_id;
+    Ok(identity)
+}

@@ -1,0 +1,90 @@
+//! What the node-to-node server reaches on this node: the controller's Raft group (set as soon
+//! as it exists, before it has a leader, so that votes can be answered), the partitions'
+//! groups through the registry, and the controller actor for forwarded proposals.
+
+use super::controller::ControllerMsg;
+use super::registry::Registry;
+use crate::cluster::server::LocalGroups;
+use crate::cluster::wire::GroupId;
+use crate::cluster::Raft;
+use crate::handlers::context::TopicPartition;
+use crate::storage::meta_sm::MetaCommand;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+use ractor::ActorRef;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// This node's Raft groups and controller, for peers.
+pub struct ClusterRoutes {
+    controller_raft: OnceLock<Raft>,
+    controller: OnceLock<ActorRef<ControllerMsg>>,
+    registry: Arc<Registry>,
+    /// This node's cluster id (empty until adopted from the controller).
+    pub cluster_id: Arc<RwLock<String>>,
+}
+
+impl ClusterRoutes {
+    /// Routes to partitions in `registry`; the controller is set when it starts.
+    pub fn new(registry: Arc<Registry>, cluster_id: Arc<RwLock<String>>) -> Arc<ClusterRoutes> {
+        Arc::new(ClusterRoutes {
+            controller_raft: OnceLock::new(),
+            controller: OnceLock::new(),
+            registry,
+            cluster_id,
+        })
+    }
+
+    /// The controller group exists.
+    pub fn set_controller_raft(&self, raft: Raft) {
+        let _ = self.controller_raft.set(raft);
+    }
+
+    /// The controller actor runs.
+    pub fn set_controller(&self, actor: ActorRef<ControllerMsg>) {
+        let _ = self.controller.set(actor);
+    }
+}
+
+impl LocalGroups for ClusterRoutes {
+    fn raft(&self, group: &GroupId) -> Option<Raft> {
+        match group {
+            GroupId::Controller => self.controller_raft.get().cloned(),
+            GroupId::Partition { topic, partition } => self
+                .registry
+                .get(&TopicPartition {
+                    topic: topic.clone(),
+                    partition: *partition,
+                })
+                .map(|h| h.raft.clone()),
+        }
+    }
+
+    fn propose(&self, cmd: Bytes) -> BoxFuture<'static, Result<i64, (i16, String)>> {
+        let actor = self.controller.get().cloned();
+        async move {
+            let not_controller = ResponseError::NotController.code();
+            let actor = actor.ok_or((not_controller, "controller not running".to_string()))?;
+            let cmd: MetaCommand =
+                serde_json::from_slice(&cmd).map_err(|e| (ResponseError::InvalidRequest.code(), e.to_string()))?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            actor
+                .send_message(ControllerMsg::Propose {
+                    cmd,
+                    reply: tx,
+                    forwarded: true,
+                })
+                .map_err(|_| (not_controller, "controller stopped".to_string()))?;
+            match rx.await {
+                Ok(r) => r.map_err(|(code, why)| (code.code(), why)),
+                Err(_) => Err((not_controller, "controller stopped".to_string())),
+            }
+        }
+        .boxed()
+    }
+
+    fn cluster_id(&self) -> String {
+        self.cluster_id.read().expect("cluster id lock").clone()
+    }
+}

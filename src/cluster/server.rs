@@ -1,0 +1,132 @@
+//! Node-to-node transport, server side: accepts peers' connections and hands each request to
+//! the Raft group it names (or to the controller, for proposals). Requests of one connection
+//! are served concurrently, at most `max_inflight` at a time, so one slow group does not hold
+//! up the others.
+
+use super::wire::{self, GroupId, Request, Response};
+use super::{NodeId, Raft};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+
+/// What the server reaches on this node.
+pub trait LocalGroups: Send + Sync + 'static {
+    /// The running Raft group `group`, if this node has it.
+    fn raft(&self, group: &GroupId) -> Option<Raft>;
+    /// Proposes a metadata change (JSON `MetaCommand`) through this node's controller.
+    fn propose(&self, cmd: Bytes) -> BoxFuture<'static, Result<i64, (i16, String)>>;
+    /// This node's cluster id (empty until known).
+    fn cluster_id(&self) -> String;
+}
+
+/// Serves peers on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, groups: Arc<dyn LocalGroups>, max_frame_bytes: usize, max_inflight: usize) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let groups = groups.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve_connection(stream, groups, max_frame_bytes, max_inflight).await {
+                        tracing::debug!(%peer, error = %e, "cluster connection closed");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    groups: Arc<dyn LocalGroups>,
+    max_frame_bytes: usize,
+    max_inflight: usize,
+) -> anyhow::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (mut read, write) = stream.into_split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(max_inflight.max(1));
+    let writer = tokio::spawn(async move {
+        let mut write = BufWriter::new(write);
+        while let Some(frame) = out_rx.recv().await {
+            if write.write_all(&frame).await.is_err() {
+                return;
+            }
+            // Write out whatever is ready in one go.
+            while let Ok(more) = out_rx.try_recv() {
+                if write.write_all(&more).await.is_err() {
+                    return;
+                }
+            }
+            if write.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let permits = Arc::new(Semaphore::new(max_inflight.max(1)));
+    let mut greeted: Option<NodeId> = None;
+    let result = loop {
+        let (id, req) = match wire::read_frame::<_, Request>(&mut read, max_frame_bytes).await {
+            Ok(Some(f)) => f,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        if let Request::Hello { node_id, cluster_id } = &req {
+            let ours = groups.cluster_id();
+            let resp = if !ours.is_empty() && !cluster_id.is_empty() && ours != *cluster_id {
+                tracing::error!(node_id, theirs = %cluster_id, %ours, "refusing a node of another cluster");
+                Response::Unavailable(format!("this node belongs to cluster {ours}, not {cluster_id}"))
+            } else {
+                greeted = Some(*node_id);
+                Response::Hello
+            };
+            let refused = matches!(resp, Response::Unavailable(_));
+            out_tx.send(wire::encode(id, &resp)?).await?;
+            if refused {
+                break Ok(());
+            }
+            continue;
+        }
+        if greeted.is_none() {
+            break Err(anyhow::anyhow!("request before hello"));
+        }
+        let permit = permits.clone().acquire_owned().await?;
+        let groups = groups.clone();
+        let out = out_tx.clone();
+        tokio::spawn(async move {
+            let resp = handle(groups.as_ref(), req).await;
+            if let Ok(frame) = wire::encode(id, &resp) {
+                let _ = out.send(frame).await;
+            }
+            drop(permit);
+        });
+    };
+    drop(out_tx);
+    let _ = writer.await;
+    result
+}
+
+async fn handle(groups: &dyn LocalGroups, req: Request) -> Response {
+    let missing = |g: &GroupId| Response::Unavailable(format!("group {g:?} is not running here"));
+    match req {
+        Request::Hello { .. } => Response::Hello,
+        Request::AppendEntries(g, rpc) => match groups.raft(&g) {
+            Some(raft) => Response::AppendEntries(raft.append_entries(rpc).await),
+            None => missing(&g),
+        },
+        Request::Vote(g, rpc) => match groups.raft(&g) {
+            Some(raft) => Response::Vote(raft.vote(rpc).await),
+            None => missing(&g),
+        },
+        Request::InstallSnapshot(g, rpc) => match groups.raft(&g) {
+            Some(raft) => Response::InstallSnapshot(raft.install_snapshot(rpc).await),
+            None => missing(&g),
+        },
+        Request::Propose(cmd) => Response::Proposed(groups.propose(cmd).await),
+    }
+}

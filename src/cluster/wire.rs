@@ -1,0 +1,137 @@
+//! The node-to-node wire format: frames of `[u32 length][u64 request id][MessagePack body]`.
+//! One connection per node pair carries the Raft RPCs of every group, each request naming its
+//! group; responses carry the id of their request and may arrive in any order.
+
+use super::{NodeId, TypeConfig};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Which Raft group a request is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GroupId {
+    /// The cluster-metadata group.
+    Controller,
+    /// A partition's group.
+    Partition { topic: String, partition: i32 },
+}
+
+/// What one node asks another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// First frame on a connection: who is calling, and from which cluster (empty: not known
+    /// yet).
+    Hello {
+        node_id: NodeId,
+        cluster_id: String,
+    },
+    AppendEntries(GroupId, AppendEntriesRequest<TypeConfig>),
+    Vote(GroupId, VoteRequest<NodeId>),
+    InstallSnapshot(GroupId, InstallSnapshotRequest<TypeConfig>),
+    /// A cluster-metadata change (JSON `MetaCommand`) for the controller leader.
+    Propose(Bytes),
+}
+
+/// The answer to a `Request`.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    /// The caller is welcome.
+    Hello,
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// Outcome of a proposal: the applied value, or (Kafka error code, message).
+    Proposed(Result<i64, (i16, String)>),
+    /// The request cannot be served here (group not running, wrong cluster, ...).
+    Unavailable(String),
+}
+
+/// Bytes of a frame header: length (u32) and request id (u64).
+const HEADER_BYTES: usize = 12;
+
+/// Encodes one frame.
+pub fn encode<T: Serialize>(id: u64, body: &T) -> anyhow::Result<Bytes> {
+    let payload = rmp_serde::to_vec_named(body)?;
+    let mut buf = BytesMut::with_capacity(HEADER_BYTES + payload.len());
+    buf.put_u32((payload.len() + 8) as u32);
+    buf.put_u64(id);
+    buf.put_slice(&payload);
+    Ok(buf.freeze())
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream. A frame longer than
+/// `max_frame_bytes` is an error (the connection is then closed).
+pub async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+    max_frame_bytes: usize,
+) -> anyhow::Result<Option<(u64, T)>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    anyhow::ensure!(
+        (8..=max_frame_bytes).contains(&len),
+        "frame of {len} bytes (limit {max_frame_bytes})"
+    );
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    let mut body = &buf[..];
+    let id = body.get_u64();
+    Ok(Some((id, rmp_serde::from_slice(body)?)))
+}
+
+/// Writes one encoded frame.
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> std::io::Result<()> {
+    w.write_all(frame).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Command;
+    use openraft::{Entry, EntryPayload, LogId, Vote};
+
+    #[tokio::test]
+    async fn frames_round_trip_and_are_bounded() {
+        let entry = Entry::<TypeConfig> {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(3, 1), 7),
+            payload: EntryPayload::Normal(Command::Batch(Bytes::from_static(b"\x00\x01batch"))),
+        };
+        let req = Request::AppendEntries(
+            GroupId::Partition {
+                topic: "t".into(),
+                partition: 2,
+            },
+            AppendEntriesRequest {
+                vote: Vote::new_committed(3, 1),
+                prev_log_id: None,
+                entries: vec![entry.clone()],
+                leader_commit: None,
+            },
+        );
+        let frame = encode(42, &req).unwrap();
+        let (id, back): (u64, Request) = read_frame(&mut &frame[..], 1 << 20).await.unwrap().unwrap();
+        assert_eq!(id, 42);
+        match back {
+            Request::AppendEntries(GroupId::Partition { topic, partition }, r) => {
+                assert_eq!((topic.as_str(), partition), ("t", 2));
+                assert_eq!(r.entries, vec![entry]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            read_frame::<_, Request>(&mut &frame[..], 16).await.is_err(),
+            "over the limit"
+        );
+        let empty: &[u8] = &[];
+        assert!(read_frame::<_, Request>(&mut &empty[..], 16).await.unwrap().is_none());
+    }
+}

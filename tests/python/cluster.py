@@ -1,0 +1,78 @@
+"""Several raftstream processes on loopback forming one cluster: cluster ports allocated by the
+test, Kafka ports 0; each node's identity checked as for a single broker."""
+
+import socket
+
+from confluent_kafka.admin import AdminClient
+
+from broker import Broker
+from clients import wait_for
+
+
+def free_ports(n):
+    """`n` distinct free TCP ports on 127.0.0.1 (held open together while choosing)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Cluster:
+    def __init__(self, tmp_path, n=3, env=None):
+        ports = free_ports(n)
+        peers = ",".join(f"{i + 1}@127.0.0.1:{ports[i]}" for i in range(n))
+        self.nodes = [Broker(tmp_path / f"node{i + 1}", node_id=i + 1, env=env,
+                             extra_args=["--cluster-listen", f"127.0.0.1:{ports[i]}", "--peers", peers])
+                      for i in range(n)]
+
+    def start(self, timeout=60):
+        for b in self.nodes:
+            b.launch()
+        for b in self.nodes:
+            b.await_started(timeout)
+        assert len({b.cluster_id for b in self.nodes}) == 1, [b.cluster_id for b in self.nodes]
+        return self
+
+    def node(self, node_id):
+        return self.nodes[node_id - 1]
+
+    def alive(self):
+        return [b for b in self.nodes if b.proc and b.proc.poll() is None]
+
+    @property
+    def bootstrap(self):
+        return ",".join(b.bootstrap for b in self.nodes)
+
+    def partitions(self, topic, via):
+        """{partition: (leader, replicas, isr)} as node `via` reports them."""
+        md = AdminClient({"bootstrap.servers": via.bootstrap}).list_topics(topic, timeout=10)
+        t = md.topics[topic]
+        if t.error is not None:
+            return {}
+        return {p.id: (p.leader, list(p.replicas), sorted(p.isrs)) for p in t.partitions.values()}
+
+    def leader_of(self, topic, partition, via=None):
+        via = via or self.alive()[0]
+        return self.partitions(topic, via).get(partition, (-1,))[0]
+
+    def wait_leader(self, topic, partition, not_in=(), timeout=30):
+        """Waits until a live node reports a leader for the partition (not in `not_in`)."""
+        found = {}
+
+        def known():
+            leader = self.leader_of(topic, partition)
+            found["leader"] = leader
+            return leader > 0 and leader not in not_in
+        wait_for(known, f"a leader of {topic}/{partition}", timeout)
+        return found["leader"]
+
+    def kill(self):
+        for b in self.nodes:
+            b.kill()
+        for b in self.nodes:
+            assert "panicked" not in b.log_text(), b.log_text()[-3000:]

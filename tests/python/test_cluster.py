@@ -1,0 +1,110 @@
+"""Three raftstream processes form a cluster: every partition is replicated by its own Raft
+group across them, every node answers every API, and losing the leader of a partition loses no
+acknowledged write."""
+
+import signal
+import threading
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from clients import wait_for
+from cluster import Cluster
+
+
+def test_three_nodes_form_a_cluster_and_agree_on_metadata(tmp_path):
+    c = Cluster(tmp_path).start()
+    admin = AdminClient({"bootstrap.servers": c.node(2).bootstrap})
+    admin.create_topics([NewTopic("agreed", num_partitions=6, replication_factor=3)])["agreed"].result(30)
+    views = {}
+
+    def agree():
+        for b in c.nodes:
+            views[b.node_id] = c.partitions("agreed", b)
+        first = views[1]
+        return (len(first) == 6 and all(leader > 0 for leader, _, _ in first.values())
+                and all(v == first for v in views.values()))
+    wait_for(agree, "every node reporting the same leaders and replicas")
+    md = AdminClient({"bootstrap.servers": c.node(3).bootstrap}).list_topics(timeout=10)
+    assert sorted(md.brokers) == [1, 2, 3]
+    assert {md.brokers[i].port for i in (1, 2, 3)} == {b.port for b in c.nodes}
+    for leader, replicas, isr in views[1].values():
+        assert sorted(replicas) == [1, 2, 3] and leader in replicas
+    # Replica order (the preferred leader first) spreads over the nodes.
+    assert {replicas[0] for _, replicas, _ in views[1].values()} == {1, 2, 3}
+    with __import__("pytest").raises(Exception) as too_many:
+        admin.create_topics([NewTopic("too-many", num_partitions=1, replication_factor=4)])["too-many"].result(30)
+    assert "INVALID_REPLICATION_FACTOR" in str(too_many.value)
+    c.kill()
+
+
+class Stream:
+    """An idempotent acks=all producer writing 0, 1, 2, ... on its own thread; remembers what
+    was acknowledged and what failed."""
+
+    def __init__(self, bootstrap, topic):
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                           "linger.ms": 5, "message.timeout.ms": 60000})
+        self.topic = topic
+        self.acked = []
+        self.failed = []
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _cb(self, err, msg):
+        (self.failed if err else self.acked).append(int(msg.value()))
+
+    def _run(self):
+        i = 0
+        while not self.stop.is_set():
+            try:
+                self.p.produce(self.topic, value=str(i).encode(), partition=0, on_delivery=self._cb)
+                i += 1
+            except BufferError:
+                pass
+            self.p.poll(0.001)
+
+    def close(self):
+        self.stop.set()
+        self.t.join(10)
+        assert self.p.flush(60) == 0
+
+
+def read_all(bootstrap, topic, until):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    values = []
+    deadline = time.monotonic() + 60
+    while len(values) < until and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            values.append(int(m.value()))
+    c.close()
+    return values
+
+
+def test_leader_killed_mid_stream_loses_no_acknowledged_write(tmp_path):
+    c = Cluster(tmp_path).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("stream", num_partitions=1, replication_factor=3)])["stream"].result(30)
+    leader = c.wait_leader("stream", 0)
+    s = Stream(c.bootstrap, "stream")
+    wait_for(lambda: len(s.acked) >= 2000, "2000 acknowledged records")
+    c.node(leader).kill(signal.SIGKILL)
+    killed_at = time.monotonic()
+    new_leader = c.wait_leader("stream", 0, not_in=(leader,))
+    failover_s = time.monotonic() - killed_at
+    before = len(s.acked)
+    wait_for(lambda: len(s.acked) >= before + 2000, "the producer continuing with the new leader")
+    s.close()
+    print(f"leader {leader} killed; node {new_leader} leads after {failover_s:.2f} s")
+    assert failover_s < 2.0, f"failover took {failover_s:.2f} s"
+    c.node(leader).start()
+    # Everything acknowledged is there exactly once and in order; nothing failed.
+    assert s.failed == []
+    values = read_all(c.bootstrap, "stream", len(s.acked))
+    assert values == sorted(set(values)), "no duplicates, in order"
+    assert set(s.acked) <= set(values), f"{len(set(s.acked) - set(values))} acknowledged records missing"
+    c.kill()
