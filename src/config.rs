@@ -43,6 +43,9 @@ pub struct Config {
     /// Every node of the cluster as `id@host:port` (cluster addresses), comma-separated, this
     /// node included; empty for a single node. All of them are controller voters.
     pub peers: String,
+    /// A follower not caught up with its leader (or not heard from) for this long leaves the
+    /// in-sync replicas.
+    pub replica_lag_time_max_ms: u64,
     /// Largest node-to-node frame.
     pub cluster_max_frame_bytes: usize,
     /// Requests of one peer connection served at once.
@@ -123,6 +126,7 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3000,
             cluster_listen: String::new(),
             peers: String::new(),
+            replica_lag_time_max_ms: 30_000,
             cluster_max_frame_bytes: 256 << 20,
             cluster_max_inflight_requests: 1024,
             offsets_retention_minutes: 7 * 24 * 60,

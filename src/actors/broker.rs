@@ -225,6 +225,7 @@ impl Actor for Broker {
             controller: controller.clone(),
             producer_ids: Default::default(),
             coordinator: coordinator.clone(),
+            peers: transport.as_ref().map(|t| t.peers.clone()),
         });
         let http = if cfg.http_listen.is_empty() {
             None

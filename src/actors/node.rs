@@ -46,6 +46,8 @@ pub struct Node {
     pub controller: ActorRef<ControllerMsg>,
     pub producer_ids: Arc<std::sync::Mutex<IdBlock>>,
     pub coordinator: ActorRef<CoordinatorMsg>,
+    /// The other nodes (none for a single node).
+    pub peers: Option<Arc<crate::cluster::network::Peers>>,
 }
 
 impl Broker for Node {
@@ -66,11 +68,17 @@ impl Broker for Node {
         let (leader, term, in_sync) = {
             let m = h.raft.metrics();
             let m = m.borrow();
+            // In sync: followers heard from within replica.lag.time.max.ms that hold every
+            // entry the leader holds, or did within that time.
+            let lag = Duration::from_millis(self.config.replica_lag_time_max_ms);
             let in_sync = (m.current_leader == Some(h.node_id)).then(|| {
-                let committed = m.last_applied.map(|l| l.index);
+                let caught_up = h.shared.caught_up.lock().expect("caught-up lock");
                 let mut ids = vec![h.node_id as i32];
                 for (id, matched) in m.replication.iter().flatten() {
-                    if *id != h.node_id && matched.map(|l| l.index) >= committed {
+                    let alive = self.peers.as_ref().is_none_or(|p| p.heard_within(*id, lag));
+                    let current = matched.map(|l| l.index) >= m.last_log_index;
+                    let recent = caught_up.get(id).is_some_and(|at| at.elapsed() <= lag);
+                    if *id != h.node_id && alive && (current || recent) {
                         ids.push(*id as i32);
                     }
                 }

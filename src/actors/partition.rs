@@ -143,6 +143,7 @@ impl Actor for PartitionActor {
         let log = Arc::new(log);
         let shared = Arc::new(PartitionShared {
             high_watermark: watch::channel(0).0,
+            caught_up: Default::default(),
         });
         let sm = PartitionSm::open(
             &args.dir,
@@ -193,7 +194,7 @@ impl Actor for PartitionActor {
             node_id: args.node_id,
         });
         args.registry.insert(args.tp.clone(), handle);
-        spawn_leadership_watch(raft.clone(), args.registry.clone());
+        spawn_leadership_watch(raft.clone(), args.registry.clone(), handle_shared.clone());
         myself.send_interval(Duration::from_millis(args.retention_check_interval_ms.max(10)), || {
             PartitionMsg::RetentionTick
         });
@@ -371,7 +372,7 @@ impl PartitionState {
 
 /// Bumps the registry whenever this group's leader or term changes (Metadata, readiness
 /// waits); ends when the group shuts down.
-fn spawn_leadership_watch(raft: Raft, registry: Arc<Registry>) {
+fn spawn_leadership_watch(raft: Raft, registry: Arc<Registry>, shared: Arc<PartitionShared>) {
     let mut metrics = raft.metrics();
     drop(raft);
     tokio::spawn(async move {
@@ -379,6 +380,17 @@ fn spawn_leadership_watch(raft: Raft, registry: Arc<Registry>) {
         loop {
             let now = {
                 let m = metrics.borrow_and_update();
+                // Followers holding everything the leader holds are caught up now (the
+                // in-sync set counts those caught up within replica.lag.time.max.ms).
+                if let Some(replication) = &m.replication {
+                    let at = std::time::Instant::now();
+                    let mut caught_up = shared.caught_up.lock().expect("caught-up lock");
+                    for (id, matched) in replication {
+                        if matched.map(|l| l.index) >= m.last_log_index {
+                            caught_up.insert(*id, at);
+                        }
+                    }
+                }
                 (m.current_leader, m.current_term)
             };
             if now != last {

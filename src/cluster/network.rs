@@ -34,6 +34,8 @@ pub struct Peers {
     pub cluster_id: Arc<RwLock<String>>,
     max_frame_bytes: usize,
     conns: Mutex<HashMap<NodeId, mpsc::Sender<(Request, Reply)>>>,
+    /// When each peer last answered anything (Raft heartbeats answer every ~50 ms).
+    heard: Arc<Mutex<HashMap<NodeId, std::time::Instant>>>,
 }
 
 impl Peers {
@@ -45,7 +47,17 @@ impl Peers {
             cluster_id: Arc::new(RwLock::new(String::new())),
             max_frame_bytes,
             conns: Mutex::new(HashMap::new()),
+            heard: Arc::default(),
         })
+    }
+
+    /// Whether `node` answered within `within`.
+    pub fn heard_within(&self, node: NodeId, within: Duration) -> bool {
+        self.heard
+            .lock()
+            .expect("heard lock")
+            .get(&node)
+            .is_some_and(|at| at.elapsed() <= within)
     }
 
     /// Every node of the cluster, this one included, with its cluster address.
@@ -78,7 +90,8 @@ impl Peers {
             .clone();
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let hello = (self.node_id, self.cluster_id.clone());
-        tokio::spawn(run_peer(target, addr, rx, hello, self.max_frame_bytes));
+        let heard = self.heard.clone();
+        tokio::spawn(run_peer(target, addr, rx, hello, self.max_frame_bytes, heard));
         conns.insert(target, tx.clone());
         Ok(tx)
     }
@@ -93,6 +106,7 @@ async fn run_peer(
     mut rx: mpsc::Receiver<(Request, Reply)>,
     hello: (NodeId, Arc<RwLock<String>>),
     max_frame_bytes: usize,
+    heard: Arc<Mutex<HashMap<NodeId, std::time::Instant>>>,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -123,8 +137,13 @@ async fn run_peer(
         let (hello_tx, hello_rx) = oneshot::channel();
         pending.lock().expect("pending lock").insert(0, hello_tx);
         let reader_pending = pending.clone();
+        let heard = heard.clone();
         let mut reader = tokio::spawn(async move {
             while let Ok(Some((id, resp))) = wire::read_frame::<_, Response>(&mut read, max_frame_bytes).await {
+                heard
+                    .lock()
+                    .expect("heard lock")
+                    .insert(target, std::time::Instant::now());
                 if let Some(reply) = reader_pending.lock().expect("pending lock").remove(&id) {
                     let _ = reply.send(Ok(resp));
                 }

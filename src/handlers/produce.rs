@@ -12,9 +12,6 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::collections::BTreeMap;
 
-/// In-sync replicas of every partition while raftstream runs as one node.
-const IN_SYNC_REPLICAS_ON_ONE_NODE: i64 = 1;
-
 /// How long a produce to an unknown topic waits for auto-creation.
 const AUTO_CREATE_WAIT_MS: u64 = 2_000;
 
@@ -55,16 +52,22 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
                 }
                 let records = p.records.ok_or(ResponseError::CorruptMessage)?;
                 let batch = validate_produced(&records, max_bytes)?;
-                // A single node's in-sync set is itself: acks=all cannot be satisfied when more
-                // in-sync replicas are required.
-                if acks == -1 && min_insync > IN_SYNC_REPLICAS_ON_ONE_NODE {
-                    return Err(ResponseError::NotEnoughReplicas);
-                }
                 let bytes = batch.bytes.len() as u64;
                 let tp = TopicPartition {
                     topic: name.clone(),
                     partition: index,
                 };
+                // acks=all fails fast, before anything is written, when fewer replicas than
+                // min.insync.replicas are in sync (a follower cannot tell: the leader refuses).
+                if acks == -1 {
+                    let in_sync = broker
+                        .partition(&tp)
+                        .and_then(|v| v.in_sync)
+                        .map(|ids| ids.len() as i64);
+                    if in_sync.is_some_and(|n| n < min_insync) {
+                        return Err(ResponseError::NotEnoughReplicas);
+                    }
+                }
                 let base = broker.produce(tp, batch, acks, timeout_ms).await?;
                 metrics::counter!(crate::observability::BYTES_IN, "topic" => name).increment(bytes);
                 Ok(base)

@@ -20,6 +20,8 @@ use tokio::sync::watch;
 pub struct PartitionShared {
     /// Offset after the last committed record.
     pub high_watermark: watch::Sender<i64>,
+    /// While this node leads: when each follower last had every entry the leader had.
+    pub caught_up: std::sync::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -108,3 +108,82 @@ def test_leader_killed_mid_stream_loses_no_acknowledged_write(tmp_path):
     assert values == sorted(set(values)), "no duplicates, in order"
     assert set(s.acked) <= set(values), f"{len(set(s.acked) - set(values))} acknowledged records missing"
     c.kill()
+
+
+FAST_ISR = {"RAFTSTREAM_REPLICA_LAG_TIME_MAX_MS": "1000"}
+
+
+def create_rf3(c, topic):
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3,
+                                  config={"min.insync.replicas": "2"})])[topic].result(30)
+    return c.wait_leader(topic, 0)
+
+
+def isr(c, topic, leader):
+    return c.partitions(topic, c.node(leader))[0][2]
+
+
+def test_killed_follower_does_not_stop_acks_all_and_rejoins_the_isr(tmp_path):
+    c = Cluster(tmp_path, env=FAST_ISR).start()
+    leader = create_rf3(c, "follow")
+    follower = next(b.node_id for b in c.nodes if b.node_id != leader)
+    s = Stream(c.bootstrap, "follow")
+    wait_for(lambda: len(s.acked) >= 1000, "1000 acknowledged records")
+    c.node(follower).kill(signal.SIGKILL)
+    wait_for(lambda: follower not in isr(c, "follow", leader), "the dead follower leaving the ISR")
+    before = len(s.acked)
+    wait_for(lambda: len(s.acked) >= before + 1000, "acks=all continuing with a majority")
+    c.node(follower).start()
+    wait_for(lambda: isr(c, "follow", leader) == [1, 2, 3], "the restarted follower back in the ISR")
+    s.close()
+    assert s.failed == []
+    values = read_all(c.node(follower).bootstrap if leader == follower else c.bootstrap, "follow", len(s.acked))
+    assert set(s.acked) <= set(values) and values == sorted(set(values))
+    c.kill()
+
+
+def test_without_a_majority_nothing_is_acknowledged_and_nothing_acknowledged_is_lost(tmp_path):
+    c = Cluster(tmp_path, env=FAST_ISR).start()
+    leader = create_rf3(c, "quorum")
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+    acked, refused = [], []
+    cb = lambda err, msg: (refused if err else acked).append((msg.value().decode(), err))
+    for i in range(100):
+        p.produce("quorum", value=f"before-{i}".encode(), partition=0, on_delivery=cb)
+    assert p.flush(30) == 0 and len(acked) == 100
+    followers = [b for b in c.nodes if b.node_id != leader]
+    for b in followers:
+        b.kill(signal.SIGKILL)
+    wait_for(lambda: isr(c, "quorum", leader) == [leader], "the ISR shrinking to the leader")
+    # No retries: the broker's own answer reaches the callback (it is retriable; with retries
+    # the client would keep trying until its message timeout).
+    p = Producer({"bootstrap.servers": c.node(leader).bootstrap, "acks": "all", "retries": 0,
+                  "message.timeout.ms": 10000})
+    for i in range(20):
+        p.produce("quorum", value=f"during-{i}".encode(), partition=0, on_delivery=cb)
+    p.flush(30)
+    during_acked = [v for v, _ in acked if v.startswith("during")]
+    assert during_acked == [] and len(refused) == 20, (during_acked, refused[:3])
+    assert "NOT_ENOUGH_REPLICAS" in str(refused[0][1]), refused[0][1]
+    for b in followers:
+        b.start()
+    wait_for(lambda: isr(c, "quorum", leader) == [1, 2, 3], "the ISR whole again")
+    values = [v.decode() for v in read_values(c.bootstrap, "quorum")]
+    assert values == [f"before-{i}" for i in range(100)], "acknowledged kept, refused absent"
+    c.kill()
+
+
+def read_values(bootstrap, topic):
+    """Every record of partition 0 up to its high watermark."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False})
+    _, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    c.assign([TopicPartition(topic, 0, 0)])
+    out = []
+    deadline = time.monotonic() + 30
+    while len(out) < high and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(m.value())
+    c.close()
+    return out
