@@ -141,6 +141,46 @@ fn every_served_version_answers() {
         assert_eq!((p.error_code, p.offset), (0, produced), "ListOffsets v{v}");
     }
 
+    let epoch = {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name("ct2"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1)])]);
+        let resp: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 4, &req);
+        resp.topics[0].partitions[0].leader_epoch
+    };
+    for v in range(ApiKey::OffsetForLeaderEpoch) {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::{
+            OffsetForLeaderPartition, OffsetForLeaderTopic,
+        };
+        let ask = |current: i32, wanted: i32| {
+            OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![OffsetForLeaderTopic::default()
+                    .with_topic(name("ct2"))
+                    .with_partitions(vec![OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(current)
+                        .with_leader_epoch(wanted)])])
+        };
+        let resp: OffsetForLeaderEpochResponse = call(&mut s, ApiKey::OffsetForLeaderEpoch, v, &ask(epoch, epoch));
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.leader_epoch, p.end_offset),
+            (0, epoch, produced),
+            "OffsetForLeaderEpoch v{v}: the current epoch ends at the log end"
+        );
+        let resp: OffsetForLeaderEpochResponse = call(&mut s, ApiKey::OffsetForLeaderEpoch, v, &ask(epoch + 1, epoch));
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code,
+            kafka_protocol::error::ResponseError::UnknownLeaderEpoch.code(),
+            "OffsetForLeaderEpoch v{v}: a newer current epoch is unknown here"
+        );
+    }
+
     for v in range(ApiKey::DescribeConfigs) {
         use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
         let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()

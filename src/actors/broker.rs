@@ -117,6 +117,7 @@ impl Actor for Broker {
         let registry = Arc::new(Registry::default());
         let transport = start_transport(&cfg, registry.clone(), &args.identity).await?;
         let peers = transport.as_ref().map(|t| t.peers.clone());
+        let controller_leader = Arc::new(std::sync::atomic::AtomicI32::new(-1));
         let (controller, _) = Actor::spawn_linked(
             Some("controller".into()),
             Controller,
@@ -131,6 +132,7 @@ impl Actor for Broker {
                 peers: peers.clone(),
                 routes: transport.as_ref().map(|t| t.routes.clone()),
                 forward_timeout: Duration::from_millis(cfg.request_timeout_max_ms),
+                leader: controller_leader.clone(),
             },
             myself.get_cell(),
         )
@@ -226,6 +228,7 @@ impl Actor for Broker {
             producer_ids: Default::default(),
             coordinator: coordinator.clone(),
             peers: transport.as_ref().map(|t| t.peers.clone()),
+            controller_leader,
         });
         let http = if cfg.http_listen.is_empty() {
             None

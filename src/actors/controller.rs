@@ -50,6 +50,8 @@ pub struct ControllerArgs {
     pub routes: Option<Arc<ClusterRoutes>>,
     /// How long a forwarded proposal may take.
     pub forward_timeout: Duration,
+    /// Kept equal to the group's leader (-1 while unknown).
+    pub leader: Arc<std::sync::atomic::AtomicI32>,
 }
 
 /// Controller state.
@@ -106,6 +108,21 @@ impl Actor for Controller {
                 tracing::debug!(error = %e, "controller group already initialized");
             }
         }
+        let mut metrics = raft.metrics();
+        let leader_out = args.leader.clone();
+        tokio::spawn(async move {
+            loop {
+                let leader = metrics
+                    .borrow_and_update()
+                    .current_leader
+                    .map(|l| l as i32)
+                    .unwrap_or(-1);
+                leader_out.store(leader, std::sync::atomic::Ordering::Relaxed);
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
         let node_id = args.node_id;
         let single = args.peers.is_none();
         raft.wait(Some(args.ready_timeout))

@@ -48,6 +48,8 @@ pub struct Node {
     pub coordinator: ActorRef<CoordinatorMsg>,
     /// The other nodes (none for a single node).
     pub peers: Option<Arc<crate::cluster::network::Peers>>,
+    /// The controller group's leader (-1 while unknown), kept by the controller.
+    pub controller_leader: Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Broker for Node {
@@ -329,6 +331,10 @@ impl Broker for Node {
             Ok(first)
         }
         .boxed()
+    }
+
+    fn controller_id(&self) -> i32 {
+        self.controller_leader.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()> {

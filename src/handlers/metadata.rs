@@ -157,7 +157,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
         .with_brokers(brokers(&meta, node))
         .with_topics(topics);
     if version >= 1 {
-        resp = resp.with_controller_id(BrokerId(node.node_id));
+        resp = resp.with_controller_id(BrokerId(broker.controller_id()));
     }
     if version >= 2 {
         resp = resp.with_cluster_id(Some(StrBytes::from_string(node.cluster_id.clone())));

@@ -25,6 +25,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod topic_config;
@@ -50,6 +51,7 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::Produce, min: 3, max: 12 },
     ApiSpec { key: ApiKey::Fetch, min: 4, max: 16 },
     ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 8 },
+    ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 2, max: 4 },
     ApiSpec { key: ApiKey::Metadata, min: 0, max: 12 },
     ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 },
     ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 },
@@ -92,6 +94,7 @@ pub enum Body {
     Produce(kafka_protocol::messages::ProduceRequest),
     Fetch(kafka_protocol::messages::FetchRequest),
     ListOffsets(kafka_protocol::messages::ListOffsetsRequest),
+    OffsetForLeaderEpoch(kafka_protocol::messages::OffsetForLeaderEpochRequest),
     Metadata(kafka_protocol::messages::MetadataRequest),
     ApiVersions(kafka_protocol::messages::ApiVersionsRequest),
     CreateTopics(kafka_protocol::messages::CreateTopicsRequest),
@@ -170,6 +173,7 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         ApiKey::Produce => Body::Produce(m::ProduceRequest::decode(buf, v)?),
         ApiKey::Fetch => Body::Fetch(m::FetchRequest::decode(buf, v)?),
         ApiKey::ListOffsets => Body::ListOffsets(m::ListOffsetsRequest::decode(buf, v)?),
+        ApiKey::OffsetForLeaderEpoch => Body::OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest::decode(buf, v)?),
         ApiKey::Metadata => Body::Metadata(m::MetadataRequest::decode(buf, v)?),
         ApiKey::ApiVersions => Body::ApiVersions(m::ApiVersionsRequest::decode(buf, v)?),
         ApiKey::CreateTopics => Body::CreateTopics(m::CreateTopicsRequest::decode(buf, v)?),
@@ -216,6 +220,7 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::Produce => "Produce",
         ApiKey::Fetch => "Fetch",
         ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::Metadata => "Metadata",
         ApiKey::ApiVersions => "ApiVersions",
         ApiKey::CreateTopics => "CreateTopics",
@@ -258,6 +263,9 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         }
         Body::Fetch(r) => encode_response(key, cid, v, &fetch::handle(broker.as_ref(), r, v).await),
         Body::ListOffsets(r) => encode_response(key, cid, v, &list_offsets::handle(broker.as_ref(), r, v).await),
+        Body::OffsetForLeaderEpoch(r) => {
+            encode_response(key, cid, v, &offset_for_leader_epoch::handle(broker.as_ref(), r).await)
+        }
         Body::Metadata(r) => encode_response(key, cid, v, &metadata::handle(broker.as_ref(), r, v).await),
         Body::ApiVersions(_) => encode_response(key, cid, v, &api_versions::response(0)),
         Body::CreateTopics(r) => encode_response(key, cid, v, &create_topics::handle(broker.as_ref(), r, v).await),

@@ -3,6 +3,7 @@
 //! Imports no actor: the committer is reached through the `FlushSink` trait.
 
 pub mod entry;
+pub mod epochs;
 pub mod log;
 pub mod meta_sm;
 pub mod node_meta;

@@ -28,6 +28,9 @@ def test_three_nodes_form_a_cluster_and_agree_on_metadata(tmp_path):
     wait_for(agree, "every node reporting the same leaders and replicas")
     md = AdminClient({"bootstrap.servers": c.node(3).bootstrap}).list_topics(timeout=10)
     assert sorted(md.brokers) == [1, 2, 3]
+    controllers = {AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).controller_id
+                   for b in c.nodes}
+    assert len(controllers) == 1 and controllers <= {1, 2, 3}, f"one controller leader: {controllers}"
     assert {md.brokers[i].port for i in (1, 2, 3)} == {b.port for b in c.nodes}
     for leader, replicas, isr in views[1].values():
         assert sorted(replicas) == [1, 2, 3] and leader in replicas
