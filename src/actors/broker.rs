@@ -2,7 +2,7 @@
 //! metadata), the partition supervisor and the listener, and runs the graceful shutdown:
 //! stop accepting, drain connections, stop partitions, final fsync.
 
-use super::cluster_boot::{join_cluster, propose_until_done, start_transport};
+use super::cluster_boot::{join_cluster, propose_until_done, spawn_leader_reporter, start_transport, LeaderReports};
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
 use super::coordinator_store::StoreConfig;
@@ -137,6 +137,11 @@ impl Actor for Broker {
             myself.get_cell(),
         )
         .await?;
+        let leader_reports = transport.as_ref().map(|_| {
+            let reports = Arc::new(LeaderReports::default());
+            spawn_leader_reporter(controller.clone(), reports.clone());
+            reports
+        });
         let identity = match &transport {
             Some(t) => {
                 t.routes.set_controller(controller.clone());
@@ -170,6 +175,7 @@ impl Actor for Broker {
                 max_restarts: cfg.supervisor_max_restarts,
                 restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
                 peers,
+                leader_reports: leader_reports.clone(),
             },
             myself.get_cell(),
         )

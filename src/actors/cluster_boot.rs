@@ -131,3 +131,53 @@ pub async fn join_cluster(
     *transport.routes.cluster_id.write().expect("cluster id lock") = cluster_id;
     Ok(identity)
 }
+
+/// Leaderships won on this node and not yet recorded in the controller: at most one entry per
+/// partition (the latest), so the set is bounded by the partitions this node holds.
+#[derive(Default)]
+pub struct LeaderReports {
+    pending: std::sync::Mutex<std::collections::HashMap<(String, i32), (i32, i32)>>,
+    notify: tokio::sync::Notify,
+}
+
+impl LeaderReports {
+    /// This node leads `topic`/`partition` in `epoch`.
+    pub fn report(&self, topic: &str, partition: i32, leader: i32, epoch: i32) {
+        self.pending
+            .lock()
+            .expect("reports lock")
+            .insert((topic.to_string(), partition), (leader, epoch));
+        self.notify.notify_one();
+    }
+}
+
+/// Records reported leaderships in the controller, many per proposal.
+pub fn spawn_leader_reporter(controller: ActorRef<ControllerMsg>, reports: Arc<LeaderReports>) {
+    tokio::spawn(async move {
+        loop {
+            reports.notify.notified().await;
+            let batch: Vec<(String, i32, i32, i32)> = reports
+                .pending
+                .lock()
+                .expect("reports lock")
+                .drain()
+                .map(|((t, p), (leader, epoch))| (t, p, leader, epoch))
+                .collect();
+            if batch.is_empty() {
+                continue;
+            }
+            let cmd = MetaCommand::PartitionLeaders { leaders: batch.clone() };
+            if let Err(e) = propose_until_done(&controller, cmd).await {
+                tracing::debug!(error = %e, "leaderships not recorded; retrying");
+                {
+                    let mut pending = reports.pending.lock().expect("reports lock");
+                    for (t, p, leader, epoch) in batch {
+                        pending.entry((t, p)).or_insert((leader, epoch));
+                    }
+                }
+                reports.notify.notify_one();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+}

@@ -3,6 +3,7 @@
 //! state machine moves the high watermark on commit. Fetches read the log directly through the
 //! registry (reads change no state).
 
+use super::cluster_boot::LeaderReports;
 use super::registry::{PartitionHandle, Registry};
 use crate::cluster::network::{Network, Peers};
 use crate::cluster::wire::GroupId;
@@ -77,6 +78,8 @@ pub struct PartitionArgs {
     pub peers: Option<Arc<Peers>>,
     /// Node ids of this partition's replicas: the members of its Raft group.
     pub replicas: Vec<i32>,
+    /// Where won leaderships are reported for the controller (multi-node clusters).
+    pub leader_reports: Option<Arc<LeaderReports>>,
 }
 
 /// A running partition's state.
@@ -194,7 +197,12 @@ impl Actor for PartitionActor {
             node_id: args.node_id,
         });
         args.registry.insert(args.tp.clone(), handle);
-        spawn_leadership_watch(raft.clone(), args.registry.clone(), handle_shared.clone());
+        spawn_leadership_watch(
+            raft.clone(),
+            args.registry.clone(),
+            handle_shared.clone(),
+            args.leader_reports.clone().map(|r| (r, args.tp.clone(), args.node_id)),
+        );
         myself.send_interval(Duration::from_millis(args.retention_check_interval_ms.max(10)), || {
             PartitionMsg::RetentionTick
         });
@@ -372,7 +380,12 @@ impl PartitionState {
 
 /// Bumps the registry whenever this group's leader or term changes (Metadata, readiness
 /// waits); ends when the group shuts down.
-fn spawn_leadership_watch(raft: Raft, registry: Arc<Registry>, shared: Arc<PartitionShared>) {
+fn spawn_leadership_watch(
+    raft: Raft,
+    registry: Arc<Registry>,
+    shared: Arc<PartitionShared>,
+    reports: Option<(Arc<LeaderReports>, TopicPartition, NodeId)>,
+) {
     let mut metrics = raft.metrics();
     drop(raft);
     tokio::spawn(async move {
@@ -396,6 +409,12 @@ fn spawn_leadership_watch(raft: Raft, registry: Arc<Registry>, shared: Arc<Parti
             if now != last {
                 last = now;
                 registry.bump();
+                if let Some((reports, tp, me)) = &reports {
+                    if now.0 == Some(*me) {
+                        let epoch = now.1.min(i32::MAX as u64) as i32;
+                        reports.report(&tp.topic, tp.partition, *me as i32, epoch);
+                    }
+                }
             }
             if metrics.changed().await.is_err() {
                 return;

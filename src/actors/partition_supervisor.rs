@@ -48,6 +48,8 @@ pub struct SupervisorArgs {
     pub restart_window: Duration,
     /// The other nodes (none for a single node).
     pub peers: Option<Arc<Peers>>,
+    /// Where partitions report won leaderships (multi-node clusters).
+    pub leader_reports: Option<Arc<super::cluster_boot::LeaderReports>>,
 }
 
 struct Child {
@@ -106,6 +108,7 @@ impl PartitionSupervisor {
             producer_expiration_ms: st.args.producer_expiration_ms,
             meta: st.args.meta.clone(),
             peers: st.args.peers.clone(),
+            leader_reports: st.args.leader_reports.clone(),
             replicas: st
                 .args
                 .meta

@@ -119,12 +119,14 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
                 topic: name.clone(),
                 partition: p,
             });
-            // A partition without a replica here: a single replica is its leader; otherwise
-            // the leader is not known on this node yet.
-            let (leader, epoch, in_sync) = match view {
-                Some(v) => (v.leader, v.leader_epoch, v.in_sync.unwrap_or_else(|| replicas.clone())),
-                None if replicas.len() == 1 => (Some(replicas[0]), 0, replicas.clone()),
-                None => (None, -1, Vec::new()),
+            // A partition without a replica here: the leader its group last recorded in the
+            // controller, or its only replica.
+            let recorded = meta.leaders.get(&name).and_then(|l| l.get(&p)).copied();
+            let (leader, epoch, in_sync) = match (view, recorded) {
+                (Some(v), _) => (v.leader, v.leader_epoch, v.in_sync.unwrap_or_else(|| replicas.clone())),
+                (None, Some((leader, epoch))) => (Some(leader), epoch, replicas.clone()),
+                (None, None) if replicas.len() == 1 => (Some(replicas[0]), 0, replicas.clone()),
+                (None, None) => (None, -1, Vec::new()),
             };
             match leader {
                 Some(leader) => {

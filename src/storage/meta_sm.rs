@@ -52,6 +52,11 @@ pub enum MetaCommand {
         host: String,
         port: i32,
     },
+    /// Partitions whose Raft leader changed: (topic, partition, leader, leader epoch). Kept for
+    /// nodes without a replica, which cannot ask the group; an older epoch never overwrites.
+    PartitionLeaders {
+        leaders: Vec<(String, i32, i32, i32)>,
+    },
 }
 
 /// What the cluster knows about one topic.
@@ -101,6 +106,9 @@ pub struct ClusterMeta {
     /// Topics placed so far: where the next topic's first leader goes.
     #[serde(default)]
     pub placements: u64,
+    /// Last reported (leader, leader epoch) of each partition, by topic.
+    #[serde(default)]
+    pub leaders: BTreeMap<String, BTreeMap<i32, (i32, i32)>>,
 }
 
 /// Replicas for partitions `from..to` of a topic: leaders and followers spread round-robin
@@ -176,6 +184,18 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
         MetaCommand::DeleteTopic { name } => {
             if meta.topics.remove(&name).is_none() {
                 return Err(format!("topic {name} does not exist"));
+            }
+            meta.leaders.remove(&name);
+        }
+        MetaCommand::PartitionLeaders { leaders } => {
+            for (topic, partition, leader, epoch) in leaders {
+                if !meta.topics.contains_key(&topic) {
+                    continue;
+                }
+                let known = meta.leaders.entry(topic).or_default();
+                if known.get(&partition).is_none_or(|(_, e)| *e <= epoch) {
+                    known.insert(partition, (leader, epoch));
+                }
             }
         }
         MetaCommand::AlterTopicConfigs {

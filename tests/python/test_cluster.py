@@ -272,3 +272,30 @@ def test_rolling_restart_under_produce_and_group_consume(tmp_path):
     probe.close()
     assert [tp.offset for tp in committed] == ends, (committed, ends)
     c.kill()
+
+
+def test_partitions_on_some_nodes_are_served_through_any_node(tmp_path):
+    c = Cluster(tmp_path).start()
+    admin = AdminClient({"bootstrap.servers": c.node(1).bootstrap})
+    admin.create_topics([NewTopic("few", num_partitions=6, replication_factor=2)])["few"].result(30)
+    views = {}
+
+    def agree():
+        for b in c.nodes:
+            views[b.node_id] = {p: (leader, replicas) for p, (leader, replicas, _) in c.partitions("few", b).items()}
+        first = views[1]
+        return (len(first) == 6 and all(leader in replicas for leader, replicas in first.values())
+                and all(v == first for v in views.values()))
+    wait_for(agree, "nodes without a replica reporting the recorded leaders too")
+    for p, (_, replicas) in views[1].items():
+        assert len(replicas) == 2
+        outsider = next(b for b in c.nodes if b.node_id not in replicas)
+        # The outsider answers with the real leader; a client following it can produce.
+        prod = Producer({"bootstrap.servers": outsider.bootstrap, "acks": "all"})
+        prod.produce("few", value=f"p{p}".encode(), partition=p)
+        assert prod.flush(30) == 0
+    reader = Consumer({"bootstrap.servers": c.node(2).bootstrap, "group.id": "few-reader"})
+    highs = [reader.get_watermark_offsets(TopicPartition("few", p), timeout=10)[1] for p in range(6)]
+    reader.close()
+    assert highs == [1] * 6
+    c.kill()
