@@ -112,6 +112,12 @@ pub struct Config {
     pub raft_heartbeat_interval_ms: u64,
     /// Raft election timeout lower bound (the upper bound is twice this).
     pub raft_election_timeout_ms: u64,
+    /// Heartbeat interval of partition groups (there may be thousands: each heartbeats on its
+    /// own, so this is their main idle cost).
+    pub raft_partition_heartbeat_interval_ms: u64,
+    /// Election timeout of partition groups (randomised up to twice this); with the heartbeat
+    /// interval it bounds failover.
+    pub raft_partition_election_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -158,6 +164,8 @@ impl Default for Config {
             supervisor_restart_window_ms: 60_000,
             raft_heartbeat_interval_ms: 50,
             raft_election_timeout_ms: 150,
+            raft_partition_heartbeat_interval_ms: 100,
+            raft_partition_election_timeout_ms: 400,
         }
     }
 }

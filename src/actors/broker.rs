@@ -156,7 +156,10 @@ impl Actor for Broker {
             SupervisorArgs {
                 data_dir: cfg.data_dir.clone(),
                 node_id,
-                raft_config: raft_cfg,
+                raft_config: raft_config(
+                    cfg.raft_partition_heartbeat_interval_ms,
+                    cfg.raft_partition_election_timeout_ms,
+                )?,
                 log_config: LogConfig {
                     segment_bytes: cfg.log_segment_bytes,
                     index_interval_bytes: cfg.log_index_interval_bytes,

@@ -15,12 +15,14 @@ use openraft::BasicNode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::io::BufWriter;
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests waiting for a connection to a peer, at most.
 const PEER_QUEUE: usize = 4096;
+/// Requests written before one flush, at most.
+const MAX_WRITE_BATCH: usize = 256;
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -150,16 +152,27 @@ async fn run_peer(
             }
         });
         let mut next_id = 1u64;
-        let mut ok = send(&mut write, 0, &greeting).await;
+        let mut ok = write_one(&mut write, 0, &greeting).await && write.flush().await.is_ok();
         let mut hello_rx = Some(hello_rx);
         while ok {
             tokio::select! {
                 msg = rx.recv() => {
-                    let Some((req, reply)) = msg else { break };
-                    let id = next_id;
-                    next_id += 1;
-                    pending.lock().expect("pending lock").insert(id, reply);
-                    ok = send(&mut write, id, &req).await;
+                    let Some(first) = msg else { break };
+                    // Everything already queued goes out with one flush (one syscall for many
+                    // groups' heartbeats).
+                    let mut next = Some(first);
+                    let mut batched = 0;
+                    while let Some((req, reply)) = next.take() {
+                        let id = next_id;
+                        next_id += 1;
+                        pending.lock().expect("pending lock").insert(id, reply);
+                        ok = write_one(&mut write, id, &req).await;
+                        batched += 1;
+                        if ok && batched < MAX_WRITE_BATCH {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    ok = ok && write.flush().await.is_ok();
                 }
                 answer = async { hello_rx.as_mut().expect("hello pending").await }, if hello_rx.is_some() => {
                     hello_rx = None;
@@ -182,12 +195,12 @@ async fn run_peer(
     }
 }
 
-async fn send(w: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>, id: u64, req: &Request) -> bool {
-    use tokio::io::AsyncWriteExt;
+/// Buffers one request (the caller flushes).
+async fn write_one(w: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>, id: u64, req: &Request) -> bool {
     let Ok(frame) = wire::encode(id, req) else {
         return false;
     };
-    wire::write_frame(w, &frame).await.is_ok() && w.flush().await.is_ok()
+    wire::write_frame(w, &frame).await.is_ok()
 }
 
 /// Creates clients for the peers of one group.
