@@ -299,3 +299,22 @@ def test_partitions_on_some_nodes_are_served_through_any_node(tmp_path):
     reader.close()
     assert highs == [1] * 6
     c.kill()
+
+
+def test_leaders_return_to_their_preferred_replicas(tmp_path):
+    c = Cluster(tmp_path, env={"RAFTSTREAM_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS": "1"}).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("balanced", num_partitions=6, replication_factor=3)])["balanced"].result(30)
+
+    def preferred_everywhere():
+        view = c.partitions("balanced", c.alive()[0])
+        return len(view) == 6 and all(leader == replicas[0] for leader, replicas, _ in view.values())
+    wait_for(preferred_everywhere, "every partition led by its preferred replica")
+    leaders = [leader for leader, _, _ in c.partitions("balanced", c.node(1)).values()]
+    assert sorted(leaders) == [1, 1, 2, 2, 3, 3], "leaders spread over the nodes"
+    c.node(2).kill(signal.SIGKILL)
+    wait_for(lambda: all(leader in (1, 3) for leader, _, _ in c.partitions("balanced", c.node(1)).values()),
+             "node 2's partitions led elsewhere")
+    c.node(2).start()
+    wait_for(preferred_everywhere, "node 2 leading its preferred partitions again")
+    c.kill()
