@@ -151,15 +151,11 @@ impl Actor for PartitionActor {
         let shared = Arc::new(PartitionShared {
             high_watermark: watch::channel(0).0,
             caught_up: Default::default(),
+            membership: Default::default(),
+            purge_allowed: Default::default(),
         });
-        let sm = PartitionSm::open(
-            &args.dir,
-            shared.clone(),
-            log.last_log_id(),
-            log.end_offset(),
-            log.start_offset(),
-        );
-        let store = LogStore::new(log.clone(), args.sink.clone());
+        let sm = PartitionSm::open(&args.dir, shared.clone(), log.clone());
+        let store = LogStore::new(log.clone(), args.sink.clone()).purging_with(shared.clone());
         let group = GroupId::Partition {
             topic: args.tp.topic.clone(),
             partition: args.tp.partition,
@@ -330,7 +326,7 @@ impl Actor for PartitionActor {
                     st.last_expiry_ms = now;
                 }
             }
-            PartitionMsg::RetentionTick => st.apply_retention(),
+            PartitionMsg::RetentionTick => st.apply_retention().await,
             PartitionMsg::PreferredLeaderTick => st.claim_preferred_leadership().await,
             PartitionMsg::DeleteRecords { offset, reply } => {
                 let hwm = *st.shared.high_watermark.borrow();
@@ -340,12 +336,13 @@ impl Actor for PartitionActor {
                 } else if target < 0 || target > hwm {
                     let _ = reply.send(Err(ResponseError::OffsetOutOfRange));
                 } else {
-                    // Durable before answering; whole segments below it go right away.
+                    // Durable before answering; whole segments below it go with the next
+                    // retention passes (a snapshot first, then openraft's purge).
                     if let Err(e) = st.log.advance_log_start(target) {
                         let _ = reply.send(Err(ResponseError::KafkaStorageError));
                         return Err(format!("cannot persist the log start of {:?}: {e}", st.tp).into());
                     }
-                    st.apply_retention();
+                    st.apply_retention().await;
                     let _ = reply.send(Ok(st.log.start_offset()));
                 }
             }
@@ -375,7 +372,7 @@ impl PartitionState {
         }
     }
 
-    fn apply_retention(&mut self) {
+    async fn apply_retention(&mut self) {
         let mut limits = self.retention;
         if let Some(topic) = self.meta.read().expect("meta lock").topics.get(&self.tp.topic) {
             let get = |k: &str, d: i64| topic.configs.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
@@ -386,19 +383,20 @@ impl PartitionState {
         let Some(plan) = self.log.retention_plan(now_ms(), limits, hwm) else {
             return;
         };
-        let membership = self.raft.metrics().borrow().membership_config.as_ref().clone();
-        match self.log.apply_retention(plan, membership) {
-            Ok(bytes) => tracing::info!(
-                topic = %self.tp.topic,
-                partition = self.tp.partition,
-                segments = plan.segments,
-                bytes,
-                log_start_offset = self.log.start_offset(),
-                "retention removed old segments"
-            ),
-            Err(e) => {
-                tracing::error!(topic = %self.tp.topic, partition = self.tp.partition, error = %e, "retention failed")
-            }
+        // openraft must know what leaves the log (a follower that needs it then gets a
+        // snapshot): first a snapshot covering it, then openraft's purge, which removes the
+        // segments through the log store.
+        self.shared
+            .purge_allowed
+            .fetch_max(plan.last.index, std::sync::atomic::Ordering::SeqCst);
+        let snapshot = self.raft.metrics().borrow().snapshot;
+        let result = if snapshot.map(|s| s.index) < Some(plan.last.index) {
+            self.raft.trigger().snapshot().await
+        } else {
+            self.raft.trigger().purge_log(plan.last.index).await
+        };
+        if let Err(e) = result {
+            tracing::error!(topic = %self.tp.topic, partition = self.tp.partition, error = %e, "retention failed");
         }
     }
 }

@@ -63,6 +63,9 @@ pub fn raft_config(heartbeat_ms: u64, election_ms: u64) -> anyhow::Result<std::s
         election_timeout_max: election_ms * 2,
         // The log is the Kafka log: never compacted into a Raft snapshot.
         snapshot_policy: openraft::SnapshotPolicy::Never,
+        // Retention asks for a snapshot and then a purge up to a segment boundary: keep nothing
+        // more than it asked for.
+        max_in_snapshot_log_to_keep: 0,
         max_payload_entries: 512,
         ..Default::default()
     };

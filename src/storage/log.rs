@@ -53,7 +53,7 @@ pub struct OutOfRange;
 /// A partition log shared by its Raft store (writer) and fetches (readers).
 pub struct PartitionLog {
     pub(super) dir: PathBuf,
-    cfg: LogConfig,
+    pub(super) cfg: LogConfig,
     /// Roll size; a topic's `segment.bytes` can change it while the log runs.
     segment_bytes: std::sync::atomic::AtomicU64,
     pub(super) inner: RwLock<Vec<Segment>>,
@@ -85,7 +85,10 @@ impl PartitionLog {
             ..Default::default()
         };
         let mut segments: Vec<Segment> = Vec::new();
-        let mut next_index = 0u64;
+        // The first segment continues after what retention (or a snapshot install) purged.
+        let mut next_index = super::retention::read_purge_record(dir)
+            .map(|r| r.purged.index + 1)
+            .unwrap_or(0);
         // Closed segments up to the newest valid seal load from their seals; the rest is scanned.
         let paths: Vec<PathBuf> = bases.iter().map(|b| dir.join(super::segment::file_name(*b))).collect();
         // Each seal is read once; the active (last) segment never has a valid one.
@@ -292,6 +295,12 @@ impl PartitionLog {
     /// and whether they are exact (not after a truncation). A new leader takes them over.
     pub fn producer_states(&self) -> (super::producer_state::ProducerStates, bool) {
         self.producers.lock().expect("producers lock").clone()
+    }
+
+    /// Forgets the cached tail and the producer sequences (the log was replaced under them).
+    pub(super) fn clear_tail_and_producers(&self) {
+        self.tail.lock().expect("tail lock").clear();
+        *self.producers.lock().expect("producers lock") = (Default::default(), false);
     }
 
     /// Deletes every entry with Raft index >= `index`.

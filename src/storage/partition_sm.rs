@@ -3,6 +3,7 @@
 //! Kafka base offset. The applied position is kept in a small file (written without fsync:
 //! re-applying from an older position is harmless) so that restart does not re-read the log.
 
+use super::log::PartitionLog;
 use crate::cluster::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::protocol::batch::BatchHeader;
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -22,6 +23,11 @@ pub struct PartitionShared {
     pub high_watermark: watch::Sender<i64>,
     /// While this node leads: when each follower last had every entry the leader had.
     pub caught_up: std::sync::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>,
+    /// The group's membership as applied (recorded with every purge of the log).
+    pub membership: std::sync::Mutex<StoredMembership<NodeId, BasicNode>>,
+    /// Highest Raft index retention allows to remove. openraft purges up to its snapshots on
+    /// its own; segments go only as far as retention (time, size, log start) says.
+    pub purge_allowed: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -37,6 +43,21 @@ pub struct PartitionSm {
     path: PathBuf,
     shared: Arc<PartitionShared>,
     last_persist: std::time::Instant,
+    /// The log, which a snapshot install resets when the leader no longer has what follows it.
+    log: Arc<PartitionLog>,
+    /// The snapshot last built here (handed to followers that are behind the leader's purge).
+    current: CurrentSnapshot,
+}
+
+/// The snapshot last built, shared by the state machine and its builders.
+type CurrentSnapshot = Arc<std::sync::Mutex<Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>>>;
+
+/// A partition snapshot's data: where the Kafka offsets continue after it. The records
+/// themselves are not in it: a follower that needs a snapshot lacks only records the leader's
+/// retention already removed.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotData {
+    next_offset: i64,
 }
 
 /// How stale the applied-position file may get; older positions only cost a short re-apply.
@@ -46,13 +67,8 @@ impl PartitionSm {
     /// Loads the applied position from `dir` and publishes the high watermark it implies.
     /// `log_last`/`log_end_offset` describe the recovered log: an applied position beyond it
     /// (possible only with relaxed durability after a crash) is clamped to it.
-    pub fn open(
-        dir: &std::path::Path,
-        shared: Arc<PartitionShared>,
-        log_last: Option<LogId>,
-        log_end_offset: i64,
-        log_start_offset: i64,
-    ) -> PartitionSm {
+    pub fn open(dir: &std::path::Path, shared: Arc<PartitionShared>, log: Arc<PartitionLog>) -> PartitionSm {
+        let (log_last, log_end_offset, log_start_offset) = (log.last_log_id(), log.end_offset(), log.start_offset());
         let path = dir.join("raft-applied.json");
         let mut applied: Applied = std::fs::read(&path)
             .ok()
@@ -78,11 +94,14 @@ impl PartitionSm {
             applied.high_watermark = log_end_offset;
         }
         shared.high_watermark.send_replace(applied.high_watermark);
+        *shared.membership.lock().expect("membership lock") = applied.membership.clone();
         PartitionSm {
             applied,
             path,
             shared,
             last_persist: std::time::Instant::now(),
+            log,
+            current: Arc::default(),
         }
     }
 
@@ -102,7 +121,7 @@ fn sm_err(e: &(impl std::error::Error + 'static)) -> StorageError {
 }
 
 impl RaftStateMachine<TypeConfig> for PartitionSm {
-    type SnapshotBuilder = MetaOnlySnapshot;
+    type SnapshotBuilder = PartitionSnapshot;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
         Ok((self.applied.last_applied, self.applied.membership.clone()))
@@ -126,6 +145,7 @@ impl RaftStateMachine<TypeConfig> for PartitionSm {
                 }
                 EntryPayload::Membership(m) => {
                     self.applied.membership = StoredMembership::new(Some(e.log_id), m);
+                    *self.shared.membership.lock().expect("membership lock") = self.applied.membership.clone();
                 }
                 _ => {}
             }
@@ -140,9 +160,11 @@ impl RaftStateMachine<TypeConfig> for PartitionSm {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        MetaOnlySnapshot {
+        PartitionSnapshot {
             last_applied: self.applied.last_applied,
             membership: self.applied.membership.clone(),
+            next_offset: self.applied.high_watermark,
+            current: self.current.clone(),
         }
     }
 
@@ -153,15 +175,72 @@ impl RaftStateMachine<TypeConfig> for PartitionSm {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        _snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
+        let data: SnapshotData = serde_json::from_slice(snapshot.get_ref()).map_err(|e| sm_err(&e))?;
+        if let Some(last) = meta.last_log_id {
+            // Keep the log if it already holds the snapshot's last entry; otherwise what it
+            // holds is older than (or conflicts with) the leader's log start: it starts over
+            // right after the snapshot, at the leader's next offset.
+            let holds = self
+                .log
+                .entries(last.index, last.index + 1)
+                .ok()
+                .and_then(|e| e.first().map(|e| e.log_id))
+                == Some(last);
+            if !holds {
+                tracing::info!(dir = %self.log.dir().display(), index = last.index, next_offset = data.next_offset, "log replaced by a snapshot");
+                self.log
+                    .reset_after(last, meta.last_membership.clone(), data.next_offset)
+                    .map_err(|e| sm_err(&e))?;
+            }
+        }
         self.applied.last_applied = meta.last_log_id;
         self.applied.membership = meta.last_membership.clone();
+        *self.shared.membership.lock().expect("membership lock") = self.applied.membership.clone();
+        self.applied.high_watermark = self.applied.high_watermark.max(data.next_offset);
+        self.shared.high_watermark.send_replace(self.applied.high_watermark);
         self.persist()
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(None)
+        Ok(self
+            .current
+            .lock()
+            .expect("snapshot lock")
+            .clone()
+            .map(|(meta, data)| Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }))
+    }
+}
+
+/// Builds a partition snapshot (applied position, membership, next offset) and keeps it as the
+/// current one, as openraft expects.
+pub struct PartitionSnapshot {
+    last_applied: Option<LogId>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    next_offset: i64,
+    current: CurrentSnapshot,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for PartitionSnapshot {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let meta = SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.membership.clone(),
+            snapshot_id: format!("{:?}-{}", self.last_applied.map(|l| l.index), self.next_offset),
+        };
+        let data = serde_json::to_vec(&SnapshotData {
+            next_offset: self.next_offset,
+        })
+        .map_err(|e| sm_err(&e))?;
+        *self.current.lock().expect("snapshot lock") = Some((meta.clone(), data.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 

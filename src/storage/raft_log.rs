@@ -21,6 +21,9 @@ pub struct LogStore {
     committed_path: PathBuf,
     /// When the committed hint was last written (it is rewritten at most every 200 ms).
     committed_written: Option<std::time::Instant>,
+    /// Where the group's membership is found when openraft purges (partitions only; the
+    /// controller's log is never purged).
+    purge_membership: Option<Arc<super::partition_sm::PartitionShared>>,
 }
 
 /// How stale the committed-index hint may get; a stale hint only delays a restart's re-apply.
@@ -46,7 +49,14 @@ impl LogStore {
             vote_path: dir.join("raft-vote.json"),
             committed_path: dir.join("raft-committed.json"),
             committed_written: None,
+            purge_membership: None,
         }
+    }
+
+    /// Lets openraft's purges remove whole segments (recording `shared`'s membership).
+    pub fn purging_with(mut self, shared: Arc<super::partition_sm::PartitionShared>) -> LogStore {
+        self.purge_membership = Some(shared);
+        self
     }
 }
 
@@ -159,9 +169,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| io_err(format!("{e:#}"), true))
     }
 
-    async fn purge(&mut self, _log_id: LogId) -> Result<(), StorageError> {
-        // Snapshots are disabled (the log is the Kafka log); retention removes whole segments
-        // on its own schedule.
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Whole closed segments up to `log_id` go, as far as retention allows (a partly covered
+        // one stays until later); openraft never reads below `log_id` again either way.
+        let Some(shared) = &self.purge_membership else {
+            return Ok(());
+        };
+        let membership = shared.membership.lock().expect("membership lock").clone();
+        let allowed = shared.purge_allowed.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(plan) = self.log.purge_plan(log_id.index.min(allowed)) {
+            let bytes = self
+                .log
+                .apply_retention(plan, membership)
+                .map_err(|e| io_err(format!("purging segments: {e}"), true))?;
+            tracing::info!(dir = %self.log.dir().display(), segments = plan.segments, bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");
+        }
         Ok(())
     }
 }

@@ -106,6 +106,53 @@ impl PartitionLog {
         Ok(removed)
     }
 
+    /// Leading closed segments whose entries all lie at or below Raft index `upto`.
+    pub fn purge_plan(&self, upto: u64) -> Option<Plan> {
+        let segs = self.inner.read().expect("log lock");
+        let mut plan = None;
+        for (i, seg) in segs.iter().enumerate().take(segs.len().saturating_sub(1)) {
+            match seg.last {
+                Some(last) if last.log_id.index <= upto => {
+                    plan = Some(Plan {
+                        segments: i + 1,
+                        last: last.log_id,
+                    })
+                }
+                _ => break,
+            }
+        }
+        plan
+    }
+
+    /// Empties the log for a snapshot install: it continues at Raft index `purged.index + 1`
+    /// and Kafka offset `next_offset`. The purge record and log start are written first, so a
+    /// crash part-way leaves a log that recovery reads as purged up to the snapshot.
+    pub fn reset_after(
+        &self,
+        purged: LogId,
+        membership: StoredMembership<NodeId, BasicNode>,
+        next_offset: i64,
+    ) -> std::io::Result<()> {
+        let data = serde_json::to_vec(&PurgeRecord { purged, membership }).map_err(std::io::Error::other)?;
+        super::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
+        super::write_file_durably(&self.dir.join(LOG_START_FILE), next_offset.to_string().as_bytes())?;
+        self.log_start.store(next_offset, Ordering::SeqCst);
+        let mut segs = self.inner.write().expect("log lock");
+        for seg in segs.drain(..) {
+            super::seal::remove(&seg.path)?;
+            std::fs::remove_file(&seg.path)?;
+        }
+        segs.push(super::segment::Segment::create(
+            &self.dir,
+            next_offset,
+            purged.index + 1,
+            self.cfg.index_interval_bytes,
+        )?);
+        self.clear_tail_and_producers();
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+
     /// Moves the log start offset forward (DeleteRecords); durable before it takes effect.
     pub fn advance_log_start(&self, offset: i64) -> std::io::Result<()> {
         if offset <= self.log_start.load(Ordering::SeqCst) {

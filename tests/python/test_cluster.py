@@ -318,3 +318,51 @@ def test_leaders_return_to_their_preferred_replicas(tmp_path):
     c.node(2).start()
     wait_for(preferred_everywhere, "node 2 leading its preferred partitions again")
     c.kill()
+
+
+def test_follower_behind_the_leaders_retention_catches_up_by_snapshot(tmp_path):
+    c = Cluster(tmp_path, env={"RAFTSTREAM_LOG_RETENTION_CHECK_INTERVAL_MS": "200",
+                               "RAFTSTREAM_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS": "1"}).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("behind", num_partitions=1, replication_factor=3,
+                                  config={"segment.bytes": "2048", "retention.bytes": "4096"})])["behind"].result(30)
+    wait_for(lambda: c.partitions("behind", c.node(1)).get(0, (-1, [0]))[0]
+             == c.partitions("behind", c.node(1))[0][1][0], "the preferred replica leading")
+    preferred = c.partitions("behind", c.node(1))[0][1][0]
+    # Small batches, so that 2 KB segments roll between them.
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 2,
+                  "batch.num.messages": 5})
+
+    def produce(first, n):
+        for i in range(first, first + n):
+            p.produce("behind", value=str(i).encode().ljust(100), partition=0)
+            p.poll(0)
+        assert p.flush(30) == 0
+
+    produce(0, 100)
+    c.node(preferred).kill(signal.SIGKILL)
+    c.wait_leader("behind", 0, not_in=(preferred,))
+    produce(100, 2000)  # ~200 KB through 2 KB segments: retention cuts far past the dead node's log
+    other = next(b for b in c.alive())
+    wait_for(lambda: Consumer({"bootstrap.servers": other.bootstrap, "group.id": "x"})
+             .get_watermark_offsets(TopicPartition("behind", 0), timeout=10)[0] > 100,
+             "retention removing what the dead node never got")
+    c.node(preferred).start()
+    c.node(preferred).wait_log("log replaced by a snapshot")
+    wait_for(lambda: c.leader_of("behind", 0) == preferred, "the caught-up node leading again")
+    produce(2100, 100)
+    reader = Consumer({"bootstrap.servers": c.node(preferred).bootstrap, "group.id": "behind-reader",
+                       "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    low, high = reader.get_watermark_offsets(TopicPartition("behind", 0), timeout=10)
+    assert high == 2200, (low, high)
+    reader.assign([TopicPartition("behind", 0, low)])
+    seen = []
+    deadline = time.monotonic() + 30
+    while len(seen) < high - low and time.monotonic() < deadline:
+        m = reader.poll(0.5)
+        if m is not None and not m.error():
+            seen.append((m.offset(), int(m.value())))
+    reader.close()
+    assert len(seen) == high - low
+    assert all(offset == value for offset, value in seen), "offsets on the snapshot-fed node match the leader's"
+    c.kill()
