@@ -128,28 +128,21 @@ fn every_served_version_answers() {
         assert_eq!(header.base_offset, 1, "Fetch v{v} starts at the batch holding offset 1");
     }
 
+    let latest_offset_request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name("ct2"))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
     for v in range(ApiKey::ListOffsets) {
-        let req = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(name("ct2"))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(0)
-                    .with_timestamp(-1)])]);
-        let resp: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, v, &req);
+        let resp: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, v, &latest_offset_request);
         let p = &resp.topics[0].partitions[0];
         assert_eq!((p.error_code, p.offset), (0, produced), "ListOffsets v{v}");
     }
 
     let epoch = {
-        let req = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(name("ct2"))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(0)
-                    .with_timestamp(-1)])]);
-        let resp: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 4, &req);
+        let resp: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 4, &latest_offset_request);
         resp.topics[0].partitions[0].leader_epoch
     };
     for v in range(ApiKey::OffsetForLeaderEpoch) {

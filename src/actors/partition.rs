@@ -389,11 +389,30 @@ impl PartitionState {
         self.shared
             .purge_allowed
             .fetch_max(plan.last.index, std::sync::atomic::Ordering::SeqCst);
-        let snapshot = self.raft.metrics().borrow().snapshot;
-        let result = if snapshot.map(|s| s.index) < Some(plan.last.index) {
-            self.raft.trigger().snapshot().await
+        let (snapshot, purged) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.snapshot.map(|s| s.index), m.purged.map(|p| p.index))
+        };
+        let result = if purged >= Some(plan.last.index) {
+            // openraft purged this far already (it purges up to every snapshot): it never
+            // reads these entries again, so the segments can go now.
+            let membership = self.shared.membership.lock().expect("membership lock").clone();
+            match self.log.apply_retention(plan, membership) {
+                Ok(bytes) => {
+                    tracing::info!(topic = %self.tp.topic, partition = self.tp.partition, segments = plan.segments, bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        } else if snapshot < Some(plan.last.index) {
+            self.raft.trigger().snapshot().await.map_err(|e| e.to_string())
         } else {
-            self.raft.trigger().purge_log(plan.last.index).await
+            self.raft
+                .trigger()
+                .purge_log(plan.last.index)
+                .await
+                .map_err(|e| e.to_string())
         };
         if let Err(e) = result {
             tracing::error!(topic = %self.tp.topic, partition = self.tp.partition, error = %e, "retention failed");

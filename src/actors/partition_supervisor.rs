@@ -86,6 +86,7 @@ fn partition_dir(data_dir: &std::path::Path, tp: &TopicPartition) -> PathBuf {
 
 impl PartitionSupervisor {
     fn start_child(myself: &ActorRef<SupervisorMsg>, st: &SupervisorState, tp: TopicPartition, topic_id: uuid::Uuid) {
+        let topic = st.args.meta.read().expect("meta lock").topics.get(&tp.topic).cloned();
         let args = PartitionArgs {
             dir: partition_dir(&st.args.data_dir, &tp),
             tp: tp.clone(),
@@ -93,13 +94,8 @@ impl PartitionSupervisor {
             node_id: st.args.node_id,
             raft_config: st.args.raft_config.clone(),
             log_config: LogConfig {
-                segment_bytes: st
-                    .args
-                    .meta
-                    .read()
-                    .expect("meta lock")
-                    .topics
-                    .get(&tp.topic)
+                segment_bytes: topic
+                    .as_ref()
                     .map(|t| segment_bytes(t, st.args.log_config.segment_bytes))
                     .unwrap_or(st.args.log_config.segment_bytes),
                 ..st.args.log_config
@@ -111,13 +107,8 @@ impl PartitionSupervisor {
             meta: st.args.meta.clone(),
             peers: st.args.peers.clone(),
             leader_reports: st.args.leader_reports.clone(),
-            replicas: st
-                .args
-                .meta
-                .read()
-                .expect("meta lock")
-                .topics
-                .get(&tp.topic)
+            replicas: topic
+                .as_ref()
                 .map(|t| t.replicas_of(tp.partition, st.args.node_id as i32))
                 .unwrap_or_default(),
             retention: st.args.retention,

@@ -1,7 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3), or the first
 //! offset whose batch has a timestamp at or after the one asked (time index).
 
-use super::context::{Broker, TopicPartition};
+use super::context::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -48,26 +48,7 @@ fn lookup(
     timestamp: i64,
     current_epoch: i32,
 ) -> Result<(i64, i64, i32), ResponseError> {
-    let tp = TopicPartition {
-        topic: topic.to_string(),
-        partition,
-    };
-    let Some(view) = broker.partition(&tp) else {
-        let known = broker
-            .metadata()
-            .topics
-            .get(topic)
-            .is_some_and(|t| partition >= 0 && partition < t.partitions);
-        return Err(if known {
-            ResponseError::NotLeaderOrFollower
-        } else {
-            ResponseError::UnknownTopicOrPartition
-        });
-    };
-    if view.leader != Some(broker.node().node_id) {
-        return Err(ResponseError::NotLeaderOrFollower);
-    }
-    super::fetch::check_epoch(current_epoch, view.leader_epoch)?;
+    let view = super::leader_view::leader_view(broker, topic, partition, current_epoch)?;
     let hwm = *view.high_watermark.borrow();
     let epoch = view.leader_epoch;
     Ok(match timestamp {

@@ -3,7 +3,7 @@
 //! it read was cut since. Answered by the partition's leader only, with the current leader
 //! epoch checked as Fetch checks it.
 
-use super::context::{Broker, TopicPartition};
+use super::context::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
@@ -45,25 +45,6 @@ fn end_of(
     current_epoch: i32,
     epoch: i32,
 ) -> Result<(i32, i64), ResponseError> {
-    let tp = TopicPartition {
-        topic: topic.to_string(),
-        partition,
-    };
-    let Some(view) = broker.partition(&tp) else {
-        let known = broker
-            .metadata()
-            .topics
-            .get(topic)
-            .is_some_and(|t| partition >= 0 && partition < t.partitions);
-        return Err(if known {
-            ResponseError::NotLeaderOrFollower
-        } else {
-            ResponseError::UnknownTopicOrPartition
-        });
-    };
-    if view.leader != Some(broker.node().node_id) {
-        return Err(ResponseError::NotLeaderOrFollower);
-    }
-    super::fetch::check_epoch(current_epoch, view.leader_epoch)?;
+    let view = super::leader_view::leader_view(broker, topic, partition, current_epoch)?;
     crate::storage::epochs::end_offset_for(&view.log, epoch).map_err(|_| ResponseError::KafkaStorageError)
 }
