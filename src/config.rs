@@ -46,11 +46,6 @@ pub struct Config {
     /// A follower not caught up with its leader (or not heard from) for this long leaves the
     /// in-sync replicas.
     pub replica_lag_time_max_ms: u64,
-    /// Move partition leadership back to the preferred replica (the first one) when it is up
-    /// and caught up.
-    pub auto_leader_rebalance_enable: bool,
-    /// How often a preferred replica checks whether to take its leadership back.
-    pub leader_imbalance_check_interval_seconds: u64,
     /// Largest node-to-node frame.
     pub cluster_max_frame_bytes: usize,
     /// Requests of one peer connection served at once.
@@ -138,8 +133,6 @@ impl Default for Config {
             cluster_listen: String::new(),
             peers: String::new(),
             replica_lag_time_max_ms: 30_000,
-            auto_leader_rebalance_enable: true,
-            leader_imbalance_check_interval_seconds: 30,
             cluster_max_frame_bytes: 256 << 20,
             cluster_max_inflight_requests: 1024,
             offsets_retention_minutes: 7 * 24 * 60,

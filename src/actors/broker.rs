@@ -175,8 +175,6 @@ impl Actor for Broker {
                     retention_bytes: cfg.log_retention_bytes,
                 },
                 retention_check_interval_ms: cfg.log_retention_check_interval_ms,
-                preferred_leader_check: (cfg.auto_leader_rebalance_enable && transport.is_some())
-                    .then(|| Duration::from_secs(cfg.leader_imbalance_check_interval_seconds.max(1))),
                 max_restarts: cfg.supervisor_max_restarts,
                 restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
                 peers,

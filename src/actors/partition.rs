@@ -49,8 +49,6 @@ pub enum PartitionMsg {
     },
     /// Apply retention now (sent to itself every `log.retention.check.interval.ms`).
     RetentionTick,
-    /// As preferred replica, take the leadership back if caught up with another leader.
-    PreferredLeaderTick,
     /// Move the log start offset to `offset` (-1: the high watermark); reply with the new start.
     DeleteRecords { offset: i64, reply: ProduceReply },
     /// Test hook: panic inside the actor, to exercise supervision.
@@ -76,8 +74,6 @@ pub struct PartitionArgs {
     /// Broker-wide retention defaults.
     pub retention: RetentionLimits,
     pub retention_check_interval_ms: u64,
-    /// How often to check for taking the leadership back as preferred replica (None: never).
-    pub preferred_leader_check: Option<Duration>,
     /// The other nodes (none for a single node).
     pub peers: Option<Arc<Peers>>,
     /// Node ids of this partition's replicas: the members of its Raft group.
@@ -206,10 +202,6 @@ impl Actor for PartitionActor {
         myself.send_interval(Duration::from_millis(args.retention_check_interval_ms.max(10)), || {
             PartitionMsg::RetentionTick
         });
-        let preferred = args.replicas.len() > 1 && args.replicas.first() == Some(&(args.node_id as i32));
-        if let (Some(every), true) = (args.preferred_leader_check, preferred) {
-            myself.send_interval(every, || PartitionMsg::PreferredLeaderTick);
-        }
         Ok(PartitionState {
             tp: args.tp,
             raft,
@@ -327,7 +319,6 @@ impl Actor for PartitionActor {
                 }
             }
             PartitionMsg::RetentionTick => st.apply_retention().await,
-            PartitionMsg::PreferredLeaderTick => st.claim_preferred_leadership().await,
             PartitionMsg::DeleteRecords { offset, reply } => {
                 let hwm = *st.shared.high_watermark.borrow();
                 let target = if offset == -1 { hwm } else { offset };
@@ -356,22 +347,6 @@ impl Actor for PartitionActor {
 impl PartitionState {
     /// Removes the segments retention (topic override or broker default) or the log start
     /// offset allow; failures are logged and retried on the next tick.
-    /// The preferred replica (the first) calls an election when another node leads and this
-    /// node has applied everything it holds: a leader then moves back where placement put it,
-    /// spreading leaders over the nodes again after a failure. An election it cannot win (the
-    /// leader had entries it lacks) only costs one election timeout.
-    async fn claim_preferred_leadership(&mut self) {
-        let (leader, caught_up) = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            (m.current_leader, m.last_applied.map(|l| l.index) == m.last_log_index)
-        };
-        if leader.is_some_and(|l| l != self.node_id) && caught_up {
-            tracing::debug!(partition = ?self.tp, ?leader, "preferred replica taking the leadership back");
-            let _ = self.raft.trigger().elect().await;
-        }
-    }
-
     async fn apply_retention(&mut self) {
         let mut limits = self.retention;
         if let Some(topic) = self.meta.read().expect("meta lock").topics.get(&self.tp.topic) {

@@ -44,8 +44,6 @@ pub struct SupervisorArgs {
     pub producer_expiration_ms: i64,
     pub retention: crate::storage::retention::RetentionLimits,
     pub retention_check_interval_ms: u64,
-    /// How often a preferred replica checks for its leadership (None: never).
-    pub preferred_leader_check: Option<Duration>,
     pub max_restarts: u32,
     pub restart_window: Duration,
     /// The other nodes (none for a single node).
@@ -113,7 +111,6 @@ impl PartitionSupervisor {
                 .unwrap_or_default(),
             retention: st.args.retention,
             retention_check_interval_ms: st.args.retention_check_interval_ms,
-            preferred_leader_check: st.args.preferred_leader_check,
         };
         let me = myself.clone();
         // Recovery runs in the child's pre_start; spawning from a task keeps this supervisor
