@@ -176,11 +176,8 @@ impl Actor for PartitionActor {
                     .collect(),
                 None => BTreeMap::from([(args.node_id, BasicNode::default())]),
             };
-            // Each replica initializes with the same members; one that already has the group's
-            // log from its leader is told so, which is fine.
-            if let Err(e) = raft.initialize(members).await {
-                tracing::debug!(partition = ?args.tp, error = %e, "partition group already initialized");
-            }
+            let preferred = args.replicas.first().is_none_or(|id| *id == args.node_id as i32);
+            initialize_group(&raft, members, preferred, args.tp.clone()).await;
         }
         tracing::debug!(partition = ?args.tp, entries = report.entries, end_offset = log.end_offset(), "partition recovered");
         let (handle_log, handle_shared) = (log.clone(), shared.clone());
@@ -435,6 +432,31 @@ fn spawn_leadership_watch(
             }
             if metrics.changed().await.is_err() {
                 return;
+            }
+        }
+    });
+}
+
+/// Forms a new group. openraft's `initialize` starts an election at once, so the preferred
+/// replica (the first) initializes right away and becomes the first leader: leaders spread as
+/// placement spread them. The other replicas get the group from it by replication; only if
+/// nothing arrived within three election timeouts (the preferred replica is down) do they
+/// initialize themselves. Each initializes with the same members; one that already has the
+/// group's log is told so, which is fine.
+async fn initialize_group(raft: &Raft, members: BTreeMap<NodeId, BasicNode>, preferred: bool, tp: TopicPartition) {
+    if preferred {
+        if let Err(e) = raft.initialize(members).await {
+            tracing::debug!(partition = ?tp, error = %e, "partition group already initialized");
+        }
+        return;
+    }
+    let raft = raft.clone();
+    let wait = Duration::from_millis(3 * raft.config().election_timeout_max);
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        if matches!(raft.is_initialized().await, Ok(false)) {
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!(partition = ?tp, error = %e, "partition group already initialized");
             }
         }
     });

@@ -34,8 +34,10 @@ def test_three_nodes_form_a_cluster_and_agree_on_metadata(tmp_path):
     assert {md.brokers[i].port for i in (1, 2, 3)} == {b.port for b in c.nodes}
     for leader, replicas, isr in views[1].values():
         assert sorted(replicas) == [1, 2, 3] and leader in replicas
-    # Replica order (the preferred leader first) spreads over the nodes.
+    # Replica order (the preferred leader first) spreads over the nodes, and a new partition's
+    # first leader is its preferred replica: leaders spread too.
     assert {replicas[0] for _, replicas, _ in views[1].values()} == {1, 2, 3}
+    assert all(leader == replicas[0] for leader, replicas, _ in views[1].values()), views[1]
     with __import__("pytest").raises(Exception) as too_many:
         admin.create_topics([NewTopic("too-many", num_partitions=1, replication_factor=4)])["too-many"].result(30)
     assert "INVALID_REPLICATION_FACTOR" in str(too_many.value)
@@ -353,4 +355,22 @@ def test_follower_behind_the_leaders_retention_catches_up_by_snapshot(tmp_path):
     reader.close()
     assert len(seen) == high - low
     assert all(offset == value for offset, value in seen), "offsets on the snapshot-fed node match the leader's"
+    c.kill()
+
+
+def test_partitions_created_while_their_preferred_replica_is_down_still_get_leaders(tmp_path):
+    c = Cluster(tmp_path).start()
+    c.node(1).kill(signal.SIGKILL)
+    admin = AdminClient({"bootstrap.servers": c.node(2).bootstrap})
+    admin.create_topics([NewTopic("orphan", num_partitions=3, replication_factor=3)])["orphan"].result(30)
+    wait_for(lambda: all(leader in (2, 3) for leader, _, _ in c.partitions("orphan", c.node(2)).values())
+             and len(c.partitions("orphan", c.node(2))) == 3, "leaders for every partition, node 1 preferred or not")
+    c.node(1).start()
+
+    def all_in_sync():
+        for p, (leader, _, _) in c.partitions("orphan", c.node(2)).items():
+            if leader <= 0 or c.partitions("orphan", c.node(leader))[p][2] != [1, 2, 3]:
+                return False
+        return True
+    wait_for(all_in_sync, "node 1 joining the groups formed without it")
     c.kill()
