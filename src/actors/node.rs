@@ -333,6 +333,11 @@ impl Broker for Node {
         .boxed()
     }
 
+    fn node_alive(&self, id: i32) -> bool {
+        let lag = Duration::from_millis(self.config.replica_lag_time_max_ms);
+        id == self.info.node_id || self.peers.as_ref().is_none_or(|p| p.heard_within(id as u64, lag))
+    }
+
     fn controller_id(&self) -> i32 {
         self.controller_leader.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -95,6 +95,8 @@ pub trait Broker: Send + Sync + 'static {
     /// A group-membership operation (JoinGroup, SyncGroup, Heartbeat, LeaveGroup).
     fn group_op(&self, op: GroupOp) -> BoxFuture<'static, GroupReply>;
     /// Waits (bounded) until every partition of `topic` has a leader locally.
+    /// Whether node `id` answered this one recently (itself: always; a single node: always).
+    fn node_alive(&self, id: i32) -> bool;
     /// The node leading the controller group (-1 while unknown).
     fn controller_id(&self) -> i32;
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;

@@ -134,6 +134,11 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
                     if version >= 7 {
                         pm = pm.with_leader_epoch(epoch);
                     }
+                    // Replicas on nodes not heard from within replica.lag.time.max.ms.
+                    let offline: Vec<i32> = replicas.iter().copied().filter(|id| !broker.node_alive(*id)).collect();
+                    if version >= 5 && !offline.is_empty() {
+                        pm = pm.with_offline_replicas(ids(&offline));
+                    }
                 }
                 None => {
                     pm = pm

@@ -8,6 +8,7 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaAdminClient
 
 from clients import wait_for
 from cluster import Cluster
@@ -137,6 +138,18 @@ def test_killed_follower_does_not_stop_acks_all_and_rejoins_the_isr(tmp_path):
     wait_for(lambda: len(s.acked) >= 1000, "1000 acknowledged records")
     c.node(follower).kill(signal.SIGKILL)
     wait_for(lambda: follower not in isr(c, "follow", leader), "the dead follower leaving the ISR")
+    # kafka-python reads Metadata's offline replicas (v5+): the dead node is listed.
+    kp = KafkaAdminClient(bootstrap_servers=c.node(leader).bootstrap)
+    seen = {}
+
+    def offline_listed():
+        try:  # the client may pick the dead node to ask first
+            seen["p"] = kp.describe_topics(["follow"])[0]["partitions"][0]
+        except Exception:
+            return False
+        return seen["p"]["offline_replicas"] == [follower]
+    wait_for(offline_listed, "the dead follower among the offline replicas")
+    kp.close()
     before = len(s.acked)
     wait_for(lambda: len(s.acked) >= before + 1000, "acks=all continuing with a majority")
     c.node(follower).start()
