@@ -165,7 +165,7 @@ impl Default for Config {
             raft_heartbeat_interval_ms: 50,
             raft_election_timeout_ms: 150,
             raft_partition_heartbeat_interval_ms: 100,
-            raft_partition_election_timeout_ms: 400,
+            raft_partition_election_timeout_ms: 250,
         }
     }
 }
