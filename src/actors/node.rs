@@ -67,35 +67,37 @@ impl Broker for Node {
 
     fn partition(&self, tp: &TopicPartition) -> Option<PartitionView> {
         let h = self.registry.get(tp)?;
-        let (leader, term, in_sync) = {
-            let m = h.raft.metrics();
-            let m = m.borrow();
-            // In sync: followers heard from within replica.lag.time.max.ms that hold every
-            // entry the leader holds, or did within that time.
-            let lag = Duration::from_millis(self.config.replica_lag_time_max_ms);
-            let in_sync = (m.current_leader == Some(h.node_id)).then(|| {
-                let caught_up = h.shared.caught_up.lock().expect("caught-up lock");
-                let mut ids = vec![h.node_id as i32];
-                for (id, matched) in m.replication.iter().flatten() {
-                    let alive = self.peers.as_ref().is_none_or(|p| p.heard_within(*id, lag));
-                    let current = matched.map(|l| l.index) >= m.last_log_index;
-                    let recent = caught_up.get(id).is_some_and(|at| at.elapsed() <= lag);
-                    if *id != h.node_id && alive && (current || recent) {
-                        ids.push(*id as i32);
-                    }
-                }
-                ids.sort_unstable();
-                ids
-            });
-            (m.current_leader, m.current_term, in_sync)
-        };
+        let (leader, term) = h.leadership();
         Some(PartitionView {
             log: h.log.clone(),
             high_watermark: h.shared.high_watermark.subscribe(),
             leader: leader.map(|l| l as i32),
             leader_epoch: term.min(i32::MAX as u64) as i32,
-            in_sync,
         })
+    }
+
+    fn in_sync(&self, tp: &TopicPartition) -> Option<Vec<i32>> {
+        let h = self.registry.get(tp)?;
+        let m = h.raft.metrics();
+        let m = m.borrow();
+        if m.current_leader != Some(h.node_id) {
+            return None;
+        }
+        // In sync: followers heard from within replica.lag.time.max.ms that hold every entry
+        // the leader holds, or did within that time.
+        let lag = Duration::from_millis(self.config.replica_lag_time_max_ms);
+        let caught_up = h.shared.caught_up.lock().expect("caught-up lock");
+        let mut ids = vec![h.node_id as i32];
+        for (id, matched) in m.replication.iter().flatten() {
+            let alive = self.peers.as_ref().is_none_or(|p| p.heard_within(*id, lag));
+            let current = matched.map(|l| l.index) >= m.last_log_index;
+            let recent = caught_up.get(id).is_some_and(|at| at.elapsed() <= lag);
+            if *id != h.node_id && alive && (current || recent) {
+                ids.push(*id as i32);
+            }
+        }
+        ids.sort_unstable();
+        Some(ids)
     }
 
     fn produce(
@@ -348,23 +350,14 @@ impl Broker for Node {
         let meta = self.meta.clone();
         let mut changed = registry.changed.subscribe();
         async move {
+            // Every partition with a replica here has a leader.
             let ready = || {
-                let n = meta
-                    .read()
-                    .expect("meta lock")
-                    .topics
-                    .get(&topic)
-                    .map(|t| t.partitions)
-                    .unwrap_or(0);
-                let local = node_id;
-                let placed = meta.read().expect("meta lock").topics.get(&topic).cloned();
-                n > 0
-                    && (0..n)
-                        .filter(|p| {
-                            placed
-                                .as_ref()
-                                .is_some_and(|t| t.replicas_of(*p, local).contains(&local))
-                        })
+                let Some(t) = meta.read().expect("meta lock").topics.get(&topic).cloned() else {
+                    return false;
+                };
+                t.partitions > 0
+                    && (0..t.partitions)
+                        .filter(|p| t.replicas_of(*p, node_id).contains(&node_id))
                         .all(|p| {
                             registry
                                 .get(&TopicPartition {

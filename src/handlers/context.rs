@@ -38,9 +38,6 @@ pub struct PartitionView {
     /// Whether this node leads the partition's Raft group, and its term (the leader epoch).
     pub leader: Option<i32>,
     pub leader_epoch: i32,
-    /// When this node leads: the replicas caught up with the committed entries (itself
-    /// included). `None` on a follower, which cannot know.
-    pub in_sync: Option<Vec<i32>>,
 }
 
 /// The broker as handlers see it.
@@ -53,6 +50,9 @@ pub trait Broker: Send + Sync + 'static {
     fn metadata(&self) -> Arc<ClusterMeta>;
     /// A local partition, if it is running.
     fn partition(&self, tp: &TopicPartition) -> Option<PartitionView>;
+    /// When this node leads `tp`: its in-sync replicas (itself included), computed on demand
+    /// (Metadata, acks=all) rather than on every read. `None` elsewhere: a follower cannot know.
+    fn in_sync(&self, tp: &TopicPartition) -> Option<Vec<i32>>;
     /// Appends a validated batch through the partition's Raft group; resolves with the base
     /// offset once durable (acks=1) or committed (acks=-1), or with a Kafka error.
     fn produce(

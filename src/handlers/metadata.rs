@@ -115,15 +115,20 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
             let mut pm = MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_replica_nodes(ids(&replicas));
-            let view = broker.partition(&TopicPartition {
+            let tp = TopicPartition {
                 topic: name.clone(),
                 partition: p,
-            });
+            };
+            let view = broker.partition(&tp);
             // A partition without a replica here: the leader its group last recorded in the
             // controller, or its only replica.
             let recorded = meta.leaders.get(&name).and_then(|l| l.get(&p)).copied();
             let (leader, epoch, in_sync) = match (view, recorded) {
-                (Some(v), _) => (v.leader, v.leader_epoch, v.in_sync.unwrap_or_else(|| replicas.clone())),
+                (Some(v), _) => (
+                    v.leader,
+                    v.leader_epoch,
+                    broker.in_sync(&tp).unwrap_or_else(|| replicas.clone()),
+                ),
                 (None, Some((leader, epoch))) => (Some(leader), epoch, replicas.clone()),
                 (None, None) if replicas.len() == 1 => (Some(replicas[0]), 0, replicas.clone()),
                 (None, None) => (None, -1, Vec::new()),

@@ -60,10 +60,7 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
                 // acks=all fails fast, before anything is written, when fewer replicas than
                 // min.insync.replicas are in sync (a follower cannot tell: the leader refuses).
                 if acks == -1 {
-                    let in_sync = broker
-                        .partition(&tp)
-                        .and_then(|v| v.in_sync)
-                        .map(|ids| ids.len() as i64);
+                    let in_sync = broker.in_sync(&tp).map(|ids| ids.len() as i64);
                     if in_sync.is_some_and(|n| n < min_insync) {
                         return Err(ResponseError::NotEnoughReplicas);
                     }
