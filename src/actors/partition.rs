@@ -177,7 +177,7 @@ impl Actor for PartitionActor {
                 None => BTreeMap::from([(args.node_id, BasicNode::default())]),
             };
             let preferred = args.replicas.first().is_none_or(|id| *id == args.node_id as i32);
-            initialize_group(&raft, members, preferred, args.tp.clone()).await;
+            initialize_group(&raft, members, preferred, args.tp.clone(), args.meta.clone()).await;
         }
         tracing::debug!(partition = ?args.tp, entries = report.entries, end_offset = log.end_offset(), "partition recovered");
         let (handle_log, handle_shared) = (log.clone(), shared.clone());
@@ -443,10 +443,28 @@ fn spawn_leadership_watch(
 /// nothing arrived within three election timeouts (the preferred replica is down) do they
 /// initialize themselves. Each initializes with the same members; one that already has the
 /// group's log is told so, which is fine.
-async fn initialize_group(raft: &Raft, members: BTreeMap<NodeId, BasicNode>, preferred: bool, tp: TopicPartition) {
+async fn initialize_group(
+    raft: &Raft,
+    members: BTreeMap<NodeId, BasicNode>,
+    preferred: bool,
+    tp: TopicPartition,
+    meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
+) {
+    // A group that ever had a leader exists elsewhere: a replica without data (it was down
+    // when the group formed, or lost its disk) joins it by replication and never initializes,
+    // which would only start competing elections.
+    let formed = move || {
+        let meta = meta.read().expect("meta lock");
+        meta.leaders
+            .get(&tp.topic)
+            .is_some_and(|l| l.contains_key(&tp.partition))
+    };
+    if formed() {
+        return;
+    }
     if preferred {
         if let Err(e) = raft.initialize(members).await {
-            tracing::debug!(partition = ?tp, error = %e, "partition group already initialized");
+            tracing::debug!(error = %e, "partition group already initialized");
         }
         return;
     }
@@ -454,9 +472,9 @@ async fn initialize_group(raft: &Raft, members: BTreeMap<NodeId, BasicNode>, pre
     let wait = Duration::from_millis(3 * raft.config().election_timeout_max);
     tokio::spawn(async move {
         tokio::time::sleep(wait).await;
-        if matches!(raft.is_initialized().await, Ok(false)) {
+        if !formed() && matches!(raft.is_initialized().await, Ok(false)) {
             if let Err(e) = raft.initialize(members).await {
-                tracing::debug!(partition = ?tp, error = %e, "partition group already initialized");
+                tracing::debug!(error = %e, "partition group already initialized");
             }
         }
     });
