@@ -55,6 +55,7 @@ pub async fn start_transport(
     let server = tokio::spawn(serve(
         listener,
         routes.clone(),
+        peers.liveness.clone(),
         cfg.cluster_max_frame_bytes,
         cfg.cluster_max_inflight_requests,
     ));

@@ -14,7 +14,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +28,27 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 type Reply = oneshot::Sender<Result<Response, String>>;
 
+/// When each peer was last heard from, on either side of the transport: answers to this
+/// node's requests and requests it sends (a follower that leads nothing only receives).
+#[derive(Clone, Default)]
+pub struct Liveness(Arc<Mutex<HashMap<NodeId, Instant>>>);
+
+impl Liveness {
+    /// Notes that `node` was just heard from.
+    pub fn record(&self, node: NodeId) {
+        self.0.lock().expect("liveness lock").insert(node, Instant::now());
+    }
+
+    /// Whether `node` was heard from within `within`.
+    pub fn within(&self, node: NodeId, within: Duration) -> bool {
+        self.0
+            .lock()
+            .expect("liveness lock")
+            .get(&node)
+            .is_some_and(|at| at.elapsed() <= within)
+    }
+}
+
 /// Connections to every peer of this node.
 pub struct Peers {
     node_id: NodeId,
@@ -36,8 +57,8 @@ pub struct Peers {
     pub cluster_id: Arc<RwLock<String>>,
     max_frame_bytes: usize,
     conns: Mutex<HashMap<NodeId, mpsc::Sender<(Request, Reply)>>>,
-    /// When each peer last answered anything (Raft heartbeats answer every ~50 ms).
-    heard: Arc<Mutex<HashMap<NodeId, std::time::Instant>>>,
+    /// When each peer was last heard from (the server side records too).
+    pub liveness: Liveness,
 }
 
 impl Peers {
@@ -49,17 +70,13 @@ impl Peers {
             cluster_id: Arc::new(RwLock::new(String::new())),
             max_frame_bytes,
             conns: Mutex::new(HashMap::new()),
-            heard: Arc::default(),
+            liveness: Liveness::default(),
         })
     }
 
-    /// Whether `node` answered within `within`.
+    /// Whether `node` was heard from within `within`.
     pub fn heard_within(&self, node: NodeId, within: Duration) -> bool {
-        self.heard
-            .lock()
-            .expect("heard lock")
-            .get(&node)
-            .is_some_and(|at| at.elapsed() <= within)
+        self.liveness.within(node, within)
     }
 
     /// Every node of the cluster, this one included, with its cluster address.
@@ -92,7 +109,7 @@ impl Peers {
             .clone();
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let hello = (self.node_id, self.cluster_id.clone());
-        let heard = self.heard.clone();
+        let heard = self.liveness.clone();
         tokio::spawn(run_peer(target, addr, rx, hello, self.max_frame_bytes, heard));
         conns.insert(target, tx.clone());
         Ok(tx)
@@ -108,7 +125,7 @@ async fn run_peer(
     mut rx: mpsc::Receiver<(Request, Reply)>,
     hello: (NodeId, Arc<RwLock<String>>),
     max_frame_bytes: usize,
-    heard: Arc<Mutex<HashMap<NodeId, std::time::Instant>>>,
+    heard: Liveness,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -142,10 +159,7 @@ async fn run_peer(
         let heard = heard.clone();
         let mut reader = tokio::spawn(async move {
             while let Ok(Some((id, resp))) = wire::read_frame::<_, Response>(&mut read, max_frame_bytes).await {
-                heard
-                    .lock()
-                    .expect("heard lock")
-                    .insert(target, std::time::Instant::now());
+                heard.record(target);
                 if let Some(reply) = reader_pending.lock().expect("pending lock").remove(&id) {
                     let _ = reply.send(Ok(resp));
                 }

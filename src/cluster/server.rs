@@ -3,6 +3,7 @@
 //! are served concurrently, at most `max_inflight` at a time, so one slow group does not hold
 //! up the others.
 
+use super::network::Liveness;
 use super::wire::{self, GroupId, Request, Response};
 use super::{NodeId, Raft};
 use bytes::Bytes;
@@ -23,13 +24,20 @@ pub trait LocalGroups: Send + Sync + 'static {
 }
 
 /// Serves peers on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, groups: Arc<dyn LocalGroups>, max_frame_bytes: usize, max_inflight: usize) {
+pub async fn serve(
+    listener: TcpListener,
+    groups: Arc<dyn LocalGroups>,
+    liveness: Liveness,
+    max_frame_bytes: usize,
+    max_inflight: usize,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let groups = groups.clone();
+                let liveness = liveness.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_connection(stream, groups, max_frame_bytes, max_inflight).await {
+                    if let Err(e) = serve_connection(stream, groups, liveness, max_frame_bytes, max_inflight).await {
                         tracing::debug!(%peer, error = %e, "cluster connection closed");
                     }
                 });
@@ -45,6 +53,7 @@ pub async fn serve(listener: TcpListener, groups: Arc<dyn LocalGroups>, max_fram
 async fn serve_connection(
     stream: TcpStream,
     groups: Arc<dyn LocalGroups>,
+    liveness: Liveness,
     max_frame_bytes: usize,
     max_inflight: usize,
 ) -> anyhow::Result<()> {
@@ -92,9 +101,10 @@ async fn serve_connection(
             }
             continue;
         }
-        if greeted.is_none() {
+        let Some(from) = greeted else {
             break Err(anyhow::anyhow!("request before hello"));
-        }
+        };
+        liveness.record(from);
         let permit = permits.clone().acquire_owned().await?;
         let groups = groups.clone();
         let out = out_tx.clone();

@@ -145,10 +145,14 @@ def test_killed_follower_does_not_stop_acks_all_and_rejoins_the_isr(tmp_path):
     def offline_listed():
         try:  # the client may pick the dead node to ask first
             seen["p"] = kp.describe_topics(["follow"])[0]["partitions"][0]
-        except Exception:
+        except Exception as e:
+            seen["error"] = repr(e)
             return False
         return seen["p"]["offline_replicas"] == [follower]
-    wait_for(offline_listed, "the dead follower among the offline replicas")
+    try:
+        wait_for(offline_listed, "the dead follower among the offline replicas")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last seen: {seen}") from None
     kp.close()
     before = len(s.acked)
     wait_for(lambda: len(s.acked) >= before + 1000, "acks=all continuing with a majority")
