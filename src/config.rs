@@ -46,6 +46,9 @@ pub struct Config {
     /// A follower not caught up with its leader (or not heard from) for this long leaves the
     /// in-sync replicas.
     pub replica_lag_time_max_ms: u64,
+    /// A replica being added by a reassignment gets this long to catch up before the attempt
+    /// starts over (replication goes on meanwhile).
+    pub reassignment_catch_up_timeout_ms: u64,
     /// Largest node-to-node frame.
     pub cluster_max_frame_bytes: usize,
     /// Requests of one peer connection served at once.
@@ -133,6 +136,7 @@ impl Default for Config {
             cluster_listen: String::new(),
             peers: String::new(),
             replica_lag_time_max_ms: 30_000,
+            reassignment_catch_up_timeout_ms: 60_000,
             cluster_max_frame_bytes: 256 << 20,
             cluster_max_inflight_requests: 1024,
             offsets_retention_minutes: 7 * 24 * 60,

@@ -179,6 +179,7 @@ impl Actor for Broker {
                 restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
                 peers,
                 leader_reports: leader_reports.clone(),
+                reassignment_catch_up_timeout: Duration::from_millis(cfg.reassignment_catch_up_timeout_ms),
             },
             myself.get_cell(),
         )

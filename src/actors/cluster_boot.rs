@@ -12,6 +12,7 @@ use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::node_meta::{record_joined, NodeMeta};
 use kafka_protocol::error::ResponseError;
 use ractor::ActorRef;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -133,11 +134,13 @@ pub async fn join_cluster(
     Ok(identity)
 }
 
-/// Leaderships won on this node and not yet recorded in the controller: at most one entry per
-/// partition (the latest), so the set is bounded by the partitions this node holds.
+/// What this node's partitions tell the controller and it does not know yet: leaderships won
+/// (the latest per partition) and finished reassignments. Bounded by the partitions this node
+/// holds.
 #[derive(Default)]
 pub struct LeaderReports {
-    pending: std::sync::Mutex<std::collections::HashMap<(String, i32), (i32, i32)>>,
+    pending: std::sync::Mutex<HashMap<(String, i32), (i32, i32)>>,
+    reassigned: std::sync::Mutex<HashMap<(String, i32), Vec<i32>>>,
     notify: tokio::sync::Notify,
 }
 
@@ -150,33 +153,71 @@ impl LeaderReports {
             .insert((topic.to_string(), partition), (leader, epoch));
         self.notify.notify_one();
     }
+
+    /// The Raft group of `topic`/`partition` now has exactly `replicas` as voters.
+    pub fn reassigned(&self, topic: &str, partition: i32, replicas: Vec<i32>) {
+        self.reassigned
+            .lock()
+            .expect("reports lock")
+            .insert((topic.to_string(), partition), replicas);
+        self.notify.notify_one();
+    }
+
+    /// Everything pending, as controller commands.
+    fn take(&self) -> Vec<MetaCommand> {
+        let leaders: Vec<(String, i32, i32, i32)> = std::mem::take(&mut *self.pending.lock().expect("reports lock"))
+            .into_iter()
+            .map(|((t, p), (leader, epoch))| (t, p, leader, epoch))
+            .collect();
+        let done: Vec<(String, i32, Vec<i32>)> = std::mem::take(&mut *self.reassigned.lock().expect("reports lock"))
+            .into_iter()
+            .map(|((t, p), replicas)| (t, p, replicas))
+            .collect();
+        let mut cmds = Vec::new();
+        if !leaders.is_empty() {
+            cmds.push(MetaCommand::PartitionLeaders { leaders });
+        }
+        if !done.is_empty() {
+            cmds.push(MetaCommand::ReassignmentsDone { done });
+        }
+        cmds
+    }
+
+    /// Puts back what could not be recorded (newer reports win).
+    fn restore(&self, cmd: MetaCommand) {
+        match cmd {
+            MetaCommand::PartitionLeaders { leaders } => {
+                let mut pending = self.pending.lock().expect("reports lock");
+                for (t, p, leader, epoch) in leaders {
+                    pending.entry((t, p)).or_insert((leader, epoch));
+                }
+            }
+            MetaCommand::ReassignmentsDone { done } => {
+                let mut pending = self.reassigned.lock().expect("reports lock");
+                for (t, p, replicas) in done {
+                    pending.entry((t, p)).or_insert(replicas);
+                }
+            }
+            _ => {}
+        }
+        self.notify.notify_one();
+    }
 }
 
-/// Records reported leaderships in the controller, many per proposal.
+/// Records what partitions report in the controller, many reports per proposal.
 pub fn spawn_leader_reporter(controller: ActorRef<ControllerMsg>, reports: Arc<LeaderReports>) {
     tokio::spawn(async move {
         loop {
             reports.notify.notified().await;
-            let batch: Vec<(String, i32, i32, i32)> = reports
-                .pending
-                .lock()
-                .expect("reports lock")
-                .drain()
-                .map(|((t, p), (leader, epoch))| (t, p, leader, epoch))
-                .collect();
-            if batch.is_empty() {
-                continue;
-            }
-            let cmd = MetaCommand::PartitionLeaders { leaders: batch.clone() };
-            if let Err(e) = propose_until_done(&controller, cmd).await {
-                tracing::debug!(error = %e, "leaderships not recorded; retrying");
-                {
-                    let mut pending = reports.pending.lock().expect("reports lock");
-                    for (t, p, leader, epoch) in batch {
-                        pending.entry((t, p)).or_insert((leader, epoch));
-                    }
+            let mut failed = false;
+            for cmd in reports.take() {
+                if let Err(e) = propose_until_done(&controller, cmd.clone()).await {
+                    tracing::debug!(error = %e, "reports not recorded; retrying");
+                    reports.restore(cmd);
+                    failed = true;
                 }
-                reports.notify.notify_one();
+            }
+            if failed {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

@@ -197,6 +197,12 @@ impl Actor for Controller {
                             Some(why) if why.starts_with("invalid replication factor") => {
                                 Err((ResponseError::InvalidReplicationFactor, why))
                             }
+                            Some(why) if why.starts_with("invalid replica assignment") => {
+                                Err((ResponseError::InvalidReplicaAssignment, why))
+                            }
+                            Some(why) if why.starts_with("no reassignment in progress") => {
+                                Err((ResponseError::NoReassignmentInProgress, why))
+                            }
                             Some(why) if why.starts_with("invalid partitions") => {
                                 Err((ResponseError::InvalidPartitions, why))
                             }

@@ -225,6 +225,7 @@ impl Broker for Node {
             self.propose(cmd, 10_000)
         });
         let registry = self.registry.clone();
+        let meta = self.meta.clone();
         let wait = self.wait_topic_ready(OFFSETS_TOPIC.into(), 10_000);
         async move {
             if let Some(create) = create {
@@ -234,14 +235,25 @@ impl Broker for Node {
                 }
             }
             wait.await;
+            let meta = meta.read().expect("meta lock").clone();
+            // The topic's own partition count decides, whatever this node's config says.
+            let partitions = meta.topics.get(OFFSETS_TOPIC).map_or(partitions, |t| t.partitions);
             let tp = TopicPartition {
                 topic: OFFSETS_TOPIC.into(),
                 partition: partition_for(&group, partitions),
             };
-            match registry.get(&tp).and_then(|h| h.leadership().0) {
-                Some(leader) => Ok(leader as i32),
-                None => Err(ResponseError::CoordinatorNotAvailable),
+            // A node without a replica of the partition knows its leader from the controller.
+            let recorded = || {
+                meta.leaders
+                    .get(OFFSETS_TOPIC)
+                    .and_then(|l| l.get(&tp.partition))
+                    .map(|(leader, _)| *leader)
+            };
+            match registry.get(&tp) {
+                Some(h) => h.leadership().0.map(|l| l as i32),
+                None => recorded(),
             }
+            .ok_or(ResponseError::CoordinatorNotAvailable)
         }
         .boxed()
     }

@@ -4,6 +4,7 @@
 //! registry (reads change no state).
 
 use super::cluster_boot::LeaderReports;
+use super::partition_reassign::Reassigner;
 use super::registry::{PartitionHandle, Registry};
 use crate::cluster::network::{Network, Peers};
 use crate::cluster::wire::GroupId;
@@ -51,6 +52,8 @@ pub enum PartitionMsg {
     RetentionTick,
     /// Move the log start offset to `offset` (-1: the high watermark); reply with the new start.
     DeleteRecords { offset: i64, reply: ProduceReply },
+    /// A reassignment of this partition may be pending: its leader drives it.
+    Reassign,
     /// Test hook: panic inside the actor, to exercise supervision.
     #[cfg(debug_assertions)]
     Crash,
@@ -80,6 +83,8 @@ pub struct PartitionArgs {
     pub replicas: Vec<i32>,
     /// Where won leaderships are reported for the controller (multi-node clusters).
     pub leader_reports: Option<Arc<LeaderReports>>,
+    /// Bound of one catch-up wait of a reassignment.
+    pub reassignment_catch_up_timeout: Duration,
 }
 
 /// A running partition's state.
@@ -99,6 +104,11 @@ pub struct PartitionState {
     shared: Arc<PartitionShared>,
     meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
     retention: RetentionLimits,
+    peers: Option<Arc<Peers>>,
+    reports: Option<Arc<LeaderReports>>,
+    reassignment_catch_up_timeout: Duration,
+    /// Set while this node drives a reassignment of the partition.
+    reassigning: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The partition actor.
@@ -164,7 +174,10 @@ impl Actor for PartitionActor {
             sm,
         )
         .await?;
-        if !raft.is_initialized().await? {
+        // A replica being added by a reassignment joins the group as a learner: the leader
+        // brings it in; it never forms a group of its own.
+        let joining = !args.replicas.contains(&(args.node_id as i32));
+        if !joining && !raft.is_initialized().await? {
             let members: BTreeMap<NodeId, BasicNode> = match &args.peers {
                 Some(peers) => args
                     .replicas
@@ -195,6 +208,7 @@ impl Actor for PartitionActor {
             args.registry.clone(),
             handle_shared.clone(),
             args.leader_reports.clone().map(|r| (r, args.tp.clone(), args.node_id)),
+            myself.clone(),
         );
         myself.send_interval(Duration::from_millis(args.retention_check_interval_ms.max(10)), || {
             PartitionMsg::RetentionTick
@@ -212,6 +226,10 @@ impl Actor for PartitionActor {
             shared: handle_shared,
             meta: args.meta.clone(),
             retention: args.retention,
+            peers: args.peers.clone(),
+            reports: args.leader_reports.clone(),
+            reassignment_catch_up_timeout: args.reassignment_catch_up_timeout,
+            reassigning: Default::default(),
         })
     }
 
@@ -316,6 +334,21 @@ impl Actor for PartitionActor {
                 }
             }
             PartitionMsg::RetentionTick => st.apply_retention().await,
+            PartitionMsg::Reassign => {
+                if let (Some(peers), Some(reports)) = (&st.peers, &st.reports) {
+                    Reassigner {
+                        tp: st.tp.clone(),
+                        node_id: st.node_id,
+                        raft: st.raft.clone(),
+                        peers: peers.clone(),
+                        meta: st.meta.clone(),
+                        reports: reports.clone(),
+                        catch_up_timeout: st.reassignment_catch_up_timeout,
+                        running: st.reassigning.clone(),
+                    }
+                    .start();
+                }
+            }
             PartitionMsg::DeleteRecords { offset, reply } => {
                 let hwm = *st.shared.high_watermark.borrow();
                 let target = if offset == -1 { hwm } else { offset };
@@ -399,6 +432,7 @@ fn spawn_leadership_watch(
     registry: Arc<Registry>,
     shared: Arc<PartitionShared>,
     reports: Option<(Arc<LeaderReports>, TopicPartition, NodeId)>,
+    actor: ActorRef<PartitionMsg>,
 ) {
     let mut metrics = raft.metrics();
     drop(raft);
@@ -427,6 +461,8 @@ fn spawn_leadership_watch(
                     if now.0 == Some(*me) {
                         let epoch = now.1.min(i32::MAX as u64) as i32;
                         reports.report(&tp.topic, tp.partition, *me as i32, epoch);
+                        // A new leader carries on with a pending reassignment.
+                        let _ = actor.send_message(PartitionMsg::Reassign);
                     }
                 }
             }

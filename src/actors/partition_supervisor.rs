@@ -50,6 +50,8 @@ pub struct SupervisorArgs {
     pub peers: Option<Arc<Peers>>,
     /// Where partitions report won leaderships (multi-node clusters).
     pub leader_reports: Option<Arc<super::cluster_boot::LeaderReports>>,
+    /// Bound of one catch-up wait of a reassignment.
+    pub reassignment_catch_up_timeout: Duration,
 }
 
 struct Child {
@@ -105,6 +107,7 @@ impl PartitionSupervisor {
             meta: st.args.meta.clone(),
             peers: st.args.peers.clone(),
             leader_reports: st.args.leader_reports.clone(),
+            reassignment_catch_up_timeout: st.args.reassignment_catch_up_timeout,
             replicas: topic
                 .as_ref()
                 .map(|t| t.replicas_of(tp.partition, st.args.node_id as i32))
@@ -132,6 +135,22 @@ impl PartitionSupervisor {
                 handle
                     .log
                     .set_segment_bytes(segment_bytes(topic, st.args.log_config.segment_bytes));
+            }
+        }
+    }
+
+    /// Tells every running partition with a pending reassignment; its leader drives it.
+    fn nudge_reassignments(st: &SupervisorState) {
+        let meta = st.args.meta.read().expect("meta lock").clone();
+        for t in meta.topics.values().filter(|t| !t.reassigning.is_empty()) {
+            for p in t.reassigning.keys() {
+                let tp = TopicPartition {
+                    topic: t.name.clone(),
+                    partition: *p,
+                };
+                if let Some(actor) = st.children.get(&tp).and_then(|c| c.actor.as_ref()) {
+                    let _ = actor.send_message(PartitionMsg::Reassign);
+                }
             }
         }
     }
@@ -224,7 +243,7 @@ impl Actor for PartitionSupervisor {
         match msg {
             SupervisorMsg::Reconcile if !st.stopping => {
                 PartitionSupervisor::apply_segment_sizes(st);
-                // The partitions this node holds a replica of.
+                // The partitions this node holds a replica of, or is to hold (reassignments).
                 let local = st.args.node_id as i32;
                 let wanted: HashMap<TopicPartition, uuid::Uuid> = {
                     let meta = st.args.meta.read().expect("meta lock");
@@ -232,7 +251,7 @@ impl Actor for PartitionSupervisor {
                         .values()
                         .flat_map(|t| {
                             (0..t.partitions)
-                                .filter(move |p| t.replicas_of(*p, local).contains(&local))
+                                .filter(move |p| t.hosts_of(*p, local).contains(&local))
                                 .map(move |p| {
                                     (
                                         TopicPartition {
@@ -252,9 +271,10 @@ impl Actor for PartitionSupervisor {
                     .map(|(tp, _)| tp.clone())
                     .collect();
                 for tp in gone {
-                    tracing::info!(topic = %tp.topic, partition = tp.partition, "stopping deleted partition");
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, "stopping a partition no longer held here");
                     PartitionSupervisor::stop_child(st, &tp, true).await;
                 }
+                PartitionSupervisor::nudge_reassignments(st);
                 for (tp, topic_id) in wanted {
                     if !st.children.contains_key(&tp) {
                         st.children.insert(

@@ -110,7 +110,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
         }
         let mut partitions = Vec::new();
         for p in 0..tm.partitions {
-            let replicas = tm.replicas_of(p, node.node_id);
+            let replicas = tm.hosts_of(p, node.node_id);
             let ids = |v: &[i32]| v.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
             let mut pm = MetadataResponsePartition::default()
                 .with_partition_index(p)

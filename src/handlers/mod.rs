@@ -2,6 +2,7 @@
 //! and `decode` refuses anything outside it.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod context;
 pub mod create_partitions;
@@ -22,6 +23,7 @@ pub mod leader_view;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -75,6 +77,8 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::ListGroups, min: 0, max: 4 },
     ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
     ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
 ];
 
 /// The served range of `key`, if served.
@@ -118,6 +122,8 @@ pub enum Body {
     ListGroups(kafka_protocol::messages::ListGroupsRequest),
     DeleteGroups(kafka_protocol::messages::DeleteGroupsRequest),
     OffsetDelete(kafka_protocol::messages::OffsetDeleteRequest),
+    AlterPartitionReassignments(kafka_protocol::messages::AlterPartitionReassignmentsRequest),
+    ListPartitionReassignments(kafka_protocol::messages::ListPartitionReassignmentsRequest),
 }
 
 /// What to do with a frame.
@@ -199,6 +205,12 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         ApiKey::ListGroups => Body::ListGroups(m::ListGroupsRequest::decode(buf, v)?),
         ApiKey::DeleteGroups => Body::DeleteGroups(m::DeleteGroupsRequest::decode(buf, v)?),
         ApiKey::OffsetDelete => Body::OffsetDelete(m::OffsetDeleteRequest::decode(buf, v)?),
+        ApiKey::AlterPartitionReassignments => {
+            Body::AlterPartitionReassignments(m::AlterPartitionReassignmentsRequest::decode(buf, v)?)
+        }
+        ApiKey::ListPartitionReassignments => {
+            Body::ListPartitionReassignments(m::ListPartitionReassignmentsRequest::decode(buf, v)?)
+        }
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -244,6 +256,8 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::ListGroups => "ListGroups",
         ApiKey::DeleteGroups => "DeleteGroups",
         ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
+        ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         _ => "Other",
     }
 }
@@ -298,6 +312,18 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         Body::ListGroups(r) => encode_response(key, cid, v, &list_groups::handle(broker.as_ref(), r, v).await),
         Body::DeleteGroups(r) => encode_response(key, cid, v, &delete_groups::handle(broker.as_ref(), r).await),
         Body::OffsetDelete(r) => encode_response(key, cid, v, &offset_delete::handle(broker.as_ref(), r).await),
+        Body::AlterPartitionReassignments(r) => encode_response(
+            key,
+            cid,
+            v,
+            &alter_partition_reassignments::handle(broker.as_ref(), r, v).await,
+        ),
+        Body::ListPartitionReassignments(r) => encode_response(
+            key,
+            cid,
+            v,
+            &list_partition_reassignments::handle(broker.as_ref(), r).await,
+        ),
     };
     match encoded {
         Ok(b) => Ok(Some(b)),

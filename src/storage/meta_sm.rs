@@ -57,6 +57,17 @@ pub enum MetaCommand {
     PartitionLeaders {
         leaders: Vec<(String, i32, i32, i32)>,
     },
+    /// Move a partition's replicas to `target` (the preferred leader first); `None` cancels a
+    /// pending move, which then goes back to the current replicas.
+    ReassignPartition {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<i32>>,
+    },
+    /// Partitions whose Raft groups now have exactly these voters: (topic, partition, replicas).
+    ReassignmentsDone {
+        done: Vec<(String, i32, Vec<i32>)>,
+    },
 }
 
 /// What the cluster knows about one topic.
@@ -71,12 +82,30 @@ pub struct TopicMeta {
     /// before placement existed, on this node only).
     #[serde(default)]
     pub replicas: Vec<Vec<i32>>,
+    /// Pending reassignments: each partition's target replicas.
+    #[serde(default)]
+    pub reassigning: BTreeMap<i32, Vec<i32>>,
 }
 
 impl TopicMeta {
-    /// The replicas of partition `p`; `local` when the topic predates placement.
+    /// The replicas of partition `p` (its Raft voters); `local` when the topic predates
+    /// placement.
     pub fn replicas_of(&self, p: i32, local: i32) -> Vec<i32> {
         self.replicas.get(p as usize).cloned().unwrap_or_else(|| vec![local])
+    }
+
+    /// Every node holding partition `p` now: during a reassignment the target replicas followed
+    /// by the ones being removed (Kafka's full replica set), else its replicas.
+    pub fn hosts_of(&self, p: i32, local: i32) -> Vec<i32> {
+        let current = self.replicas_of(p, local);
+        match self.reassigning.get(&p) {
+            None => current,
+            Some(target) => {
+                let mut all = target.clone();
+                all.extend(current.into_iter().filter(|id| !target.contains(id)));
+                all
+            }
+        }
     }
 }
 
@@ -134,6 +163,23 @@ fn place(meta: &mut ClusterMeta, from: i32, to: i32, replication_factor: i16) ->
         .collect())
 }
 
+/// Checks a reassignment target: some replicas, each a node of the cluster, none twice.
+fn check_assignment(target: &[i32], nodes: &[i32]) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("invalid replica assignment: no replicas".into());
+    }
+    if let Some(id) = target.iter().find(|id| !nodes.contains(id)) {
+        return Err(format!("invalid replica assignment: node {id} is not in the cluster"));
+    }
+    let mut seen = target.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != target.len() {
+        return Err("invalid replica assignment: a node is listed twice".into());
+    }
+    Ok(())
+}
+
 /// Controller state machine; `view` is what handlers read, `version` ticks on every change.
 pub struct MetaSm {
     last_applied: Option<LogId>,
@@ -178,6 +224,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
                     replication_factor,
                     configs,
                     replicas,
+                    reassigning: BTreeMap::new(),
                 },
             );
         }
@@ -236,6 +283,48 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
             let topic = meta.topics.get_mut(&name).expect("checked above");
             topic.replicas.extend(more);
             topic.partitions = count;
+        }
+        MetaCommand::ReassignPartition {
+            topic,
+            partition,
+            target,
+        } => {
+            let known = meta.voters.clone();
+            let t = meta
+                .topics
+                .get_mut(&topic)
+                .filter(|t| (0..t.partitions).contains(&partition))
+                .ok_or_else(|| format!("partition {topic}-{partition} does not exist"))?;
+            if t.replicas.is_empty() {
+                return Err("invalid replica assignment: a single node cannot move partitions".into());
+            }
+            match target {
+                Some(target) => {
+                    check_assignment(&target, &known)?;
+                    t.reassigning.insert(partition, target);
+                }
+                None => {
+                    if !t.reassigning.contains_key(&partition) {
+                        return Err(format!("no reassignment in progress for {topic}-{partition}"));
+                    }
+                    let back = t.replicas_of(partition, -1);
+                    t.reassigning.insert(partition, back);
+                }
+            }
+        }
+        MetaCommand::ReassignmentsDone { done } => {
+            for (topic, partition, replicas) in done {
+                let Some(t) = meta.topics.get_mut(&topic) else {
+                    continue;
+                };
+                let Some(slot) = t.replicas.get_mut(partition as usize) else {
+                    continue;
+                };
+                *slot = replicas.clone();
+                if t.reassigning.get(&partition) == Some(&replicas) {
+                    t.reassigning.remove(&partition);
+                }
+            }
         }
         MetaCommand::InitCluster { cluster_id, voters } => {
             if meta.cluster_id.is_empty() {
@@ -323,5 +412,110 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster_with_topic() -> ClusterMeta {
+        let mut meta = ClusterMeta::default();
+        apply_command(
+            &mut meta,
+            MetaCommand::InitCluster {
+                cluster_id: "c".into(),
+                voters: vec![1, 2, 3, 4],
+            },
+        )
+        .unwrap();
+        apply_command(
+            &mut meta,
+            MetaCommand::CreateTopic {
+                name: "t".into(),
+                topic_id: uuid::Uuid::new_v4(),
+                partitions: 2,
+                replication_factor: 2,
+                configs: BTreeMap::new(),
+            },
+        )
+        .unwrap();
+        meta
+    }
+
+    fn reassign(meta: &mut ClusterMeta, partition: i32, target: Option<Vec<i32>>) -> Result<i64, String> {
+        apply_command(
+            meta,
+            MetaCommand::ReassignPartition {
+                topic: "t".into(),
+                partition,
+                target,
+            },
+        )
+    }
+
+    #[test]
+    fn a_reassignment_shows_every_host_until_done() {
+        let mut meta = cluster_with_topic();
+        let before = meta.topics["t"].replicas_of(0, 0);
+        let spare: Vec<i32> = (1..=4).filter(|n| !before.contains(n)).collect();
+        let target = vec![spare[0], before[1]];
+        reassign(&mut meta, 0, Some(target.clone())).unwrap();
+        let t = &meta.topics["t"];
+        assert_eq!(t.replicas_of(0, 0), before, "the voters change only when the group did");
+        assert_eq!(t.hosts_of(0, 0), vec![spare[0], before[1], before[0]]);
+        apply_command(
+            &mut meta,
+            MetaCommand::ReassignmentsDone {
+                done: vec![("t".into(), 0, target.clone())],
+            },
+        )
+        .unwrap();
+        let t = &meta.topics["t"];
+        assert_eq!(t.replicas_of(0, 0), target);
+        assert!(t.reassigning.is_empty());
+        assert_eq!(t.hosts_of(0, 0), target);
+    }
+
+    #[test]
+    fn a_done_report_for_an_older_target_keeps_the_newer_one_pending() {
+        let mut meta = cluster_with_topic();
+        reassign(&mut meta, 1, Some(vec![1, 2])).unwrap();
+        reassign(&mut meta, 1, Some(vec![3, 4])).unwrap();
+        apply_command(
+            &mut meta,
+            MetaCommand::ReassignmentsDone {
+                done: vec![("t".into(), 1, vec![1, 2])],
+            },
+        )
+        .unwrap();
+        let t = &meta.topics["t"];
+        assert_eq!(t.replicas_of(1, 0), vec![1, 2]);
+        assert_eq!(t.reassigning.get(&1), Some(&vec![3, 4]));
+    }
+
+    #[test]
+    fn cancelling_goes_back_to_the_current_replicas() {
+        let mut meta = cluster_with_topic();
+        let before = meta.topics["t"].replicas_of(0, 0);
+        assert!(reassign(&mut meta, 0, None)
+            .unwrap_err()
+            .starts_with("no reassignment in progress"));
+        reassign(&mut meta, 0, Some(vec![4])).unwrap();
+        reassign(&mut meta, 0, None).unwrap();
+        assert_eq!(meta.topics["t"].reassigning.get(&0), Some(&before));
+    }
+
+    #[test]
+    fn bad_targets_are_refused() {
+        let mut meta = cluster_with_topic();
+        for target in [vec![], vec![1, 1], vec![1, 9]] {
+            let err = reassign(&mut meta, 0, Some(target.clone())).unwrap_err();
+            assert!(err.starts_with("invalid replica assignment"), "{target:?}: {err}");
+        }
+        assert!(reassign(&mut meta, 5, Some(vec![1]))
+            .unwrap_err()
+            .contains("does not exist"));
+        assert!(meta.topics["t"].reassigning.is_empty());
     }
 }

@@ -2,7 +2,10 @@
 test, Kafka ports 0; each node's identity checked as for a single broker."""
 
 import socket
+import threading
+import time
 
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from broker import Broker
@@ -76,3 +79,49 @@ class Cluster:
             b.kill()
         for b in self.nodes:
             assert "panicked" not in b.log_text(), b.log_text()[-3000:]
+
+
+class Stream:
+    """An idempotent acks=all producer writing 0, 1, 2, ... on its own thread; remembers what
+    was acknowledged and what failed."""
+
+    def __init__(self, bootstrap, topic):
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                           "linger.ms": 5, "message.timeout.ms": 60000})
+        self.topic = topic
+        self.acked = []
+        self.failed = []
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _cb(self, err, msg):
+        (self.failed if err else self.acked).append(int(msg.value()))
+
+    def _run(self):
+        i = 0
+        while not self.stop.is_set():
+            try:
+                self.p.produce(self.topic, value=str(i).encode(), partition=0, on_delivery=self._cb)
+                i += 1
+            except BufferError:
+                pass
+            self.p.poll(0.001)
+
+    def close(self):
+        self.stop.set()
+        self.t.join(10)
+        assert self.p.flush(60) == 0
+
+
+def read_all(bootstrap, topic, until):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    values = []
+    deadline = time.monotonic() + 60
+    while len(values) < until and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            values.append(int(m.value()))
+    c.close()
+    return values

@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 
 from clients import wait_for
-from cluster import Cluster
+from cluster import Cluster, Stream, read_all
 
 
 def test_three_nodes_form_a_cluster_and_agree_on_metadata(tmp_path):
@@ -43,52 +43,6 @@ def test_three_nodes_form_a_cluster_and_agree_on_metadata(tmp_path):
         admin.create_topics([NewTopic("too-many", num_partitions=1, replication_factor=4)])["too-many"].result(30)
     assert "INVALID_REPLICATION_FACTOR" in str(too_many.value)
     c.kill()
-
-
-class Stream:
-    """An idempotent acks=all producer writing 0, 1, 2, ... on its own thread; remembers what
-    was acknowledged and what failed."""
-
-    def __init__(self, bootstrap, topic):
-        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                           "linger.ms": 5, "message.timeout.ms": 60000})
-        self.topic = topic
-        self.acked = []
-        self.failed = []
-        self.stop = threading.Event()
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _cb(self, err, msg):
-        (self.failed if err else self.acked).append(int(msg.value()))
-
-    def _run(self):
-        i = 0
-        while not self.stop.is_set():
-            try:
-                self.p.produce(self.topic, value=str(i).encode(), partition=0, on_delivery=self._cb)
-                i += 1
-            except BufferError:
-                pass
-            self.p.poll(0.001)
-
-    def close(self):
-        self.stop.set()
-        self.t.join(10)
-        assert self.p.flush(60) == 0
-
-
-def read_all(bootstrap, topic, until):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, 0)])
-    values = []
-    deadline = time.monotonic() + 60
-    while len(values) < until and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is not None and not m.error():
-            values.append(int(m.value()))
-    c.close()
-    return values
 
 
 def test_leader_killed_mid_stream_loses_no_acknowledged_write(tmp_path):

@@ -1,0 +1,110 @@
+//! Moves a partition's Raft group to the replicas a reassignment asks for, run by the group's
+//! leader: each new replica joins as a learner and catches up, then one joint-consensus
+//! membership change makes the target the voters (a leader that is not among them steps down
+//! once that is committed), then learners left over are removed and the controller is told.
+//! Every step is idempotent, so a new leader (or a retry after a timeout) starts over safely.
+
+use super::cluster_boot::LeaderReports;
+use crate::cluster::network::Peers;
+use crate::cluster::{NodeId, Raft};
+use crate::handlers::context::TopicPartition;
+use crate::storage::meta_sm::ClusterMeta;
+use openraft::{BasicNode, ChangeMembers};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Pause between attempts when a step failed (a target node down, a lost proposal).
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// What a reassignment of one partition needs.
+pub struct Reassigner {
+    pub tp: TopicPartition,
+    pub node_id: NodeId,
+    pub raft: Raft,
+    pub peers: Arc<Peers>,
+    pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
+    pub reports: Arc<LeaderReports>,
+    /// Longest wait for a new replica to catch up before the attempt starts over.
+    pub catch_up_timeout: Duration,
+    /// Set while a driver runs, so one runs at a time.
+    pub running: Arc<AtomicBool>,
+}
+
+impl Reassigner {
+    /// The target replicas of a pending reassignment of this partition.
+    fn target(&self) -> Option<Vec<i32>> {
+        let meta = self.meta.read().expect("meta lock");
+        meta.topics
+            .get(&self.tp.topic)
+            .and_then(|t| t.reassigning.get(&self.tp.partition).cloned())
+    }
+
+    fn leading(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+    }
+
+    /// Starts driving the pending reassignment, unless one is being driven already or there is
+    /// none; gives up when this node stops leading (the next leader takes over).
+    pub fn start(self) {
+        if self.target().is_none() || !self.leading() || self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(async move {
+            while let Some(target) = self.target() {
+                if !self.leading() {
+                    break;
+                }
+                match self.move_voters(&target).await {
+                    Ok(()) => {
+                        tracing::info!(partition = ?self.tp, replicas = ?target, "reassignment done");
+                        self.reports.reassigned(&self.tp.topic, self.tp.partition, target);
+                        break;
+                    }
+                    Err(why) => {
+                        tracing::debug!(partition = ?self.tp, %why, "reassignment step failed; retrying");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                }
+            }
+            self.running.store(false, Ordering::Release);
+        });
+    }
+
+    async fn move_voters(&self, target: &[i32]) -> Result<(), String> {
+        let target: BTreeSet<NodeId> = target.iter().map(|id| *id as NodeId).collect();
+        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        // Learners of an earlier, cancelled target would go on receiving the log. Removed
+        // first: once the voters change, this node may no longer lead.
+        let extra: BTreeSet<NodeId> = membership.learner_ids().filter(|id| !target.contains(id)).collect();
+        if !extra.is_empty() {
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(extra.clone()), false)
+                .await
+                .map_err(|e| format!("removing learners {extra:?}: {e}"))?;
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        for id in target.difference(&voters) {
+            let addr = self
+                .peers
+                .members()
+                .get(id)
+                .cloned()
+                .ok_or_else(|| format!("node {id} has no cluster address"))?;
+            // Blocking: returns once the learner holds the log up to its own admission.
+            let add = self.raft.add_learner(*id, BasicNode::new(addr), true);
+            tokio::time::timeout(self.catch_up_timeout, add)
+                .await
+                .map_err(|_| format!("node {id} did not catch up within {:?}", self.catch_up_timeout))?
+                .map_err(|e| format!("adding node {id} as a learner: {e}"))?;
+        }
+        if voters != target || membership.get_joint_config().len() > 1 {
+            self.raft
+                .change_membership(ChangeMembers::ReplaceAllVoters(target.clone()), false)
+                .await
+                .map_err(|e| format!("changing voters to {target:?}: {e}"))?;
+        }
+        Ok(())
+    }
+}

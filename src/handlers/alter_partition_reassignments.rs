@@ -1,0 +1,70 @@
+//! AlterPartitionReassignments: records target replicas (or cancels a pending move) in the
+//! controller and answers once recorded, as Kafka does; each partition's leader then moves its
+//! Raft group (see `actors::partition_reassign`) and ListPartitionReassignments shows progress.
+
+use super::context::Broker;
+use crate::storage::meta_sm::MetaCommand;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_partition_reassignments_response::{
+    ReassignablePartitionResponse, ReassignableTopicResponse,
+};
+use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+/// Handles an AlterPartitionReassignments request.
+pub async fn handle(
+    broker: &dyn Broker,
+    req: AlterPartitionReassignmentsRequest,
+    version: i16,
+) -> AlterPartitionReassignmentsResponse {
+    let timeout_ms = (req.timeout_ms.max(1) as u64).min(broker.config().request_timeout_max_ms);
+    // v1 (KIP-860) lets the client forbid changing the replication factor.
+    let allow_rf_change = version < 1 || req.allow_replication_factor_change;
+    let mut responses = Vec::new();
+    for t in req.topics {
+        let topic = t.name.0.to_string();
+        let mut partitions = Vec::new();
+        for p in t.partitions {
+            let target: Option<Vec<i32>> = p.replicas.map(|r| r.into_iter().map(|id| id.0).collect());
+            let current_rf = broker
+                .metadata()
+                .topics
+                .get(&topic)
+                .and_then(|m| m.replicas.get(p.partition_index as usize).map(|r| r.len()));
+            let outcome = match (&target, current_rf) {
+                (Some(target), Some(rf)) if !allow_rf_change && target.len() != rf => Err((
+                    ResponseError::InvalidReplicationFactor,
+                    format!("the target has {} replicas, the partition {rf}", target.len()),
+                )),
+                _ => broker
+                    .propose(
+                        MetaCommand::ReassignPartition {
+                            topic: topic.clone(),
+                            partition: p.partition_index,
+                            target,
+                        },
+                        timeout_ms,
+                    )
+                    .await
+                    .map(|_| ()),
+            };
+            let r = ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            partitions.push(match outcome {
+                Ok(()) => r,
+                Err((code, msg)) => {
+                    crate::observability::note_error("AlterPartitionReassignments", code);
+                    r.with_error_code(code.code())
+                        .with_error_message(Some(StrBytes::from_string(msg)))
+                }
+            });
+        }
+        responses.push(
+            ReassignableTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    AlterPartitionReassignmentsResponse::default()
+        .with_allow_replication_factor_change(allow_rf_change)
+        .with_responses(responses)
+}

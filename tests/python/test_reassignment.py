@@ -1,0 +1,109 @@
+"""Partition reassignment (AlterPartitionReassignments / ListPartitionReassignments through
+kafka-python's admin client): a partition's Raft group takes in new replicas as learners, they
+catch up, the voters change by joint consensus, the old replicas leave and their data goes."""
+
+import signal
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaAdminClient
+from kafka import TopicPartition as KTopicPartition
+from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError, UnknownTopicOrPartitionError
+
+from clients import wait_for
+from cluster import Cluster, Stream, read_all
+
+FAST = {"RAFTSTREAM_REPLICA_LAG_TIME_MAX_MS": "1000", "RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS": "4"}
+
+
+def replica_map(c, via):
+    """{(topic, partition): (leader, replicas)} of every topic, internal ones included."""
+    md = AdminClient({"bootstrap.servers": via.bootstrap}).list_topics(timeout=10)
+    return {(t.topic, p.id): (p.leader, list(p.replicas))
+            for t in md.topics.values() for p in t.partitions.values()}
+
+
+def test_draining_a_node_moves_its_replicas_and_leadership_with_no_loss(tmp_path):
+    c = Cluster(tmp_path, n=4, env=FAST).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("drain", num_partitions=3, replication_factor=3)])["drain"].result(30)
+    drained = c.wait_leader("drain", 0)
+    s = Stream(c.bootstrap, "drain")
+    # A committed offset lives in __consumer_offsets, which the drain moves too.
+    group = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "drainers"})
+    group.commit(offsets=[TopicPartition("drain", 1, 42)], asynchronous=False)
+    group.close()
+    wait_for(lambda: len(s.acked) >= 1000, "1000 acknowledged records")
+
+    kp = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+    plan = {}
+    for (topic, p), (_, replicas) in replica_map(c, c.node(drained)).items():
+        if drained in replicas:
+            spare = min(n for n in (1, 2, 3, 4) if n not in replicas)
+            plan[KTopicPartition(topic, p)] = [spare if r == drained else r for r in replicas]
+    assert any(tp.topic == "drain" for tp in plan) and any(tp.topic == "__consumer_offsets" for tp in plan)
+    assert kp.alter_partition_reassignments(plan) == {tp: None for tp in plan}
+
+    wait_for(lambda: kp.list_partition_reassignments() == {}, "every reassignment finishing", timeout=90)
+    for b in c.nodes:
+        if b.node_id != drained:
+            wait_for(lambda: all(drained not in replicas and leader != drained and leader in replicas
+                                 for leader, replicas in replica_map(c, b).values()),
+                     f"node {b.node_id} showing nothing on node {drained}")
+    moved = replica_map(c, c.node(1 if drained != 1 else 2))
+    for tp, target in plan.items():
+        assert sorted(moved[(tp.topic, tp.partition)][1]) == sorted(target)
+    # The drained node stopped the groups it left and removed their data.
+    wait_for(lambda: not any((c.node(drained).data_dir / "topics").glob("drain-*")),
+             "the drained node's partition data removed")
+
+    c.node(drained).kill(signal.SIGKILL)
+    before = len(s.acked)
+    wait_for(lambda: len(s.acked) >= before + 1000, "acks=all continuing without the drained node")
+    s.close()
+    assert s.failed == []
+    values = read_all(c.alive()[0].bootstrap, "drain", len(s.acked))
+    assert set(s.acked) <= set(values) and values == sorted(set(values)), "every ack once, in order"
+    probe = Consumer({"bootstrap.servers": c.alive()[0].bootstrap, "group.id": "drainers"})
+    assert probe.committed([TopicPartition("drain", 1)], timeout=30)[0].offset == 42
+    probe.close()
+    kp.close()
+    c.kill()
+
+
+def test_reassignment_grows_a_partition_and_refuses_bad_targets(tmp_path):
+    c = Cluster(tmp_path, env=FAST).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("grow", num_partitions=1, replication_factor=1)])["grow"].result(30)
+    s = Stream(c.bootstrap, "grow")
+    wait_for(lambda: len(s.acked) >= 500, "500 acknowledged records")
+    kp = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+    (leader, replicas) = replica_map(c, c.node(1))[("grow", 0)]
+    target = replicas + [n for n in (1, 2, 3) if n not in replicas]
+    grow = KTopicPartition("grow", 0)
+    assert kp.alter_partition_reassignments({grow: target}) == {grow: None}
+    # The new replicas catch up: the leader counts them in sync.
+    wait_for(lambda: c.partitions("grow", c.node(leader)).get(0, (0, [], []))[2] == [1, 2, 3],
+             "the added replicas in sync")
+    wait_for(lambda: kp.list_partition_reassignments() == {}, "the reassignment finishing")
+    assert replica_map(c, c.node(2))[("grow", 0)][1] == target
+    before = len(s.acked)
+    wait_for(lambda: len(s.acked) >= before + 500, "acks=all with three replicas")
+    s.close()
+    assert s.failed == []
+
+    refused = kp.alter_partition_reassignments({
+        KTopicPartition("no-such-topic", 0): [1],
+        KTopicPartition("grow", 7): [1],
+        KTopicPartition("grow", 0): [1, 9],
+    })
+    assert refused[KTopicPartition("no-such-topic", 0)] is UnknownTopicOrPartitionError
+    assert refused[KTopicPartition("grow", 7)] is UnknownTopicOrPartitionError
+    assert refused[grow] is InvalidReplicationAssignmentError
+    assert kp.alter_partition_reassignments({grow: [2, 2]}) == {grow: InvalidReplicationAssignmentError}
+    assert kp.alter_partition_reassignments({grow: None}) == {grow: NoReassignmentInProgressError}
+    assert kp.list_partition_reassignments() == {}
+    values = read_all(c.bootstrap, "grow", len(s.acked))
+    assert set(s.acked) <= set(values) and values == sorted(set(values))
+    kp.close()
+    c.kill()
