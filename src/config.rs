@@ -298,6 +298,14 @@ impl Config {
         Ok(out)
     }
 
+    /// Where peers reach this node: its own entry in `peers` (validated to exist).
+    pub fn cluster_advertise(&self) -> String {
+        self.peer_addrs()
+            .ok()
+            .and_then(|p| p.get(&(self.node_id as u64)).cloned())
+            .unwrap_or_else(|| self.cluster_listen.clone())
+    }
+
     /// Every key in its Kafka (dotted) spelling with its default, for `--help`.
     pub fn describe_defaults() -> String {
         let json = serde_json::to_value(Config::default()).expect("config serializes");

@@ -2,7 +2,10 @@
 //! metadata), the partition supervisor and the listener, and runs the graceful shutdown:
 //! stop accepting, drain connections, stop partitions, final fsync.
 
-use super::cluster_boot::{join_cluster, propose_until_done, spawn_leader_reporter, start_transport, LeaderReports};
+use super::cluster_boot::{
+    await_applied, join_cluster, propose_until_done, spawn_address_book, spawn_leader_reporter, start_transport,
+    LeaderReports,
+};
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
 use super::coordinator_store::StoreConfig;
@@ -113,7 +116,7 @@ impl Actor for Broker {
         });
 
         let meta = Arc::new(RwLock::new(Arc::new(ClusterMeta::default())));
-        let (version_tx, mut version_rx) = watch::channel(0u64);
+        let (version_tx, version_rx) = watch::channel(0u64);
         let registry = Arc::new(Registry::default());
         let transport = start_transport(&cfg, registry.clone(), &args.identity).await?;
         let peers = transport.as_ref().map(|t| t.peers.clone());
@@ -145,6 +148,7 @@ impl Actor for Broker {
         let identity = match &transport {
             Some(t) => {
                 t.routes.set_controller(controller.clone());
+                spawn_address_book(t.peers.clone(), meta.clone(), version_rx.clone());
                 join_cluster(&cfg, &controller, &meta, version_rx.clone(), args.identity.clone(), t).await?
             }
             None => args.identity.clone(),
@@ -185,8 +189,9 @@ impl Actor for Broker {
         )
         .await?;
         let sup = supervisor.clone();
+        let mut reconcile_rx = version_rx.clone();
         tokio::spawn(async move {
-            while version_rx.changed().await.is_ok() {
+            while reconcile_rx.changed().await.is_ok() {
                 if sup.send_message(SupervisorMsg::Reconcile).is_err() {
                     return;
                 }
@@ -221,8 +226,15 @@ impl Actor for Broker {
                 node_id: cfg.node_id,
                 host: host.clone(),
                 port,
+                cluster_addr: cfg.cluster_advertise(),
             };
             propose_until_done(&controller, register).await?;
+            // Metadata from this node lists it from the moment it serves.
+            let me = cfg.node_id;
+            await_applied(&meta, version_rx.clone(), |m| {
+                m.brokers.get(&me).is_some_and(|b| b.port == port)
+            })
+            .await;
         }
         let node = Arc::new(Node {
             config: cfg.clone(),
@@ -248,6 +260,7 @@ impl Actor for Broker {
                 .map_err(|e| format!("cannot listen on {} (http): {e}", cfg.http_listen))?;
             let http_addr = http_tcp.local_addr()?;
             let state = HttpState {
+                node_id: cfg.node_id,
                 registry: registry.clone(),
                 meta: node.meta.clone(),
                 metrics: args.metrics.clone(),

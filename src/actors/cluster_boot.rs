@@ -131,7 +131,48 @@ pub async fn join_cluster(
         record_joined(&cfg.data_dir, cfg.node_id, &cluster_id)?
     };
     *transport.routes.cluster_id.write().expect("cluster id lock") = cluster_id;
+    // A node added to the running cluster: replicas may be placed on it from now on.
+    let me = cfg.node_id;
+    if !meta.read().expect("meta lock").voters.contains(&me) {
+        propose_until_done(controller, MetaCommand::AddNode { node_id: me }).await?;
+        tracing::info!(node_id = me, "joined the running cluster");
+    }
     Ok(identity)
+}
+
+/// Waits (at most the join timeout) until this node's metadata satisfies `cond`: a proposal
+/// is applied on the leader first, on this node a little later.
+pub async fn await_applied(
+    meta: &Arc<RwLock<Arc<ClusterMeta>>>,
+    mut version: watch::Receiver<u64>,
+    cond: impl Fn(&ClusterMeta) -> bool,
+) {
+    let wait = async {
+        while !cond(&meta.read().expect("meta lock")) {
+            if version.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(JOIN_TIMEOUT, wait).await.is_err() {
+        tracing::warn!("metadata did not catch up within {JOIN_TIMEOUT:?}");
+    }
+}
+
+/// Keeps `peers` knowing every registered node's cluster address (nodes added to the running
+/// cluster are in no configured peer list).
+pub fn spawn_address_book(peers: Arc<Peers>, meta: Arc<RwLock<Arc<ClusterMeta>>>, mut version: watch::Receiver<u64>) {
+    tokio::spawn(async move {
+        loop {
+            let brokers = meta.read().expect("meta lock").brokers.clone();
+            for (id, b) in brokers {
+                peers.learn(id as u64, &b.cluster);
+            }
+            if version.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// What this node's partitions tell the controller and it does not know yet: leaderships won

@@ -6,7 +6,7 @@ use super::controller::ControllerMsg;
 use super::registry::Registry;
 use crate::cluster::server::LocalGroups;
 use crate::cluster::wire::GroupId;
-use crate::cluster::Raft;
+use crate::cluster::{NodeId, Raft};
 use crate::handlers::context::TopicPartition;
 use crate::storage::meta_sm::MetaCommand;
 use bytes::Bytes;
@@ -86,5 +86,46 @@ impl LocalGroups for ClusterRoutes {
 
     fn cluster_id(&self) -> String {
         self.cluster_id.read().expect("cluster id lock").clone()
+    }
+
+    fn controller_voters(&self) -> Vec<NodeId> {
+        self.controller_raft
+            .get()
+            .map(|raft| {
+                raft.metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn join_controller(
+        &self,
+        node_id: NodeId,
+        addr: String,
+        forwarded: bool,
+    ) -> BoxFuture<'static, Result<i64, (i16, String)>> {
+        let actor = self.controller.get().cloned();
+        async move {
+            let not_controller = ResponseError::NotController.code();
+            let actor = actor.ok_or((not_controller, "controller not running".to_string()))?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            actor
+                .send_message(ControllerMsg::AddLearner {
+                    node_id,
+                    addr,
+                    reply: tx,
+                    forwarded,
+                })
+                .map_err(|_| (not_controller, "controller stopped".to_string()))?;
+            match rx.await {
+                Ok(r) => r.map_err(|(code, why)| (code.code(), why)),
+                Err(_) => Err((not_controller, "controller stopped".to_string())),
+            }
+        }
+        .boxed()
     }
 }

@@ -3,7 +3,8 @@
 //! replayed at start before the broker serves.
 
 use super::cluster_routes::ClusterRoutes;
-use crate::cluster::network::{propose_to, Network, Peers};
+use crate::cluster::join::{decide, spawn_join, ControllerStart};
+use crate::cluster::network::{join_via, propose_to, Network, Peers};
 use crate::cluster::wire::GroupId;
 use crate::cluster::{Command, NodeId, Raft};
 use crate::storage::log::{LogConfig, PartitionLog};
@@ -32,6 +33,26 @@ pub enum ControllerMsg {
         reply: ProposeReply,
         forwarded: bool,
     },
+    /// Add a node joining the running cluster to the group as a learner (the leader does; a
+    /// follower forwards it once).
+    AddLearner {
+        node_id: NodeId,
+        addr: String,
+        reply: ProposeReply,
+        forwarded: bool,
+    },
+}
+
+/// A forwarded request's outcome as a Kafka error.
+fn from_forwarded(r: Result<Result<i64, (i16, String)>, String>) -> Result<i64, (ResponseError, String)> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err((code, why))) => Err((
+            ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+            why,
+        )),
+        Err(why) => Err((ResponseError::NotController, why)),
+    }
 }
 
 /// What the controller needs.
@@ -93,7 +114,16 @@ impl Actor for Controller {
         if let Some(routes) = &args.routes {
             routes.set_controller_raft(raft.clone());
         }
-        if !raft.is_initialized().await? {
+        let start = match &args.peers {
+            Some(peers) if !raft.is_initialized().await? => decide(peers, args.node_id, args.ready_timeout).await?,
+            _ => ControllerStart::Initialize,
+        };
+        if let (ControllerStart::Join { via }, Some(peers)) = (start, &args.peers) {
+            let metrics = raft.metrics();
+            let joined = move || metrics.borrow().current_leader.is_some();
+            spawn_join(peers.clone(), args.node_id, via, args.ready_timeout, joined);
+        }
+        if start == ControllerStart::Initialize && !raft.is_initialized().await? {
             let voters: BTreeMap<NodeId, BasicNode> = match &args.peers {
                 Some(peers) => peers
                     .members()
@@ -154,6 +184,51 @@ impl Actor for Controller {
         st: &mut ControllerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            ControllerMsg::AddLearner {
+                node_id,
+                addr,
+                reply,
+                forwarded,
+            } => {
+                let (leader, known) = {
+                    let m = st.raft.metrics();
+                    let m = m.borrow();
+                    let known = m.membership_config.membership().nodes().any(|(id, _)| *id == node_id);
+                    (m.current_leader, known)
+                };
+                let refuse = |why: &str| Err((ResponseError::NotController, why.to_string()));
+                match (&st.peers, leader) {
+                    (None, _) => {
+                        let _ = reply.send(refuse("a single node takes no peers"));
+                    }
+                    (Some(peers), Some(l)) if l == st.node_id => {
+                        peers.learn(node_id, &addr);
+                        let raft = st.raft.clone();
+                        tokio::spawn(async move {
+                            let result = if known {
+                                Ok(0)
+                            } else {
+                                tracing::info!(node_id, %addr, "a node joins the cluster");
+                                raft.add_learner(node_id, BasicNode::new(addr), false)
+                                    .await
+                                    .map(|_| 0)
+                                    .map_err(|e| (ResponseError::NotController, e.to_string()))
+                            };
+                            let _ = reply.send(result);
+                        });
+                    }
+                    (Some(peers), Some(l)) if !forwarded => {
+                        let (peers, timeout) = (peers.clone(), st.forward_timeout);
+                        tokio::spawn(async move {
+                            let result = from_forwarded(join_via(&peers, l, node_id, addr, true, timeout).await);
+                            let _ = reply.send(result);
+                        });
+                    }
+                    _ => {
+                        let _ = reply.send(refuse("this node is not the controller"));
+                    }
+                }
+            }
             ControllerMsg::Propose { cmd, reply, forwarded } => {
                 let leader = st.raft.metrics().borrow().current_leader;
                 if leader != Some(st.node_id) {
@@ -162,14 +237,7 @@ impl Actor for Controller {
                             let bytes = serde_json::to_vec(&cmd)?;
                             let (peers, timeout) = (peers.clone(), st.forward_timeout);
                             tokio::spawn(async move {
-                                let result = match propose_to(&peers, leader, bytes.into(), timeout).await {
-                                    Ok(Ok(v)) => Ok(v),
-                                    Ok(Err((code, why))) => Err((
-                                        ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
-                                        why,
-                                    )),
-                                    Err(why) => Err((ResponseError::NotController, why)),
-                                };
+                                let result = from_forwarded(propose_to(&peers, leader, bytes.into(), timeout).await);
                                 let _ = reply.send(result);
                             });
                         }

@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 /// What readiness is judged from.
 #[derive(Clone)]
 pub struct HttpState {
+    /// This node (readiness counts the partitions it hosts).
+    pub node_id: i32,
     pub registry: Arc<Registry>,
     pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
     /// The process's metrics recorder, if this process installed one.
@@ -58,16 +60,19 @@ impl Actor for Http {
     }
 }
 
-/// Partitions of the metadata that are not yet serving here.
+/// Partitions hosted here that are not yet serving (recovering, or without a leader).
 pub fn not_ready(state: &HttpState) -> Vec<TopicPartition> {
     let meta = state.meta.read().expect("meta lock");
+    let me = state.node_id;
     meta.topics
         .values()
         .flat_map(|t| {
-            (0..t.partitions).map(move |p| TopicPartition {
-                topic: t.name.clone(),
-                partition: p,
-            })
+            (0..t.partitions)
+                .filter(move |p| t.hosts_of(*p, me).contains(&me))
+                .map(move |p| TopicPartition {
+                    topic: t.name.clone(),
+                    partition: p,
+                })
         })
         .filter(|tp| state.registry.get(tp).is_none_or(|h| h.leadership().0.is_none()))
         .collect()

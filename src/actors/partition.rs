@@ -183,7 +183,7 @@ impl Actor for PartitionActor {
                     .replicas
                     .iter()
                     .map(|id| {
-                        let addr = peers.members().get(&(*id as NodeId)).cloned().unwrap_or_default();
+                        let addr = peers.addr_of(*id as NodeId).unwrap_or_default();
                         (*id as NodeId, BasicNode::new(addr))
                     })
                     .collect(),

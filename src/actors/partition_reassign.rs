@@ -88,9 +88,7 @@ impl Reassigner {
         for id in target.difference(&voters) {
             let addr = self
                 .peers
-                .members()
-                .get(id)
-                .cloned()
+                .addr_of(*id)
                 .ok_or_else(|| format!("node {id} has no cluster address"))?;
             // Blocking: returns once the learner holds the log up to its own admission.
             let add = self.raft.add_learner(*id, BasicNode::new(addr), true);

@@ -52,7 +52,8 @@ impl Liveness {
 /// Connections to every peer of this node.
 pub struct Peers {
     node_id: NodeId,
-    addrs: HashMap<NodeId, String>,
+    /// Cluster addresses: the configured peers, then nodes learned from the controller.
+    addrs: RwLock<HashMap<NodeId, String>>,
     /// This node's cluster id, once known (sent in every Hello).
     pub cluster_id: Arc<RwLock<String>>,
     max_frame_bytes: usize,
@@ -66,7 +67,7 @@ impl Peers {
     pub fn new(node_id: NodeId, addrs: HashMap<NodeId, String>, max_frame_bytes: usize) -> Arc<Peers> {
         Arc::new(Peers {
             node_id,
-            addrs,
+            addrs: RwLock::new(addrs),
             cluster_id: Arc::new(RwLock::new(String::new())),
             max_frame_bytes,
             conns: Mutex::new(HashMap::new()),
@@ -79,9 +80,31 @@ impl Peers {
         self.liveness.within(node, within)
     }
 
-    /// Every node of the cluster, this one included, with its cluster address.
-    pub fn members(&self) -> &HashMap<NodeId, String> {
-        &self.addrs
+    /// Every node known, this one included, with its cluster address.
+    pub fn members(&self) -> HashMap<NodeId, String> {
+        self.addrs.read().expect("peers lock").clone()
+    }
+
+    /// The cluster address of `node`, if known.
+    pub fn addr_of(&self, node: NodeId) -> Option<String> {
+        self.addrs.read().expect("peers lock").get(&node).cloned()
+    }
+
+    /// Records where `node` listens (a node added to a running cluster); a changed address
+    /// drops the old connection so the next request reconnects there.
+    pub fn learn(&self, node: NodeId, addr: &str) {
+        if addr.is_empty() || node == self.node_id {
+            return;
+        }
+        let changed = {
+            let mut addrs = self.addrs.write().expect("peers lock");
+            addrs.insert(node, addr.to_string()).as_deref() != Some(addr)
+        };
+        // (`connection` takes the two locks the other way round: never both here.)
+        if changed {
+            tracing::info!(node, addr, "learned a node's cluster address");
+            self.conns.lock().expect("peers lock").remove(&node);
+        }
     }
 
     /// Sends `req` to `target` and waits at most `timeout` for the answer.
@@ -103,10 +126,8 @@ impl Peers {
             return Ok(tx.clone());
         }
         let addr = self
-            .addrs
-            .get(&target)
-            .ok_or_else(|| format!("node {target} is not a peer"))?
-            .clone();
+            .addr_of(target)
+            .ok_or_else(|| format!("node {target} is not a peer"))?;
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let hello = (self.node_id, self.cluster_id.clone());
         let heard = self.liveness.clone();
@@ -315,6 +336,39 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             Response::Vote(r) => self.remote(r),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+/// Asks `target` to add `node_id` (at `addr`) to the controller group as a learner.
+pub async fn join_via(
+    peers: &Peers,
+    target: NodeId,
+    node_id: NodeId,
+    addr: String,
+    forwarded: bool,
+    timeout: Duration,
+) -> Result<Result<i64, (i16, String)>, String> {
+    let req = Request::JoinController {
+        node_id,
+        addr,
+        forwarded,
+    };
+    match peers.call(target, req, timeout).await? {
+        Response::Proposed(r) => Ok(r),
+        Response::Unavailable(why) => Err(why),
+        other => Err(format!("unexpected response {other:?}")),
+    }
+}
+
+/// What `target` says about its cluster: (cluster id, controller voters).
+pub async fn cluster_info(peers: &Peers, target: NodeId, timeout: Duration) -> Result<(String, Vec<NodeId>), String> {
+    match peers.call(target, Request::ClusterInfo, timeout).await? {
+        Response::ClusterInfo {
+            cluster_id,
+            controller_voters,
+        } => Ok((cluster_id, controller_voters)),
+        Response::Unavailable(why) => Err(why),
+        other => Err(format!("unexpected response {other:?}")),
     }
 }
 

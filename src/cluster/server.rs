@@ -21,6 +21,15 @@ pub trait LocalGroups: Send + Sync + 'static {
     fn propose(&self, cmd: Bytes) -> BoxFuture<'static, Result<i64, (i16, String)>>;
     /// This node's cluster id (empty until known).
     fn cluster_id(&self) -> String;
+    /// The controller group's voters (empty before it is initialized).
+    fn controller_voters(&self) -> Vec<NodeId>;
+    /// Adds `node_id` at `addr` to the controller group as a learner (through the leader).
+    fn join_controller(
+        &self,
+        node_id: NodeId,
+        addr: String,
+        forwarded: bool,
+    ) -> BoxFuture<'static, Result<i64, (i16, String)>>;
 }
 
 /// Serves peers on `listener` until the task is aborted.
@@ -138,5 +147,14 @@ async fn handle(groups: &dyn LocalGroups, req: Request) -> Response {
             None => missing(&g),
         },
         Request::Propose(cmd) => Response::Proposed(groups.propose(cmd).await),
+        Request::ClusterInfo => Response::ClusterInfo {
+            cluster_id: groups.cluster_id(),
+            controller_voters: groups.controller_voters(),
+        },
+        Request::JoinController {
+            node_id,
+            addr,
+            forwarded,
+        } => Response::Proposed(groups.join_controller(node_id, addr, forwarded).await),
     }
 }

@@ -35,6 +35,15 @@ pub enum Request {
     InstallSnapshot(GroupId, InstallSnapshotRequest<TypeConfig>),
     /// A cluster-metadata change (JSON `MetaCommand`) for the controller leader.
     Propose(Bytes),
+    /// Whether this node belongs to a formed cluster, and the controller's voters.
+    ClusterInfo,
+    /// A node added to a running cluster asks to follow the controller group (as a learner);
+    /// a follower forwards it to the leader once.
+    JoinController {
+        node_id: NodeId,
+        addr: String,
+        forwarded: bool,
+    },
 }
 
 /// The answer to a `Request`.
@@ -45,8 +54,13 @@ pub enum Response {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
-    /// Outcome of a proposal: the applied value, or (Kafka error code, message).
+    /// Outcome of a proposal (or a join): the applied value, or (Kafka error code, message).
     Proposed(Result<i64, (i16, String)>),
+    /// The cluster id (empty: none formed yet) and the controller group's voters.
+    ClusterInfo {
+        cluster_id: String,
+        controller_voters: Vec<NodeId>,
+    },
     /// The request cannot be served here (group not running, wrong cluster, ...).
     Unavailable(String),
 }

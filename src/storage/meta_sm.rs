@@ -46,11 +46,17 @@ pub enum MetaCommand {
         cluster_id: String,
         voters: Vec<i32>,
     },
-    /// A node's Kafka address, as clients are to reach it.
+    /// A node's Kafka address, as clients are to reach it, and its cluster address.
     RegisterBroker {
         node_id: i32,
         host: String,
         port: i32,
+        #[serde(default)]
+        cluster_addr: String,
+    },
+    /// A node added to a running cluster: replicas may be placed on it from now on.
+    AddNode {
+        node_id: i32,
     },
     /// Partitions whose Raft leader changed: (topic, partition, leader, leader epoch). Kept for
     /// nodes without a replica, which cannot ask the group; an older epoch never overwrites.
@@ -114,6 +120,9 @@ impl TopicMeta {
 pub struct BrokerAddr {
     pub host: String,
     pub port: i32,
+    /// Where its peers reach it (node-to-node transport).
+    #[serde(default)]
+    pub cluster: String,
 }
 
 /// Cluster metadata as applied so far.
@@ -126,7 +135,8 @@ pub struct ClusterMeta {
     /// The cluster id every node adopts (empty until the first InitCluster).
     #[serde(default)]
     pub cluster_id: String,
-    /// Controller voters, which are also the nodes replicas are placed on.
+    /// The nodes replicas are placed on: the first controller voters, then nodes added to the
+    /// running cluster (which join the controller group as learners).
     #[serde(default)]
     pub voters: Vec<i32>,
     /// Kafka addresses of the nodes that registered.
@@ -332,8 +342,25 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
                 meta.voters = voters;
             }
         }
-        MetaCommand::RegisterBroker { node_id, host, port } => {
-            meta.brokers.insert(node_id, BrokerAddr { host, port });
+        MetaCommand::RegisterBroker {
+            node_id,
+            host,
+            port,
+            cluster_addr,
+        } => {
+            meta.brokers.insert(
+                node_id,
+                BrokerAddr {
+                    host,
+                    port,
+                    cluster: cluster_addr,
+                },
+            );
+        }
+        MetaCommand::AddNode { node_id } => {
+            if !meta.voters.contains(&node_id) {
+                meta.voters.push(node_id);
+            }
         }
         MetaCommand::AllocateProducerIds { count } => {
             if count <= 0 {
@@ -504,6 +531,18 @@ mod tests {
         reassign(&mut meta, 0, Some(vec![4])).unwrap();
         reassign(&mut meta, 0, None).unwrap();
         assert_eq!(meta.topics["t"].reassigning.get(&0), Some(&before));
+    }
+
+    #[test]
+    fn an_added_node_takes_replicas_of_new_topics() {
+        let mut meta = cluster_with_topic();
+        for _ in 0..2 {
+            apply_command(&mut meta, MetaCommand::AddNode { node_id: 5 }).unwrap();
+        }
+        assert_eq!(meta.voters, vec![1, 2, 3, 4, 5]);
+        reassign(&mut meta, 0, Some(vec![5, 1])).unwrap();
+        let replicas = place(&mut meta, 0, 5, 1).unwrap();
+        assert_eq!(replicas.concat().iter().filter(|id| **id == 5).count(), 1);
     }
 
     #[test]

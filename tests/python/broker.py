@@ -17,6 +17,19 @@ LISTEN_RE = re.compile(r"raftstream listening on 127\.0\.0\.1:(\d+) \(node (\d+)
 HTTP_RE = re.compile(r"http \(health\) listening on 127\.0\.0\.1:(\d+)")
 
 
+# Every process any test launched: a failed test leaves none behind to load the machine.
+LAUNCHED = []
+
+
+def kill_launched():
+    """SIGKILLs every launched process still running."""
+    while LAUNCHED:
+        proc = LAUNCHED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
 class Broker:
     """One raftstream process over one data dir; can be killed and restarted on the same dir."""
 
@@ -45,6 +58,7 @@ class Broker:
         # Kafka's 50 offsets partitions are more than tests need on a 2-core machine.
         env.setdefault("RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS", "3")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        LAUNCHED.append(self.proc)
         threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
         return self
 

@@ -28,10 +28,25 @@ def free_ports(n):
 class Cluster:
     def __init__(self, tmp_path, n=3, env=None):
         ports = free_ports(n)
+        self.tmp_path, self.env, self.cluster_ports = tmp_path, env, ports
         peers = ",".join(f"{i + 1}@127.0.0.1:{ports[i]}" for i in range(n))
         self.nodes = [Broker(tmp_path / f"node{i + 1}", node_id=i + 1, env=env,
                              extra_args=["--cluster-listen", f"127.0.0.1:{ports[i]}", "--peers", peers])
                       for i in range(n)]
+
+    def add_node(self, known=(1,), timeout=60):
+        """Starts one more node (the next id) told only of itself and the nodes in `known`: it
+        joins the running cluster and learns the others from the controller."""
+        node_id = len(self.nodes) + 1
+        port = free_ports(1)[0]
+        peers = ",".join([f"{i}@127.0.0.1:{self.cluster_ports[i - 1]}" for i in known]
+                         + [f"{node_id}@127.0.0.1:{port}"])
+        self.cluster_ports.append(port)
+        b = Broker(self.tmp_path / f"node{node_id}", node_id=node_id, env=self.env,
+                   extra_args=["--cluster-listen", f"127.0.0.1:{port}", "--peers", peers])
+        self.nodes.append(b)
+        b.launch().await_started(timeout)
+        return b
 
     def start(self, timeout=60):
         for b in self.nodes:

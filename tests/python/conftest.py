@@ -1,6 +1,12 @@
 import pytest
 
-from broker import Broker
+from broker import Broker, kill_launched
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test():
+    yield
+    kill_launched()
 
 
 @pytest.fixture

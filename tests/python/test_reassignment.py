@@ -107,3 +107,49 @@ def test_reassignment_grows_a_partition_and_refuses_bad_targets(tmp_path):
     assert set(s.acked) <= set(values) and values == sorted(set(values))
     kp.close()
     c.kill()
+
+
+def test_a_node_added_to_a_running_cluster_is_filled_and_rejoins_after_a_restart(tmp_path):
+    c = Cluster(tmp_path, env=FAST).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("fill", num_partitions=1, replication_factor=3)])["fill"].result(30)
+    old_leader = c.wait_leader("fill", 0)
+    s = Stream(c.bootstrap, "fill")
+    wait_for(lambda: len(s.acked) >= 500, "500 acknowledged records")
+    # Node 4 is told of node 1 only; the others learn its address from the controller.
+    new = c.add_node(known=[1])
+    assert new.node_id == 4
+    for b in c.nodes[:3]:
+        wait_for(lambda: 4 in AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).brokers,
+                 f"node {b.node_id} listing the new node")
+    # New topics are placed on it, and it leads what it is preferred for.
+    admin.create_topics([NewTopic("fresh", num_partitions=4, replication_factor=3)])["fresh"].result(30)
+    wait_for(lambda: len(c.partitions("fresh", new)) == 4 and all(
+        leader > 0 for leader, _, _ in c.partitions("fresh", new).values()), "leaders of the new topic")
+    fresh = c.partitions("fresh", new)
+    assert sum(4 in replicas for _, replicas, _ in fresh.values()) == 3, fresh
+    # An existing partition moves from its leader's node to the new one.
+    kp = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+    (_, replicas) = replica_map(c, c.node(2))[("fill", 0)]
+    target = [4 if r == old_leader else r for r in replicas]
+    fill = KTopicPartition("fill", 0)
+    assert kp.alter_partition_reassignments({fill: target}) == {fill: None}
+    wait_for(lambda: kp.list_partition_reassignments() == {}, "the reassignment finishing", timeout=60)
+    leader = c.wait_leader("fill", 0, not_in=(old_leader,))
+    wait_for(lambda: c.partitions("fill", c.node(leader))[0][2] == sorted(target), "the new node in sync")
+    kp.close()
+    c.node(old_leader).kill(signal.SIGKILL)
+    before = len(s.acked)
+    wait_for(lambda: len(s.acked) >= before + 500, "acks=all without the node that was moved off")
+    # The added node restarts from its own disk and is back in sync.
+    new.kill(signal.SIGTERM)
+    new.start(60)
+    before = len(s.acked)
+    wait_for(lambda: len(s.acked) >= before + 500, "acks=all after the new node's restart")
+    wait_for(lambda: c.partitions("fill", c.node(c.leader_of("fill", 0)))[0][2] == sorted(target),
+             "the restarted new node back in sync")
+    s.close()
+    assert s.failed == []
+    values = read_all(new.bootstrap, "fill", len(s.acked))
+    assert set(s.acked) <= set(values) and values == sorted(set(values))
+    c.kill()
