@@ -49,6 +49,10 @@ pub struct Config {
     /// A replica being added by a reassignment gets this long to catch up before the attempt
     /// starts over (replication goes on meanwhile).
     pub reassignment_catch_up_timeout_ms: u64,
+    /// Leaders hand leadership back to a partition's preferred replica when it is alive and
+    /// caught up (checked every `leader.imbalance.check.interval.seconds`).
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
     /// Largest node-to-node frame.
     pub cluster_max_frame_bytes: usize,
     /// Requests of one peer connection served at once.
@@ -137,6 +141,8 @@ impl Default for Config {
             peers: String::new(),
             replica_lag_time_max_ms: 30_000,
             reassignment_catch_up_timeout_ms: 60_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
             cluster_max_frame_bytes: 256 << 20,
             cluster_max_inflight_requests: 1024,
             offsets_retention_minutes: 7 * 24 * 60,

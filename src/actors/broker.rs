@@ -184,6 +184,10 @@ impl Actor for Broker {
                 peers,
                 leader_reports: leader_reports.clone(),
                 reassignment_catch_up_timeout: Duration::from_millis(cfg.reassignment_catch_up_timeout_ms),
+                leader_rebalance_interval: cfg
+                    .auto_leader_rebalance_enable
+                    .then(|| Duration::from_secs(cfg.leader_imbalance_check_interval_seconds)),
+                replica_lag_time_max: Duration::from_millis(cfg.replica_lag_time_max_ms),
             },
             myself.get_cell(),
         )

@@ -4,6 +4,7 @@
 //! registry (reads change no state).
 
 use super::cluster_boot::LeaderReports;
+use super::partition_handoff::Handoff;
 use super::partition_reassign::Reassigner;
 use super::registry::{PartitionHandle, Registry};
 use crate::cluster::network::{Network, Peers};
@@ -54,6 +55,9 @@ pub enum PartitionMsg {
     DeleteRecords { offset: i64, reply: ProduceReply },
     /// A reassignment of this partition may be pending: its leader drives it.
     Reassign,
+    /// Check whether leadership should go back to the preferred replica (sent to itself every
+    /// `leader.imbalance.check.interval.seconds`).
+    RebalanceTick,
     /// Test hook: panic inside the actor, to exercise supervision.
     #[cfg(debug_assertions)]
     Crash,
@@ -85,6 +89,10 @@ pub struct PartitionArgs {
     pub leader_reports: Option<Arc<LeaderReports>>,
     /// Bound of one catch-up wait of a reassignment.
     pub reassignment_catch_up_timeout: Duration,
+    /// How often the leader checks for the preferred replica (None: never).
+    pub leader_rebalance_interval: Option<Duration>,
+    /// A replica not heard from within this long counts as down.
+    pub replica_lag_time_max: Duration,
 }
 
 /// A running partition's state.
@@ -109,6 +117,7 @@ pub struct PartitionState {
     reassignment_catch_up_timeout: Duration,
     /// Set while this node drives a reassignment of the partition.
     reassigning: Arc<std::sync::atomic::AtomicBool>,
+    replica_lag_time_max: Duration,
 }
 
 /// The partition actor.
@@ -159,6 +168,7 @@ impl Actor for PartitionActor {
             caught_up: Default::default(),
             membership: Default::default(),
             purge_allowed: Default::default(),
+            handing_off: Default::default(),
         });
         let sm = PartitionSm::open(&args.dir, shared.clone(), log.clone());
         let store = LogStore::new(log.clone(), args.sink.clone()).purging_with(shared.clone());
@@ -213,6 +223,9 @@ impl Actor for PartitionActor {
         myself.send_interval(Duration::from_millis(args.retention_check_interval_ms.max(10)), || {
             PartitionMsg::RetentionTick
         });
+        if let (Some(every), Some(_)) = (args.leader_rebalance_interval, &args.peers) {
+            myself.send_interval(every.max(Duration::from_millis(100)), || PartitionMsg::RebalanceTick);
+        }
         Ok(PartitionState {
             tp: args.tp,
             raft,
@@ -230,6 +243,7 @@ impl Actor for PartitionActor {
             reports: args.leader_reports.clone(),
             reassignment_catch_up_timeout: args.reassignment_catch_up_timeout,
             reassigning: Default::default(),
+            replica_lag_time_max: args.replica_lag_time_max,
         })
     }
 
@@ -246,7 +260,9 @@ impl Actor for PartitionActor {
                     let m = m.borrow();
                     (m.current_leader, m.current_term)
                 };
-                if leader != Some(st.node_id) {
+                // While leadership is being handed to the preferred replica, clients go there.
+                let handing_off = st.shared.handing_off.load(std::sync::atomic::Ordering::Acquire);
+                if leader != Some(st.node_id) || handing_off {
                     let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
                     return Ok(());
                 }
@@ -334,6 +350,20 @@ impl Actor for PartitionActor {
                 }
             }
             PartitionMsg::RetentionTick => st.apply_retention().await,
+            PartitionMsg::RebalanceTick => {
+                if let Some(peers) = &st.peers {
+                    Handoff {
+                        tp: st.tp.clone(),
+                        node_id: st.node_id,
+                        raft: st.raft.clone(),
+                        peers: peers.clone(),
+                        meta: st.meta.clone(),
+                        shared: st.shared.clone(),
+                        alive_within: st.replica_lag_time_max,
+                    }
+                    .start();
+                }
+            }
             PartitionMsg::Reassign => {
                 if let (Some(peers), Some(reports)) = (&st.peers, &st.reports) {
                     Reassigner {

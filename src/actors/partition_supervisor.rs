@@ -52,6 +52,10 @@ pub struct SupervisorArgs {
     pub leader_reports: Option<Arc<super::cluster_boot::LeaderReports>>,
     /// Bound of one catch-up wait of a reassignment.
     pub reassignment_catch_up_timeout: Duration,
+    /// How often leaders check for their preferred replica (None: never).
+    pub leader_rebalance_interval: Option<Duration>,
+    /// A replica not heard from within this long counts as down.
+    pub replica_lag_time_max: Duration,
 }
 
 struct Child {
@@ -108,6 +112,8 @@ impl PartitionSupervisor {
             peers: st.args.peers.clone(),
             leader_reports: st.args.leader_reports.clone(),
             reassignment_catch_up_timeout: st.args.reassignment_catch_up_timeout,
+            leader_rebalance_interval: st.args.leader_rebalance_interval,
+            replica_lag_time_max: st.args.replica_lag_time_max,
             replicas: topic
                 .as_ref()
                 .map(|t| t.replicas_of(tp.partition, st.args.node_id as i32))

@@ -147,6 +147,13 @@ async fn handle(groups: &dyn LocalGroups, req: Request) -> Response {
             None => missing(&g),
         },
         Request::Propose(cmd) => Response::Proposed(groups.propose(cmd).await),
+        Request::Campaign(g) => match groups.raft(&g) {
+            Some(raft) => match raft.trigger().elect().await {
+                Ok(()) => Response::Proposed(Ok(0)),
+                Err(e) => Response::Unavailable(e.to_string()),
+            },
+            None => missing(&g),
+        },
         Request::ClusterInfo => Response::ClusterInfo {
             cluster_id: groups.cluster_id(),
             controller_voters: groups.controller_voters(),

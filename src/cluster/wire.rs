@@ -37,6 +37,8 @@ pub enum Request {
     Propose(Bytes),
     /// Whether this node belongs to a formed cluster, and the controller's voters.
     ClusterInfo,
+    /// The group's leader asks this replica to campaign (it is handing leadership over).
+    Campaign(GroupId),
     /// A node added to a running cluster asks to follow the controller group (as a learner);
     /// a follower forwards it to the leader once.
     JoinController {

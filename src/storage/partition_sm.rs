@@ -28,6 +28,8 @@ pub struct PartitionShared {
     /// Highest Raft index retention allows to remove. openraft purges up to its snapshots on
     /// its own; segments go only as far as retention (time, size, log start) says.
     pub purge_allowed: std::sync::atomic::AtomicU64,
+    /// Set while this node hands leadership to the preferred replica: produce is refused.
+    pub handing_off: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

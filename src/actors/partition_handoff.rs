@@ -1,0 +1,102 @@
+//! Moves a partition's leadership back to its preferred replica (the first of its replicas)
+//! once that replica is alive and holds the whole log: Kafka's automatic leader rebalancing.
+//! openraft 0.9 has no leadership transfer, so the leader (1) stops taking produce requests
+//! (clients get NOT_LEADER_OR_FOLLOWER and retry), (2) stops its heartbeats, (3) waits out the
+//! followers' leader lease (`election_timeout_max`: until then they reject any vote request),
+//! (4) asks the preferred replica to campaign. The preferred replica campaigns a full election
+//! timeout before any other follower's timer would fire, so it wins; then the old leader turns
+//! its heartbeats back on. If it did not win, the old leader simply carries on.
+
+use crate::cluster::network::Peers;
+use crate::cluster::wire::{GroupId, Request, Response};
+use crate::cluster::{NodeId, Raft};
+use crate::handlers::context::TopicPartition;
+use crate::storage::meta_sm::ClusterMeta;
+use crate::storage::partition_sm::PartitionShared;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Margin added to the lease so that every follower's has expired when the campaign starts.
+const LEASE_MARGIN: Duration = Duration::from_millis(50);
+
+/// What a leadership handoff needs.
+pub struct Handoff {
+    pub tp: TopicPartition,
+    pub node_id: NodeId,
+    pub raft: Raft,
+    pub peers: Arc<Peers>,
+    pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
+    pub shared: Arc<PartitionShared>,
+    /// A replica not heard from within this long is not handed leadership.
+    pub alive_within: Duration,
+}
+
+impl Handoff {
+    /// The preferred replica, if it should lead instead of this node now: this node leads, no
+    /// reassignment is pending, and the preferred replica is a live voter holding every entry.
+    fn preferred_ready(&self) -> Option<NodeId> {
+        let preferred = {
+            let meta = self.meta.read().expect("meta lock");
+            let topic = meta.topics.get(&self.tp.topic)?;
+            if topic.reassigning.contains_key(&self.tp.partition) {
+                return None;
+            }
+            *topic.replicas.get(self.tp.partition as usize)?.first()? as NodeId
+        };
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let caught_up = m
+            .replication
+            .as_ref()?
+            .get(&preferred)
+            .is_some_and(|matched| matched.map(|l| l.index) >= m.last_log_index);
+        let voter = m.membership_config.membership().voter_ids().any(|id| id == preferred);
+        (m.current_leader == Some(self.node_id)
+            && preferred != self.node_id
+            && voter
+            && caught_up
+            && self.peers.heard_within(preferred, self.alive_within))
+        .then_some(preferred)
+    }
+
+    /// Hands leadership to the preferred replica if it is ready; at most one handoff at a time.
+    pub fn start(self) {
+        let Some(preferred) = self.preferred_ready() else {
+            return;
+        };
+        if self.shared.handing_off.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(async move {
+            let lease = Duration::from_millis(self.raft.config().election_timeout_max);
+            self.raft.runtime_config().heartbeat(false);
+            tokio::time::sleep(lease + LEASE_MARGIN).await;
+            let group = GroupId::Partition {
+                topic: self.tp.topic.clone(),
+                partition: self.tp.partition,
+            };
+            match self.peers.call(preferred, Request::Campaign(group), lease).await {
+                Ok(Response::Proposed(Ok(_))) => {
+                    let node_id = self.node_id;
+                    let moved = self
+                        .raft
+                        .wait(Some(lease * 2))
+                        .metrics(move |m| m.current_leader != Some(node_id), "leadership moved")
+                        .await;
+                    match moved {
+                        Ok(_) => {
+                            tracing::info!(partition = ?self.tp, to = preferred, "leadership handed to the preferred replica")
+                        }
+                        Err(_) => {
+                            tracing::debug!(partition = ?self.tp, "the preferred replica did not win; leading on")
+                        }
+                    }
+                }
+                other => tracing::debug!(partition = ?self.tp, answer = ?other, "preferred replica did not campaign"),
+            }
+            self.raft.runtime_config().heartbeat(true);
+            self.shared.handing_off.store(false, Ordering::Release);
+        });
+    }
+}
