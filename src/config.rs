@@ -52,6 +52,9 @@ pub struct Config {
     /// Leaders hand leadership back to a partition's preferred replica when it is alive and
     /// caught up (checked every `leader.imbalance.check.interval.seconds`).
     pub auto_leader_rebalance_enable: bool,
+    /// The controller leader fences a broker it has not heard from for this long: Metadata from
+    /// every node lists its replicas as offline.
+    pub broker_session_timeout_ms: u64,
     pub leader_imbalance_check_interval_seconds: u64,
     /// Largest node-to-node frame.
     pub cluster_max_frame_bytes: usize,
@@ -142,6 +145,7 @@ impl Default for Config {
             replica_lag_time_max_ms: 30_000,
             reassignment_catch_up_timeout_ms: 60_000,
             auto_leader_rebalance_enable: true,
+            broker_session_timeout_ms: 9_000,
             leader_imbalance_check_interval_seconds: 300,
             cluster_max_frame_bytes: 256 << 20,
             cluster_max_inflight_requests: 1024,

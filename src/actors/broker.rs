@@ -3,8 +3,8 @@
 //! stop accepting, drain connections, stop partitions, final fsync.
 
 use super::cluster_boot::{
-    await_applied, join_cluster, propose_until_done, spawn_address_book, spawn_leader_reporter, start_transport,
-    LeaderReports,
+    await_applied, join_cluster, propose_until_done, spawn_address_book, spawn_leader_reporter,
+    spawn_liveness_recorder, start_transport, LeaderReports,
 };
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
@@ -149,6 +149,14 @@ impl Actor for Broker {
             Some(t) => {
                 t.routes.set_controller(controller.clone());
                 spawn_address_book(t.peers.clone(), meta.clone(), version_rx.clone());
+                spawn_liveness_recorder(
+                    controller.clone(),
+                    controller_leader.clone(),
+                    cfg.node_id,
+                    t.peers.clone(),
+                    meta.clone(),
+                    Duration::from_millis(cfg.broker_session_timeout_ms),
+                );
                 join_cluster(&cfg, &controller, &meta, version_rx.clone(), args.identity.clone(), t).await?
             }
             None => args.identity.clone(),

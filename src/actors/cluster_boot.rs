@@ -159,6 +159,55 @@ pub async fn await_applied(
     }
 }
 
+/// On the controller leader: fences brokers not heard from within `session` and unfences
+/// those heard from again (Kafka's broker heartbeats to the controller; here the controller
+/// group's own traffic is the heartbeat). A new leader waits one session before fencing anyone:
+/// as a follower it heard from the old leader only.
+pub fn spawn_liveness_recorder(
+    controller: ActorRef<ControllerMsg>,
+    controller_leader: Arc<std::sync::atomic::AtomicI32>,
+    me: i32,
+    peers: Arc<Peers>,
+    meta: Arc<RwLock<Arc<ClusterMeta>>>,
+    session: Duration,
+) {
+    tokio::spawn(async move {
+        let mut leading_since: Option<tokio::time::Instant> = None;
+        let mut tick = tokio::time::interval((session / 4).max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if controller_leader.load(std::sync::atomic::Ordering::Relaxed) != me {
+                leading_since = None;
+                continue;
+            }
+            let since = *leading_since.get_or_insert_with(tokio::time::Instant::now);
+            let settled = since.elapsed() >= session;
+            let changes: Vec<(i32, bool)> = {
+                let meta = meta.read().expect("meta lock");
+                meta.brokers
+                    .keys()
+                    .filter_map(|id| {
+                        let alive = *id == me || peers.heard_within(*id as u64, session);
+                        let fenced = meta.fenced.contains(id);
+                        match (alive, fenced) {
+                            (true, true) => Some((*id, false)),
+                            (false, false) if settled => Some((*id, true)),
+                            _ => None,
+                        }
+                    })
+                    .collect()
+            };
+            if !changes.is_empty() {
+                tracing::info!(?changes, "broker liveness changed (node, fenced)");
+                if let Err(e) = propose_until_done(&controller, MetaCommand::FenceBrokers { changes }).await {
+                    tracing::debug!(error = %e, "liveness not recorded; next check retries");
+                }
+            }
+        }
+    });
+}
+
 /// Keeps `peers` knowing every registered node's cluster address (nodes added to the running
 /// cluster are in no configured peer list).
 pub fn spawn_address_book(peers: Arc<Peers>, meta: Arc<RwLock<Arc<ClusterMeta>>>, mut version: watch::Receiver<u64>) {
@@ -175,6 +224,9 @@ pub fn spawn_address_book(peers: Arc<Peers>, meta: Arc<RwLock<Arc<ClusterMeta>>>
     });
 }
 
+/// (topic, partition).
+type PartitionKey = (String, i32);
+
 /// What this node's partitions tell the controller and it does not know yet: leaderships won
 /// (the latest per partition) and finished reassignments. Bounded by the partitions this node
 /// holds.
@@ -182,6 +234,7 @@ pub fn spawn_address_book(peers: Arc<Peers>, meta: Arc<RwLock<Arc<ClusterMeta>>>
 pub struct LeaderReports {
     pending: std::sync::Mutex<HashMap<(String, i32), (i32, i32)>>,
     reassigned: std::sync::Mutex<HashMap<(String, i32), Vec<i32>>>,
+    isr: std::sync::Mutex<HashMap<PartitionKey, (i32, Vec<i32>)>>,
     notify: tokio::sync::Notify,
 }
 
@@ -204,6 +257,15 @@ impl LeaderReports {
         self.notify.notify_one();
     }
 
+    /// The in-sync replicas of `topic`/`partition`, led here in `epoch`, changed.
+    pub fn isr(&self, topic: &str, partition: i32, epoch: i32, isr: Vec<i32>) {
+        self.isr
+            .lock()
+            .expect("reports lock")
+            .insert((topic.to_string(), partition), (epoch, isr));
+        self.notify.notify_one();
+    }
+
     /// Everything pending, as controller commands.
     fn take(&self) -> Vec<MetaCommand> {
         let leaders: Vec<(String, i32, i32, i32)> = std::mem::take(&mut *self.pending.lock().expect("reports lock"))
@@ -214,7 +276,14 @@ impl LeaderReports {
             .into_iter()
             .map(|((t, p), replicas)| (t, p, replicas))
             .collect();
+        let isr: Vec<(String, i32, i32, Vec<i32>)> = std::mem::take(&mut *self.isr.lock().expect("reports lock"))
+            .into_iter()
+            .map(|((t, p), (epoch, isr))| (t, p, epoch, isr))
+            .collect();
         let mut cmds = Vec::new();
+        if !isr.is_empty() {
+            cmds.push(MetaCommand::PartitionIsr { isr });
+        }
         if !leaders.is_empty() {
             cmds.push(MetaCommand::PartitionLeaders { leaders });
         }
@@ -231,6 +300,12 @@ impl LeaderReports {
                 let mut pending = self.pending.lock().expect("reports lock");
                 for (t, p, leader, epoch) in leaders {
                     pending.entry((t, p)).or_insert((leader, epoch));
+                }
+            }
+            MetaCommand::PartitionIsr { isr } => {
+                let mut pending = self.isr.lock().expect("reports lock");
+                for (t, p, epoch, replicas) in isr {
+                    pending.entry((t, p)).or_insert((epoch, replicas));
                 }
             }
             MetaCommand::ReassignmentsDone { done } => {

@@ -77,27 +77,8 @@ impl Broker for Node {
     }
 
     fn in_sync(&self, tp: &TopicPartition) -> Option<Vec<i32>> {
-        let h = self.registry.get(tp)?;
-        let m = h.raft.metrics();
-        let m = m.borrow();
-        if m.current_leader != Some(h.node_id) {
-            return None;
-        }
-        // In sync: followers heard from within replica.lag.time.max.ms that hold every entry
-        // the leader holds, or did within that time.
         let lag = Duration::from_millis(self.config.replica_lag_time_max_ms);
-        let caught_up = h.shared.caught_up.lock().expect("caught-up lock");
-        let mut ids = vec![h.node_id as i32];
-        for (id, matched) in m.replication.iter().flatten() {
-            let alive = self.peers.as_ref().is_none_or(|p| p.heard_within(*id, lag));
-            let current = matched.map(|l| l.index) >= m.last_log_index;
-            let recent = caught_up.get(id).is_some_and(|at| at.elapsed() <= lag);
-            if *id != h.node_id && alive && (current || recent) {
-                ids.push(*id as i32);
-            }
-        }
-        ids.sort_unstable();
-        Some(ids)
+        self.registry.get(tp)?.in_sync(self.peers.as_deref(), lag)
     }
 
     fn produce(
@@ -348,8 +329,8 @@ impl Broker for Node {
     }
 
     fn node_alive(&self, id: i32) -> bool {
-        let lag = Duration::from_millis(self.config.replica_lag_time_max_ms);
-        id == self.info.node_id || self.peers.as_ref().is_none_or(|p| p.heard_within(id as u64, lag))
+        // The controller's view, so that every node answers alike.
+        !self.meta.read().expect("meta lock").fenced.contains(&id)
     }
 
     fn controller_id(&self) -> i32 {

@@ -6,7 +6,7 @@
 use super::cluster_boot::LeaderReports;
 use super::partition_handoff::Handoff;
 use super::partition_reassign::Reassigner;
-use super::registry::{PartitionHandle, Registry};
+use super::registry::{in_sync, PartitionHandle, Registry};
 use crate::cluster::network::{Network, Peers};
 use crate::cluster::wire::GroupId;
 use crate::cluster::{Command, NodeId, Raft};
@@ -55,6 +55,9 @@ pub enum PartitionMsg {
     DeleteRecords { offset: i64, reply: ProduceReply },
     /// A reassignment of this partition may be pending: its leader drives it.
     Reassign,
+    /// While leading, report changed in-sync replicas to the controller (sent to itself every
+    /// half `replica.lag.time.max.ms`), so nodes that do not lead the partition show them.
+    IsrTick,
     /// Check whether leadership should go back to the preferred replica (sent to itself every
     /// `leader.imbalance.check.interval.seconds`).
     RebalanceTick,
@@ -118,6 +121,8 @@ pub struct PartitionState {
     /// Set while this node drives a reassignment of the partition.
     reassigning: Arc<std::sync::atomic::AtomicBool>,
     replica_lag_time_max: Duration,
+    /// The (leader epoch, in-sync replicas) last reported to the controller.
+    reported_isr: Option<(i32, Vec<i32>)>,
 }
 
 /// The partition actor.
@@ -223,6 +228,10 @@ impl Actor for PartitionActor {
         myself.send_interval(Duration::from_millis(args.retention_check_interval_ms.max(10)), || {
             PartitionMsg::RetentionTick
         });
+        if args.leader_reports.is_some() {
+            let every = (args.replica_lag_time_max / 2).max(Duration::from_millis(100));
+            myself.send_interval(every, || PartitionMsg::IsrTick);
+        }
         if let (Some(every), Some(_)) = (args.leader_rebalance_interval, &args.peers) {
             myself.send_interval(every.max(Duration::from_millis(100)), || PartitionMsg::RebalanceTick);
         }
@@ -244,6 +253,7 @@ impl Actor for PartitionActor {
             reassignment_catch_up_timeout: args.reassignment_catch_up_timeout,
             reassigning: Default::default(),
             replica_lag_time_max: args.replica_lag_time_max,
+            reported_isr: None,
         })
     }
 
@@ -350,6 +360,19 @@ impl Actor for PartitionActor {
                 }
             }
             PartitionMsg::RetentionTick => st.apply_retention().await,
+            PartitionMsg::IsrTick => {
+                let lag = st.replica_lag_time_max;
+                let isr = in_sync(&st.raft, &st.shared, st.node_id, st.peers.as_deref(), lag);
+                if let (Some(isr), Some(reports)) = (isr, &st.reports) {
+                    let epoch = st.raft.metrics().borrow().current_term.min(i32::MAX as u64) as i32;
+                    let now = Some((epoch, isr));
+                    if now != st.reported_isr {
+                        let (epoch, isr) = now.clone().expect("just set");
+                        reports.isr(&st.tp.topic, st.tp.partition, epoch, isr);
+                        st.reported_isr = now;
+                    }
+                }
+            }
             PartitionMsg::RebalanceTick => {
                 if let Some(peers) = &st.peers {
                     Handoff {

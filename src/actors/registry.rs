@@ -2,6 +2,7 @@
 //! recovered; the supervisor removes them when they stop or crash.
 
 use super::partition::PartitionMsg;
+use crate::cluster::network::Peers;
 use crate::cluster::{NodeId, Raft};
 use crate::handlers::context::TopicPartition;
 use crate::storage::log::PartitionLog;
@@ -9,6 +10,7 @@ use crate::storage::partition_sm::PartitionShared;
 use ractor::ActorRef;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
 /// A running partition.
@@ -29,6 +31,39 @@ impl PartitionHandle {
         let m = m.borrow();
         (m.current_leader, m.current_term)
     }
+
+    /// When this node leads: its in-sync replicas (itself included) — followers heard from
+    /// within `lag` that hold every entry the leader holds, or did within that time.
+    pub fn in_sync(&self, peers: Option<&Peers>, lag: Duration) -> Option<Vec<i32>> {
+        in_sync(&self.raft, &self.shared, self.node_id, peers, lag)
+    }
+}
+
+/// The in-sync replicas of a group this node leads (see `PartitionHandle::in_sync`).
+pub fn in_sync(
+    raft: &Raft,
+    shared: &PartitionShared,
+    node_id: NodeId,
+    peers: Option<&Peers>,
+    lag: Duration,
+) -> Option<Vec<i32>> {
+    let m = raft.metrics();
+    let m = m.borrow();
+    if m.current_leader != Some(node_id) {
+        return None;
+    }
+    let caught_up = shared.caught_up.lock().expect("caught-up lock");
+    let mut ids = vec![node_id as i32];
+    for (id, matched) in m.replication.iter().flatten() {
+        let alive = peers.is_none_or(|p| p.heard_within(*id, lag));
+        let current = matched.map(|l| l.index) >= m.last_log_index;
+        let recent = caught_up.get(id).is_some_and(|at| at.elapsed() <= lag);
+        if *id != node_id && alive && (current || recent) {
+            ids.push(*id as i32);
+        }
+    }
+    ids.sort_unstable();
+    Some(ids)
 }
 
 /// All partitions running on this node.

@@ -94,11 +94,11 @@ pub trait Broker: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Vec<(OffsetKey, Committed)>, ResponseError>>;
     /// A group-membership operation (JoinGroup, SyncGroup, Heartbeat, LeaveGroup).
     fn group_op(&self, op: GroupOp) -> BoxFuture<'static, GroupReply>;
-    /// Waits (bounded) until every partition of `topic` has a leader locally.
-    /// Whether node `id` answered this one recently (itself: always; a single node: always).
+    /// Whether node `id` is live as the controller sees it (not fenced).
     fn node_alive(&self, id: i32) -> bool;
     /// The node leading the controller group (-1 while unknown).
     fn controller_id(&self) -> i32;
+    /// Waits (bounded) until every partition of `topic` has a leader locally.
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
 }
 

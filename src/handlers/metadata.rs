@@ -123,13 +123,16 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
             // A partition without a replica here: the leader its group last recorded in the
             // controller, or its only replica.
             let recorded = meta.leaders.get(&name).and_then(|l| l.get(&p)).copied();
+            // The leader computes the in-sync replicas; other nodes show what it last recorded in
+            // the controller in the same leader epoch (else all replicas).
+            let recorded_isr = |epoch: i32| meta.isr_in(&name, p, epoch).unwrap_or_else(|| replicas.clone());
             let (leader, epoch, in_sync) = match (view, recorded) {
                 (Some(v), _) => (
                     v.leader,
                     v.leader_epoch,
-                    broker.in_sync(&tp).unwrap_or_else(|| replicas.clone()),
+                    broker.in_sync(&tp).unwrap_or_else(|| recorded_isr(v.leader_epoch)),
                 ),
-                (None, Some((leader, epoch))) => (Some(leader), epoch, replicas.clone()),
+                (None, Some((leader, epoch))) => (Some(leader), epoch, recorded_isr(epoch)),
                 (None, None) if replicas.len() == 1 => (Some(replicas[0]), 0, replicas.clone()),
                 (None, None) => (None, -1, Vec::new()),
             };
@@ -139,7 +142,8 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
                     if version >= 7 {
                         pm = pm.with_leader_epoch(epoch);
                     }
-                    // Replicas on nodes not heard from within replica.lag.time.max.ms.
+                    // Replicas on nodes the controller fenced (not heard from within
+                    // broker.session.timeout.ms).
                     let offline: Vec<i32> = replicas.iter().copied().filter(|id| !broker.node_alive(*id)).collect();
                     if version >= 5 && !offline.is_empty() {
                         pm = pm.with_offline_replicas(ids(&offline));

@@ -54,6 +54,16 @@ pub enum MetaCommand {
         #[serde(default)]
         cluster_addr: String,
     },
+    /// In-sync replicas reported by partition leaders: (topic, partition, leader epoch, ISR);
+    /// an older epoch never overwrites.
+    PartitionIsr {
+        isr: Vec<(String, i32, i32, Vec<i32>)>,
+    },
+    /// Brokers the controller leader stopped (true) or started again (false) hearing from
+    /// within `broker.session.timeout.ms`.
+    FenceBrokers {
+        changes: Vec<(i32, bool)>,
+    },
     /// A node added to a running cluster: replicas may be placed on it from now on.
     AddNode {
         node_id: i32,
@@ -148,6 +158,23 @@ pub struct ClusterMeta {
     /// Last reported (leader, leader epoch) of each partition, by topic.
     #[serde(default)]
     pub leaders: BTreeMap<String, BTreeMap<i32, (i32, i32)>>,
+    /// Last reported (leader epoch, in-sync replicas) of each partition, by topic.
+    #[serde(default)]
+    pub isr: BTreeMap<String, BTreeMap<i32, (i32, Vec<i32>)>>,
+    /// Brokers the controller does not hear from: their replicas are offline.
+    #[serde(default)]
+    pub fenced: std::collections::BTreeSet<i32>,
+}
+
+impl ClusterMeta {
+    /// The recorded in-sync replicas of a partition, if recorded in leader epoch `epoch`.
+    pub fn isr_in(&self, topic: &str, partition: i32, epoch: i32) -> Option<Vec<i32>> {
+        self.isr
+            .get(topic)
+            .and_then(|t| t.get(&partition))
+            .filter(|(e, _)| *e == epoch)
+            .map(|(_, isr)| isr.clone())
+    }
 }
 
 /// Replicas for partitions `from..to` of a topic: leaders and followers spread round-robin
@@ -243,6 +270,27 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
                 return Err(format!("topic {name} does not exist"));
             }
             meta.leaders.remove(&name);
+            meta.isr.remove(&name);
+        }
+        MetaCommand::PartitionIsr { isr } => {
+            for (topic, partition, epoch, replicas) in isr {
+                if !meta.topics.contains_key(&topic) {
+                    continue;
+                }
+                let known = meta.isr.entry(topic).or_default();
+                if known.get(&partition).is_none_or(|(e, _)| *e <= epoch) {
+                    known.insert(partition, (epoch, replicas));
+                }
+            }
+        }
+        MetaCommand::FenceBrokers { changes } => {
+            for (node, fenced) in changes {
+                if fenced {
+                    meta.fenced.insert(node);
+                } else {
+                    meta.fenced.remove(&node);
+                }
+            }
         }
         MetaCommand::PartitionLeaders { leaders } => {
             for (topic, partition, leader, epoch) in leaders {
@@ -543,6 +591,30 @@ mod tests {
         reassign(&mut meta, 0, Some(vec![5, 1])).unwrap();
         let replicas = place(&mut meta, 0, 5, 1).unwrap();
         assert_eq!(replicas.concat().iter().filter(|id| **id == 5).count(), 1);
+    }
+
+    #[test]
+    fn recorded_isr_and_fencing_follow_the_newest_reports() {
+        let mut meta = cluster_with_topic();
+        let isr = |epoch, ids: Vec<i32>| MetaCommand::PartitionIsr {
+            isr: vec![("t".into(), 0, epoch, ids)],
+        };
+        apply_command(&mut meta, isr(3, vec![1, 2])).unwrap();
+        apply_command(&mut meta, isr(2, vec![1])).unwrap();
+        assert_eq!(
+            meta.isr_in("t", 0, 3),
+            Some(vec![1, 2]),
+            "an older epoch never overwrites"
+        );
+        assert_eq!(
+            meta.isr_in("t", 0, 4),
+            None,
+            "a new leader's epoch has none recorded yet"
+        );
+        let fence = |changes| MetaCommand::FenceBrokers { changes };
+        apply_command(&mut meta, fence(vec![(2, true), (3, true)])).unwrap();
+        apply_command(&mut meta, fence(vec![(2, false)])).unwrap();
+        assert_eq!(meta.fenced.iter().copied().collect::<Vec<_>>(), vec![3]);
     }
 
     #[test]

@@ -70,7 +70,7 @@ def test_leader_killed_mid_stream_loses_no_acknowledged_write(tmp_path):
     c.kill()
 
 
-FAST_ISR = {"RAFTSTREAM_REPLICA_LAG_TIME_MAX_MS": "1000"}
+FAST_ISR = {"RAFTSTREAM_REPLICA_LAG_TIME_MAX_MS": "1000", "RAFTSTREAM_BROKER_SESSION_TIMEOUT_MS": "1000"}
 
 
 def create_rf3(c, topic):
@@ -92,6 +92,9 @@ def test_killed_follower_does_not_stop_acks_all_and_rejoins_the_isr(tmp_path):
     wait_for(lambda: len(s.acked) >= 1000, "1000 acknowledged records")
     c.node(follower).kill(signal.SIGKILL)
     wait_for(lambda: follower not in isr(c, "follow", leader), "the dead follower leaving the ISR")
+    # Every live node says so: the leader records the ISR in the controller.
+    for b in c.alive():
+        wait_for(lambda: follower not in isr(c, "follow", b.node_id), f"node {b.node_id} showing the shrunk ISR")
     # kafka-python reads Metadata's offline replicas (v5+): the dead node is listed.
     kp = KafkaAdminClient(bootstrap_servers=c.node(leader).bootstrap)
     seen = {}
