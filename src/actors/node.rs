@@ -334,7 +334,15 @@ impl Broker for Node {
     }
 
     fn controller_id(&self) -> i32 {
-        self.controller_leader.load(std::sync::atomic::Ordering::Relaxed)
+        let leader = self.controller_leader.load(std::sync::atomic::Ordering::Relaxed);
+        // A leader silent for two election timeouts is being replaced: clients told "none
+        // yet" ask again, while clients told the dead node wait on it (librdkafka's admin
+        // requests go to the controller).
+        let silent_for = Duration::from_millis(2 * self.config.raft_election_timeout_ms.max(1));
+        match &self.peers {
+            Some(p) if leader >= 0 && leader != self.info.node_id && !p.heard_within(leader as u64, silent_for) => -1,
+            _ => leader,
+        }
     }
 
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()> {

@@ -410,14 +410,29 @@ impl Actor for PartitionActor {
                 } else if target < 0 || target > hwm {
                     let _ = reply.send(Err(ResponseError::OffsetOutOfRange));
                 } else {
-                    // Durable before answering; whole segments below it go with the next
-                    // retention passes (a snapshot first, then openraft's purge).
-                    if let Err(e) = st.log.advance_log_start(target) {
-                        let _ = reply.send(Err(ResponseError::KafkaStorageError));
-                        return Err(format!("cannot persist the log start of {:?}: {e}", st.tp).into());
-                    }
-                    st.apply_retention().await;
-                    let _ = reply.send(Ok(st.log.start_offset()));
+                    // Through the group, so every replica moves its log start (durably, when it
+                    // applies the entry); whole segments below it go with the next retention
+                    // passes (a snapshot first, then openraft's purge).
+                    let rx = match st.raft.client_write_ff(Command::LogStart(target)).await {
+                        Ok(rx) => rx,
+                        Err(fatal) => {
+                            let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+                            return Err(format!("raft group of {:?} stopped: {fatal}", st.tp).into());
+                        }
+                    };
+                    tokio::spawn(async move {
+                        let result = match rx.await {
+                            Ok(Ok(resp)) => {
+                                let _ = myself.send_message(PartitionMsg::RetentionTick);
+                                Ok(resp.data.base_offset)
+                            }
+                            Ok(Err(ClientWriteError::ForwardToLeader(_))) | Err(_) => {
+                                Err(ResponseError::NotLeaderOrFollower)
+                            }
+                            Ok(Err(_)) => Err(ResponseError::KafkaStorageError),
+                        };
+                        let _ = reply.send(result);
+                    });
                 }
             }
             #[cfg(debug_assertions)]

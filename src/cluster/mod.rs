@@ -21,6 +21,9 @@ pub enum Command {
     Batch(Bytes),
     /// A cluster-metadata change for the controller group (JSON of `MetaCommand`).
     Meta(Bytes),
+    /// DeleteRecords on a partition group: every replica moves its log start offset here, so
+    /// deleted records stay deleted after a failover.
+    LogStart(i64),
 }
 
 /// What applying an entry produced.

@@ -20,6 +20,7 @@ const KIND_BLANK: u8 = 0;
 const KIND_BATCH: u8 = 1;
 const KIND_MEMBERSHIP: u8 = 2;
 const KIND_META: u8 = 3;
+const KIND_LOG_START: u8 = 4;
 
 /// Where one entry sits and which Kafka offsets it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -70,6 +71,10 @@ pub fn encode(buf: &mut Vec<u8>, entry: &Entry, base_offset: i64) -> anyhow::Res
         EntryPayload::Normal(Command::Meta(meta)) => {
             buf.put_u8(KIND_META);
             buf.put_slice(meta);
+        }
+        EntryPayload::Normal(Command::LogStart(offset)) => {
+            buf.put_u8(KIND_LOG_START);
+            buf.put_i64(*offset);
         }
         EntryPayload::Membership(m) => {
             buf.put_u8(KIND_MEMBERSHIP);
@@ -155,7 +160,10 @@ pub fn describe(bytes: &[u8], pos: u64, next_offset: i64) -> Result<EntryInfo, D
                 });
             }
         }
-        KIND_BLANK | KIND_MEMBERSHIP | KIND_META => {}
+        KIND_LOG_START if total as usize != ENTRY_HEADER_BYTES + 8 => {
+            return Err(DecodeError::Corrupt("log start entry of the wrong size"))
+        }
+        KIND_BLANK | KIND_MEMBERSHIP | KIND_META | KIND_LOG_START => {}
         _ => return Err(DecodeError::Corrupt("unknown entry kind")),
     }
     Ok(info)
@@ -168,6 +176,9 @@ pub fn decode(bytes: Bytes, info: &EntryInfo) -> anyhow::Result<Entry> {
         KIND_BLANK => EntryPayload::Blank,
         KIND_BATCH => EntryPayload::Normal(Command::Batch(payload)),
         KIND_META => EntryPayload::Normal(Command::Meta(payload)),
+        KIND_LOG_START => EntryPayload::Normal(Command::LogStart(i64::from_be_bytes(
+            payload[..8].try_into().expect("size checked by inspect"),
+        ))),
         KIND_MEMBERSHIP => EntryPayload::Membership(serde_json::from_slice(&payload)?),
         k => anyhow::bail!("unknown entry kind {k}"),
     };
@@ -210,5 +221,19 @@ mod tests {
         let mut flipped = buf.clone();
         flipped[40] ^= 0xff;
         assert!(matches!(inspect(&flipped, 0, 0).unwrap_err(), DecodeError::Corrupt(_)));
+    }
+
+    #[test]
+    fn log_start_entry_round_trips_and_takes_no_offsets() {
+        let e = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(3, 2), 5),
+            payload: EntryPayload::Normal(Command::LogStart(60)),
+        };
+        let mut buf = Vec::new();
+        encode(&mut buf, &e, 100).unwrap();
+        let info = inspect(&buf, 0, 100).unwrap();
+        assert_eq!((info.next_offset, info.is_batch), (100, false));
+        let back = decode(Bytes::from(buf), &info).unwrap();
+        assert!(matches!(back.payload, EntryPayload::Normal(Command::LogStart(60))));
     }
 }

@@ -145,6 +145,13 @@ impl RaftStateMachine<TypeConfig> for PartitionSm {
                         self.applied.high_watermark = h.last_offset() + 1;
                     }
                 }
+                EntryPayload::Normal(Command::LogStart(offset)) => {
+                    // Durable before the leader answers DeleteRecords; whole segments below it
+                    // go with the next retention pass.
+                    let offset = offset.min(self.applied.high_watermark);
+                    self.log.advance_log_start(offset).map_err(|e| sm_err(&e))?;
+                    res.base_offset = self.log.start_offset();
+                }
                 EntryPayload::Membership(m) => {
                     self.applied.membership = StoredMembership::new(Some(e.log_id), m);
                     *self.shared.membership.lock().expect("membership lock") = self.applied.membership.clone();

@@ -340,3 +340,34 @@ def test_partitions_created_while_their_preferred_replica_is_down_still_get_lead
     wait_for(lambda: all(leader in (2, 3) for leader, _, _ in c.partitions("orphan", c.node(2)).values())
              and len(c.partitions("orphan", c.node(2))) == 3, "leaders for every partition, node 1 preferred or not")
     c.kill()
+
+
+def test_deleted_records_stay_deleted_after_a_failover(tmp_path):
+    c = Cluster(tmp_path).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("trim", num_partitions=1, replication_factor=3)])["trim"].result(30)
+    leader = c.wait_leader("trim", 0)
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+    for i in range(100):
+        p.produce("trim", value=str(i).encode(), partition=0)
+    assert p.flush(30) == 0
+    (fut,) = admin.delete_records([TopicPartition("trim", 0, 60)]).values()
+    assert fut.result(30).low_watermark == 60
+    # DeleteRecords goes through the partition's Raft group: the next leader has it too.
+    c.node(leader).kill(signal.SIGKILL)
+    new_leader = c.wait_leader("trim", 0, not_in=(leader,))
+    reader = Consumer({"bootstrap.servers": c.node(new_leader).bootstrap, "group.id": "trim-reader",
+                       "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    assert reader.get_watermark_offsets(TopicPartition("trim", 0), timeout=10) == (60, 100)
+    reader.assign([TopicPartition("trim", 0, -2)])  # OFFSET_BEGINNING
+    got = []
+
+    def polled():
+        m = reader.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m)
+        return bool(got)
+    wait_for(polled, "the first record after the deleted ones")
+    assert (got[0].offset(), got[0].value()) == (60, b"60")
+    reader.close()
+    c.kill()
