@@ -336,9 +336,19 @@ def test_partitions_created_while_their_preferred_replica_is_down_still_get_lead
     c = Cluster(tmp_path).start()
     c.node(1).kill(signal.SIGKILL)
     admin = AdminClient({"bootstrap.servers": c.node(2).bootstrap})
+    # librdkafka sends CreateTopics to the controller it was told of and, if that node just
+    # died, keeps waiting on it: let the controller group notice first.
+    wait_for(lambda: admin.list_topics(timeout=10).controller_id in (2, 3), "a live controller")
     admin.create_topics([NewTopic("orphan", num_partitions=3, replication_factor=3)])["orphan"].result(30)
     wait_for(lambda: all(leader in (2, 3) for leader, _, _ in c.partitions("orphan", c.node(2)).values())
              and len(c.partitions("orphan", c.node(2))) == 3, "leaders for every partition, node 1 preferred or not")
+    # Node 1 comes back without the groups: it joins each by replication and is in sync.
+    c.node(1).start()
+    for p in range(3):
+        wait_for(lambda: c.partitions("orphan", c.node(c.leader_of("orphan", p))).get(p, (0, [], []))[2] == [1, 2, 3],
+                 f"node 1 in sync on partition {p}")
+    wait_for(lambda: all(leader > 0 for leader, _, _ in c.partitions("orphan", c.node(1)).values()),
+             "node 1 knowing every leader")
     c.kill()
 
 
