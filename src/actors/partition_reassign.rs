@@ -90,12 +90,28 @@ impl Reassigner {
                 .peers
                 .addr_of(*id)
                 .ok_or_else(|| format!("node {id} has no cluster address"))?;
-            // Blocking: returns once the learner holds the log up to its own admission.
-            let add = self.raft.add_learner(*id, BasicNode::new(addr), true);
-            tokio::time::timeout(self.catch_up_timeout, add)
+            let admitted = self
+                .raft
+                .add_learner(*id, BasicNode::new(addr), false)
                 .await
-                .map_err(|_| format!("node {id} did not catch up within {:?}", self.catch_up_timeout))?
-                .map_err(|e| format!("adding node {id} as a learner: {e}"))?;
+                .map_err(|e| format!("adding node {id} as a learner: {e}"))?
+                .log_id
+                .index;
+            // A voter only once it holds the log up to its own admission. (openraft's blocking
+            // add_learner counts a learner within `replication_lag_threshold` entries as caught
+            // up, even one that is down and holds nothing.)
+            let learner = *id;
+            self.raft
+                .wait(Some(self.catch_up_timeout))
+                .metrics(
+                    move |m| {
+                        let matched = m.replication.as_ref().and_then(|r| r.get(&learner).copied().flatten());
+                        matched.is_some_and(|l| l.index >= admitted)
+                    },
+                    "the new replica catching up",
+                )
+                .await
+                .map_err(|_| format!("node {id} did not catch up within {:?}", self.catch_up_timeout))?;
         }
         if voters != target || membership.get_joint_config().len() > 1 {
             self.raft

@@ -23,6 +23,22 @@ def replica_map(c, via):
             for t in md.topics.values() for p in t.partitions.values()}
 
 
+def controller_call(bootstrap, call):
+    """`call` on a fresh kafka-python admin client, or None if it failed: kafka-python sends
+    these requests to the controller it learned first and does not retry when that node has
+    just been killed."""
+    try:
+        kp = KafkaAdminClient(bootstrap_servers=bootstrap)
+    except Exception:
+        return None
+    try:
+        return call(kp)
+    except Exception:
+        return None
+    finally:
+        kp.close()
+
+
 def test_draining_a_node_moves_its_replicas_and_leadership_with_no_loss(tmp_path):
     c = Cluster(tmp_path, n=4, env=FAST).start()
     admin = AdminClient({"bootstrap.servers": c.bootstrap})
@@ -152,4 +168,42 @@ def test_a_node_added_to_a_running_cluster_is_filled_and_rejoins_after_a_restart
     assert s.failed == []
     values = read_all(new.bootstrap, "fill", len(s.acked))
     assert set(s.acked) <= set(values) and values == sorted(set(values))
+    c.kill()
+
+
+def test_a_reassignment_outlives_its_leader_and_waits_for_a_down_target(tmp_path):
+    # Five nodes: with two of them down the controller group keeps its majority.
+    c = Cluster(tmp_path, n=5, env=FAST).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("move", num_partitions=1, replication_factor=3)])["move"].result(30)
+    leader = c.wait_leader("move", 0)
+    (_, replicas) = replica_map(c, c.node(leader))[("move", 0)]
+    spare = next(n for n in (1, 2, 3, 4, 5) if n not in replicas)
+    moved_off = next(r for r in reversed(replicas) if r != leader)
+    target = [spare if r == moved_off else r for r in replicas]
+    s = Stream(c.bootstrap, "move")
+    wait_for(lambda: len(s.acked) >= 500, "500 acknowledged records")
+    # The new replica's node is down: the move waits for it.
+    c.node(spare).kill(signal.SIGKILL)
+    move = KTopicPartition("move", 0)
+    via = c.node(moved_off).bootstrap
+    wait_for(lambda: controller_call(via, lambda kp: kp.alter_partition_reassignments({move: target}))
+             == {move: None}, "the reassignment recorded")
+    pending = controller_call(via, lambda kp: kp.list_partition_reassignments())
+    assert pending[move]["adding_replicas"] == [spare] and pending[move]["removing_replicas"] == [moved_off]
+    # The leader driving it dies; the next leader carries on once the new node is back.
+    c.node(leader).kill(signal.SIGKILL)
+    c.wait_leader("move", 0, not_in=(leader,))
+    before = len(s.acked)
+    wait_for(lambda: len(s.acked) >= before + 500, "acks=all with two of the three replicas")
+    c.node(spare).start()
+    wait_for(lambda: controller_call(via, lambda kp: kp.list_partition_reassignments()) == {},
+             "the reassignment finishing", timeout=60)
+    assert sorted(replica_map(c, c.node(spare))[("move", 0)][1]) == sorted(target)
+    before = len(s.acked)
+    wait_for(lambda: len(s.acked) >= before + 500, "acks=all on the new replicas")
+    s.close()
+    assert s.failed == []
+    values = read_all(c.node(spare).bootstrap, "move", len(s.acked))
+    assert set(s.acked) <= set(values) and values == sorted(set(values)), "every ack once, in order"
     c.kill()
