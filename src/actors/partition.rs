@@ -4,6 +4,7 @@
 //! registry (reads change no state).
 
 use super::cluster_boot::LeaderReports;
+use super::partition_group::{initialize_group, spawn_leadership_watch};
 use super::partition_handoff::Handoff;
 use super::partition_reassign::Reassigner;
 use super::registry::{in_sync, PartitionHandle, Registry};
@@ -491,97 +492,6 @@ impl PartitionState {
             tracing::error!(topic = %self.tp.topic, partition = self.tp.partition, error = %e, "retention failed");
         }
     }
-}
-
-/// Bumps the registry whenever this group's leader or term changes (Metadata, readiness
-/// waits); ends when the group shuts down.
-fn spawn_leadership_watch(
-    raft: Raft,
-    registry: Arc<Registry>,
-    shared: Arc<PartitionShared>,
-    reports: Option<(Arc<LeaderReports>, TopicPartition, NodeId)>,
-    actor: ActorRef<PartitionMsg>,
-) {
-    let mut metrics = raft.metrics();
-    drop(raft);
-    tokio::spawn(async move {
-        let mut last = (None, 0);
-        loop {
-            let now = {
-                let m = metrics.borrow_and_update();
-                // Followers holding everything the leader holds are caught up now (the
-                // in-sync set counts those caught up within replica.lag.time.max.ms).
-                if let Some(replication) = &m.replication {
-                    let at = std::time::Instant::now();
-                    let mut caught_up = shared.caught_up.lock().expect("caught-up lock");
-                    for (id, matched) in replication {
-                        if matched.map(|l| l.index) >= m.last_log_index {
-                            caught_up.insert(*id, at);
-                        }
-                    }
-                }
-                (m.current_leader, m.current_term)
-            };
-            if now != last {
-                last = now;
-                registry.bump();
-                if let Some((reports, tp, me)) = &reports {
-                    if now.0 == Some(*me) {
-                        let epoch = now.1.min(i32::MAX as u64) as i32;
-                        reports.report(&tp.topic, tp.partition, *me as i32, epoch);
-                        // A new leader carries on with a pending reassignment.
-                        let _ = actor.send_message(PartitionMsg::Reassign);
-                    }
-                }
-            }
-            if metrics.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-}
-
-/// Forms a new group. openraft's `initialize` starts an election at once, so the preferred
-/// replica (the first) initializes right away and becomes the first leader: leaders spread as
-/// placement spread them. The other replicas get the group from it by replication; only if
-/// nothing arrived within three election timeouts (the preferred replica is down) do they
-/// initialize themselves. Each initializes with the same members; one that already has the
-/// group's log is told so, which is fine.
-async fn initialize_group(
-    raft: &Raft,
-    members: BTreeMap<NodeId, BasicNode>,
-    preferred: bool,
-    tp: TopicPartition,
-    meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
-) {
-    // A group that ever had a leader exists elsewhere: a replica without data (it was down
-    // when the group formed, or lost its disk) joins it by replication and never initializes,
-    // which would only start competing elections.
-    let formed = move || {
-        let meta = meta.read().expect("meta lock");
-        meta.leaders
-            .get(&tp.topic)
-            .is_some_and(|l| l.contains_key(&tp.partition))
-    };
-    if formed() {
-        return;
-    }
-    if preferred {
-        if let Err(e) = raft.initialize(members).await {
-            tracing::debug!(error = %e, "partition group already initialized");
-        }
-        return;
-    }
-    let raft = raft.clone();
-    let wait = Duration::from_millis(3 * raft.config().election_timeout_max);
-    tokio::spawn(async move {
-        tokio::time::sleep(wait).await;
-        if !formed() && matches!(raft.is_initialized().await, Ok(false)) {
-            if let Err(e) = raft.initialize(members).await {
-                tracing::debug!(error = %e, "partition group already initialized");
-            }
-        }
-    });
 }
 
 /// Shuts a partition's Raft group down, bounded in time.
