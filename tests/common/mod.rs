@@ -95,7 +95,32 @@ impl TestBroker {
             vec![7],
             "reached another node"
         );
+        b.wait_ready();
         b
+    }
+
+    /// Waits until `/health/ready` says every partition recovered and has a leader (a produce
+    /// before that gets a retriable NOT_LEADER_OR_FOLLOWER).
+    fn wait_ready(&self) {
+        let http_port: u16 = self
+            .log_text()
+            .split("http (health) listening on 127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+            .expect("the http port is logged before the Kafka port");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut answer = String::new();
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", http_port)) {
+                let _ = s.write_all(b"GET /health/ready HTTP/1.0\r\n\r\n");
+                let _ = s.read_to_string(&mut answer);
+            }
+            if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "broker never ready: {answer}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A new raw connection.
