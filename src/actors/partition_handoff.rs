@@ -22,11 +22,17 @@ const LEASE_MARGIN: Duration = Duration::from_millis(50);
 
 /// What a leadership handoff needs.
 pub struct Handoff {
+    /// The partition whose leadership may move.
     pub tp: TopicPartition,
+    /// This node, its current leader.
     pub node_id: NodeId,
+    /// The partition's Raft group.
     pub raft: Raft,
+    /// How the preferred replica is reached and whether it is alive.
     pub peers: Arc<Peers>,
+    /// Cluster metadata: the replicas, the preferred one first.
     pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
+    /// Where produce learns that a handoff is under way.
     pub shared: Arc<PartitionShared>,
     /// A replica not heard from within this long is not handed leadership.
     pub alive_within: Duration,

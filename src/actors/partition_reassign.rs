@@ -20,11 +20,17 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// What a reassignment of one partition needs.
 pub struct Reassigner {
+    /// The partition being moved.
     pub tp: TopicPartition,
+    /// This node (it drives the move only while it leads the group).
     pub node_id: NodeId,
+    /// The partition's Raft group.
     pub raft: Raft,
+    /// Where new replicas' cluster addresses come from.
     pub peers: Arc<Peers>,
+    /// Cluster metadata, holding the pending target.
     pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
+    /// Where the finished move is reported for the controller.
     pub reports: Arc<LeaderReports>,
     /// Longest wait for a new replica to catch up before the attempt starts over.
     pub catch_up_timeout: Duration,
