@@ -17,6 +17,8 @@ use std::time::Duration;
 
 /// Pause between attempts when a step failed (a target node down, a lost proposal).
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// How often a catch-up wait looks at the pending target when replication is quiet.
+const CATCH_UP_POLL: Duration = Duration::from_millis(200);
 
 /// What a reassignment of one partition needs.
 pub struct Reassigner {
@@ -78,6 +80,40 @@ impl Reassigner {
         });
     }
 
+    /// Waits until `learner` holds the log up to index `admitted`; gives up when the wait
+    /// exceeds the catch-up timeout, this node stops leading, or the target changes (a cancel
+    /// must not wait for a node that may never come).
+    async fn await_catch_up(&self, learner: NodeId, admitted: u64, target: &BTreeSet<NodeId>) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + self.catch_up_timeout;
+        let mut metrics = self.raft.metrics();
+        loop {
+            {
+                let m = metrics.borrow_and_update();
+                let matched = m.replication.as_ref().and_then(|r| r.get(&learner).copied().flatten());
+                if matched.is_some_and(|l| l.index >= admitted) {
+                    return Ok(());
+                }
+                if m.current_leader != Some(self.node_id) {
+                    return Err("no longer leading".into());
+                }
+            }
+            let still: Option<BTreeSet<NodeId>> = self.target().map(|t| t.iter().map(|id| *id as NodeId).collect());
+            if still.as_ref() != Some(target) {
+                return Err("the target changed".into());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "node {learner} did not catch up within {:?}",
+                    self.catch_up_timeout
+                ));
+            }
+            // Woken by replication progress, or every poll interval to see the target.
+            if let Ok(Err(_)) = tokio::time::timeout(CATCH_UP_POLL, metrics.changed()).await {
+                return Err("the group stopped".into());
+            }
+        }
+    }
+
     async fn move_voters(&self, target: &[i32]) -> Result<(), String> {
         let target: BTreeSet<NodeId> = target.iter().map(|id| *id as NodeId).collect();
         let membership = self.raft.metrics().borrow().membership_config.membership().clone();
@@ -106,18 +142,7 @@ impl Reassigner {
             // A voter only once it holds the log up to its own admission. (openraft's blocking
             // add_learner counts a learner within `replication_lag_threshold` entries as caught
             // up, even one that is down and holds nothing.)
-            let learner = *id;
-            self.raft
-                .wait(Some(self.catch_up_timeout))
-                .metrics(
-                    move |m| {
-                        let matched = m.replication.as_ref().and_then(|r| r.get(&learner).copied().flatten());
-                        matched.is_some_and(|l| l.index >= admitted)
-                    },
-                    "the new replica catching up",
-                )
-                .await
-                .map_err(|_| format!("node {id} did not catch up within {:?}", self.catch_up_timeout))?;
+            self.await_catch_up(*id, admitted, &target).await?;
         }
         if voters != target || membership.get_joint_config().len() > 1 {
             self.raft

@@ -207,3 +207,41 @@ def test_a_reassignment_outlives_its_leader_and_waits_for_a_down_target(tmp_path
     values = read_all(c.node(spare).bootstrap, "move", len(s.acked))
     assert set(s.acked) <= set(values) and values == sorted(set(values)), "every ack once, in order"
     c.kill()
+
+
+def test_a_cancelled_reassignment_leaves_the_replicas_as_they_were(tmp_path):
+    c = Cluster(tmp_path, n=4, env=FAST).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("undo", num_partitions=1, replication_factor=3)])["undo"].result(30)
+    leader = c.wait_leader("undo", 0)
+    (_, replicas) = replica_map(c, c.node(leader))[("undo", 0)]
+    spare = next(n for n in (1, 2, 3, 4) if n not in replicas)
+    moved_off = next(r for r in reversed(replicas) if r != leader)
+    s = Stream(c.bootstrap, "undo")
+    wait_for(lambda: len(s.acked) >= 300, "300 acknowledged records")
+    # The target node is down, so the move stays pending (its learner waits to catch up).
+    c.node(spare).kill(signal.SIGKILL)
+    undo = KTopicPartition("undo", 0)
+    via = c.node(leader).bootstrap
+    target = [spare if r == moved_off else r for r in replicas]
+    wait_for(lambda: controller_call(via, lambda kp: kp.alter_partition_reassignments({undo: target}))
+             == {undo: None}, "the reassignment recorded")
+    wait_for(lambda: (controller_call(via, lambda kp: kp.list_partition_reassignments()) or {})
+             .get(undo, {}).get("adding_replicas") == [spare], "the move listed as pending")
+    wait_for(lambda: controller_call(via, lambda kp: kp.alter_partition_reassignments({undo: None}))
+             == {undo: None}, "the reassignment cancelled")
+    wait_for(lambda: controller_call(via, lambda kp: kp.list_partition_reassignments()) == {},
+             "nothing pending", timeout=60)
+    assert replica_map(c, c.node(moved_off))[("undo", 0)][1] == replicas
+    # The node that was to be added comes back: it holds nothing of the partition.
+    c.node(spare).start()
+    before = len(s.acked)
+    wait_for(lambda: len(s.acked) >= before + 300, "acks=all on the original replicas")
+    wait_for(lambda: not any((c.node(spare).data_dir / "topics").glob("undo-*")), "no data on the spare node")
+    wait_for(lambda: c.partitions("undo", c.node(c.leader_of("undo", 0)))[0][2] == sorted(replicas),
+             "the original replicas in sync")
+    s.close()
+    assert s.failed == []
+    values = read_all(c.bootstrap, "undo", len(s.acked))
+    assert set(s.acked) <= set(values) and values == sorted(set(values))
+    c.kill()
