@@ -128,6 +128,14 @@ class Stream:
         self.t.join(10)
         assert self.p.flush(60) == 0
 
+    def close_and_check(self, bootstrap):
+        """Stops producing, then checks nothing failed and every acknowledged value is in the
+        partition exactly once, in order (read through `bootstrap`)."""
+        self.close()
+        assert self.failed == []
+        values = read_all(bootstrap, self.topic, len(self.acked))
+        assert set(self.acked) <= set(values) and values == sorted(set(values)), "every ack once, in order"
+
 
 def read_all(bootstrap, topic, until):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False})

@@ -76,10 +76,7 @@ def test_draining_a_node_moves_its_replicas_and_leadership_with_no_loss(tmp_path
     c.node(drained).kill(signal.SIGKILL)
     before = len(s.acked)
     wait_for(lambda: len(s.acked) >= before + 1000, "acks=all continuing without the drained node")
-    s.close()
-    assert s.failed == []
-    values = read_all(c.alive()[0].bootstrap, "drain", len(s.acked))
-    assert set(s.acked) <= set(values) and values == sorted(set(values)), "every ack once, in order"
+    s.close_and_check(c.alive()[0].bootstrap)
     probe = Consumer({"bootstrap.servers": c.alive()[0].bootstrap, "group.id": "drainers"})
     assert probe.committed([TopicPartition("drain", 1)], timeout=30)[0].offset == 42
     probe.close()
@@ -164,10 +161,7 @@ def test_a_node_added_to_a_running_cluster_is_filled_and_rejoins_after_a_restart
     wait_for(lambda: len(s.acked) >= before + 500, "acks=all after the new node's restart")
     wait_for(lambda: c.partitions("fill", c.node(c.leader_of("fill", 0)))[0][2] == sorted(target),
              "the restarted new node back in sync")
-    s.close()
-    assert s.failed == []
-    values = read_all(new.bootstrap, "fill", len(s.acked))
-    assert set(s.acked) <= set(values) and values == sorted(set(values))
+    s.close_and_check(new.bootstrap)
     c.kill()
 
 
@@ -202,10 +196,7 @@ def test_a_reassignment_outlives_its_leader_and_waits_for_a_down_target(tmp_path
     assert sorted(replica_map(c, c.node(spare))[("move", 0)][1]) == sorted(target)
     before = len(s.acked)
     wait_for(lambda: len(s.acked) >= before + 500, "acks=all on the new replicas")
-    s.close()
-    assert s.failed == []
-    values = read_all(c.node(spare).bootstrap, "move", len(s.acked))
-    assert set(s.acked) <= set(values) and values == sorted(set(values)), "every ack once, in order"
+    s.close_and_check(c.node(spare).bootstrap)
     c.kill()
 
 
@@ -240,8 +231,5 @@ def test_a_cancelled_reassignment_leaves_the_replicas_as_they_were(tmp_path):
     wait_for(lambda: not any((c.node(spare).data_dir / "topics").glob("undo-*")), "no data on the spare node")
     wait_for(lambda: c.partitions("undo", c.node(c.leader_of("undo", 0)))[0][2] == sorted(replicas),
              "the original replicas in sync")
-    s.close()
-    assert s.failed == []
-    values = read_all(c.bootstrap, "undo", len(s.acked))
-    assert set(s.acked) <= set(values) and values == sorted(set(values))
+    s.close_and_check(c.bootstrap)
     c.kill()
