@@ -25,6 +25,9 @@ pub const PARTITIONS: &str = "raftstream_partitions";
 pub const LEADERS: &str = "raftstream_partition_leaders";
 /// Open client connections.
 pub const CONNECTIONS: &str = "raftstream_connections";
+/// Node-to-node requests this node received, by kind (`rpc`: append_entries, vote, ping, ...)
+/// and group (`group`: controller, partition, none).
+pub const CLUSTER_RPCS: &str = "raftstream_cluster_requests_received_total";
 /// Partition actor restarts after a failure.
 pub const ACTOR_RESTARTS: &str = "raftstream_actor_restarts_total";
 

@@ -4,7 +4,7 @@
 
 use super::cluster_boot::{
     await_applied, join_cluster, propose_until_done, spawn_address_book, spawn_leader_reporter,
-    spawn_liveness_recorder, start_transport, LeaderReports,
+    spawn_liveness_recorder, start_transport, LeaderReports, Transport,
 };
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
@@ -13,9 +13,12 @@ use super::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use super::http::{Http, HttpArgs, HttpMsg, HttpState};
 use super::listener::{Listener, ListenerArgs, ListenerMsg};
 use super::node::Node;
+use super::partition_elector::{spawn_elector, ElectorConfig};
 use super::partition_supervisor::{PartitionSupervisor, SupervisorArgs, SupervisorMsg};
 use super::registry::Registry;
-use crate::cluster::raft_config;
+use crate::cluster::liveness::spawn_pinger;
+use crate::cluster::network::Peers;
+use crate::cluster::{partition_raft_config, raft_config};
 use crate::config::{Config, Durability};
 use crate::handlers::context::NodeInfo;
 use crate::storage::log::LogConfig;
@@ -62,6 +65,8 @@ pub struct BrokerState {
     stopping: bool,
     /// The node-to-node server (multi-node clusters only).
     cluster_server: Option<tokio::task::JoinHandle<()>>,
+    /// The node pinger and the partition elector.
+    failure_detection: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The broker actor.
@@ -168,7 +173,7 @@ impl Actor for Broker {
             SupervisorArgs {
                 data_dir: cfg.data_dir.clone(),
                 node_id,
-                raft_config: raft_config(
+                raft_config: partition_raft_config(
                     cfg.raft_partition_heartbeat_interval_ms,
                     cfg.raft_partition_election_timeout_ms,
                 )?,
@@ -200,6 +205,7 @@ impl Actor for Broker {
             myself.get_cell(),
         )
         .await?;
+        let failure_detection = spawn_failure_detection(&cfg, registry.clone(), peers_of(&transport), meta.clone());
         let sup = supervisor.clone();
         let mut reconcile_rx = version_rx.clone();
         tokio::spawn(async move {
@@ -328,6 +334,7 @@ impl Actor for Broker {
             failure: args.failure,
             stopping: false,
             cluster_server: transport.map(|t| t.server),
+            failure_detection,
         })
     }
 
@@ -399,6 +406,9 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     {
         tracing::warn!("connections still busy after {timeout:?}; closing them");
     }
+    for task in st.failure_detection.drain(..) {
+        task.abort();
+    }
     let _ = tokio::time::timeout(timeout, async { ractor::call!(st.supervisor, SupervisorMsg::StopAll) }).await;
     st.supervisor.stop(None);
     if let Some(http) = &st.http {
@@ -410,4 +420,35 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     }
     let _ = tokio::time::timeout(timeout, async { ractor::call!(st.committer, CommitterMsg::SyncAll) }).await;
     tracing::info!(partitions_left = st.registry.all().len(), "shutdown complete");
+}
+
+fn peers_of(transport: &Option<Transport>) -> Option<Arc<Peers>> {
+    transport.as_ref().map(|t| t.peers.clone())
+}
+
+/// Starts the node pinger (clusters only) and the partition elector: partition groups have
+/// no election or heartbeat timers of their own (`cluster::partition_raft_config`).
+fn spawn_failure_detection(
+    cfg: &Config,
+    registry: Arc<Registry>,
+    peers: Option<Arc<Peers>>,
+    meta: Arc<RwLock<Arc<ClusterMeta>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let interval = Duration::from_millis(cfg.raft_partition_heartbeat_interval_ms.max(1));
+    // The followers' leader lease (openraft's election_timeout_max) plus one ping: by then a
+    // dead leader's lease has expired everywhere, so the first campaign can win.
+    let lease = Duration::from_millis(2 * cfg.raft_partition_election_timeout_ms);
+    let dead_after = lease + interval;
+    let mut tasks = Vec::new();
+    if let Some(p) = &peers {
+        tasks.push(spawn_pinger(p.clone(), cfg.node_id as u64, interval, dead_after));
+    }
+    let elector = ElectorConfig {
+        node_id: cfg.node_id as u64,
+        interval,
+        dead_after,
+        stagger: Duration::from_millis(cfg.raft_partition_election_timeout_ms),
+    };
+    tasks.push(spawn_elector(elector, registry, peers, meta));
+    tasks
 }

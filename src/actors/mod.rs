@@ -14,6 +14,7 @@ pub mod http;
 pub mod listener;
 pub mod node;
 pub mod partition;
+pub mod partition_elector;
 pub mod partition_group;
 pub mod partition_handoff;
 pub mod partition_reassign;

@@ -1,11 +1,11 @@
 //! Moves a partition's leadership back to its preferred replica (the first of its replicas)
 //! once that replica is alive and holds the whole log: Kafka's automatic leader rebalancing.
 //! openraft 0.9 has no leadership transfer, so the leader (1) stops taking produce requests
-//! (clients get NOT_LEADER_OR_FOLLOWER and retry), (2) stops its heartbeats, (3) waits out the
-//! followers' leader lease (`election_timeout_max`: until then they reject any vote request),
-//! (4) asks the preferred replica to campaign. The preferred replica campaigns a full election
-//! timeout before any other follower's timer would fire, so it wins; then the old leader turns
-//! its heartbeats back on. If it did not win, the old leader simply carries on.
+//! (clients get NOT_LEADER_OR_FOLLOWER and retry), (2) waits out the followers' leader lease
+//! (`election_timeout_max` after the last replication: until then they reject any vote request;
+//! partition groups send no heartbeats of their own), (3) asks the preferred replica to
+//! campaign. The other followers see their leader alive and do not campaign, so it wins. If it
+//! did not win, the old leader simply carries on.
 
 use crate::cluster::network::Peers;
 use crate::cluster::wire::{GroupId, Request, Response};
@@ -76,7 +76,6 @@ impl Handoff {
         }
         tokio::spawn(async move {
             let lease = Duration::from_millis(self.raft.config().election_timeout_max);
-            self.raft.runtime_config().heartbeat(false);
             tokio::time::sleep(lease + LEASE_MARGIN).await;
             let group = GroupId::Partition {
                 topic: self.tp.topic.clone(),
@@ -101,7 +100,6 @@ impl Handoff {
                 }
                 other => tracing::debug!(partition = ?self.tp, answer = ?other, "preferred replica did not campaign"),
             }
-            self.raft.runtime_config().heartbeat(true);
             self.shared.handing_off.store(false, Ordering::Release);
         });
     }

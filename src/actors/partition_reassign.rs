@@ -60,6 +60,10 @@ impl Reassigner {
             return;
         }
         tokio::spawn(async move {
+            // openraft's tick (off in partition groups) is what makes a leader that the new
+            // voters leave out step down once that membership is committed.
+            self.raft.runtime_config().tick(true);
+            let mut stays = true;
             while let Some(target) = self.target() {
                 if !self.leading() {
                     break;
@@ -67,6 +71,7 @@ impl Reassigner {
                 match self.move_voters(&target).await {
                     Ok(()) => {
                         tracing::info!(partition = ?self.tp, replicas = ?target, "reassignment done");
+                        stays = target.contains(&(self.node_id as i32));
                         self.reports.reassigned(&self.tp.topic, self.tp.partition, target);
                         break;
                     }
@@ -75,6 +80,9 @@ impl Reassigner {
                         tokio::time::sleep(RETRY_PAUSE).await;
                     }
                 }
+            }
+            if stays {
+                self.raft.runtime_config().tick(false);
             }
             self.running.store(false, Ordering::Release);
         });

@@ -3,6 +3,7 @@
 //! `network.rs` for the client side, `server.rs`). A single node needs no transport.
 
 pub mod join;
+pub mod liveness;
 pub mod network;
 pub mod server;
 pub mod wire;
@@ -58,9 +59,28 @@ pub type LogId = openraft::LogId<NodeId>;
 /// Storage error type.
 pub type StorageError = openraft::StorageError<NodeId>;
 
-/// Raft timing from the broker config.
+/// Raft timing from the broker config (the controller group: openraft's own timers).
 pub fn raft_config(heartbeat_ms: u64, election_ms: u64) -> anyhow::Result<std::sync::Arc<openraft::Config>> {
+    Ok(std::sync::Arc::new(base_config(heartbeat_ms, election_ms).validate()?))
+}
+
+/// A partition group's config: openraft's per-group tick, heartbeats and election timers are
+/// off, because thousands of groups each heartbeating every follower cost a third of a core
+/// while idle. Node-level pings (`liveness.rs`) detect failures and
+/// `actors/partition_elector.rs` starts the elections; replication, the committed index and
+/// everything else work as usual. The intervals still set the leader lease and detection.
+pub fn partition_raft_config(heartbeat_ms: u64, election_ms: u64) -> anyhow::Result<std::sync::Arc<openraft::Config>> {
     let cfg = openraft::Config {
+        enable_tick: false,
+        enable_heartbeat: false,
+        enable_elect: false,
+        ..base_config(heartbeat_ms, election_ms)
+    };
+    Ok(std::sync::Arc::new(cfg.validate()?))
+}
+
+fn base_config(heartbeat_ms: u64, election_ms: u64) -> openraft::Config {
+    openraft::Config {
         cluster_name: "raftstream".into(),
         heartbeat_interval: heartbeat_ms,
         election_timeout_min: election_ms,
@@ -72,6 +92,5 @@ pub fn raft_config(heartbeat_ms: u64, election_ms: u64) -> anyhow::Result<std::s
         max_in_snapshot_log_to_keep: 0,
         max_payload_entries: 512,
         ..Default::default()
-    };
-    Ok(std::sync::Arc::new(cfg.validate()?))
+    }
 }

@@ -2,6 +2,7 @@
 //! reconnecting with backoff. Each group's `Network` names its group in every request. A
 //! single node has no peers, and openraft never sends an RPC in a group of one.
 
+pub use super::liveness::Liveness;
 use super::wire::{self, GroupId, Request, Response};
 use super::{NodeId, TypeConfig};
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -27,27 +28,6 @@ const MAX_WRITE_BATCH: usize = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 type Reply = oneshot::Sender<Result<Response, String>>;
-
-/// When each peer was last heard from, on either side of the transport: answers to this
-/// node's requests and requests it sends (a follower that leads nothing only receives).
-#[derive(Clone, Default)]
-pub struct Liveness(Arc<Mutex<HashMap<NodeId, Instant>>>);
-
-impl Liveness {
-    /// Notes that `node` was just heard from.
-    pub fn record(&self, node: NodeId) {
-        self.0.lock().expect("liveness lock").insert(node, Instant::now());
-    }
-
-    /// Whether `node` was heard from within `within`.
-    pub fn within(&self, node: NodeId, within: Duration) -> bool {
-        self.0
-            .lock()
-            .expect("liveness lock")
-            .get(&node)
-            .is_some_and(|at| at.elapsed() <= within)
-    }
-}
 
 /// Connections to every peer of this node.
 pub struct Peers {

@@ -113,6 +113,15 @@ async fn serve_connection(
         let Some(from) = greeted else {
             break Err(anyhow::anyhow!("request before hello"));
         };
+        count(&req);
+        if let Request::Ping { incarnation } = req {
+            liveness.observe(from, incarnation);
+            let pong = Response::Pong {
+                incarnation: liveness.incarnation,
+            };
+            out_tx.send(wire::encode(id, &pong)?).await?;
+            continue;
+        }
         liveness.record(from);
         let permit = permits.clone().acquire_owned().await?;
         let groups = groups.clone();
@@ -130,10 +139,31 @@ async fn serve_connection(
     result
 }
 
+/// Counts a received request by kind and group (an idle cluster should see pings only).
+fn count(req: &Request) {
+    let group = |g: &GroupId| match g {
+        GroupId::Controller => "controller",
+        GroupId::Partition { .. } => "partition",
+    };
+    let (rpc, group) = match req {
+        Request::Hello { .. } => ("hello", "none"),
+        Request::AppendEntries(g, _) => ("append_entries", group(g)),
+        Request::Vote(g, _) => ("vote", group(g)),
+        Request::InstallSnapshot(g, _) => ("install_snapshot", group(g)),
+        Request::Propose(_) => ("propose", "controller"),
+        Request::ClusterInfo => ("cluster_info", "none"),
+        Request::Campaign(g) => ("campaign", group(g)),
+        Request::JoinController { .. } => ("join_controller", "controller"),
+        Request::Ping { .. } => ("ping", "none"),
+    };
+    metrics::counter!(crate::observability::CLUSTER_RPCS, "rpc" => rpc, "group" => group).increment(1);
+}
+
 async fn handle(groups: &dyn LocalGroups, req: Request) -> Response {
     let missing = |g: &GroupId| Response::Unavailable(format!("group {g:?} is not running here"));
     match req {
         Request::Hello { .. } => Response::Hello,
+        Request::Ping { .. } => Response::Unavailable("a ping is answered by the connection".into()),
         Request::AppendEntries(g, rpc) => match groups.raft(&g) {
             Some(raft) => Response::AppendEntries(raft.append_entries(rpc).await),
             None => missing(&g),

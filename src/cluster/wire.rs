@@ -46,6 +46,10 @@ pub enum Request {
         addr: String,
         forwarded: bool,
     },
+    /// Node-level failure detection: the caller is alive, in this incarnation.
+    Ping {
+        incarnation: u64,
+    },
 }
 
 /// The answer to a `Request`.
@@ -62,6 +66,10 @@ pub enum Response {
     ClusterInfo {
         cluster_id: String,
         controller_voters: Vec<NodeId>,
+    },
+    /// The answer to a ping: this node's incarnation.
+    Pong {
+        incarnation: u64,
     },
     /// The request cannot be served here (group not running, wrong cluster, ...).
     Unavailable(String),

@@ -1,29 +1,13 @@
 """/metrics in Prometheus text during a produce run, and /health/ready only after recovery."""
 
 import os
-import re
 import signal
 import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from broker import Broker
-from clients import consume_all, produce_all
-
-
-def metric(text, name, **labels):
-    """Sum of the samples of `name` whose labels include `labels`."""
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        m = re.match(r"^(\w+)(\{[^}]*\})?\s+(\S+)$", line)
-        if not m or m.group(1) != name:
-            continue
-        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
+from clients import consume_all, metric, produce_all
 
 
 def test_metrics_show_produce_fetch_and_fsync(broker):
