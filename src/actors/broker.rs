@@ -447,7 +447,6 @@ fn spawn_failure_detection(
         node_id: cfg.node_id as u64,
         interval,
         dead_after,
-        stagger: Duration::from_millis(cfg.raft_partition_election_timeout_ms),
     };
     tasks.push(spawn_elector(elector, registry, peers, meta));
     tasks

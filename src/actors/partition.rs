@@ -205,8 +205,9 @@ impl Actor for PartitionActor {
                     .collect(),
                 None => BTreeMap::from([(args.node_id, BasicNode::default())]),
             };
-            let preferred = args.replicas.first().is_none_or(|id| *id == args.node_id as i32);
-            initialize_group(&raft, members, preferred, args.tp.clone(), args.meta.clone()).await;
+            let preferred = args.replicas.first().map_or(args.node_id, |id| *id as NodeId);
+            let (tp, meta) = (args.tp.clone(), args.meta.clone());
+            initialize_group(&raft, members, preferred, args.node_id, args.peers.clone(), tp, meta).await;
         }
         tracing::debug!(partition = ?args.tp, entries = report.entries, end_offset = log.end_offset(), "partition recovered");
         let (handle_log, handle_shared) = (log.clone(), shared.clone());

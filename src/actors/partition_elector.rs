@@ -1,11 +1,13 @@
-//! Starts partition elections for the whole node. Partition groups run with openraft's
-//! election and heartbeat timers off (`cluster::partition_raft_config`); instead, every
-//! `interval` this task looks at each group hosted here:
-//! - a follower whose leader is dead (its node unheard for `dead_after`), no longer a voter,
-//!   or unknown campaigns — the live voters take turns in replica order, one `stagger` apart,
-//!   so the preferred live replica goes first and two rarely split the vote; a round that
-//!   elects nobody starts over. An unknown leader is waited for `dead_after` first: a node
-//!   that just restarted hears from its live leaders within a ping or two.
+//! Decides, for the whole node, which partition groups run openraft's election timer.
+//! Partition groups start with openraft's tick, heartbeats and elections off
+//! (`cluster::partition_raft_config`): thousands of idle groups each heartbeating every
+//! follower cost a third of a core. Every `interval` this task looks at the groups hosted here:
+//! - a follower whose leader is dead (its node unheard for `dead_after`, see
+//!   `cluster/liveness.rs`) or no longer a voter gets openraft's tick and election timer back
+//!   until a live leader is known again: openraft's randomized timers elect the new leader
+//!   (the leader lease and timeouts as configured). An unknown leader is waited for
+//!   `dead_after` first: a node that just restarted hears from its live leaders within a ping
+//!   or two, and a new group's first replica is campaigning already.
 //! - a leader whose follower or learner restarted (a new incarnation) sends it a heartbeat at
 //!   once, so an idle group's restarted replica learns its leader and is probed for what it
 //!   lacks (otherwise only the next write would reach it).
@@ -30,20 +32,17 @@ pub struct ElectorConfig {
     pub interval: Duration,
     /// A node unheard for this long is dead (the leader lease plus one ping).
     pub dead_after: Duration,
-    /// Pause between the turns of consecutive replicas (the election timeout).
-    pub stagger: Duration,
 }
 
 /// Every this many intervals all groups are looked at even when nothing changed.
 const SWEEP_EVERY: u64 = 10;
 
-/// A group without a live leader, as first seen.
+/// A group without a live leader here.
 struct Leaderless {
-    since: Instant,
-    /// Whether a leader was known then (dead) or not (waited for first).
-    leader_known: bool,
-    /// Elections this node started for it.
-    attempts: u32,
+    /// When openraft's election timer is (or was) switched on for it.
+    elect_from: Instant,
+    /// Whether it is on.
+    electing: bool,
 }
 
 /// Runs the elector until the task is aborted.
@@ -71,8 +70,8 @@ pub fn spawn_elector(
                 .filter(|n| *n != cfg.node_id && !peers.as_ref().is_some_and(|p| p.heard_within(*n, cfg.dead_after)))
                 .collect();
             // Looking at every group is the elector's whole cost: only when something changed,
-            // while some group waits for a leader, or once a second (a membership change that
-            // left a leader out).
+            // while some group has no leader, or once a second (a membership change that left
+            // a leader out).
             let sweep = round % SWEEP_EVERY == 0 || dead != last_dead || !returned.is_empty() || !leaderless.is_empty();
             last_dead = dead;
             if !sweep {
@@ -92,69 +91,40 @@ pub fn spawn_elector(
                     let heartbeat = !returned.is_empty() && membership.nodes().any(|(id, _)| returned.contains(id));
                     (m.state, m.current_leader, healthy, is_voter(cfg.node_id), heartbeat)
                 };
-                if state == ServerState::Leader {
-                    leaderless.remove(&tp);
-                    if heartbeat {
-                        let _ = handle.raft.trigger().heartbeat().await;
+                let raft = &handle.raft;
+                if state == ServerState::Leader || healthy || !voter {
+                    if leaderless.remove(&tp).is_some_and(|l| l.electing) {
+                        raft.runtime_config().elect(false);
+                        // A reassignment's driver keeps the tick (a removed leader's step-down).
+                        if !reassigning(&meta, &tp) {
+                            raft.runtime_config().tick(false);
+                        }
+                        tracing::debug!(partition = ?tp, leader = ?leader, "leader found; election timer off");
+                    }
+                    if state == ServerState::Leader && heartbeat {
+                        let _ = raft.trigger().heartbeat().await;
                     }
                     continue;
                 }
-                if healthy || !voter {
-                    leaderless.remove(&tp);
-                    continue;
-                }
                 let now = Instant::now();
-                let entry = leaderless.entry(tp.clone()).or_insert(Leaderless {
-                    since: now,
-                    leader_known: leader.is_some(),
-                    attempts: 0,
+                let entry = leaderless.entry(tp.clone()).or_insert_with(|| Leaderless {
+                    elect_from: if leader.is_some() { now } else { now + cfg.dead_after },
+                    electing: false,
                 });
-                let voters: BTreeSet<NodeId> = handle
-                    .raft
-                    .metrics()
-                    .borrow()
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .collect();
-                let turns = live_turns(&tp, &voters, &meta, alive);
-                let Some(rank) = turns.iter().position(|n| *n == cfg.node_id) else {
-                    continue;
-                };
-                let wait = if entry.leader_known {
-                    Duration::ZERO
-                } else {
-                    cfg.dead_after
-                };
-                let round = cfg.stagger * turns.len() as u32;
-                let due = entry.since + wait + cfg.stagger * rank as u32 + round * entry.attempts;
-                if now >= due {
-                    entry.attempts += 1;
-                    tracing::debug!(partition = ?tp, ?leader, rank, attempt = entry.attempts, "campaigning");
-                    let _ = handle.raft.trigger().elect().await;
+                if !entry.electing && now >= entry.elect_from {
+                    entry.electing = true;
+                    raft.runtime_config().elect(true);
+                    raft.runtime_config().tick(true);
+                    tracing::debug!(partition = ?tp, leader = ?leader, "no live leader; election timer on");
                 }
             }
         }
     })
 }
 
-/// The live voters that may campaign, in replica order (the preferred replica first; voters
-/// not in the placement, during a reassignment, after them by id).
-fn live_turns(
-    tp: &TopicPartition,
-    voters: &BTreeSet<NodeId>,
-    meta: &RwLock<Arc<ClusterMeta>>,
-    alive: impl Fn(NodeId) -> bool,
-) -> Vec<NodeId> {
-    let placed: Vec<NodeId> = {
-        let meta = meta.read().expect("meta lock");
-        meta.topics
-            .get(&tp.topic)
-            .and_then(|t| t.replicas.get(tp.partition as usize))
-            .map(|r| r.iter().map(|id| *id as NodeId).collect())
-            .unwrap_or_default()
-    };
-    let mut order: Vec<NodeId> = placed.into_iter().filter(|n| voters.contains(n)).collect();
-    order.extend(voters.iter().filter(|n| !order.contains(n)).collect::<Vec<_>>());
-    order.into_iter().filter(|n| alive(*n)).collect()
+fn reassigning(meta: &RwLock<Arc<ClusterMeta>>, tp: &TopicPartition) -> bool {
+    let meta = meta.read().expect("meta lock");
+    meta.topics
+        .get(&tp.topic)
+        .is_some_and(|t| t.reassigning.contains_key(&tp.partition))
 }

@@ -4,6 +4,7 @@
 use super::cluster_boot::LeaderReports;
 use super::partition::PartitionMsg;
 use super::registry::Registry;
+use crate::cluster::network::Peers;
 use crate::cluster::{NodeId, Raft};
 use crate::handlers::context::TopicPartition;
 use crate::storage::meta_sm::ClusterMeta;
@@ -64,14 +65,16 @@ pub fn spawn_leadership_watch(
 
 /// Forms a new group. openraft's `initialize` starts an election at once, so the preferred
 /// replica (the first) initializes right away and becomes the first leader: leaders spread as
-/// placement spread them. The other replicas get the group from it by replication; only if
-/// nothing arrived within three election timeouts (the preferred replica is down) do they
-/// initialize themselves. Each initializes with the same members; one that already has the
-/// group's log is told so, which is fine.
+/// placement spread them. The other replicas get the group from it by replication (their
+/// votes count while they wait); only if the preferred replica is down (unheard for three
+/// election timeouts) do they initialize themselves. Each initializes with the same members;
+/// one that already has the group's log is told so, which is fine.
 pub async fn initialize_group(
     raft: &Raft,
     members: BTreeMap<NodeId, BasicNode>,
-    preferred: bool,
+    preferred: NodeId,
+    me: NodeId,
+    peers: Option<Arc<Peers>>,
     tp: TopicPartition,
     meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
 ) {
@@ -87,7 +90,7 @@ pub async fn initialize_group(
     if formed() {
         return;
     }
-    if preferred {
+    if preferred == me {
         if let Err(e) = raft.initialize(members).await {
             tracing::debug!(error = %e, "partition group already initialized");
         }
@@ -96,11 +99,20 @@ pub async fn initialize_group(
     let raft = raft.clone();
     let wait = Duration::from_millis(3 * raft.config().election_timeout_max);
     tokio::spawn(async move {
-        tokio::time::sleep(wait).await;
-        if !formed() && matches!(raft.is_initialized().await, Ok(false)) {
+        loop {
+            tokio::time::sleep(wait).await;
+            if formed() || !matches!(raft.is_initialized().await, Ok(false)) {
+                return;
+            }
+            // Still forming: the preferred replica (alive) is campaigning; competing with it
+            // would only split the votes.
+            if peers.as_ref().is_some_and(|p| p.heard_within(preferred, wait)) {
+                continue;
+            }
             if let Err(e) = raft.initialize(members).await {
                 tracing::debug!(error = %e, "partition group already initialized");
             }
+            return;
         }
     });
 }

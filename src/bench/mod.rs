@@ -3,6 +3,7 @@
 //! once, and reports throughput and latency percentiles from histograms that keep every sample.
 
 pub mod consumer;
+pub mod idle;
 pub mod payload;
 pub mod producer;
 pub mod report;

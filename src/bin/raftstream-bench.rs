@@ -2,7 +2,7 @@
 //! throughput and latency. `run` for one workload, `scenarios` for the OpenMessaging-style set.
 
 use clap::{Parser, Subcommand};
-use raftstream::bench::{report, runner, scenarios, Workload};
+use raftstream::bench::{idle, report, runner, scenarios, Workload};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -34,6 +34,14 @@ enum Cmd {
         #[arg(long, default_value = "bench-out")]
         out: PathBuf,
     },
+    /// Measure the CPU cost of many idle partitions on running broker processes.
+    Idle {
+        #[command(flatten)]
+        workload: idle::IdleWorkload,
+        /// Where the JSON result goes.
+        #[arg(long, default_value = "bench-out/idle.json")]
+        out: PathBuf,
+    },
     /// Rebuild summary.md/summary.json from the run JSON files in --out.
     Summarize {
         #[arg(long, default_value = "bench-out")]
@@ -48,6 +56,14 @@ fn main() -> std::process::ExitCode {
             print!("{}", report::summary(&r));
             report::write(&out, &r)?;
             Ok(r.verification.passed())
+        }),
+        Cmd::Idle { workload, out } => idle::run(&workload).and_then(|r| {
+            print!("{}", r.summary());
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&out, serde_json::to_vec_pretty(&r)?)?;
+            Ok(true)
         }),
         Cmd::Summarize { out } => scenarios::summarize(&out).map(|rows| {
             print!("{}", scenarios::table(&rows));

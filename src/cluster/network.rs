@@ -29,6 +29,29 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 type Reply = oneshot::Sender<Result<Response, String>>;
 
+/// Why a call to a peer failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// No connection, or it broke: Raft backs off before trying this peer again.
+    Unreachable(String),
+    /// No answer in time: the peer may just be slow.
+    Timeout(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(why) | CallError::Timeout(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<CallError> for String {
+    fn from(e: CallError) -> String {
+        e.to_string()
+    }
+}
+
 /// Connections to every peer of this node.
 pub struct Peers {
     node_id: NodeId,
@@ -88,15 +111,19 @@ impl Peers {
     }
 
     /// Sends `req` to `target` and waits at most `timeout` for the answer.
-    pub async fn call(&self, target: NodeId, req: Request, timeout: Duration) -> Result<Response, String> {
-        let tx = self.connection(target)?;
+    pub async fn call(&self, target: NodeId, req: Request, timeout: Duration) -> Result<Response, CallError> {
+        let tx = self.connection(target).map_err(CallError::Unreachable)?;
         let (reply, rx) = oneshot::channel();
         tx.try_send((req, reply))
-            .map_err(|_| format!("queue to node {target} is full or closed"))?;
+            .map_err(|_| CallError::Unreachable(format!("queue to node {target} is full or closed")))?;
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(format!("connection to node {target} dropped the request")),
-            Err(_) => Err(format!("node {target} did not answer within {timeout:?}")),
+            Ok(Ok(r)) => r.map_err(CallError::Unreachable),
+            Ok(Err(_)) => Err(CallError::Unreachable(format!(
+                "connection to node {target} dropped the request"
+            ))),
+            Err(_) => Err(CallError::Timeout(format!(
+                "node {target} did not answer within {timeout:?}"
+            ))),
         }
     }
 
@@ -262,7 +289,10 @@ impl PeerClient {
         match peers.call(self.target, req, option.hard_ttl()).await {
             Ok(Response::Unavailable(why)) => Err(unreachable(self.target, &why)),
             Ok(resp) => Ok(resp),
-            Err(why) => Err(RPCError::Network(NetworkError::new(&std::io::Error::other(why)))),
+            // Unreachable makes openraft back off (500 ms) instead of resending at once: a
+            // dead peer would otherwise cost a busy loop per group with data for it.
+            Err(CallError::Unreachable(why)) => Err(unreachable(self.target, &why)),
+            Err(CallError::Timeout(why)) => Err(RPCError::Network(NetworkError::new(&std::io::Error::other(why)))),
         }
     }
 

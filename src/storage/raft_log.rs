@@ -100,7 +100,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         let data = serde_json::to_vec(vote).map_err(|e| io_err(e, true))?;
-        write_file_durably(&self.vote_path, &data).map_err(|e| StorageError::IO {
+        // Two fsyncs: off the runtime's worker threads, or a burst of elections (a node's
+        // worth of partitions failing over) stalls every other task on the node.
+        let path = self.vote_path.clone();
+        let written = tokio::task::spawn_blocking(move || write_file_durably(&path, &data))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        written.map_err(|e| StorageError::IO {
             source: StorageIOError::write_vote(AnyError::new(&e)),
         })
     }

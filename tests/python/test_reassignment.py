@@ -183,7 +183,11 @@ def test_a_reassignment_outlives_its_leader_and_waits_for_a_down_target(tmp_path
     via = c.node(moved_off).bootstrap
     wait_for(lambda: controller_call(via, lambda kp: kp.alter_partition_reassignments({move: target}))
              == {move: None}, "the reassignment recorded")
-    pending = controller_call(via, lambda kp: kp.list_partition_reassignments())
+    listed = {}
+    # (The killed node may have been the controller leader: ask until a new one answers.)
+    wait_for(lambda: listed.update(now=controller_call(via, lambda kp: kp.list_partition_reassignments()))
+             or listed["now"] is not None, "the pending reassignment listed")
+    pending = listed["now"]
     assert pending[move]["adding_replicas"] == [spare] and pending[move]["removing_replicas"] == [moved_off]
     # The leader driving it dies; the next leader carries on once the new node is back.
     c.node(leader).kill(signal.SIGKILL)
