@@ -4,7 +4,7 @@
 
 use super::cluster_boot::{
     await_applied, join_cluster, propose_until_done, spawn_address_book, spawn_leader_reporter,
-    spawn_liveness_recorder, start_transport, LeaderReports, Transport,
+    spawn_liveness_recorder, start_transport, LeaderReports,
 };
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
@@ -194,7 +194,7 @@ impl Actor for Broker {
                 retention_check_interval_ms: cfg.log_retention_check_interval_ms,
                 max_restarts: cfg.supervisor_max_restarts,
                 restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
-                peers,
+                peers: peers.clone(),
                 leader_reports: leader_reports.clone(),
                 reassignment_catch_up_timeout: Duration::from_millis(cfg.reassignment_catch_up_timeout_ms),
                 leader_rebalance_interval: cfg
@@ -205,7 +205,7 @@ impl Actor for Broker {
             myself.get_cell(),
         )
         .await?;
-        let failure_detection = spawn_failure_detection(&cfg, registry.clone(), peers_of(&transport), meta.clone());
+        let failure_detection = spawn_failure_detection(&cfg, registry.clone(), peers, meta.clone());
         let sup = supervisor.clone();
         let mut reconcile_rx = version_rx.clone();
         tokio::spawn(async move {
@@ -420,10 +420,6 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     }
     let _ = tokio::time::timeout(timeout, async { ractor::call!(st.committer, CommitterMsg::SyncAll) }).await;
     tracing::info!(partitions_left = st.registry.all().len(), "shutdown complete");
-}
-
-fn peers_of(transport: &Option<Transport>) -> Option<Arc<Peers>> {
-    transport.as_ref().map(|t| t.peers.clone())
 }
 
 /// Starts the node pinger (clusters only) and the partition elector: partition groups have

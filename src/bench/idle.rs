@@ -5,8 +5,6 @@
 
 use super::stats::{cpu_cores, sample_proc};
 use clap::Args;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use serde::Serialize;
@@ -80,17 +78,13 @@ fn median(xs: &[f64]) -> f64 {
 /// Runs the measurement.
 pub fn run(w: &IdleWorkload) -> anyhow::Result<IdleResult> {
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &w.bootstrap).create()?;
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(300)));
-        let topic = NewTopic::new(&w.topic, w.partitions, TopicReplication::Fixed(w.replication_factor));
-        for r in admin.create_topics(&[topic], &opts).await? {
-            r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
-        }
-        anyhow::Ok(())
-    })?;
+    super::runner::create_topic(
+        &w.bootstrap,
+        &w.topic,
+        w.partitions,
+        w.replication_factor,
+        Duration::from_secs(300),
+    )?;
     let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &w.bootstrap).create()?;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {

@@ -62,16 +62,22 @@ pub struct RunResult {
     pub verification: Verification,
 }
 
-fn create_topic(w: &Workload, topic: &str) -> anyhow::Result<()> {
+/// Creates `topic` with `partitions` partitions of `replication_factor` replicas through
+/// `bootstrap`, waiting at most `timeout` for the broker to confirm.
+pub fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &w.bootstrap).create()?;
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = admin
-            .create_topics(&[NewTopic::new(topic, w.partitions, TopicReplication::Fixed(1))], &opts)
-            .await?;
-        for r in results {
+            ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+        let opts = AdminOptions::new().operation_timeout(Some(timeout));
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication_factor));
+        for r in admin.create_topics(&[new], &opts).await? {
             r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
         }
         Ok(())
@@ -102,7 +108,7 @@ pub fn run(name: &str, w: &Workload) -> anyhow::Result<RunResult> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis();
     let topic = format!("{}-{}-{}", w.topic, name, stamp);
-    create_topic(w, &topic)?;
+    create_topic(&w.bootstrap, &topic, w.partitions, 1, Duration::from_secs(30))?;
     let clock = Clock { start: Instant::now() };
     let progress = Arc::new(Progress {
         consumed: AtomicU64::new(0),

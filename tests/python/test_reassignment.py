@@ -39,6 +39,28 @@ def controller_call(bootstrap, call):
         kp.close()
 
 
+def controller_answer(bootstrap, call, what):
+    """`controller_call`, asked again until a controller answers (one may have just died)."""
+    answer = {}
+    wait_for(lambda: answer.update(got=controller_call(bootstrap, call)) or answer["got"] is not None, what)
+    return answer["got"]
+
+
+def one_replica_move(c, topic, records):
+    """Creates `topic` (1 partition, RF 3) and starts an acks=all stream with `records` acked;
+    returns (leader, replicas, spare node, follower to move off, target, stream)."""
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3)])[topic].result(30)
+    leader = c.wait_leader(topic, 0)
+    (_, replicas) = replica_map(c, c.node(leader))[(topic, 0)]
+    spare = next(b.node_id for b in c.nodes if b.node_id not in replicas)
+    moved_off = next(r for r in reversed(replicas) if r != leader)
+    target = [spare if r == moved_off else r for r in replicas]
+    s = Stream(c.bootstrap, topic)
+    wait_for(lambda: len(s.acked) >= records, f"{records} acknowledged records")
+    return leader, replicas, spare, moved_off, target, s
+
+
 def test_draining_a_node_moves_its_replicas_and_leadership_with_no_loss(tmp_path):
     c = Cluster(tmp_path, n=4, env=FAST).start()
     admin = AdminClient({"bootstrap.servers": c.bootstrap})
@@ -168,26 +190,15 @@ def test_a_node_added_to_a_running_cluster_is_filled_and_rejoins_after_a_restart
 def test_a_reassignment_outlives_its_leader_and_waits_for_a_down_target(tmp_path):
     # Five nodes: with two of them down the controller group keeps its majority.
     c = Cluster(tmp_path, n=5, env=FAST).start()
-    admin = AdminClient({"bootstrap.servers": c.bootstrap})
-    admin.create_topics([NewTopic("move", num_partitions=1, replication_factor=3)])["move"].result(30)
-    leader = c.wait_leader("move", 0)
-    (_, replicas) = replica_map(c, c.node(leader))[("move", 0)]
-    spare = next(n for n in (1, 2, 3, 4, 5) if n not in replicas)
-    moved_off = next(r for r in reversed(replicas) if r != leader)
-    target = [spare if r == moved_off else r for r in replicas]
-    s = Stream(c.bootstrap, "move")
-    wait_for(lambda: len(s.acked) >= 500, "500 acknowledged records")
+    leader, replicas, spare, moved_off, target, s = one_replica_move(c, "move", 500)
     # The new replica's node is down: the move waits for it.
     c.node(spare).kill(signal.SIGKILL)
     move = KTopicPartition("move", 0)
     via = c.node(moved_off).bootstrap
     wait_for(lambda: controller_call(via, lambda kp: kp.alter_partition_reassignments({move: target}))
              == {move: None}, "the reassignment recorded")
-    listed = {}
-    # (The killed node may have been the controller leader: ask until a new one answers.)
-    wait_for(lambda: listed.update(now=controller_call(via, lambda kp: kp.list_partition_reassignments()))
-             or listed["now"] is not None, "the pending reassignment listed")
-    pending = listed["now"]
+    # (The killed node may have been the controller leader.)
+    pending = controller_answer(via, lambda kp: kp.list_partition_reassignments(), "the pending reassignment listed")
     assert pending[move]["adding_replicas"] == [spare] and pending[move]["removing_replicas"] == [moved_off]
     # The leader driving it dies; the next leader carries on once the new node is back.
     c.node(leader).kill(signal.SIGKILL)
@@ -206,19 +217,11 @@ def test_a_reassignment_outlives_its_leader_and_waits_for_a_down_target(tmp_path
 
 def test_a_cancelled_reassignment_leaves_the_replicas_as_they_were(tmp_path):
     c = Cluster(tmp_path, n=4, env=FAST).start()
-    admin = AdminClient({"bootstrap.servers": c.bootstrap})
-    admin.create_topics([NewTopic("undo", num_partitions=1, replication_factor=3)])["undo"].result(30)
-    leader = c.wait_leader("undo", 0)
-    (_, replicas) = replica_map(c, c.node(leader))[("undo", 0)]
-    spare = next(n for n in (1, 2, 3, 4) if n not in replicas)
-    moved_off = next(r for r in reversed(replicas) if r != leader)
-    s = Stream(c.bootstrap, "undo")
-    wait_for(lambda: len(s.acked) >= 300, "300 acknowledged records")
+    leader, replicas, spare, moved_off, target, s = one_replica_move(c, "undo", 300)
     # The target node is down, so the move stays pending (its learner waits to catch up).
     c.node(spare).kill(signal.SIGKILL)
     undo = KTopicPartition("undo", 0)
     via = c.node(leader).bootstrap
-    target = [spare if r == moved_off else r for r in replicas]
     wait_for(lambda: controller_call(via, lambda kp: kp.alter_partition_reassignments({undo: target}))
              == {undo: None}, "the reassignment recorded")
     wait_for(lambda: (controller_call(via, lambda kp: kp.list_partition_reassignments()) or {})
