@@ -18,6 +18,10 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/python/requirements.txt
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# helm, pinned, for the chart tests (tests/python/test_deploy.py).
+scripts/install-helm.sh "$CARGO_TARGET_DIR/tools"
+export RAFTSTREAM_HELM="$CARGO_TARGET_DIR/tools/helm"
+
 echo "== cargo fmt --check / clippy"
 # Both ship with the machine's toolchain; a toolchain without them cannot fetch them here.
 if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; else echo "rustfmt not installed: skipped"; fi

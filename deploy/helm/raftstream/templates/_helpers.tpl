@@ -29,3 +29,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- join "," $peers -}}
 {{- end -}}
+
+{{/*
+Shell that sets ADVERTISE for the pod running it: its headless DNS name, or with external access
+its outside address (`external.hosts[i]`, or the single `external.hosts[0]` for every pod; port
+`external.nodePortBase + i` for NodePort, the Kafka port for LoadBalancer).
+*/}}
+{{- define "raftstream.advertiseScript" -}}
+{{- if .Values.external.enabled -}}
+{{- $hosts := .Values.external.hosts -}}
+{{- if and (gt (len $hosts) 1) (ne (len $hosts) (int .Values.replicas)) -}}
+{{- fail "external.hosts: give one host for every pod, or a single host for all" -}}
+{{- end -}}
+case ${POD_NAME##*-} in
+{{- range $i := until (int .Values.replicas) }}
+{{- $host := index $hosts 0 }}
+{{- if gt (len $hosts) 1 }}{{ $host = index $hosts $i }}{{ end }}
+{{- $port := eq $.Values.external.type "NodePort" | ternary (add $.Values.external.nodePortBase $i) $.Values.ports.kafka }} {{ $i }}) ADVERTISE={{ $host }}:{{ $port }} ;;
+{{- end }} *) echo "unexpected pod name ${POD_NAME}" >&2; exit 1 ;; esac;
+{{- else -}}
+ADVERTISE=${POD_NAME}.{{ include "raftstream.headless" . }}.${POD_NAMESPACE}.svc:{{ .Values.ports.kafka }};
+{{- end -}}
+{{- end -}}
