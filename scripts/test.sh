@@ -11,6 +11,9 @@ missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)  # Debian's, on librdkafka 2.0.2: an old client
+# The chaos harness puts every node in its own network namespace and cuts links with nftables.
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -37,4 +40,5 @@ cargo test --quiet --features bench
 echo "== pytest (librdkafka / kafka-python against the real binary)"
 export RAFTSTREAM_BIN="$CARGO_TARGET_DIR/debug/raftstream"
 export RAFTSTREAM_BENCH_BIN="$CARGO_TARGET_DIR/debug/raftstream-bench"
+export RAFTSTREAM_CHAOS_BIN="$CARGO_TARGET_DIR/debug/raftstream-chaos"
 python3 -m pytest tests/python -q

@@ -8,6 +8,8 @@
 pub mod actors;
 #[cfg(feature = "bench")]
 pub mod bench;
+#[cfg(feature = "bench")]
+pub mod chaos;
 pub mod cluster;
 pub mod config;
 pub mod handlers;

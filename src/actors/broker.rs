@@ -310,6 +310,9 @@ impl Actor for Broker {
             myself.get_cell(),
         )
         .await?;
+        if super::broken_build::enabled() {
+            tracing::warn!("BROKEN BUILD: produce is acknowledged before it is durable or committed (test switch)");
+        }
         tracing::info!(
             listen = %bound,
             advertised = %format!("{host}:{port}"),

@@ -1,6 +1,7 @@
 //! The actor tree: Broker (root supervisor) → Committer, Controller, PartitionSupervisor →
 //! Partition, Listener → Connection. See `docs/architecture.md`.
 
+pub mod broken_build;
 pub mod broker;
 pub mod cluster_boot;
 pub mod cluster_routes;

@@ -124,6 +124,9 @@ pub struct PartitionState {
     replica_lag_time_max: Duration,
     /// The (leader epoch, in-sync replicas) last reported to the controller.
     reported_isr: Option<(i32, Vec<i32>)>,
+    /// Log end once every batch submitted in this term is appended (the broken build's
+    /// early acknowledgements name offsets from it; see `broken_build`).
+    predicted_end: i64,
 }
 
 /// The partition actor.
@@ -256,6 +259,7 @@ impl Actor for PartitionActor {
             reassigning: Default::default(),
             replica_lag_time_max: args.replica_lag_time_max,
             reported_isr: None,
+            predicted_end: 0,
         })
     }
 
@@ -287,6 +291,7 @@ impl Actor for PartitionActor {
                     }
                     st.producers = producers;
                     st.led_term = Some(term);
+                    st.predicted_end = 0;
                 }
                 let producer = (header.producer_id >= 0).then_some(ProducerInfo {
                     id: header.producer_id,
@@ -318,6 +323,12 @@ impl Actor for PartitionActor {
                         return Err(format!("raft group of {:?} stopped: {fatal}", st.tp).into());
                     }
                 };
+                let reply = super::broken_build::ack_early(
+                    reply,
+                    &mut st.predicted_end,
+                    st.log.end_offset(),
+                    header.record_count,
+                );
                 let me = myself.clone();
                 tokio::spawn(async move {
                     let result = match rx.await {

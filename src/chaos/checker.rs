@@ -1,0 +1,268 @@
+//! The checker: the history (what clients were told and saw) against the final reads (every
+//! partition read through Kafka, and every replica's log read from disk).
+//!
+//! - lost: an acknowledged value missing from the final read;
+//! - phantom: a value read anywhere that no producer ever sent;
+//! - divergent: one offset holding two values (across reads during the run, the final read,
+//!   every replica, and the offset an acknowledgement named);
+//! - duplicated: one value at two offsets (idempotence broken);
+//! - reordered: a producer's values out of order within a partition;
+//! - group skipped: a consumer group committed past an offset it never read;
+//! - replica short: a replica missing records the final read has;
+//! - unavailable: windows in which a partition acknowledged nothing for over a second while
+//!   values for it were outstanding.
+
+use super::history::Event;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Records per partition, in offset order: (offset, value).
+pub type Records = Vec<(i64, String)>;
+
+/// How many examples each finding keeps.
+const EXAMPLES: usize = 20;
+/// A partition with nothing acknowledged for longer than this (with values outstanding) counts
+/// as unavailable.
+const UNAVAILABLE_AFTER_MS: u64 = 1000;
+
+/// A kind of anomaly: how many, and the first few.
+#[derive(Debug, Default, Serialize)]
+pub struct Finding {
+    pub count: usize,
+    pub examples: Vec<String>,
+}
+
+impl Finding {
+    fn add(&mut self, what: String) {
+        self.count += 1;
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(what);
+        }
+    }
+}
+
+/// A stretch of time in which a partition acknowledged nothing.
+#[derive(Debug, Serialize, Clone)]
+pub struct Window {
+    pub partition: i32,
+    pub from_ms: u64,
+    pub to_ms: u64,
+}
+
+/// The verdict.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub invoked: usize,
+    pub acked: usize,
+    /// Produce errors: indeterminate (the value may or may not be in the log).
+    pub failed: usize,
+    pub reads: usize,
+    pub commits: usize,
+    /// Records in the final read of every partition.
+    pub records_checked: usize,
+    pub replicas_checked: usize,
+    pub lost: Finding,
+    pub phantom: Finding,
+    pub divergent: Finding,
+    pub duplicated: Finding,
+    pub reordered: Finding,
+    pub group_skipped: Finding,
+    pub replica_short: Finding,
+    pub unavailable: Vec<Window>,
+}
+
+impl Summary {
+    /// No lost, phantom, divergent, duplicated or reordered value, no skipped group range, every
+    /// replica complete.
+    pub fn passed(&self) -> bool {
+        [
+            &self.lost,
+            &self.phantom,
+            &self.divergent,
+            &self.duplicated,
+            &self.reordered,
+            &self.group_skipped,
+            &self.replica_short,
+        ]
+        .iter()
+        .all(|f| f.count == 0)
+    }
+
+    /// Longest unavailable window, ms.
+    pub fn longest_unavailable_ms(&self) -> u64 {
+        self.unavailable.iter().map(|w| w.to_ms - w.from_ms).max().unwrap_or(0)
+    }
+}
+
+/// `p<producer>.<instance>-<seq>` → (producer instance, seq).
+fn parse_value(v: &str) -> Option<(&str, u64)> {
+    let (producer, seq) = v.rsplit_once('-')?;
+    Some((producer, seq.parse().ok()?))
+}
+
+/// Checks `events` against the final Kafka read (`final_reads`, per partition) and the replica
+/// logs (`replicas`, per (node, partition)).
+pub fn check(
+    events: &[Event],
+    final_reads: &BTreeMap<i32, Records>,
+    replicas: &BTreeMap<(i32, i32), Records>,
+) -> Summary {
+    let mut s = Summary::default();
+    let mut invoked = HashSet::new();
+    // (partition, offset) -> (value, where it was seen first).
+    let mut at: HashMap<(i32, i64), (String, String)> = HashMap::new();
+    let mut see = |s: &mut Summary, partition: i32, offset: i64, value: &str, source: String| match at
+        .get(&(partition, offset))
+    {
+        Some((v, first)) if v != value => s.divergent.add(format!(
+            "partition {partition} offset {offset}: {v:?} ({first}) vs {value:?} ({source})"
+        )),
+        Some(_) => {}
+        None => {
+            at.insert((partition, offset), (value.to_string(), source));
+        }
+    };
+    for e in events {
+        if let Event::Invoke { value, .. } = e {
+            invoked.insert(value.clone());
+        }
+    }
+    let mut acked: Vec<(i32, i64, &str)> = Vec::new();
+    let mut ack_times: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+    let mut outstanding: BTreeMap<i32, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut invoke_time: HashMap<&str, u64> = HashMap::new();
+    let mut group_read: HashMap<i32, HashSet<i64>> = HashMap::new();
+    let mut commits = Vec::new();
+    for e in events {
+        match e {
+            Event::Invoke { value, t_ms, .. } => {
+                s.invoked += 1;
+                invoke_time.insert(value, *t_ms);
+            }
+            Event::Ack {
+                partition,
+                value,
+                offset,
+                t_ms,
+                ..
+            } => {
+                s.acked += 1;
+                acked.push((*partition, *offset, value));
+                ack_times.entry(*partition).or_default().push(*t_ms);
+                let from = invoke_time.get(value.as_str()).copied().unwrap_or(*t_ms);
+                outstanding.entry(*partition).or_default().push((from, *t_ms));
+            }
+            Event::Fail { .. } => s.failed += 1,
+            Event::Read {
+                reader,
+                partition,
+                offset,
+                value,
+                t_ms,
+            } => {
+                s.reads += 1;
+                if !invoked.contains(value) {
+                    s.phantom.add(format!(
+                        "{value:?} read by {reader} at partition {partition} offset {offset}"
+                    ));
+                }
+                see(&mut s, *partition, *offset, value, format!("{reader} at {t_ms} ms"));
+                if reader == "group" {
+                    group_read.entry(*partition).or_default().insert(*offset);
+                }
+            }
+            Event::Commit { partition, offset, .. } => {
+                s.commits += 1;
+                commits.push((*partition, *offset));
+            }
+            Event::Fault { .. } | Event::Heal { .. } => {}
+        }
+    }
+    for (p, records) in final_reads {
+        s.records_checked += records.len();
+        let mut offsets_of: HashMap<&str, i64> = HashMap::new();
+        let mut last_seq: HashMap<&str, (u64, i64)> = HashMap::new();
+        for (offset, value) in records {
+            if !invoked.contains(value) {
+                s.phantom
+                    .add(format!("{value:?} in the final read at partition {p} offset {offset}"));
+            }
+            see(&mut s, *p, *offset, value, "final read".into());
+            if let Some(first) = offsets_of.insert(value, *offset) {
+                s.duplicated
+                    .add(format!("{value:?} at partition {p} offsets {first} and {offset}"));
+            }
+            if let Some((producer, seq)) = parse_value(value) {
+                if let Some((prev, prev_offset)) = last_seq.insert(producer, (seq, *offset)) {
+                    if seq <= prev {
+                        s.reordered.add(format!(
+                            "partition {p}: {producer} seq {seq} at offset {offset} after seq {prev} at {prev_offset}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for ((node, p), records) in replicas {
+        s.replicas_checked += 1;
+        for (offset, value) in records {
+            see(&mut s, *p, *offset, value, format!("replica on node {node}"));
+        }
+        let have: HashSet<i64> = records.iter().map(|(o, _)| *o).collect();
+        let missing = final_reads
+            .get(p)
+            .map_or(0, |f| f.iter().filter(|(o, _)| !have.contains(o)).count());
+        if missing > 0 {
+            s.replica_short
+                .add(format!("node {node} partition {p}: {missing} records missing"));
+        }
+    }
+    for (p, offset, value) in acked {
+        let present = final_reads.get(&p).is_some_and(|r| {
+            r.binary_search_by_key(&offset, |(o, _)| *o)
+                .is_ok_and(|i| r[i].1 == value)
+        });
+        if !present {
+            s.lost
+                .add(format!("{value:?} acknowledged at partition {p} offset {offset}"));
+        }
+        see(&mut s, p, offset, value, "its acknowledgement".into());
+    }
+    for (p, committed) in commits {
+        let read = group_read.get(&p);
+        let data: Vec<i64> = final_reads.get(&p).map_or(Vec::new(), |r| {
+            r.iter().map(|(o, _)| *o).take_while(|o| *o < committed).collect()
+        });
+        if let Some(o) = data.iter().find(|o| !read.is_some_and(|r| r.contains(o))) {
+            s.group_skipped.add(format!(
+                "partition {p}: committed {committed} but never read offset {o}"
+            ));
+        }
+    }
+    s.unavailable = unavailable_windows(&outstanding);
+    s
+}
+
+/// Windows longer than `UNAVAILABLE_AFTER_MS` in which a partition had a value outstanding
+/// (invoked, not yet acknowledged) and acknowledged nothing.
+fn unavailable_windows(outstanding: &BTreeMap<i32, Vec<(u64, u64)>>) -> Vec<Window> {
+    let mut out = Vec::new();
+    for (p, spans) in outstanding {
+        let mut acks: Vec<u64> = spans.iter().map(|(_, ack)| *ack).collect();
+        acks.sort_unstable();
+        let first_invoke = spans.iter().map(|(from, _)| *from).min().unwrap_or(0);
+        let mut prev = first_invoke;
+        for ack in acks {
+            // Some value was outstanding from `prev` (the last ack) until this ack.
+            if ack.saturating_sub(prev) > UNAVAILABLE_AFTER_MS {
+                out.push(Window {
+                    partition: *p,
+                    from_ms: prev,
+                    to_ms: ack,
+                });
+            }
+            prev = ack;
+        }
+    }
+    out
+}

@@ -1,0 +1,153 @@
+//! The nemesis: applies a step's faults to the running cluster, records them in the history,
+//! and heals them (restart, continue, lift the partition).
+
+use super::history::{Event, History};
+use super::net::{self, Net};
+use super::nodes::Nodes;
+use super::scenarios::{Fault, Rng, Step};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::time::Duration;
+
+/// What a step did, to be undone at its heal.
+#[derive(Default)]
+pub struct Applied {
+    killed: Vec<i32>,
+    paused: Vec<i32>,
+    partitioned: bool,
+    names: Vec<String>,
+}
+
+/// Leader and replicas of `topic` partition 0 as the cluster reports them (leader -1: none).
+pub fn partition0(client: &BaseConsumer, topic: &str) -> (i32, Vec<i32>) {
+    let Ok(md) = client.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return (-1, Vec::new());
+    };
+    md.topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .and_then(|t| t.partitions().iter().find(|p| p.id() == 0))
+        .map(|p| (p.leader(), p.replicas().to_vec()))
+        .unwrap_or((-1, Vec::new()))
+}
+
+fn pick(rng: &mut Rng, from: &[i32]) -> i32 {
+    from[rng.range(0, from.len() as u64) as usize]
+}
+
+/// Applies `step`'s faults.
+pub fn apply(
+    step: &Step,
+    nodes: &mut Nodes,
+    network: &Net,
+    client: &BaseConsumer,
+    topic: &str,
+    rng: &mut Rng,
+    history: &History,
+) -> anyhow::Result<Applied> {
+    let ids = nodes.ids().to_vec();
+    let mut done = Applied::default();
+    let mut blocked = Vec::new();
+    for fault in &step.faults {
+        let (leader, replicas) = partition0(client, topic);
+        let leader = if ids.contains(&leader) { leader } else { pick(rng, &ids) };
+        let followers: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != leader && ids.contains(r))
+            .collect();
+        let up: Vec<i32> = ids
+            .iter()
+            .copied()
+            .filter(|i| !done.killed.contains(i) && !done.paused.contains(i))
+            .collect();
+        let hit: Vec<i32> = match fault {
+            Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => vec![leader],
+            Fault::KillFollower => vec![if followers.is_empty() {
+                pick(rng, &up)
+            } else {
+                pick(rng, &followers)
+            }],
+            Fault::KillRandom | Fault::PauseRandom => vec![pick(rng, &up)],
+            Fault::SplitMinority => {
+                let mut minority = Vec::new();
+                while minority.len() < (ids.len() - 1) / 2 {
+                    let n = pick(rng, &ids);
+                    if !minority.contains(&n) {
+                        minority.push(n);
+                    }
+                }
+                minority
+            }
+            Fault::Bridge => vec![pick(rng, &ids)],
+            Fault::RollingRestart => ids.clone(),
+        };
+        history.record(|t_ms| Event::Fault {
+            t_ms,
+            what: fault.name().into(),
+            nodes: hit.clone(),
+        });
+        match fault {
+            Fault::KillLeader | Fault::KillFollower | Fault::KillRandom => {
+                if !done.killed.contains(&hit[0]) {
+                    nodes.kill(hit[0])?;
+                    done.killed.push(hit[0]);
+                }
+            }
+            Fault::PauseLeader | Fault::PauseRandom => {
+                if nodes.running(hit[0]) && !done.paused.contains(&hit[0]) {
+                    nodes.signal(hit[0], "STOP")?;
+                    done.paused.push(hit[0]);
+                }
+            }
+            Fault::IsolateLeader | Fault::SplitMinority => blocked.extend(net::cut_off(&hit, &ids)),
+            Fault::Bridge => {
+                let others: Vec<i32> = ids.iter().copied().filter(|i| *i != hit[0]).collect();
+                let (left, right) = others.split_at(others.len() / 2);
+                blocked.extend(net::bridge(left, right));
+            }
+            Fault::RollingRestart => {
+                for id in &ids {
+                    nodes.stop(*id, Duration::from_secs(30))?;
+                    nodes.start(*id)?;
+                    wait_ready(nodes, *id, Duration::from_secs(90))?;
+                }
+            }
+        }
+        done.names.push(fault.name().into());
+    }
+    if !blocked.is_empty() {
+        network.partition(&blocked)?;
+        done.partitioned = true;
+    }
+    Ok(done)
+}
+
+fn wait_ready(nodes: &mut Nodes, id: i32, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    while !nodes.ready(id) {
+        anyhow::ensure!(nodes.running(id), "node {id} exited after a restart; see node{id}.log");
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "node {id} not ready within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Undoes what `apply` did.
+pub fn heal(done: Applied, nodes: &mut Nodes, network: &Net, history: &History) -> anyhow::Result<()> {
+    if done.partitioned {
+        network.heal()?;
+    }
+    for id in &done.paused {
+        nodes.signal(*id, "CONT")?;
+    }
+    for id in &done.killed {
+        nodes.start(*id)?;
+    }
+    for what in done.names {
+        history.record(|t_ms| Event::Heal { t_ms, what });
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! The raftstream processes of a chaos run, each in its node's network namespace, with fixed
+//! ports on its own address (a fresh namespace has nothing else listening): Kafka 9092, cluster
+//! 9093, HTTP 9644. Each node logs to `<dir>/node<i>.log`, appended across restarts.
+
+use super::net::Net;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Kafka port of every node.
+pub const KAFKA_PORT: u16 = 9092;
+const CLUSTER_PORT: u16 = 9093;
+const HTTP_PORT: u16 = 9644;
+
+/// The nodes of one run.
+pub struct Nodes {
+    bin: PathBuf,
+    dir: PathBuf,
+    net: Arc<Net>,
+    ids: Vec<i32>,
+    env: Vec<(String, String)>,
+    children: Vec<Option<Child>>,
+}
+
+impl Nodes {
+    /// Nodes `ids`, not started; data and logs under `dir`; `env` added to every process.
+    pub fn new(bin: PathBuf, dir: PathBuf, net: Arc<Net>, ids: Vec<i32>, env: Vec<(String, String)>) -> Nodes {
+        let children = ids.iter().map(|_| None).collect();
+        Nodes {
+            bin,
+            dir,
+            net,
+            ids,
+            env,
+            children,
+        }
+    }
+
+    /// Every node's id.
+    pub fn ids(&self) -> &[i32] {
+        &self.ids
+    }
+
+    /// Node `id`'s Kafka address.
+    pub fn kafka_addr(&self, id: i32) -> String {
+        format!("{}:{KAFKA_PORT}", self.net.addr(id))
+    }
+
+    /// Every node's Kafka address, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        self.ids
+            .iter()
+            .map(|id| self.kafka_addr(*id))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: i32) -> PathBuf {
+        self.dir.join(format!("node{id}"))
+    }
+
+    fn slot(&self, id: i32) -> usize {
+        self.ids.iter().position(|i| *i == id).expect("known node id")
+    }
+
+    /// Starts node `id` (again) on its data dir.
+    pub fn start(&mut self, id: i32) -> anyhow::Result<()> {
+        let addr = self.net.addr(id);
+        let peers = self
+            .ids
+            .iter()
+            .map(|i| format!("{i}@{}:{CLUSTER_PORT}", self.net.addr(*i)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node{id}.log")))?;
+        let mut cmd = Command::new("ip");
+        // `ip netns exec` execs the broker in place: the child's pid is the broker's.
+        cmd.args(["netns", "exec", &self.net.ns(id)])
+            .arg(&self.bin)
+            .arg("--data-dir")
+            .arg(self.data_dir(id))
+            .args(["--node-id", &id.to_string()])
+            .args(["--listen", &format!("{addr}:{KAFKA_PORT}")])
+            .args(["--advertise", &format!("{addr}:{KAFKA_PORT}")])
+            .args(["--http-listen", &format!("{addr}:{HTTP_PORT}")])
+            .args(["--cluster-listen", &format!("{addr}:{CLUSTER_PORT}")])
+            .args(["--peers", &peers])
+            .env("RUST_LOG", "info,openraft=warn")
+            .env("RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS", "3")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let slot = self.slot(id);
+        self.children[slot] = Some(cmd.spawn()?);
+        Ok(())
+    }
+
+    /// Whether node `id`'s process runs (a paused one does).
+    pub fn running(&mut self, id: i32) -> bool {
+        let slot = self.slot(id);
+        match &mut self.children[slot] {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Sends `signal` (a `kill` name: KILL, TERM, STOP, CONT) to node `id`.
+    pub fn signal(&mut self, id: i32, signal: &str) -> anyhow::Result<()> {
+        let slot = self.slot(id);
+        let Some(child) = &self.children[slot] else {
+            anyhow::bail!("node {id} is not running")
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} node {id} failed");
+        Ok(())
+    }
+
+    /// Kills node `id` with SIGKILL and reaps it.
+    pub fn kill(&mut self, id: i32) -> anyhow::Result<()> {
+        self.stop_with(id, "KILL", Duration::from_secs(10))
+    }
+
+    /// Stops node `id` gracefully (SIGTERM), SIGKILL after `grace`.
+    pub fn stop(&mut self, id: i32, grace: Duration) -> anyhow::Result<()> {
+        self.stop_with(id, "TERM", grace)
+    }
+
+    fn stop_with(&mut self, id: i32, signal: &str, grace: Duration) -> anyhow::Result<()> {
+        if !self.running(id) {
+            return Ok(());
+        }
+        // A paused process would not act on TERM.
+        let _ = self.signal(id, "CONT");
+        self.signal(id, signal)?;
+        let slot = self.slot(id);
+        let child = self.children[slot].as_mut().expect("running child");
+        let deadline = Instant::now() + grace;
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                anyhow::bail!("node {id} did not stop within {grace:?} of SIG{signal}; killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.children[slot] = None;
+        Ok(())
+    }
+
+    /// `GET /health/ready` on node `id`: true on 200.
+    pub fn ready(&self, id: i32) -> bool {
+        http_status(SocketAddr::from((self.net.addr(id), HTTP_PORT)), "/health/ready") == Some(200)
+    }
+
+    /// Waits until every node is running and ready.
+    pub fn wait_all_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for id in self.ids.clone() {
+            anyhow::ensure!(self.running(id), "node {id} is not running");
+            while !self.ready(id) {
+                anyhow::ensure!(self.running(id), "node {id} exited; see node{id}.log");
+                anyhow::ensure!(Instant::now() < deadline, "node {id} not ready within {timeout:?}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    /// The cluster id node `id`'s data dir belongs to.
+    pub fn cluster_id(&self, id: i32) -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(self.data_dir(id).join("node.json"))?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        anyhow::ensure!(v["node_id"] == id, "node {id}'s data dir says node {}", v["node_id"]);
+        Ok(v["cluster_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Stops every node (gracefully, then by force).
+    pub fn stop_all(&mut self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        for id in self.ids.clone() {
+            if let Err(e) = self.stop(id, Duration::from_secs(30)) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}

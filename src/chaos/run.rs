@@ -1,0 +1,211 @@
+//! One chaos run: start the cluster in its namespaces, check it is the cluster we started, run
+//! the workload under the scenario's faults, heal, let it recover, read everything back (through
+//! Kafka and from every replica's files), check, and write `history.jsonl`, `summary.json` and
+//! `timeline.svg` to the run's directory.
+
+use super::checker::{self, Records, Summary};
+use super::history::{self, History};
+use super::nemesis;
+use super::net::{self, Net};
+use super::nodes::{Nodes, KAFKA_PORT};
+use super::replicas::read_replica;
+use super::scenarios::{Rng, Scenario};
+use super::timeline;
+use super::workload::{Workload, WorkloadSpec};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Topic the workload writes.
+pub const TOPIC: &str = "chaos";
+
+/// Everything a run needs besides its scenario.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The raftstream binary.
+    pub bin: PathBuf,
+    /// Directory for the run's files (a subdirectory per scenario).
+    pub out: PathBuf,
+    pub nodes: i32,
+    pub partitions: i32,
+    pub producers: u32,
+    pub rate_per_producer: u32,
+    /// Extra environment for every node (the broken-build switch).
+    pub node_env: Vec<(String, String)>,
+}
+
+/// Runs `scenario`; returns the checker's summary.
+pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
+    let dir = opts.out.join(&scenario.name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    net::remove_stale();
+    if let Some(why) = net::unavailable() {
+        anyhow::bail!(
+            "network namespaces are unavailable here: {why}. The harness needs root (or CAP_NET_ADMIN), \
+             iproute2 and nftables; the fault-injecting proxy fallback is not built"
+        );
+    }
+    let ids: Vec<i32> = (1..=opts.nodes).collect();
+    let network = Arc::new(Net::create(&ids)?);
+    let mut nodes = Nodes::new(
+        opts.bin.clone(),
+        dir.clone(),
+        network.clone(),
+        ids.clone(),
+        opts.node_env.clone(),
+    );
+    for id in &ids {
+        nodes.start(*id)?;
+    }
+    nodes.wait_all_ready(Duration::from_secs(120))?;
+    check_identity(&nodes)?;
+    let bootstrap = nodes.bootstrap();
+    crate::bench::runner::create_topic(
+        &bootstrap,
+        TOPIC,
+        opts.partitions,
+        3.min(opts.nodes),
+        Duration::from_secs(60),
+    )?;
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
+    wait_until("every partition has a leader", Duration::from_secs(60), || {
+        all_partitions(&client, |_, leader, _, _| leader >= 0, opts.partitions)
+    })?;
+
+    let history = Arc::new(History::create(&dir.join("history.jsonl"))?);
+    let spec = WorkloadSpec {
+        bootstrap: bootstrap.clone(),
+        topic: TOPIC.into(),
+        partitions: opts.partitions,
+        producers: opts.producers,
+        rate_per_producer: opts.rate_per_producer,
+    };
+    let mut workload = Workload::start(&spec, history.clone());
+    let mut rng = Rng::new(scenario.seed);
+    for step in &scenario.steps {
+        let now = history.now_ms();
+        if step.at_ms > now {
+            std::thread::sleep(Duration::from_millis(step.at_ms - now));
+        }
+        let applied = nemesis::apply(step, &mut nodes, &network, &client, TOPIC, &mut rng, &history)?;
+        std::thread::sleep(Duration::from_millis(step.hold_ms));
+        nemesis::heal(applied, &mut nodes, &network, &history)?;
+    }
+    nodes.wait_all_ready(Duration::from_secs(120))?;
+    std::thread::sleep(Duration::from_millis(scenario.tail_ms));
+    workload.stop_producers()?;
+    // Every replica back in sync before reading, so the replica logs are complete.
+    wait_until("every replica in sync", Duration::from_secs(60), || {
+        all_partitions(
+            &client,
+            |_, leader, replicas, isr| leader >= 0 && isr.len() == replicas.len(),
+            opts.partitions,
+        )
+    })?;
+    let final_reads = read_all(&bootstrap, opts.partitions)?;
+    workload.stop_readers()?;
+    history.flush()?;
+    nodes.stop_all()?;
+    let mut replicas: BTreeMap<(i32, i32), Records> = BTreeMap::new();
+    for id in &ids {
+        for p in 0..opts.partitions {
+            if let Some(r) = read_replica(&nodes.data_dir(*id), TOPIC, p)? {
+                replicas.insert((*id, p), r);
+            }
+        }
+    }
+    let events = history::read(&dir.join("history.jsonl"))?;
+    let summary = checker::check(&events, &final_reads, &replicas);
+    std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
+    std::fs::write(dir.join("scenario.json"), serde_json::to_vec_pretty(scenario)?)?;
+    let title = format!(
+        "{} (seed {}): acks per partition, faults shaded",
+        scenario.name, scenario.seed
+    );
+    timeline::draw(&dir.join("timeline.svg"), &title, &events, &summary)?;
+    Ok(summary)
+}
+
+/// Every node answers Metadata for itself at its own address, and all share one cluster id:
+/// the processes reached are the ones this run started.
+fn check_identity(nodes: &Nodes) -> anyhow::Result<()> {
+    let cluster = nodes.cluster_id(nodes.ids()[0])?;
+    for &id in nodes.ids() {
+        anyhow::ensure!(nodes.cluster_id(id)? == cluster, "node {id} is in another cluster");
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", nodes.kafka_addr(id))
+            .create()?;
+        let md = client.fetch_metadata(None, Duration::from_secs(10))?;
+        let me = md
+            .brokers()
+            .iter()
+            .find(|b| b.id() == id)
+            .ok_or_else(|| anyhow::anyhow!("node {id} missing from its own Metadata"))?;
+        anyhow::ensure!(
+            format!("{}:{}", me.host(), me.port()) == nodes.kafka_addr(id) && me.port() as u16 == KAFKA_PORT,
+            "node {id} registered {}:{}",
+            me.host(),
+            me.port()
+        );
+    }
+    Ok(())
+}
+
+fn all_partitions(client: &BaseConsumer, ok: impl Fn(i32, i32, &[i32], &[i32]) -> bool, partitions: i32) -> bool {
+    let Ok(md) = client.fetch_metadata(Some(TOPIC), Duration::from_secs(5)) else {
+        return false;
+    };
+    let Some(t) = md.topics().iter().find(|t| t.name() == TOPIC) else {
+        return false;
+    };
+    t.partitions().len() == partitions as usize
+        && t.partitions()
+            .iter()
+            .all(|p| ok(p.id(), p.leader(), p.replicas(), p.isr()))
+}
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Every record of every partition, read through Kafka from the start to the high watermark.
+fn read_all(bootstrap: &str, partitions: i32) -> anyhow::Result<BTreeMap<i32, Records>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "chaos-final-read-unused")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()?;
+    let mut out = BTreeMap::new();
+    for p in 0..partitions {
+        let (_, high) = consumer.fetch_watermarks(TOPIC, p, Duration::from_secs(10))?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)?;
+        consumer.assign(&tpl)?;
+        let mut records: Records = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while records.last().map_or(high > 0, |(o, _)| *o + 1 < high) {
+            anyhow::ensure!(Instant::now() < deadline, "final read of partition {p} stalled");
+            if let Some(msg) = consumer.poll(Duration::from_millis(200)) {
+                let msg = msg?;
+                let value = String::from_utf8_lossy(msg.payload().unwrap_or_default()).into_owned();
+                records.push((msg.offset(), value));
+            }
+        }
+        out.insert(p, records);
+    }
+    Ok(out)
+}
