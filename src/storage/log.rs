@@ -307,8 +307,6 @@ impl PartitionLog {
     pub fn truncate_from(&self, index: u64) -> anyhow::Result<()> {
         let mut segs = self.inner.write().expect("log lock");
         self.tail.lock().expect("tail lock").clear();
-        // Producer state of the removed entries cannot be taken back out: stop sealing with it.
-        self.producers.lock().expect("producers lock").1 = false;
         while segs.len() > 1 && segs.last().is_some_and(|s| s.base_index >= index) {
             let seg = segs.pop().expect("segment");
             seal::remove(&seg.path)?;
@@ -329,6 +327,24 @@ impl PartitionLog {
         }
         seg.truncate_at(pos, prev)?;
         seg.file.sync_all()?;
+        // The removed entries' producer sequences must go too: a leader that kept them would
+        // answer a retry of a batch that is no longer in the log as a duplicate, at an offset
+        // that now holds another batch (an acknowledged write lost; found by the chaos suite).
+        // They cannot be taken out one by one (older sequences were not kept), so the state is
+        // rebuilt from the whole log; truncation is rare.
+        let mut rebuilt = super::producer_state::ProducerStates::default();
+        let now_ms = super::segment::now_ms();
+        for seg in segs.iter() {
+            let mut pos = 0;
+            while pos < seg.size_bytes {
+                let (_, info) = seg.read_at(pos, 0)?;
+                if let Some(p) = info.producer {
+                    rebuilt.record(p.id, p.epoch, p.first_seq, p.count, Some(info.base_offset), now_ms);
+                }
+                pos += info.disk_bytes;
+            }
+        }
+        *self.producers.lock().expect("producers lock") = (rebuilt, true);
         Ok(())
     }
 

@@ -135,3 +135,36 @@ fn torn_and_corrupt_tails_are_cut() {
         assert_eq!(log.end_offset(), 8);
     }
 }
+
+/// A one-record batch from producer `pid` (epoch 0) with sequence `seq`.
+fn idempotent_entry(index: u64, pid: i64, seq: i32) -> Entry {
+    let mut b = batch(&[format!("p{pid}-{seq}").as_bytes()], 0).to_vec();
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(Command::Batch(bytes::Bytes::from(b))),
+    }
+}
+
+#[test]
+fn truncation_forgets_the_producer_sequences_it_removed() {
+    use crate::storage::producer_state::SeqCheck;
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    for i in 0..10u64 {
+        log.append(&[idempotent_entry(i + 1, 7, i as i32)]).unwrap();
+    }
+    assert_eq!(log.producer_states().0.check(7, 0, 8, 1), SeqCheck::Duplicate(8));
+    // A deposed leader's uncommitted tail (sequences 6..9) is cut.
+    log.truncate_from(7).unwrap();
+    let (states, exact) = log.producer_states();
+    assert!(exact);
+    // Sequence 6 is no longer in the log: it must be appended again, not answered as a
+    // duplicate at an offset another batch will take.
+    assert_eq!(states.check(7, 0, 6, 1), SeqCheck::Append);
+    assert_eq!(states.check(7, 0, 5, 1), SeqCheck::Duplicate(5));
+}
