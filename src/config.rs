@@ -90,6 +90,9 @@ pub struct Config {
     /// Bytes of recently appended entries each partition keeps in memory, so commits and tail
     /// fetches need no disk read.
     pub log_tail_cache_bytes: u64,
+    /// Below this many free bytes in the data dir's filesystem the node refuses produce
+    /// (KAFKA_STORAGE_ERROR) and moves its leaderships away until space returns.
+    pub log_dir_min_free_bytes: u64,
     /// Largest record batch a producer may send.
     pub message_max_bytes: i32,
     /// Largest request frame accepted; a larger one closes the connection.
@@ -162,6 +165,7 @@ impl Default for Config {
             log_retention_bytes: -1,
             log_retention_check_interval_ms: 300_000,
             log_tail_cache_bytes: 512 << 10,
+            log_dir_min_free_bytes: 64 << 20,
             message_max_bytes: 1 << 20,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_inflight_requests_per_connection: 64,

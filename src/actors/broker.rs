@@ -21,6 +21,7 @@ use crate::cluster::network::Peers;
 use crate::cluster::{partition_raft_config, raft_config};
 use crate::config::{Config, Durability};
 use crate::handlers::context::NodeInfo;
+use crate::storage::disk_guard::DiskGuard;
 use crate::storage::log::LogConfig;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::node_meta::NodeMeta;
@@ -30,6 +31,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+
+/// How often the data dir's free space is checked.
+const DISK_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the broker needs to start.
 pub struct BrokerArgs {
@@ -65,7 +69,7 @@ pub struct BrokerState {
     stopping: bool,
     /// The node-to-node server (multi-node clusters only).
     cluster_server: Option<tokio::task::JoinHandle<()>>,
-    /// The node pinger and the partition elector.
+    /// The node pinger, the partition elector and the disk monitor.
     failure_detection: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -167,6 +171,8 @@ impl Actor for Broker {
             None => args.identity.clone(),
         };
 
+        let disk = DiskGuard::new(cfg.data_dir.clone(), cfg.log_dir_min_free_bytes);
+        let disk_monitor = disk.spawn_monitor(DISK_CHECK_INTERVAL);
         let (supervisor, _) = Actor::spawn_linked(
             Some("partitions".into()),
             PartitionSupervisor,
@@ -201,11 +207,13 @@ impl Actor for Broker {
                     .auto_leader_rebalance_enable
                     .then(|| Duration::from_secs(cfg.leader_imbalance_check_interval_seconds)),
                 replica_lag_time_max: Duration::from_millis(cfg.replica_lag_time_max_ms),
+                disk,
             },
             myself.get_cell(),
         )
         .await?;
-        let failure_detection = spawn_failure_detection(&cfg, registry.clone(), peers, meta.clone());
+        let mut failure_detection = spawn_failure_detection(&cfg, registry.clone(), peers, meta.clone());
+        failure_detection.push(disk_monitor);
         let sup = supervisor.clone();
         let mut reconcile_rx = version_rx.clone();
         tokio::spawn(async move {

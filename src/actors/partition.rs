@@ -13,6 +13,7 @@ use crate::cluster::wire::GroupId;
 use crate::cluster::{Command, NodeId, Raft};
 use crate::handlers::context::TopicPartition;
 use crate::protocol::batch::BatchHeader;
+use crate::storage::disk_guard::DiskGuard;
 use crate::storage::entry::ProducerInfo;
 use crate::storage::log::{LogConfig, PartitionLog};
 use crate::storage::meta_sm::ClusterMeta;
@@ -62,6 +63,8 @@ pub enum PartitionMsg {
     /// Check whether leadership should go back to the preferred replica (sent to itself every
     /// `leader.imbalance.check.interval.seconds`).
     RebalanceTick,
+    /// The Raft group stopped on an error: the actor fails, and the supervisor restarts it.
+    GroupStopped(String),
     /// Test hook: panic inside the actor, to exercise supervision.
     #[cfg(debug_assertions)]
     Crash,
@@ -97,6 +100,8 @@ pub struct PartitionArgs {
     pub leader_rebalance_interval: Option<Duration>,
     /// A replica not heard from within this long counts as down.
     pub replica_lag_time_max: Duration,
+    /// Free space of the data dir: produce is refused while it is low.
+    pub disk: Arc<DiskGuard>,
 }
 
 /// A running partition's state.
@@ -122,6 +127,7 @@ pub struct PartitionState {
     /// Set while this node drives a reassignment of the partition.
     reassigning: Arc<std::sync::atomic::AtomicBool>,
     replica_lag_time_max: Duration,
+    disk: Arc<DiskGuard>,
     /// The (leader epoch, in-sync replicas) last reported to the controller.
     reported_isr: Option<(i32, Vec<i32>)>,
     /// Log end once every batch submitted in this term is appended (the broken build's
@@ -258,6 +264,7 @@ impl Actor for PartitionActor {
             reassignment_catch_up_timeout: args.reassignment_catch_up_timeout,
             reassigning: Default::default(),
             replica_lag_time_max: args.replica_lag_time_max,
+            disk: args.disk.clone(),
             reported_isr: None,
             predicted_end: 0,
         })
@@ -280,6 +287,13 @@ impl Actor for PartitionActor {
                 let handing_off = st.shared.handing_off.load(std::sync::atomic::Ordering::Acquire);
                 if leader != Some(st.node_id) || handing_off {
                     let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+                    return Ok(());
+                }
+                if st.disk.is_low() {
+                    // Nothing is proposed that this node may fail to write; leadership moves
+                    // to a replica with room, where clients retry after a metadata refresh.
+                    st.hand_off(true);
+                    let _ = reply.send(Err(ResponseError::KafkaStorageError));
                     return Ok(());
                 }
                 if st.led_term != Some(term) {
@@ -386,19 +400,9 @@ impl Actor for PartitionActor {
                     }
                 }
             }
-            PartitionMsg::RebalanceTick => {
-                if let Some(peers) = &st.peers {
-                    Handoff {
-                        tp: st.tp.clone(),
-                        node_id: st.node_id,
-                        raft: st.raft.clone(),
-                        peers: peers.clone(),
-                        meta: st.meta.clone(),
-                        shared: st.shared.clone(),
-                        alive_within: st.replica_lag_time_max,
-                    }
-                    .start();
-                }
+            PartitionMsg::RebalanceTick => st.hand_off(false),
+            PartitionMsg::GroupStopped(why) => {
+                return Err(format!("raft group of {:?} stopped: {why}", st.tp).into());
             }
             PartitionMsg::Reassign => {
                 if let (Some(peers), Some(reports)) = (&st.peers, &st.reports) {
@@ -456,6 +460,23 @@ impl Actor for PartitionActor {
 }
 
 impl PartitionState {
+    /// Starts a leadership handoff: to the preferred replica, or with `away` to any in-sync one.
+    fn hand_off(&self, away: bool) {
+        if let Some(peers) = &self.peers {
+            Handoff {
+                tp: self.tp.clone(),
+                node_id: self.node_id,
+                raft: self.raft.clone(),
+                peers: peers.clone(),
+                meta: self.meta.clone(),
+                shared: self.shared.clone(),
+                alive_within: self.replica_lag_time_max,
+                away,
+            }
+            .start();
+        }
+    }
+
     /// Removes the segments retention (topic override or broker default) or the log start
     /// offset allow; failures are logged and retried on the next tick.
     async fn apply_retention(&mut self) {

@@ -42,6 +42,14 @@ pub fn spawn_leadership_watch(
                         }
                     }
                 }
+                // A group that stopped on an error (a failed write) makes its actor fail, so
+                // the supervisor restarts it: followers would otherwise never notice.
+                if let Err(fatal) = &m.running_state {
+                    if !matches!(fatal, openraft::error::Fatal::Stopped) {
+                        let _ = actor.send_message(PartitionMsg::GroupStopped(fatal.to_string()));
+                    }
+                    return;
+                }
                 (m.current_leader, m.current_term)
             };
             if now != last {

@@ -5,7 +5,8 @@
 //! (`election_timeout_max` after the last replication: until then they reject any vote request;
 //! partition groups send no heartbeats of their own), (3) asks the preferred replica to
 //! campaign. The other followers see their leader alive and do not campaign, so it wins. If it
-//! did not win, the old leader simply carries on.
+//! did not win, the old leader simply carries on. A leader whose data dir is full hands its
+//! leadership the same way to any in-sync replica.
 
 use crate::cluster::network::Peers;
 use crate::cluster::wire::{GroupId, Request, Response};
@@ -36,39 +37,46 @@ pub struct Handoff {
     pub shared: Arc<PartitionShared>,
     /// A replica not heard from within this long is not handed leadership.
     pub alive_within: Duration,
+    /// Leadership should leave this node (its disk is full), not only go to the preferred
+    /// replica.
+    pub away: bool,
 }
 
 impl Handoff {
-    /// The preferred replica, if it should lead instead of this node now: this node leads, no
-    /// reassignment is pending, and the preferred replica is a live voter holding every entry.
-    fn preferred_ready(&self) -> Option<NodeId> {
-        let preferred = {
+    /// The replica that should lead instead of this node now, if any: this node leads, no
+    /// reassignment is pending, and the replica is a live voter holding every entry. Normally
+    /// only the preferred replica; with `away` (this node's disk is full) any such replica,
+    /// the preferred one first.
+    fn target(&self) -> Option<NodeId> {
+        let replicas: Vec<NodeId> = {
             let meta = self.meta.read().expect("meta lock");
             let topic = meta.topics.get(&self.tp.topic)?;
             if topic.reassigning.contains_key(&self.tp.partition) {
                 return None;
             }
-            *topic.replicas.get(self.tp.partition as usize)?.first()? as NodeId
+            let all = topic.replicas.get(self.tp.partition as usize)?;
+            let wanted = if self.away { all.len() } else { 1 };
+            all.iter().take(wanted).map(|r| *r as NodeId).collect()
         };
         let m = self.raft.metrics();
         let m = m.borrow();
-        let caught_up = m
-            .replication
-            .as_ref()?
-            .get(&preferred)
-            .is_some_and(|matched| matched.map(|l| l.index) >= m.last_log_index);
-        let voter = m.membership_config.membership().voter_ids().any(|id| id == preferred);
-        (m.current_leader == Some(self.node_id)
-            && preferred != self.node_id
-            && voter
-            && caught_up
-            && self.peers.heard_within(preferred, self.alive_within))
-        .then_some(preferred)
+        if m.current_leader != Some(self.node_id) {
+            return None;
+        }
+        let replication = m.replication.as_ref()?;
+        replicas.into_iter().find(|r| {
+            *r != self.node_id
+                && m.membership_config.membership().voter_ids().any(|id| id == *r)
+                && replication
+                    .get(r)
+                    .is_some_and(|matched| matched.map(|l| l.index) >= m.last_log_index)
+                && self.peers.heard_within(*r, self.alive_within)
+        })
     }
 
-    /// Hands leadership to the preferred replica if it is ready; at most one handoff at a time.
+    /// Hands leadership to the target replica if there is one; at most one handoff at a time.
     pub fn start(self) {
-        let Some(preferred) = self.preferred_ready() else {
+        let Some(preferred) = self.target() else {
             return;
         };
         if self.shared.handing_off.swap(true, Ordering::AcqRel) {
@@ -91,14 +99,14 @@ impl Handoff {
                         .await;
                     match moved {
                         Ok(_) => {
-                            tracing::info!(partition = ?self.tp, to = preferred, "leadership handed to the preferred replica")
+                            tracing::info!(partition = ?self.tp, to = preferred, "leadership handed over")
                         }
                         Err(_) => {
-                            tracing::debug!(partition = ?self.tp, "the preferred replica did not win; leading on")
+                            tracing::debug!(partition = ?self.tp, "the target replica did not win; leading on")
                         }
                     }
                 }
-                other => tracing::debug!(partition = ?self.tp, answer = ?other, "preferred replica did not campaign"),
+                other => tracing::debug!(partition = ?self.tp, answer = ?other, "target replica did not campaign"),
             }
             self.shared.handing_off.store(false, Ordering::Release);
         });

@@ -5,6 +5,7 @@
 use super::partition::{shutdown_raft, PartitionActor, PartitionArgs, PartitionMsg};
 use super::registry::Registry;
 use crate::cluster::network::Peers;
+use crate::cluster::wire::{GroupId, Request, Response};
 use crate::cluster::NodeId;
 use crate::handlers::context::TopicPartition;
 use crate::storage::log::LogConfig;
@@ -56,6 +57,9 @@ pub struct SupervisorArgs {
     pub leader_rebalance_interval: Option<Duration>,
     /// A replica not heard from within this long counts as down.
     pub replica_lag_time_max: Duration,
+    /// Free space of the data dir: a partition that failed while it is low restarts once there
+    /// is room, without counting towards `max_restarts`.
+    pub disk: Arc<crate::storage::disk_guard::DiskGuard>,
 }
 
 struct Child {
@@ -114,6 +118,7 @@ impl PartitionSupervisor {
             reassignment_catch_up_timeout: st.args.reassignment_catch_up_timeout,
             leader_rebalance_interval: st.args.leader_rebalance_interval,
             replica_lag_time_max: st.args.replica_lag_time_max,
+            disk: st.args.disk.clone(),
             replicas: topic
                 .as_ref()
                 .map(|t| t.replicas_of(tp.partition, st.args.node_id as i32))
@@ -187,16 +192,53 @@ impl PartitionSupervisor {
         Ok(())
     }
 
-    /// Shuts down what is left of a failed partition, then asks for a restart.
-    fn schedule_restart(myself: &ActorRef<SupervisorMsg>, st: &SupervisorState, tp: TopicPartition) {
+    /// A partition failed: counts the failure (`Err` past the restart limit) and schedules its
+    /// restart. A failure while the data dir is full is the disk's, not the partition's: it is
+    /// not counted, a group it led is handed to another replica, and the restart waits for room.
+    fn failed(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupervisorState,
+        tp: TopicPartition,
+    ) -> Result<(), ActorProcessingErr> {
+        let disk_full = st.args.disk.check();
+        if disk_full {
+            tracing::warn!(topic = %tp.topic, partition = tp.partition, "partition stopped with the data dir full; restarting it once there is room");
+            if let Some(child) = st.children.get_mut(&tp) {
+                child.actor = None;
+            }
+        } else {
+            PartitionSupervisor::note_failure(st, &tp)?;
+        }
+        if st.stopping {
+            return Ok(());
+        }
         let registry = st.args.registry.clone();
+        let disk = disk_full.then(|| st.args.disk.clone());
+        let (peers, node_id) = (st.args.peers.clone(), st.args.node_id);
         let me = myself.clone();
         tokio::spawn(async move {
             if let Some(handle) = registry.remove(&tp) {
+                let led = handle.raft.metrics().borrow().current_leader == Some(node_id);
                 shutdown_raft(&handle, Duration::from_secs(5)).await;
+                if let (true, Some(_), Some(peers)) = (led, &disk, &peers) {
+                    // The other replicas see this node alive and would wait for it for ever.
+                    let replicas = handle
+                        .raft
+                        .metrics()
+                        .borrow()
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .collect();
+                    ask_to_campaign(peers, &tp, replicas, node_id).await;
+                }
+            }
+            if let Some(disk) = disk {
+                disk.wait_not_low(Duration::from_millis(500)).await;
             }
             let _ = me.send_message(SupervisorMsg::Restart(tp));
         });
+        Ok(())
     }
 
     async fn stop_child(st: &mut SupervisorState, tp: &TopicPartition, delete_data: bool) {
@@ -306,8 +348,7 @@ impl Actor for PartitionSupervisor {
                 Ok(actor) => actor.stop(None),
                 Err(e) => {
                     tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "partition failed to start");
-                    PartitionSupervisor::note_failure(st, &tp)?;
-                    PartitionSupervisor::schedule_restart(&myself, st, tp);
+                    PartitionSupervisor::failed(&myself, st, tp)?;
                 }
             },
             SupervisorMsg::Restart(tp) => {
@@ -343,10 +384,7 @@ impl Actor for PartitionSupervisor {
                 };
                 tracing::error!(topic = %tp.topic, partition = tp.partition, error = %err, "partition actor failed; restarting it");
                 metrics::counter!(crate::observability::ACTOR_RESTARTS).increment(1);
-                PartitionSupervisor::note_failure(st, &tp)?;
-                if !st.stopping {
-                    PartitionSupervisor::schedule_restart(&myself, st, tp);
-                }
+                PartitionSupervisor::failed(&myself, st, tp)?;
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 st.by_actor.remove(&cell.get_id());
@@ -354,5 +392,23 @@ impl Actor for PartitionSupervisor {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// Asks the other voters of `tp`'s group, in turn, to campaign until one agrees (best effort:
+/// its own election timer takes over if the first attempt loses to a follower's lease).
+async fn ask_to_campaign(peers: &Peers, tp: &TopicPartition, voters: Vec<NodeId>, me: NodeId) {
+    let group = GroupId::Partition {
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+    };
+    for voter in voters.into_iter().filter(|v| *v != me) {
+        let answer = peers
+            .call(voter, Request::Campaign(group.clone()), Duration::from_secs(1))
+            .await;
+        if matches!(answer, Ok(Response::Proposed(Ok(_)))) {
+            tracing::info!(partition = ?tp, to = voter, "asked a replica to take over leadership");
+            return;
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 /// What a step did, to be undone at its heal.
 #[derive(Default)]
 pub struct Applied {
+    ballast: Vec<std::path::PathBuf>,
     killed: Vec<i32>,
     paused: Vec<i32>,
     partitioned: bool,
@@ -61,7 +62,7 @@ pub fn apply(
             .filter(|i| !done.killed.contains(i) && !done.paused.contains(i))
             .collect();
         let hit: Vec<i32> = match fault {
-            Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => vec![leader],
+            Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader | Fault::DiskFull => vec![leader],
             Fault::KillFollower => vec![if followers.is_empty() {
                 pick(rng, &up)
             } else {
@@ -105,6 +106,11 @@ pub fn apply(
                 let (left, right) = others.split_at(others.len() / 2);
                 blocked.extend(net::bridge(left, right));
             }
+            Fault::DiskFull => {
+                let ballast = nodes.data_dir(hit[0]).join("chaos-ballast");
+                fill(&ballast)?;
+                done.ballast.push(ballast);
+            }
             Fault::RollingRestart => {
                 for id in &ids {
                     nodes.stop(*id, Duration::from_secs(30))?;
@@ -140,6 +146,9 @@ pub fn heal(done: Applied, nodes: &mut Nodes, network: &Net, history: &History) 
     if done.partitioned {
         network.heal()?;
     }
+    for ballast in &done.ballast {
+        std::fs::remove_file(ballast)?;
+    }
     for id in &done.paused {
         nodes.signal(*id, "CONT")?;
     }
@@ -150,4 +159,19 @@ pub fn heal(done: Applied, nodes: &mut Nodes, network: &Net, history: &History) 
         history.record(|t_ms| Event::Heal { t_ms, what });
     }
     Ok(())
+}
+
+/// Writes `path` until the filesystem is full.
+fn fill(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    let chunk = vec![0u8; 1 << 20];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

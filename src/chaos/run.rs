@@ -55,13 +55,17 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
     }
     let ids: Vec<i32> = (1..=opts.nodes).collect();
     let network = Arc::new(Net::create(&ids)?);
-    let mut nodes = Nodes::new(
-        opts.bin.clone(),
-        dir.clone(),
-        network.clone(),
-        ids.clone(),
-        opts.node_env.clone(),
-    );
+    let mut env = opts.node_env.clone();
+    let mut disks = Vec::new();
+    if scenario.fills_disks() {
+        // Each node on a small disk of its own that the nemesis can fill; a node refuses
+        // produce below 16 MiB free.
+        env.push(("RAFTSTREAM_LOG_DIR_MIN_FREE_BYTES".into(), (16u64 << 20).to_string()));
+        for id in &ids {
+            disks.push(SmallDisk::mount(&dir.join(format!("node{id}")), "256m")?);
+        }
+    }
+    let mut nodes = Nodes::new(opts.bin.clone(), dir.clone(), network.clone(), ids.clone(), env);
     for id in &ids {
         nodes.start(*id)?;
     }
@@ -122,6 +126,8 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
             }
         }
     }
+    // Replicas are read; the small disks (and their copies of the data) can go.
+    drop(disks);
     let events = history::read(&dir.join("history.jsonl"))?;
     let summary = checker::check(&events, &final_reads, &replicas);
     std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
@@ -208,4 +214,25 @@ fn read_all(bootstrap: &str, partitions: i32) -> anyhow::Result<BTreeMap<i32, Re
         out.insert(p, records);
     }
     Ok(out)
+}
+
+/// A tmpfs of a fixed size mounted on a node's data dir (unmounted, and so emptied, on drop).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> anyhow::Result<SmallDisk> {
+        std::fs::create_dir_all(dir)?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()?;
+        anyhow::ensure!(status.success(), "cannot mount a tmpfs on {}", dir.display());
+        Ok(SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }

@@ -25,6 +25,8 @@ pub enum Fault {
     Bridge,
     /// SIGTERM and restart every node in turn, each back and ready before the next.
     RollingRestart,
+    /// Fill the data dir (a small tmpfs) of the leader of partition 0 to the last byte.
+    DiskFull,
 }
 
 impl Fault {
@@ -40,6 +42,7 @@ impl Fault {
             Fault::SplitMinority => "split minority",
             Fault::Bridge => "bridge",
             Fault::RollingRestart => "rolling restart",
+            Fault::DiskFull => "disk full",
         }
     }
 }
@@ -50,6 +53,13 @@ pub struct Step {
     pub at_ms: u64,
     pub hold_ms: u64,
     pub faults: Vec<Fault>,
+}
+
+impl Scenario {
+    /// Whether some step fills a disk (the nodes then run on small tmpfs data dirs).
+    pub fn fills_disks(&self) -> bool {
+        self.steps.iter().any(|s| s.faults.contains(&Fault::DiskFull))
+    }
 }
 
 /// A named schedule.
@@ -92,6 +102,7 @@ pub fn named(name: &str, seed: u64) -> Option<Scenario> {
         ],
         "pause" => vec![step(3_000, 4_000, &[PauseLeader]), step(10_000, 3_000, &[PauseRandom])],
         "rolling-restart" => vec![step(3_000, 0, &[RollingRestart])],
+        "disk-full" => vec![step(3_000, 6_000, &[DiskFull]), step(13_000, 4_000, &[DiskFull])],
         _ => return None,
     };
     Some(Scenario {

@@ -2,6 +2,7 @@
 //! state-machine adapters over them, the controller's metadata, and node identity.
 //! Imports no actor: the committer is reached through the `FlushSink` trait.
 
+pub mod disk_guard;
 pub mod entry;
 pub mod epochs;
 pub mod log;
