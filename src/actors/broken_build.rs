@@ -1,8 +1,10 @@
 //! A deliberately broken broker, so the chaos checker can be shown to fail (docs/reliability.md).
-//! With `RAFTSTREAM_TEST_BROKEN_ACK_BEFORE_COMMIT=1` in a **debug** build, produce is answered as
+//! With `RS_TEST_BROKEN_ACK_BEFORE_COMMIT=1` in a **debug** build, produce is answered as
 //! soon as the leader's Raft core has taken the batch: before its fsync and before a majority
 //! holds it. A leader cut off or killed then loses writes it acknowledged, which the checker must
-//! report. Release builds do not contain the switch.
+//! report. And with `RS_TEST_FSYNC_FAIL_TRIGGER=<path>`, every fsync fails (EIO) while a
+//! file exists at `<path>`: the chaos suite's injected fsync failure. Release builds contain
+//! neither switch.
 
 use super::partition::ProduceReply;
 
@@ -11,7 +13,7 @@ pub fn enabled() -> bool {
     #[cfg(debug_assertions)]
     {
         static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ON.get_or_init(|| std::env::var("RAFTSTREAM_TEST_BROKEN_ACK_BEFORE_COMMIT").is_ok_and(|v| v == "1"))
+        *ON.get_or_init(|| std::env::var("RS_TEST_BROKEN_ACK_BEFORE_COMMIT").is_ok_and(|v| v == "1"))
     }
     #[cfg(not(debug_assertions))]
     {
@@ -30,4 +32,17 @@ pub fn ack_early(reply: ProduceReply, predicted_end: &mut i64, log_end: i64, rec
     *predicted_end = base + record_count as i64;
     let _ = reply.send(Ok(base));
     tokio::sync::oneshot::channel().0
+}
+
+/// The injected fsync error, while the trigger file exists (debug builds only).
+pub fn injected_fsync_error() -> Option<std::io::Error> {
+    #[cfg(debug_assertions)]
+    {
+        static TRIGGER: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+        let trigger = TRIGGER.get_or_init(|| std::env::var_os("RS_TEST_FSYNC_FAIL_TRIGGER").map(Into::into));
+        if trigger.as_ref().is_some_and(|t| t.exists()) {
+            return Some(std::io::Error::from_raw_os_error(5));
+        }
+    }
+    None
 }

@@ -92,7 +92,8 @@ impl Committer {
             let started = std::time::Instant::now();
             let mut result = Ok(());
             for f in &files {
-                if let Err(e) = f.sync_data() {
+                let synced = super::broken_build::injected_fsync_error().map_or_else(|| f.sync_data(), Err);
+                if let Err(e) = synced {
                     result = Err((e.kind(), e.to_string()));
                     break;
                 }

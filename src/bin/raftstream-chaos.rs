@@ -4,6 +4,7 @@
 //!   raftstream-chaos short                 every named scenario once, fixed seeds (CI)
 //!   raftstream-chaos scenario partition    one named scenario
 //!   raftstream-chaos long --duration-s 600 random faults; the seed is printed for replay
+//!   raftstream-chaos replay chaos-out/long-7/scenario.json   the exact schedule of an earlier run
 
 use clap::{Args, Parser, Subcommand};
 use raftstream::chaos::run::{run, RunOptions};
@@ -29,6 +30,8 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Runs the schedule a run wrote (`<out>/<scenario>/scenario.json`) again.
+    Replay { file: PathBuf },
     /// Random faults for a while; without --seed a random seed (printed).
     Long {
         #[arg(long, default_value_t = 600)]
@@ -78,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     };
     let mut node_env = Vec::new();
     if cli.opts.broken_ack_before_commit {
-        node_env.push(("RAFTSTREAM_TEST_BROKEN_ACK_BEFORE_COMMIT".to_string(), "1".to_string()));
+        node_env.push(("RS_TEST_BROKEN_ACK_BEFORE_COMMIT".to_string(), "1".to_string()));
     }
     let opts = RunOptions {
         bin,
@@ -97,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             .collect(),
         Cmd::Scenario { name, seed } => vec![scenarios::named(&name, seed)
             .ok_or_else(|| anyhow::anyhow!("no scenario {name:?}; known: {:?}", scenarios::NAMES))?],
+        Cmd::Replay { file } => vec![serde_json::from_slice(&std::fs::read(&file)?)?],
         Cmd::Long { duration_s, seed } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()

@@ -12,6 +12,7 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct Applied {
     ballast: Vec<std::path::PathBuf>,
+    fsync_failing: Vec<i32>,
     killed: Vec<i32>,
     paused: Vec<i32>,
     partitioned: bool,
@@ -62,7 +63,9 @@ pub fn apply(
             .filter(|i| !done.killed.contains(i) && !done.paused.contains(i))
             .collect();
         let hit: Vec<i32> = match fault {
-            Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader | Fault::DiskFull => vec![leader],
+            Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader | Fault::DiskFull | Fault::FsyncFail => {
+                vec![leader]
+            }
             Fault::KillFollower => vec![if followers.is_empty() {
                 pick(rng, &up)
             } else {
@@ -111,6 +114,10 @@ pub fn apply(
                 fill(&ballast)?;
                 done.ballast.push(ballast);
             }
+            Fault::FsyncFail => {
+                std::fs::write(nodes.fsync_trigger(hit[0]), b"")?;
+                done.fsync_failing.push(hit[0]);
+            }
             Fault::RollingRestart => {
                 for id in &ids {
                     nodes.stop(*id, Duration::from_secs(30))?;
@@ -148,6 +155,13 @@ pub fn heal(done: Applied, nodes: &mut Nodes, network: &Net, history: &History) 
     }
     for ballast in &done.ballast {
         std::fs::remove_file(ballast)?;
+    }
+    for id in &done.fsync_failing {
+        std::fs::remove_file(nodes.fsync_trigger(*id))?;
+        // A node whose fsyncs keep failing stops (its partitions exhaust their restarts).
+        if !nodes.running(*id) {
+            nodes.start(*id)?;
+        }
     }
     for id in &done.paused {
         nodes.signal(*id, "CONT")?;

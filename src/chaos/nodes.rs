@@ -63,6 +63,11 @@ impl Nodes {
         self.dir.join(format!("node{id}"))
     }
 
+    /// The file whose existence makes node `id`'s fsyncs fail (debug brokers only).
+    pub fn fsync_trigger(&self, id: i32) -> PathBuf {
+        self.dir.join(format!("node{id}-fsync-fail"))
+    }
+
     fn slot(&self, id: i32) -> usize {
         self.ids.iter().position(|i| *i == id).expect("known node id")
     }
@@ -94,6 +99,8 @@ impl Nodes {
             .args(["--peers", &peers])
             .env("RUST_LOG", "info,openraft=warn")
             .env("RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS", "3")
+            // A debug broker fails every fsync while this file exists (the fsync-failure fault).
+            .env("RS_TEST_FSYNC_FAIL_TRIGGER", self.fsync_trigger(id))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

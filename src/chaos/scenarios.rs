@@ -1,11 +1,11 @@
 //! Faults and schedules: the named scenarios (fixed timings, a seed for the random choices),
 //! the short CI schedule (all of them), and a random long schedule from a printed seed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One kind of fault. Each is healed at the end of its step (a killed node restarts, a paused
 /// one continues, a partition is lifted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Fault {
     /// kill -9 the leader of partition 0.
     KillLeader,
@@ -27,6 +27,9 @@ pub enum Fault {
     RollingRestart,
     /// Fill the data dir (a small tmpfs) of the leader of partition 0 to the last byte.
     DiskFull,
+    /// Make every fsync of the leader of partition 0 fail (a debug broker's test switch); the
+    /// node is restarted at the heal if it stopped.
+    FsyncFail,
 }
 
 impl Fault {
@@ -43,12 +46,13 @@ impl Fault {
             Fault::Bridge => "bridge",
             Fault::RollingRestart => "rolling restart",
             Fault::DiskFull => "disk full",
+            Fault::FsyncFail => "fsync fails",
         }
     }
 }
 
 /// Faults started together at `at_ms` (run time) and healed `hold_ms` later.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     pub at_ms: u64,
     pub hold_ms: u64,
@@ -63,7 +67,7 @@ impl Scenario {
 }
 
 /// A named schedule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scenario {
     pub name: String,
     pub seed: u64,
@@ -103,6 +107,7 @@ pub fn named(name: &str, seed: u64) -> Option<Scenario> {
         "pause" => vec![step(3_000, 4_000, &[PauseLeader]), step(10_000, 3_000, &[PauseRandom])],
         "rolling-restart" => vec![step(3_000, 0, &[RollingRestart])],
         "disk-full" => vec![step(3_000, 6_000, &[DiskFull]), step(13_000, 4_000, &[DiskFull])],
+        "fsync-failure" => vec![step(3_000, 5_000, &[FsyncFail])],
         _ => return None,
     };
     Some(Scenario {

@@ -1,5 +1,5 @@
 """The chaos harness's short schedule (every named scenario: leader crash, follower crash,
-network partitions, pauses, rolling restart, a full disk; fixed seeds) against the debug broker, each node in
+network partitions, pauses, rolling restart, a full disk, failing fsyncs; fixed seeds) against the debug broker, each node in
 its own network namespace: zero lost, divergent, duplicated or reordered records. And the
 checker can fail: the deliberately broken build (acks before commit) is caught."""
 
@@ -14,7 +14,8 @@ from broker import BIN
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAOS = os.environ.get("RAFTSTREAM_CHAOS_BIN", str(Path(BIN).with_name("raftstream-chaos")))
-SCENARIOS = ["leader-crash", "follower-crash", "partition", "pause", "rolling-restart", "disk-full"]
+SCENARIOS = ["leader-crash", "follower-crash", "partition", "pause", "rolling-restart", "disk-full",
+             "fsync-failure"]
 
 
 def chaos(out, *args):
