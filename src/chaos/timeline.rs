@@ -40,7 +40,9 @@ pub fn draw(path: &Path, title: &str, events: &[Event], summary: &Summary) -> an
     let per_second = 1000.0 / BUCKET_MS as f64;
     let y_max = acks.values().flatten().copied().max().unwrap_or(1) as f64 * per_second * 1.3;
     let x_max = end_ms as f64 / 1000.0;
-    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
+    // Wider for long runs, so fault labels stay apart.
+    let width = (x_max * 4.0).clamp(1200.0, 3200.0) as u32;
+    let root = SVGBackend::new(path, (width, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))

@@ -147,8 +147,12 @@ fn produce(spec: WorkloadSpec, index: u32, history: Arc<History>, stop: Arc<Atom
     Ok(())
 }
 
+/// How far back the seeking reader jumps, per partition (re-reading everything each time would
+/// grow the history quadratically over a long run).
+const RESEEK_BACK_RECORDS: i64 = 2000;
+
 /// A plain reader of every partition from the start; with `reseek_every`, it seeks every
-/// partition back to the start that often (re-reading must show the same values).
+/// partition back `RESEEK_BACK_RECORDS` that often (re-reading must show the same values).
 fn read_plain(
     spec: WorkloadSpec,
     name: String,
@@ -162,19 +166,19 @@ fn read_plain(
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100")
         .create()?;
-    let assign = || -> anyhow::Result<()> {
+    let assign = |from: Offset| -> anyhow::Result<()> {
         let mut tpl = TopicPartitionList::new();
         for p in 0..spec.partitions {
-            tpl.add_partition_offset(&spec.topic, p, Offset::Beginning)?;
+            tpl.add_partition_offset(&spec.topic, p, from)?;
         }
         consumer.assign(&tpl)?;
         Ok(())
     };
-    assign()?;
+    assign(Offset::Beginning)?;
     let mut last_seek = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if reseek_every.is_some_and(|every| last_seek.elapsed() >= every) {
-            assign()?;
+            assign(Offset::OffsetTail(RESEEK_BACK_RECORDS))?;
             last_seek = Instant::now();
         }
         let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) else {

@@ -46,6 +46,17 @@ def produce_once(bootstrap, value):
         p.close()
 
 
+def taken(bootstrap, value, acked):
+    """Produces `value` once: True (and `value` noted in `acked`) if the broker took it, False
+    if it answered KAFKA_STORAGE_ERROR."""
+    try:
+        produce_once(bootstrap, value)
+    except KafkaStorageError:
+        return False
+    acked.append(value)
+    return True
+
+
 def test_full_disk_refuses_produce_and_recovers(small_disk):
     b = Broker(small_disk / "data", env={"RAFTSTREAM_LOG_DIR_MIN_FREE_BYTES": str(MIN_FREE)}).start()
     before = [b"before-%d" % i for i in range(200)]
@@ -53,29 +64,12 @@ def test_full_disk_refuses_produce_and_recovers(small_disk):
     assert all(err is None for err, *_ in reports), reports[:3]
     ballast = small_disk / "ballast"
     fill(ballast, MIN_FREE // 2)
-
     acked = list(before)
-
-    def refused():
-        # Until the broker's next free-space check, a produce may still be taken (and written).
-        try:
-            produce_once(b.bootstrap, b"while-filling")
-            acked.append(b"while-filling")
-            return False
-        except KafkaStorageError:
-            return True
-    wait_for(refused, "produce refused with KAFKA_STORAGE_ERROR")
+    # Until the broker's next free-space check a produce may still be taken (and written).
+    wait_for(lambda: not taken(b.bootstrap, b"while-filling", acked), "produce refused with KAFKA_STORAGE_ERROR")
     assert b.http_get("/health/live")[0] == 200 and b.proc.poll() is None
     ballast.unlink()
-
-    def accepted():
-        try:
-            produce_once(b.bootstrap, b"after")
-            acked.append(b"after")
-            return True
-        except KafkaStorageError:
-            return False
-    wait_for(accepted, "produce accepted once space returned")
+    wait_for(lambda: taken(b.bootstrap, b"after", acked), "produce accepted once space returned")
     got = consume_all(b.bootstrap, "full", 0, len(acked) + 1, timeout=5)
     assert [m.value() for m in got] == acked
     b.kill()
