@@ -32,6 +32,8 @@ enum Cmd {
     },
     /// Runs the schedule a run wrote (`<out>/<scenario>/scenario.json`) again.
     Replay { file: PathBuf },
+    /// Checks a finished run's directory again (history, final reads, replica reads).
+    Check { dir: PathBuf },
     /// Random faults for a while; without --seed a random seed (printed).
     Long {
         #[arg(long, default_value_t = 600)]
@@ -101,6 +103,13 @@ fn main() -> anyhow::Result<()> {
         Cmd::Scenario { name, seed } => vec![scenarios::named(&name, seed)
             .ok_or_else(|| anyhow::anyhow!("no scenario {name:?}; known: {:?}", scenarios::NAMES))?],
         Cmd::Replay { file } => vec![serde_json::from_slice(&std::fs::read(&file)?)?],
+        Cmd::Check { dir } => {
+            let summary = raftstream::chaos::run::check_dir(&dir)?;
+            println!("== {}", dir.display());
+            report(&summary);
+            anyhow::ensure!(summary.passed(), "checker failed");
+            return Ok(());
+        }
         Cmd::Long { duration_s, seed } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -121,29 +130,7 @@ fn main() -> anyhow::Result<()> {
             scenario.steps.len()
         );
         let summary = run(&opts, scenario)?;
-        println!(
-            "   acked {} of {} invoked ({} indeterminate), {} records and {} replicas checked, {} reads, {} commits",
-            summary.acked,
-            summary.invoked,
-            summary.failed,
-            summary.records_checked,
-            summary.replicas_checked,
-            summary.reads,
-            summary.commits
-        );
-        println!(
-            "   lost {} phantom {} divergent {} duplicated {} reordered {} group-skipped {} replica-short {}; \
-             longest unavailable {} ms ({} windows)",
-            summary.lost.count,
-            summary.phantom.count,
-            summary.divergent.count,
-            summary.duplicated.count,
-            summary.reordered.count,
-            summary.group_skipped.count,
-            summary.replica_short.count,
-            summary.longest_unavailable_ms(),
-            summary.unavailable.len()
-        );
+        report(&summary);
         if !summary.passed() {
             for f in [
                 &summary.lost,
@@ -170,4 +157,43 @@ fn main() -> anyhow::Result<()> {
         println!("the checker caught the broken build in every scenario");
     }
     Ok(())
+}
+
+/// Prints a run's summary (and the first examples of what failed).
+fn report(summary: &raftstream::chaos::checker::Summary) {
+    println!(
+        "   acked {} of {} invoked ({} indeterminate), {} records and {} replicas checked, {} reads, {} commits",
+        summary.acked,
+        summary.invoked,
+        summary.failed,
+        summary.records_checked,
+        summary.replicas_checked,
+        summary.reads,
+        summary.commits
+    );
+    println!(
+        "   lost {} phantom {} divergent {} duplicated {} reordered {} group-skipped {} replica-short {}; \
+         longest unavailable {} ms ({} windows)",
+        summary.lost.count,
+        summary.phantom.count,
+        summary.divergent.count,
+        summary.duplicated.count,
+        summary.reordered.count,
+        summary.group_skipped.count,
+        summary.replica_short.count,
+        summary.longest_unavailable_ms(),
+        summary.unavailable.len()
+    );
+    if !summary.passed() {
+        for f in [
+            &summary.lost,
+            &summary.divergent,
+            &summary.duplicated,
+            &summary.reordered,
+        ] {
+            for e in f.examples.iter().take(5) {
+                println!("   ! {e}");
+            }
+        }
+    }
 }

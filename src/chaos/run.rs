@@ -128,10 +128,23 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
     }
     // Replicas are read; the small disks (and their copies of the data) can go.
     drop(disks);
+    let replicas: Vec<(i32, i32, Records)> = replicas.into_iter().map(|((n, p), r)| (n, p, r)).collect();
+    std::fs::write(dir.join("final-reads.json"), serde_json::to_vec(&final_reads)?)?;
+    std::fs::write(dir.join("replicas.json"), serde_json::to_vec(&replicas)?)?;
+    std::fs::write(dir.join("scenario.json"), serde_json::to_vec_pretty(scenario)?)?;
+    check_dir(&dir)
+}
+
+/// Checks the run in `dir` from its files (history, final reads, replica reads, schedule) and
+/// writes `summary.json` and `timeline.svg`: a run can be checked again after the fact.
+pub fn check_dir(dir: &std::path::Path) -> anyhow::Result<Summary> {
     let events = history::read(&dir.join("history.jsonl"))?;
+    let final_reads: BTreeMap<i32, Records> = serde_json::from_slice(&std::fs::read(dir.join("final-reads.json"))?)?;
+    let replicas: Vec<(i32, i32, Records)> = serde_json::from_slice(&std::fs::read(dir.join("replicas.json"))?)?;
+    let replicas: BTreeMap<(i32, i32), Records> = replicas.into_iter().map(|(n, p, r)| ((n, p), r)).collect();
+    let scenario: Scenario = serde_json::from_slice(&std::fs::read(dir.join("scenario.json"))?)?;
     let summary = checker::check(&events, &final_reads, &replicas);
     std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
-    std::fs::write(dir.join("scenario.json"), serde_json::to_vec_pretty(scenario)?)?;
     let title = format!(
         "{} (seed {}): acks per partition, faults shaded",
         scenario.name, scenario.seed
