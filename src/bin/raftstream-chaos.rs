@@ -132,16 +132,6 @@ fn main() -> anyhow::Result<()> {
         let summary = run(&opts, scenario)?;
         report(&summary);
         if !summary.passed() {
-            for f in [
-                &summary.lost,
-                &summary.divergent,
-                &summary.duplicated,
-                &summary.reordered,
-            ] {
-                for e in f.examples.iter().take(5) {
-                    println!("   ! {e}");
-                }
-            }
             failed.push(scenario.name.clone());
         }
     }
