@@ -7,6 +7,7 @@
 //!   raftstream-chaos replay chaos-out/long-7/scenario.json   the exact schedule of an earlier run
 
 use clap::{Args, Parser, Subcommand};
+use raftstream::chaos::network::NetworkMode;
 use raftstream::chaos::run::{run, RunOptions};
 use raftstream::chaos::scenarios::{self, Scenario};
 use std::path::PathBuf;
@@ -65,6 +66,10 @@ struct Opts {
     /// then succeeds only if the checker finds the damage.
     #[arg(long, global = true)]
     broken_ack_before_commit: bool,
+    /// Node network: namespaces (real faults; needs root), the fault-injecting proxy on
+    /// loopback, or auto (namespaces where they can be made).
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    network: NetworkMode,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -93,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         producers: cli.opts.producers,
         rate_per_producer: cli.opts.rate,
         node_env,
+        network: cli.opts.network,
     };
     let list: Vec<Scenario> = match cli.command {
         Cmd::Short => scenarios::NAMES

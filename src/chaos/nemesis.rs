@@ -2,7 +2,8 @@
 //! and heals them (restart, continue, lift the partition).
 
 use super::history::{Event, History};
-use super::net::{self, Net};
+use super::net;
+use super::network::Network;
 use super::nodes::Nodes;
 use super::scenarios::{Fault, Rng, Step};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -11,7 +12,7 @@ use std::time::Duration;
 /// What a step did, to be undone at its heal.
 #[derive(Default)]
 pub struct Applied {
-    ballast: Vec<std::path::PathBuf>,
+    ballast: Vec<(i32, std::path::PathBuf)>,
     fsync_failing: Vec<i32>,
     killed: Vec<i32>,
     paused: Vec<i32>,
@@ -40,7 +41,7 @@ fn pick(rng: &mut Rng, from: &[i32]) -> i32 {
 pub fn apply(
     step: &Step,
     nodes: &mut Nodes,
-    network: &Net,
+    network: &Network,
     client: &BaseConsumer,
     topic: &str,
     rng: &mut Rng,
@@ -112,7 +113,7 @@ pub fn apply(
             Fault::DiskFull => {
                 let ballast = nodes.data_dir(hit[0]).join("chaos-ballast");
                 fill(&ballast)?;
-                done.ballast.push(ballast);
+                done.ballast.push((hit[0], ballast));
             }
             Fault::FsyncFail => {
                 std::fs::write(nodes.fsync_trigger(hit[0]), b"")?;
@@ -149,12 +150,16 @@ fn wait_ready(nodes: &mut Nodes, id: i32, timeout: Duration) -> anyhow::Result<(
 }
 
 /// Undoes what `apply` did.
-pub fn heal(done: Applied, nodes: &mut Nodes, network: &Net, history: &History) -> anyhow::Result<()> {
+pub fn heal(done: Applied, nodes: &mut Nodes, network: &Network, history: &History) -> anyhow::Result<()> {
     if done.partitioned {
         network.heal()?;
     }
-    for ballast in &done.ballast {
+    for (id, ballast) in &done.ballast {
         std::fs::remove_file(ballast)?;
+        // The controller group stops the broker when it cannot write (docs/reliability.md).
+        if !nodes.running(*id) {
+            nodes.start(*id)?;
+        }
     }
     for id in &done.fsync_failing {
         std::fs::remove_file(nodes.fsync_trigger(*id))?;

@@ -1,42 +1,53 @@
-//! The raftstream processes of a chaos run, each in its node's network namespace, with fixed
-//! ports on its own address (a fresh namespace has nothing else listening): Kafka 9092, cluster
-//! 9093, HTTP 9644. Each node logs to `<dir>/node<i>.log`, appended across restarts.
+//! The raftstream processes of a chaos run, each started in its node's network namespace (or,
+//! in the proxy fallback, on loopback ports of its own). Each node logs to `<dir>/node<i>.log`,
+//! appended across restarts.
 
-use super::net::Net;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Kafka port of every node.
-pub const KAFKA_PORT: u16 = 9092;
-const CLUSTER_PORT: u16 = 9093;
-const HTTP_PORT: u16 = 9644;
+/// Where a node listens, what it tells others, and where it runs.
+#[derive(Clone, Debug)]
+pub struct NodeAddrs {
+    pub kafka: SocketAddr,
+    pub http: SocketAddr,
+    pub cluster_listen: SocketAddr,
+    /// The cluster address the other nodes use (its proxy in the fallback).
+    pub cluster_advertise: SocketAddr,
+    /// The network namespace it runs in, if any.
+    pub netns: Option<String>,
+}
 
 /// The nodes of one run.
 pub struct Nodes {
     bin: PathBuf,
     dir: PathBuf,
-    net: Arc<Net>,
+    addrs: Vec<NodeAddrs>,
     ids: Vec<i32>,
     env: Vec<(String, String)>,
     children: Vec<Option<Child>>,
 }
 
 impl Nodes {
-    /// Nodes `ids`, not started; data and logs under `dir`; `env` added to every process.
-    pub fn new(bin: PathBuf, dir: PathBuf, net: Arc<Net>, ids: Vec<i32>, env: Vec<(String, String)>) -> Nodes {
+    /// Nodes `ids` at `addrs` (same order), not started; data and logs under `dir`; `env` added
+    /// to every process.
+    pub fn new(bin: PathBuf, dir: PathBuf, ids: Vec<i32>, addrs: Vec<NodeAddrs>, env: Vec<(String, String)>) -> Nodes {
         let children = ids.iter().map(|_| None).collect();
         Nodes {
             bin,
             dir,
-            net,
+            addrs,
             ids,
             env,
             children,
         }
+    }
+
+    /// Node `id`'s addresses.
+    pub fn addrs(&self, id: i32) -> &NodeAddrs {
+        &self.addrs[self.slot(id)]
     }
 
     /// Every node's id.
@@ -46,7 +57,7 @@ impl Nodes {
 
     /// Node `id`'s Kafka address.
     pub fn kafka_addr(&self, id: i32) -> String {
-        format!("{}:{KAFKA_PORT}", self.net.addr(id))
+        self.addrs(id).kafka.to_string()
     }
 
     /// Every node's Kafka address, comma-separated.
@@ -74,28 +85,33 @@ impl Nodes {
 
     /// Starts node `id` (again) on its data dir.
     pub fn start(&mut self, id: i32) -> anyhow::Result<()> {
-        let addr = self.net.addr(id);
+        let a = self.addrs(id).clone();
         let peers = self
             .ids
             .iter()
-            .map(|i| format!("{i}@{}:{CLUSTER_PORT}", self.net.addr(*i)))
+            .map(|i| format!("{i}@{}", self.addrs(*i).cluster_advertise))
             .collect::<Vec<_>>()
             .join(",");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join(format!("node{id}.log")))?;
-        let mut cmd = Command::new("ip");
-        // `ip netns exec` execs the broker in place: the child's pid is the broker's.
-        cmd.args(["netns", "exec", &self.net.ns(id)])
-            .arg(&self.bin)
-            .arg("--data-dir")
+        let mut cmd = match &a.netns {
+            // `ip netns exec` execs the broker in place: the child's pid is the broker's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        cmd.arg("--data-dir")
             .arg(self.data_dir(id))
             .args(["--node-id", &id.to_string()])
-            .args(["--listen", &format!("{addr}:{KAFKA_PORT}")])
-            .args(["--advertise", &format!("{addr}:{KAFKA_PORT}")])
-            .args(["--http-listen", &format!("{addr}:{HTTP_PORT}")])
-            .args(["--cluster-listen", &format!("{addr}:{CLUSTER_PORT}")])
+            .args(["--listen", &a.kafka.to_string()])
+            .args(["--advertise", &a.kafka.to_string()])
+            .args(["--http-listen", &a.http.to_string()])
+            .args(["--cluster-listen", &a.cluster_listen.to_string()])
             .args(["--peers", &peers])
             .env("RUST_LOG", "info,openraft=warn")
             .env("RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS", "3")
@@ -167,7 +183,7 @@ impl Nodes {
 
     /// `GET /health/ready` on node `id`: true on 200.
     pub fn ready(&self, id: i32) -> bool {
-        http_status(SocketAddr::from((self.net.addr(id), HTTP_PORT)), "/health/ready") == Some(200)
+        http_status(self.addrs(id).http, "/health/ready") == Some(200)
     }
 
     /// Waits until every node is running and ready.

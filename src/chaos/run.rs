@@ -6,8 +6,8 @@
 use super::checker::{self, Records, Summary};
 use super::history::{self, History};
 use super::nemesis;
-use super::net::{self, Net};
-use super::nodes::{Nodes, KAFKA_PORT};
+use super::network::{Network, NetworkMode};
+use super::nodes::Nodes;
 use super::replicas::read_replica;
 use super::scenarios::{Rng, Scenario};
 use super::timeline;
@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub rate_per_producer: u32,
     /// Extra environment for every node (the broken-build switch).
     pub node_env: Vec<(String, String)>,
+    /// Namespaces, the proxy fallback, or whichever works here.
+    pub network: NetworkMode,
 }
 
 /// Runs `scenario`; returns the checker's summary.
@@ -46,15 +48,8 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(&dir)?;
-    net::remove_stale();
-    if let Some(why) = net::unavailable() {
-        anyhow::bail!(
-            "network namespaces are unavailable here: {why}. The harness needs root (or CAP_NET_ADMIN), \
-             iproute2 and nftables; the fault-injecting proxy fallback is not built"
-        );
-    }
     let ids: Vec<i32> = (1..=opts.nodes).collect();
-    let network = Arc::new(Net::create(&ids)?);
+    let (network, addrs) = Network::create(&ids, opts.network)?;
     let mut env = opts.node_env.clone();
     let mut disks = Vec::new();
     if scenario.fills_disks() {
@@ -65,7 +60,7 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
             disks.push(SmallDisk::mount(&dir.join(format!("node{id}")), "256m")?);
         }
     }
-    let mut nodes = Nodes::new(opts.bin.clone(), dir.clone(), network.clone(), ids.clone(), env);
+    let mut nodes = Nodes::new(opts.bin.clone(), dir.clone(), ids.clone(), addrs, env);
     for id in &ids {
         nodes.start(*id)?;
     }
@@ -169,7 +164,7 @@ fn check_identity(nodes: &Nodes) -> anyhow::Result<()> {
             .find(|b| b.id() == id)
             .ok_or_else(|| anyhow::anyhow!("node {id} missing from its own Metadata"))?;
         anyhow::ensure!(
-            format!("{}:{}", me.host(), me.port()) == nodes.kafka_addr(id) && me.port() as u16 == KAFKA_PORT,
+            format!("{}:{}", me.host(), me.port()) == nodes.kafka_addr(id),
             "node {id} registered {}:{}",
             me.host(),
             me.port()

@@ -85,12 +85,14 @@ fn step(at_ms: u64, hold_ms: u64, faults: &[Fault]) -> Step {
 }
 
 /// The named scenarios, in the order the short schedule runs them.
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 7] = [
     "leader-crash",
     "follower-crash",
     "partition",
     "pause",
     "rolling-restart",
+    "disk-full",
+    "fsync-failure",
 ];
 
 /// The scenario called `name`.
@@ -194,6 +196,16 @@ pub fn long(duration_ms: u64, seed: u64) -> Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_short_schedule_injects_every_fault() {
+        let used: std::collections::HashSet<Fault> = NAMES
+            .iter()
+            .flat_map(|n| named(n, 1).expect("named scenario").steps)
+            .flat_map(|s| s.faults)
+            .collect();
+        assert_eq!(used.len(), 11, "{used:?}");
+    }
 
     #[test]
     fn a_long_schedule_uses_every_fault_but_fsync_failure_and_replays_from_its_seed() {

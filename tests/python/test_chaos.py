@@ -49,3 +49,18 @@ def test_checker_catches_a_broker_that_acks_before_commit(tmp_path):
     summary = json.loads((tmp_path / "partition" / "summary.json").read_text())
     # Writes the cut-off leader acknowledged were replaced by the new leader's.
     assert summary["lost"]["count"] > 0 and summary["divergent"]["count"] > 0, summary
+
+
+@pytest.mark.timeout(600)
+def test_proxy_fallback_partitions_bite_and_lose_nothing(tmp_path):
+    """Without network namespaces the harness routes node-to-node traffic through its
+    fault-injecting proxy: the partition scenario loses nothing with the real broker, and the
+    broken one is caught (so the proxy's partitions really cut the leader off)."""
+    run = chaos(tmp_path / "ok", "--network", "proxy", "scenario", "partition")
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    summary = json.loads((tmp_path / "ok" / "partition" / "summary.json").read_text())
+    assert summary["lost"]["count"] == 0 and summary["divergent"]["count"] == 0, summary
+    assert summary["acked"] > 1000 and summary["replicas_checked"] == 9, summary
+    broken = chaos(tmp_path / "broken", "--network", "proxy", "--broken-ack-before-commit", "scenario", "partition")
+    assert broken.returncode == 0, broken.stdout + broken.stderr[-3000:]
+    assert json.loads((tmp_path / "broken" / "partition" / "summary.json").read_text())["lost"]["count"] > 0
