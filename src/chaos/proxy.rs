@@ -22,7 +22,8 @@ type Blocked = Arc<Mutex<HashSet<(i32, i32)>>>;
 /// The proxies of one run.
 pub struct Proxies {
     blocked: Blocked,
-    runtime: tokio::runtime::Runtime,
+    /// Runs the relays; dropping it stops them.
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl Proxies {
@@ -42,7 +43,10 @@ impl Proxies {
                 }
             });
         }
-        Ok(Proxies { blocked, runtime })
+        Ok(Proxies {
+            blocked,
+            _runtime: runtime,
+        })
     }
 
     /// Blocks traffic between each pair in `pairs` (both directions), replacing any earlier
@@ -59,13 +63,6 @@ impl Proxies {
     /// Removes every partition.
     pub fn heal(&self) {
         self.blocked.lock().expect("blocked lock").clear();
-    }
-}
-
-impl Drop for Proxies {
-    fn drop(&mut self) {
-        self.heal();
-        let _ = &self.runtime;
     }
 }
 
