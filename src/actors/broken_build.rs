@@ -7,6 +7,7 @@
 //! neither switch.
 
 use super::partition::ProduceReply;
+use crate::storage::log::PartitionLog;
 
 /// Whether this process runs broken (read once).
 pub fn enabled() -> bool {
@@ -24,11 +25,12 @@ pub fn enabled() -> bool {
 /// When broken: answers `reply` now with the offset the batch will get if nothing goes wrong
 /// (`predicted_end` tracks batches submitted but not yet appended) and returns a reply nobody
 /// waits for. Otherwise returns `reply` untouched.
-pub fn ack_early(reply: ProduceReply, predicted_end: &mut i64, log_end: i64, record_count: i32) -> ProduceReply {
+pub fn ack_early(reply: ProduceReply, predicted_end: &mut i64, log: &PartitionLog, record_count: i32) -> ProduceReply {
     if !enabled() {
         return reply;
     }
-    let base = (*predicted_end).max(log_end);
+    // The log end is read only here: the normal produce path takes no log lock for it.
+    let base = (*predicted_end).max(log.end_offset());
     *predicted_end = base + record_count as i64;
     let _ = reply.send(Ok(base));
     tokio::sync::oneshot::channel().0

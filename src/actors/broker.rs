@@ -32,9 +32,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-/// How often the data dir's free space is checked.
-const DISK_CHECK_INTERVAL: Duration = Duration::from_millis(500);
-
 /// What the broker needs to start.
 pub struct BrokerArgs {
     pub config: Arc<Config>,
@@ -172,7 +169,7 @@ impl Actor for Broker {
         };
 
         let disk = DiskGuard::new(cfg.data_dir.clone(), cfg.log_dir_min_free_bytes);
-        let disk_monitor = disk.spawn_monitor(DISK_CHECK_INTERVAL);
+        let disk_monitor = disk.spawn_monitor(crate::storage::disk_guard::CHECK_INTERVAL);
         let (supervisor, _) = Actor::spawn_linked(
             Some("partitions".into()),
             PartitionSupervisor,

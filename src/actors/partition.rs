@@ -187,10 +187,7 @@ impl Actor for PartitionActor {
         });
         let sm = PartitionSm::open(&args.dir, shared.clone(), log.clone());
         let store = LogStore::new(log.clone(), args.sink.clone()).purging_with(shared.clone());
-        let group = GroupId::Partition {
-            topic: args.tp.topic.clone(),
-            partition: args.tp.partition,
-        };
+        let group = GroupId::of(&args.tp);
         let raft = Raft::new(
             args.node_id,
             args.raft_config.clone(),
@@ -337,12 +334,7 @@ impl Actor for PartitionActor {
                         return Err(format!("raft group of {:?} stopped: {fatal}", st.tp).into());
                     }
                 };
-                let reply = super::broken_build::ack_early(
-                    reply,
-                    &mut st.predicted_end,
-                    st.log.end_offset(),
-                    header.record_count,
-                );
+                let reply = super::broken_build::ack_early(reply, &mut st.predicted_end, &st.log, header.record_count);
                 let me = myself.clone();
                 tokio::spawn(async move {
                     let result = match rx.await {

@@ -85,10 +85,7 @@ impl Handoff {
         tokio::spawn(async move {
             let lease = Duration::from_millis(self.raft.config().election_timeout_max);
             tokio::time::sleep(lease + LEASE_MARGIN).await;
-            let group = GroupId::Partition {
-                topic: self.tp.topic.clone(),
-                partition: self.tp.partition,
-            };
+            let group = GroupId::of(&self.tp);
             match self.peers.call(preferred, Request::Campaign(group), lease).await {
                 Ok(Response::Proposed(Ok(_))) => {
                     let node_id = self.node_id;

@@ -234,7 +234,7 @@ impl PartitionSupervisor {
                 }
             }
             if let Some(disk) = disk {
-                disk.wait_not_low(Duration::from_millis(500)).await;
+                disk.wait_not_low(crate::storage::disk_guard::CHECK_INTERVAL).await;
             }
             let _ = me.send_message(SupervisorMsg::Restart(tp));
         });
@@ -398,10 +398,7 @@ impl Actor for PartitionSupervisor {
 /// Asks the other voters of `tp`'s group, in turn, to campaign until one agrees (best effort:
 /// its own election timer takes over if the first attempt loses to a follower's lease).
 async fn ask_to_campaign(peers: &Peers, tp: &TopicPartition, voters: Vec<NodeId>, me: NodeId) {
-    let group = GroupId::Partition {
-        topic: tp.topic.clone(),
-        partition: tp.partition,
-    };
+    let group = GroupId::of(tp);
     for voter in voters.into_iter().filter(|v| *v != me) {
         let answer = peers
             .call(voter, Request::Campaign(group.clone()), Duration::from_secs(1))

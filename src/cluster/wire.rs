@@ -21,6 +21,16 @@ pub enum GroupId {
     Partition { topic: String, partition: i32 },
 }
 
+impl GroupId {
+    /// The group of partition `tp`.
+    pub fn of(tp: &crate::handlers::context::TopicPartition) -> GroupId {
+        GroupId::Partition {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+        }
+    }
+}
+
 /// What one node asks another.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {

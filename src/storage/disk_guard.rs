@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// How often free space is checked.
+pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
 /// The node's view of its data dir's free space.
 pub struct DiskGuard {
     dir: PathBuf,
