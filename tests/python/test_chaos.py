@@ -47,8 +47,9 @@ def test_checker_catches_a_broker_that_acks_before_commit(tmp_path):
     run = chaos(tmp_path, "--broken-ack-before-commit", "scenario", "partition")
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     summary = json.loads((tmp_path / "partition" / "summary.json").read_text())
-    # Writes the cut-off leader acknowledged were replaced by the new leader's.
-    assert summary["lost"]["count"] > 0 and summary["divergent"]["count"] > 0, summary
+    # Writes the cut-off leader acknowledged are gone (whether their predicted offsets were
+    # reused by the new leader, which the checker also reports as divergent, depends on timing).
+    assert summary["lost"]["count"] > 0, summary
 
 
 @pytest.mark.timeout(600)
