@@ -275,10 +275,14 @@ impl Actor for PartitionActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             PartitionMsg::Produce { batch, header, reply } => {
-                let (leader, term) = {
+                let (leader, term, applied_term) = {
                     let m = st.raft.metrics();
                     let m = m.borrow();
-                    (m.current_leader, m.current_term)
+                    (
+                        m.current_leader,
+                        m.current_term,
+                        m.last_applied.map(|l| l.leader_id.term),
+                    )
                 };
                 // While leadership is being handed to the preferred replica, clients go there.
                 let handing_off = st.shared.handing_off.load(std::sync::atomic::Ordering::Acquire);
@@ -293,9 +297,18 @@ impl Actor for PartitionActor {
                     let _ = reply.send(Err(ResponseError::KafkaStorageError));
                     return Ok(());
                 }
+                if applied_term != Some(term) {
+                    // A new leader's log may end in entries of earlier terms that are not
+                    // committed yet: their sequences must not answer a retry as a duplicate
+                    // (acknowledged) before they are. The leader's first entry of its term
+                    // commits them (or this node is not really leading); clients retry.
+                    let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+                    return Ok(());
+                }
                 if st.led_term != Some(term) {
-                    // Newly leader: the log knows the sequences of every batch it holds,
-                    // including those replicated while this node followed.
+                    // Newly leader, everything before this term committed: the log knows
+                    // the sequences of every batch it holds, including those replicated while
+                    // this node followed.
                     let (producers, exact) = st.log.producer_states();
                     if !exact {
                         tracing::warn!(partition = ?st.tp, "producer state after a truncation is approximate");

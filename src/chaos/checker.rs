@@ -13,6 +13,7 @@
 //!   values for it were outstanding.
 
 use super::history::Event;
+use super::replicas::Writer;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -106,7 +107,14 @@ pub fn check(
     events: &[Event],
     final_reads: &BTreeMap<i32, Records>,
     replicas: &BTreeMap<(i32, i32), Records>,
+    writer_of: &HashMap<(i32, i64), Writer>,
 ) -> Summary {
+    let writer = |p: i32, offset: i64| match writer_of.get(&(p, offset)) {
+        Some((_, pid, epoch, seq, leader_epoch)) => {
+            format!(" [offset {offset}: producer {pid} epoch {epoch} seq {seq}, leader epoch {leader_epoch}]")
+        }
+        None => String::new(),
+    };
     let mut s = Summary::default();
     let mut invoked = HashSet::new();
     // (partition, offset) -> (value, where it was seen first).
@@ -189,8 +197,11 @@ pub fn check(
             }
             see(&mut s, *p, *offset, value, "final read".into());
             if let Some(first) = offsets_of.insert(value, *offset) {
-                s.duplicated
-                    .add(format!("{value:?} at partition {p} offsets {first} and {offset}"));
+                s.duplicated.add(format!(
+                    "{value:?} at partition {p} offsets {first} and {offset}{}{}",
+                    writer(*p, first),
+                    writer(*p, *offset)
+                ));
             }
             if let Some((producer, seq)) = parse_value(value) {
                 if let Some((prev, prev_offset)) = last_seq.insert(producer, (seq, *offset)) {

@@ -6,9 +6,20 @@ use crate::storage::log::{LogConfig, PartitionLog};
 use kafka_protocol::records::RecordBatchDecoder;
 use std::path::Path;
 
-/// (offset, value) of every record in `topic`-`partition` under `data_dir`, in log order;
-/// `None` if the node holds no replica of it.
-pub fn read_replica(data_dir: &Path, topic: &str, partition: i32) -> anyhow::Result<Option<Vec<(i64, String)>>> {
+/// Who wrote a record: (offset, producer id, producer epoch, sequence, partition leader epoch
+/// of its batch). A duplicated value is
+/// explained by these: the same sequence twice is the broker's idempotence failing, a new epoch
+/// is the client re-sending after an epoch bump.
+pub type Writer = (i64, i64, i16, i32, i32);
+
+/// One replica's records in log order, and who wrote each.
+pub struct Replica {
+    pub records: Vec<(i64, String)>,
+    pub writers: Vec<Writer>,
+}
+
+/// Every record of `topic`-`partition` under `data_dir`; `None` if the node holds no replica of it.
+pub fn read_replica(data_dir: &Path, topic: &str, partition: i32) -> anyhow::Result<Option<Replica>> {
     let dir = data_dir.join("topics").join(format!("{topic}-{partition}"));
     if !dir.exists() {
         return Ok(None);
@@ -22,6 +33,7 @@ pub fn read_replica(data_dir: &Path, topic: &str, partition: i32) -> anyhow::Res
     let end = log.end_offset();
     let mut offset = log.start_offset();
     let mut out = Vec::new();
+    let mut writers = Vec::new();
     while offset < end {
         let read = log
             .read_batches(offset, 1 << 20, end)
@@ -36,9 +48,16 @@ pub fn read_replica(data_dir: &Path, topic: &str, partition: i32) -> anyhow::Res
             for r in set.records {
                 let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
                 out.push((r.offset, value));
+                writers.push((
+                    r.offset,
+                    r.producer_id,
+                    r.producer_epoch,
+                    r.sequence,
+                    r.partition_leader_epoch,
+                ));
                 offset = offset.max(r.offset + 1);
             }
         }
     }
-    Ok(Some(out))
+    Ok(Some(Replica { records: out, writers }))
 }

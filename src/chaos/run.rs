@@ -8,7 +8,7 @@ use super::history::{self, History};
 use super::nemesis;
 use super::network::{Network, NetworkMode};
 use super::nodes::Nodes;
-use super::replicas::read_replica;
+use super::replicas::{read_replica, Writer};
 use super::scenarios::{Rng, Scenario};
 use super::timeline;
 use super::workload::{Workload, WorkloadSpec};
@@ -16,7 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,10 +114,12 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
     history.flush()?;
     nodes.stop_all()?;
     let mut replicas: BTreeMap<(i32, i32), Records> = BTreeMap::new();
+    let mut writers: Vec<(i32, i32, Vec<Writer>)> = Vec::new();
     for id in &ids {
         for p in 0..opts.partitions {
             if let Some(r) = read_replica(&nodes.data_dir(*id), TOPIC, p)? {
-                replicas.insert((*id, p), r);
+                replicas.insert((*id, p), r.records);
+                writers.push((*id, p, r.writers));
             }
         }
     }
@@ -126,6 +128,7 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
     let replicas: Vec<(i32, i32, Records)> = replicas.into_iter().map(|((n, p), r)| (n, p, r)).collect();
     std::fs::write(dir.join("final-reads.json"), serde_json::to_vec(&final_reads)?)?;
     std::fs::write(dir.join("replicas.json"), serde_json::to_vec(&replicas)?)?;
+    std::fs::write(dir.join("writers.json"), serde_json::to_vec(&writers)?)?;
     std::fs::write(dir.join("scenario.json"), serde_json::to_vec_pretty(scenario)?)?;
     check_dir(&dir)
 }
@@ -138,7 +141,18 @@ pub fn check_dir(dir: &std::path::Path) -> anyhow::Result<Summary> {
     let replicas: Vec<(i32, i32, Records)> = serde_json::from_slice(&std::fs::read(dir.join("replicas.json"))?)?;
     let replicas: BTreeMap<(i32, i32), Records> = replicas.into_iter().map(|(n, p, r)| ((n, p), r)).collect();
     let scenario: Scenario = serde_json::from_slice(&std::fs::read(dir.join("scenario.json"))?)?;
-    let summary = checker::check(&events, &final_reads, &replicas);
+    // Who wrote each record (older run directories have no such file): explains duplicates.
+    let writers: Vec<(i32, i32, Vec<Writer>)> = std::fs::read(dir.join("writers.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    let mut writer_of: HashMap<(i32, i64), Writer> = HashMap::new();
+    for (_, p, ws) in writers {
+        for w in ws {
+            writer_of.insert((p, w.0), w);
+        }
+    }
+    let summary = checker::check(&events, &final_reads, &replicas, &writer_of);
     std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
     let title = format!(
         "{} (seed {}): acks per partition, faults shaded",

@@ -314,11 +314,13 @@ impl PartitionLog {
         }
         let seg = segs.last_mut().expect("segment");
         seal::remove(&seg.path)?;
-        // Truncation is rare (a follower's conflicting tail): a plain scan is fine.
+        // Truncation is rare (a follower's conflicting tail): a plain scan is fine. The scan
+        // carries the next Kafka offset: an entry without records (a new leader's blank entry)
+        // takes it as its own, and the log continues from the last kept entry's.
         let mut pos = 0;
         let mut prev: Option<EntryInfo> = None;
         while pos < seg.size_bytes {
-            let (_, info) = seg.read_at(pos, 0)?;
+            let (_, info) = seg.read_at(pos, prev.map_or(seg.base_offset, |p| p.next_offset))?;
             if info.log_id.index >= index {
                 break;
             }

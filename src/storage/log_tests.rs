@@ -168,3 +168,29 @@ fn truncation_forgets_the_producer_sequences_it_removed() {
     assert_eq!(states.check(7, 0, 6, 1), SeqCheck::Append);
     assert_eq!(states.check(7, 0, 5, 1), SeqCheck::Duplicate(5));
 }
+
+#[test]
+fn truncation_after_a_blank_entry_keeps_the_kafka_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    for i in 1..4 {
+        log.append(&[batch_entry(i, 2)]).unwrap();
+    }
+    // A new leader's blank entry, then a deposed leader's uncommitted batch after it.
+    log.append(&[Entry {
+        log_id: LogId::new(CommittedLeaderId::new(2, 1), 4),
+        payload: EntryPayload::Blank,
+    }])
+    .unwrap();
+    log.append(&[batch_entry(5, 2)]).unwrap();
+    log.truncate_from(5).unwrap();
+    // The cut ends at the blank entry: offsets continue after the batches before it (found by
+    // the chaos suite: they restarted at 0, and the replica diverged from the leader).
+    assert_eq!(log.end_offset(), 6);
+    log.append(&[batch_entry(5, 2)]).unwrap();
+    assert_eq!(log.end_offset(), 8);
+    drop(log);
+    let (log, rep) = PartitionLog::open(dir.path(), CFG).unwrap();
+    assert!(rep.truncated.is_none(), "{:?}", rep.truncated);
+    assert_eq!(log.end_offset(), 8);
+}
