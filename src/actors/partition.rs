@@ -18,7 +18,7 @@ use crate::storage::entry::ProducerInfo;
 use crate::storage::log::{LogConfig, PartitionLog};
 use crate::storage::meta_sm::ClusterMeta;
 use crate::storage::partition_sm::{PartitionShared, PartitionSm};
-use crate::storage::producer_state::{ProducerStates, SeqCheck};
+use crate::storage::producer_state::ProducerStates;
 use crate::storage::raft_log::LogStore;
 use crate::storage::retention::RetentionLimits;
 use crate::storage::segment::now_ms;
@@ -63,6 +63,9 @@ pub enum PartitionMsg {
     /// Check whether leadership should go back to the preferred replica (sent to itself every
     /// `leader.imbalance.check.interval.seconds`).
     RebalanceTick,
+    /// This node's first entry of `term` is applied (`ready`), or it was not within an election
+    /// timeout: produces held since it became leader go ahead, in order, or are refused.
+    LeaderReady { term: u64, ready: bool },
     /// The Raft group stopped on an error: the actor fails, and the supervisor restarts it.
     GroupStopped(String),
     /// Test hook: panic inside the actor, to exercise supervision.
@@ -133,10 +136,21 @@ pub struct PartitionState {
     /// Log end once every batch submitted in this term is appended (the broken build's
     /// early acknowledgements name offsets from it; see `broken_build`).
     predicted_end: i64,
+    /// Produces held until this new leader's first entry is applied, in arrival order.
+    held: std::collections::VecDeque<produce::HeldProduce>,
+    /// The term whose first applied entry is being waited for.
+    held_term: Option<u64>,
+    /// Most produces held at once (`max.pending.produces` per partition).
+    max_held: usize,
+    /// Longest wait for a new leader's first entry (the election timeout).
+    leader_ready_wait: Duration,
 }
 
 /// The partition actor.
 pub struct PartitionActor;
+
+#[path = "partition_produce.rs"]
+mod produce;
 
 /// Wipes `dir` if it holds data of an earlier topic with the same name.
 fn claim_dir(dir: &std::path::Path, topic_id: uuid::Uuid) -> anyhow::Result<()> {
@@ -264,6 +278,10 @@ impl Actor for PartitionActor {
             disk: args.disk.clone(),
             reported_isr: None,
             predicted_end: 0,
+            held: Default::default(),
+            held_term: None,
+            max_held: args.max_pending_produces.max(1),
+            leader_ready_wait: Duration::from_millis(args.raft_config.election_timeout_max),
         })
     }
 
@@ -274,102 +292,8 @@ impl Actor for PartitionActor {
         st: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PartitionMsg::Produce { batch, header, reply } => {
-                let (leader, term, applied_term) = {
-                    let m = st.raft.metrics();
-                    let m = m.borrow();
-                    (
-                        m.current_leader,
-                        m.current_term,
-                        m.last_applied.map(|l| l.leader_id.term),
-                    )
-                };
-                // While leadership is being handed to the preferred replica, clients go there.
-                let handing_off = st.shared.handing_off.load(std::sync::atomic::Ordering::Acquire);
-                if leader != Some(st.node_id) || handing_off {
-                    let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
-                    return Ok(());
-                }
-                if st.disk.is_low() {
-                    // Nothing is proposed that this node may fail to write; leadership moves
-                    // to a replica with room, where clients retry after a metadata refresh.
-                    st.hand_off(true);
-                    let _ = reply.send(Err(ResponseError::KafkaStorageError));
-                    return Ok(());
-                }
-                if applied_term != Some(term) {
-                    // A new leader's log may end in entries of earlier terms that are not
-                    // committed yet: their sequences must not answer a retry as a duplicate
-                    // (acknowledged) before they are. The leader's first entry of its term
-                    // commits them (or this node is not really leading); clients retry.
-                    let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
-                    return Ok(());
-                }
-                if st.led_term != Some(term) {
-                    // Newly leader, everything before this term committed: the log knows
-                    // the sequences of every batch it holds, including those replicated while
-                    // this node followed.
-                    let (producers, exact) = st.log.producer_states();
-                    if !exact {
-                        tracing::warn!(partition = ?st.tp, "producer state after a truncation is approximate");
-                    }
-                    st.producers = producers;
-                    st.led_term = Some(term);
-                    st.predicted_end = 0;
-                }
-                let producer = (header.producer_id >= 0).then_some(ProducerInfo {
-                    id: header.producer_id,
-                    epoch: header.producer_epoch,
-                    first_seq: header.base_sequence,
-                    count: header.record_count,
-                });
-                if let Some(p) = producer {
-                    match st.producers.check(p.id, p.epoch, p.first_seq, p.count) {
-                        SeqCheck::Reject(code) => {
-                            let _ = reply.send(Err(code));
-                            return Ok(());
-                        }
-                        SeqCheck::Duplicate(offset) => {
-                            let _ = reply.send(Ok(offset));
-                            return Ok(());
-                        }
-                        SeqCheck::DuplicateInFlight => {
-                            st.waiters.entry((p.id, p.first_seq)).or_default().push(reply);
-                            return Ok(());
-                        }
-                        SeqCheck::Append => st.producers.record(p.id, p.epoch, p.first_seq, p.count, None, now_ms()),
-                    }
-                }
-                let rx = match st.raft.client_write_ff(Command::Batch(batch)).await {
-                    Ok(rx) => rx,
-                    Err(fatal) => {
-                        let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
-                        return Err(format!("raft group of {:?} stopped: {fatal}", st.tp).into());
-                    }
-                };
-                let reply = super::broken_build::ack_early(reply, &mut st.predicted_end, &st.log, header.record_count);
-                let me = myself.clone();
-                tokio::spawn(async move {
-                    let result = match rx.await {
-                        Ok(Ok(resp)) => Ok(resp.data.base_offset),
-                        Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(ResponseError::NotLeaderOrFollower),
-                        Ok(Err(_)) => Err(ResponseError::UnknownServerError),
-                        // The group stopped (crash or shutdown) before committing: the client
-                        // must retry; nothing was promised.
-                        Err(_) => Err(ResponseError::NotLeaderOrFollower),
-                    };
-                    match producer {
-                        // If the actor is gone the reply is dropped: the client sees a
-                        // retriable error, never a false success.
-                        Some(producer) => drop(me.send_message(PartitionMsg::Appended {
-                            producer,
-                            result,
-                            reply,
-                        })),
-                        None => drop(reply.send(result)),
-                    }
-                });
-            }
+            PartitionMsg::Produce { batch, header, reply } => st.produce(&myself, batch, header, reply).await?,
+            PartitionMsg::LeaderReady { term, ready } => st.leader_ready(&myself, term, ready).await?,
             PartitionMsg::Appended {
                 producer: p,
                 result,

@@ -1,0 +1,180 @@
+//! The produce path of a partition actor: leadership and free-space checks, idempotent
+//! sequences, the Raft proposal, and the reply once the batch is committed.
+//!
+//! A new leader holds produces until an entry of its own term is applied: its log may end in
+//! entries of earlier terms that are not committed yet, and a retry of one of those batches must
+//! not be acknowledged as a duplicate before it is. Held produces go ahead in arrival order (the
+//! sequence checks depend on it).
+
+use super::{PartitionMsg, PartitionState, ProduceReply};
+use crate::cluster::Command;
+use crate::protocol::batch::BatchHeader;
+use crate::storage::entry::ProducerInfo;
+use crate::storage::producer_state::SeqCheck;
+use crate::storage::segment::now_ms;
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use openraft::error::ClientWriteError;
+use ractor::{ActorProcessingErr, ActorRef};
+
+/// A produce held until the new leader's first entry is applied.
+pub(super) struct HeldProduce {
+    batch: Bytes,
+    header: BatchHeader,
+    reply: ProduceReply,
+}
+
+impl PartitionState {
+    /// Handles one produce: refused, held, answered as a duplicate, or proposed.
+    pub(super) async fn produce(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        batch: Bytes,
+        header: BatchHeader,
+        reply: ProduceReply,
+    ) -> Result<(), ActorProcessingErr> {
+        let (leader, term, applied_term) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (
+                m.current_leader,
+                m.current_term,
+                m.last_applied.map(|l| l.leader_id.term),
+            )
+        };
+        // While leadership is being handed to the preferred replica, clients go there.
+        let handing_off = self.shared.handing_off.load(std::sync::atomic::Ordering::Acquire);
+        if leader != Some(self.node_id) || handing_off {
+            let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+            return Ok(());
+        }
+        if self.disk.is_low() {
+            // Nothing is proposed that this node may fail to write; leadership moves to a
+            // replica with room, where clients retry after a metadata refresh.
+            self.hand_off(true);
+            let _ = reply.send(Err(ResponseError::KafkaStorageError));
+            return Ok(());
+        }
+        if applied_term != Some(term) || !self.held.is_empty() {
+            self.hold(myself, term, HeldProduce { batch, header, reply });
+            return Ok(());
+        }
+        if self.led_term != Some(term) {
+            // Newly leader, everything before this term committed: the log knows the sequences
+            // of every batch it holds, including those replicated while this node followed.
+            let (producers, exact) = self.log.producer_states();
+            if !exact {
+                tracing::warn!(partition = ?self.tp, "producer state after a truncation is approximate");
+            }
+            self.producers = producers;
+            self.led_term = Some(term);
+            self.predicted_end = 0;
+        }
+        let producer = (header.producer_id >= 0).then_some(ProducerInfo {
+            id: header.producer_id,
+            epoch: header.producer_epoch,
+            first_seq: header.base_sequence,
+            count: header.record_count,
+        });
+        if let Some(p) = producer {
+            match self.producers.check(p.id, p.epoch, p.first_seq, p.count) {
+                SeqCheck::Reject(code) => {
+                    let _ = reply.send(Err(code));
+                    return Ok(());
+                }
+                SeqCheck::Duplicate(offset) => {
+                    let _ = reply.send(Ok(offset));
+                    return Ok(());
+                }
+                SeqCheck::DuplicateInFlight => {
+                    self.waiters.entry((p.id, p.first_seq)).or_default().push(reply);
+                    return Ok(());
+                }
+                SeqCheck::Append => self
+                    .producers
+                    .record(p.id, p.epoch, p.first_seq, p.count, None, now_ms()),
+            }
+        }
+        let rx = match self.raft.client_write_ff(Command::Batch(batch)).await {
+            Ok(rx) => rx,
+            Err(fatal) => {
+                let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+                return Err(format!("raft group of {:?} stopped: {fatal}", self.tp).into());
+            }
+        };
+        let reply =
+            crate::actors::broken_build::ack_early(reply, &mut self.predicted_end, &self.log, header.record_count);
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = match rx.await {
+                Ok(Ok(resp)) => Ok(resp.data.base_offset),
+                Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(ResponseError::NotLeaderOrFollower),
+                Ok(Err(_)) => Err(ResponseError::UnknownServerError),
+                // The group stopped (crash or shutdown) before committing: the client must
+                // retry; nothing was promised.
+                Err(_) => Err(ResponseError::NotLeaderOrFollower),
+            };
+            match producer {
+                // If the actor is gone the reply is dropped: the client sees a retriable
+                // error, never a false success.
+                Some(producer) => drop(me.send_message(PartitionMsg::Appended {
+                    producer,
+                    result,
+                    reply,
+                })),
+                None => drop(reply.send(result)),
+            }
+        });
+        Ok(())
+    }
+
+    /// Holds a produce until this leader's first entry of `term` is applied, watching for it
+    /// once per term (at most an election timeout).
+    fn hold(&mut self, myself: &ActorRef<PartitionMsg>, term: u64, produce: HeldProduce) {
+        if self.held.len() >= self.max_held {
+            let _ = produce.reply.send(Err(ResponseError::NotLeaderOrFollower));
+            return;
+        }
+        self.held.push_back(produce);
+        if self.held_term == Some(term) {
+            return;
+        }
+        self.held_term = Some(term);
+        let (raft, me, wait) = (self.raft.clone(), myself.clone(), self.leader_ready_wait);
+        tokio::spawn(async move {
+            let applied = raft
+                .wait(Some(wait))
+                .metrics(
+                    |m| m.current_term != term || m.last_applied.is_some_and(|l| l.leader_id.term == term),
+                    "leader's first entry applied",
+                )
+                .await;
+            let ready = applied.is_ok_and(|m| m.current_term == term);
+            let _ = me.send_message(PartitionMsg::LeaderReady { term, ready });
+        });
+    }
+
+    /// Lets the held produces go ahead in order (each is checked again), or refuses them all.
+    pub(super) async fn leader_ready(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        term: u64,
+        ready: bool,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.held_term != Some(term) {
+            return Ok(());
+        }
+        self.held_term = None;
+        let held = std::mem::take(&mut self.held);
+        if !ready {
+            for h in held {
+                let _ = h.reply.send(Err(ResponseError::NotLeaderOrFollower));
+            }
+            return Ok(());
+        }
+        for h in held {
+            self.produce(myself, h.batch, h.header, h.reply).await?;
+        }
+        Ok(())
+    }
+}
