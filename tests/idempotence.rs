@@ -63,8 +63,18 @@ fn duplicates_gaps_and_restart() {
     );
     assert_eq!(end_offset(&mut s), 2, "and is stored once");
 
+    // A batch ahead of the next sequence (an earlier one was refused and will be retried) is
+    // refused as retriable, not OUT_OF_ORDER_SEQUENCE_NUMBER: librdkafka answers that with an
+    // epoch bump that renumbers, and so duplicates, messages already in the log.
     let gap = idempotent_batch(&[b"x"], pid, epoch, 5);
-    assert_eq!(produce(&mut s, gap).0, ResponseError::OutOfOrderSequenceNumber.code());
+    assert_eq!(produce(&mut s, gap).0, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(end_offset(&mut s), 2, "nothing of it stored");
+    let behind = idempotent_batch(&[b"y"], pid, epoch, 1);
+    assert_eq!(
+        produce(&mut s, behind).0,
+        ResponseError::OutOfOrderSequenceNumber.code(),
+        "a batch overlapping stored sequences is out of order"
+    );
     let stale = idempotent_batch(&[b"x"], pid, epoch - 1, 2);
     assert_eq!(produce(&mut s, stale).0, ResponseError::InvalidProducerEpoch.code());
 

@@ -303,7 +303,11 @@ impl Actor for PartitionActor {
                     Ok(base) => st
                         .producers
                         .record(p.id, p.epoch, p.first_seq, p.count, Some(base), now_ms()),
-                    Err(_) => st.producers.forget_from(p.id, p.first_seq),
+                    Err(code) => {
+                        tracing::debug!(target: "raftstream::idempotence", partition = ?st.tp, producer = p.id,
+                            epoch = p.epoch, first_seq = p.first_seq, error = ?code, "append failed; sequence forgotten");
+                        st.producers.forget_from(p.id, p.first_seq)
+                    }
                 }
                 let _ = reply.send(result);
                 for w in st.waiters.remove(&(p.id, p.first_seq)).unwrap_or_default() {

@@ -79,10 +79,22 @@ impl PartitionState {
         if let Some(p) = producer {
             match self.producers.check(p.id, p.epoch, p.first_seq, p.count) {
                 SeqCheck::Reject(code) => {
+                    tracing::debug!(target: "raftstream::idempotence", partition = ?self.tp, producer = p.id,
+                        epoch = p.epoch, first_seq = p.first_seq, count = p.count, error = ?code, "sequence refused");
                     let _ = reply.send(Err(code));
                     return Ok(());
                 }
+                SeqCheck::Gap => {
+                    tracing::debug!(target: "raftstream::idempotence", partition = ?self.tp, producer = p.id,
+                        epoch = p.epoch, first_seq = p.first_seq, "sequence gap: refused as retriable");
+                    // Retriable and "not persisted" for every client (NOT_ENOUGH_REPLICAS would
+                    // skip the metadata refresh but tell operators something untrue).
+                    let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+                    return Ok(());
+                }
                 SeqCheck::Duplicate(offset) => {
+                    tracing::debug!(target: "raftstream::idempotence", partition = ?self.tp, producer = p.id,
+                        epoch = p.epoch, first_seq = p.first_seq, offset, "duplicate answered");
                     let _ = reply.send(Ok(offset));
                     return Ok(());
                 }

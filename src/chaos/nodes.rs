@@ -113,7 +113,9 @@ impl Nodes {
             .args(["--http-listen", &a.http.to_string()])
             .args(["--cluster-listen", &a.cluster_listen.to_string()])
             .args(["--peers", &peers])
-            .env("RUST_LOG", "info,openraft=warn")
+            // Idempotence decisions (sequence refusals, epoch bumps) at debug: they explain
+            // a duplicate or a gap the checker finds.
+            .env("RUST_LOG", "info,openraft=warn,raftstream::idempotence=debug")
             .env("RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS", "3")
             // A debug broker fails every fsync while this file exists (the fsync-failure fault).
             .env("RS_TEST_FSYNC_FAIL_TRIGGER", self.fsync_trigger(id))

@@ -16,6 +16,8 @@ pub async fn handle(broker: &dyn Broker, req: InitProducerIdRequest) -> InitProd
         Some(_) => return resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        tracing::debug!(target: "raftstream::idempotence", producer = req.producer_id.0,
+            epoch = req.producer_epoch + 1, "producer epoch bumped");
         return resp
             .with_producer_id(req.producer_id)
             .with_producer_epoch(req.producer_epoch + 1);
