@@ -127,6 +127,7 @@ impl Actor for Broker {
         let transport = start_transport(&cfg, registry.clone(), &args.identity).await?;
         let peers = transport.as_ref().map(|t| t.peers.clone());
         let controller_leader = Arc::new(std::sync::atomic::AtomicI32::new(-1));
+        let disk = DiskGuard::new(cfg.data_dir.clone(), cfg.log_dir_min_free_bytes);
         let (controller, _) = Actor::spawn_linked(
             Some("controller".into()),
             Controller,
@@ -142,6 +143,7 @@ impl Actor for Broker {
                 routes: transport.as_ref().map(|t| t.routes.clone()),
                 forward_timeout: Duration::from_millis(cfg.request_timeout_max_ms),
                 leader: controller_leader.clone(),
+                disk: disk.clone(),
             },
             myself.get_cell(),
         )
@@ -168,7 +170,6 @@ impl Actor for Broker {
             None => args.identity.clone(),
         };
 
-        let disk = DiskGuard::new(cfg.data_dir.clone(), cfg.log_dir_min_free_bytes);
         let disk_monitor = disk.spawn_monitor(crate::storage::disk_guard::CHECK_INTERVAL);
         let (supervisor, _) = Actor::spawn_linked(
             Some("partitions".into()),

@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 /// This node's Raft groups and controller, for peers.
 pub struct ClusterRoutes {
-    controller_raft: OnceLock<Raft>,
+    /// Replaced when the controller reopens its group after it stopped on a failed write.
+    controller_raft: RwLock<Option<Raft>>,
     controller: OnceLock<ActorRef<ControllerMsg>>,
     registry: Arc<Registry>,
     /// This node's cluster id (empty until adopted from the controller).
@@ -29,16 +30,20 @@ impl ClusterRoutes {
     /// Routes to partitions in `registry`; the controller is set when it starts.
     pub fn new(registry: Arc<Registry>, cluster_id: Arc<RwLock<String>>) -> Arc<ClusterRoutes> {
         Arc::new(ClusterRoutes {
-            controller_raft: OnceLock::new(),
+            controller_raft: RwLock::new(None),
             controller: OnceLock::new(),
             registry,
             cluster_id,
         })
     }
 
-    /// The controller group exists.
+    /// The controller group exists (again, after a reopen).
     pub fn set_controller_raft(&self, raft: Raft) {
-        let _ = self.controller_raft.set(raft);
+        *self.controller_raft.write().expect("controller raft lock") = Some(raft);
+    }
+
+    fn controller_raft(&self) -> Option<Raft> {
+        self.controller_raft.read().expect("controller raft lock").clone()
     }
 
     /// The controller actor runs.
@@ -50,7 +55,7 @@ impl ClusterRoutes {
 impl LocalGroups for ClusterRoutes {
     fn raft(&self, group: &GroupId) -> Option<Raft> {
         match group {
-            GroupId::Controller => self.controller_raft.get().cloned(),
+            GroupId::Controller => self.controller_raft(),
             GroupId::Partition { topic, partition } => self
                 .registry
                 .get(&TopicPartition {
@@ -89,8 +94,7 @@ impl LocalGroups for ClusterRoutes {
     }
 
     fn controller_voters(&self) -> Vec<NodeId> {
-        self.controller_raft
-            .get()
+        self.controller_raft()
             .map(|raft| {
                 raft.metrics()
                     .borrow()

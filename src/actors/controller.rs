@@ -3,13 +3,12 @@
 //! replayed at start before the broker serves.
 
 use super::cluster_routes::ClusterRoutes;
+use super::controller_group::{schedule_reopen, GroupParts, Opened, Reopens};
 use crate::cluster::join::{decide, spawn_join, ControllerStart};
-use crate::cluster::network::{join_via, propose_to, Network, Peers};
-use crate::cluster::wire::GroupId;
+use crate::cluster::network::{join_via, propose_to, Peers};
 use crate::cluster::{Command, NodeId, Raft};
-use crate::storage::log::{LogConfig, PartitionLog};
-use crate::storage::meta_sm::{ClusterMeta, MetaCommand, MetaSm};
-use crate::storage::raft_log::LogStore;
+use crate::storage::disk_guard::DiskGuard;
+use crate::storage::meta_sm::{Applied, ClusterMeta, MetaCommand};
 use crate::storage::FlushSink;
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;
@@ -41,6 +40,10 @@ pub enum ControllerMsg {
         reply: ProposeReply,
         forwarded: bool,
     },
+    /// The group stopped on an error (a failed write): reopen it once there is room.
+    GroupStopped(String),
+    /// Reopen the stopped group now.
+    Reopen,
 }
 
 /// A forwarded request's outcome as a Kafka error.
@@ -73,6 +76,9 @@ pub struct ControllerArgs {
     pub forward_timeout: Duration,
     /// Kept equal to the group's leader (-1 while unknown).
     pub leader: Arc<std::sync::atomic::AtomicI32>,
+    /// Free space of the data dir: metadata changes are refused while it is low, and a group
+    /// stopped by a failed write is reopened once it is not.
+    pub disk: Arc<DiskGuard>,
 }
 
 /// Controller state.
@@ -81,6 +87,11 @@ pub struct ControllerState {
     node_id: NodeId,
     peers: Option<Arc<Peers>>,
     forward_timeout: Duration,
+    /// How the group is opened (again).
+    parts: GroupParts,
+    /// How far the group's state machine got.
+    progress: Arc<std::sync::Mutex<Applied>>,
+    reopens: Reopens,
 }
 
 /// The controller actor.
@@ -93,27 +104,26 @@ impl Actor for Controller {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<ControllerMsg>,
+        myself: ActorRef<ControllerMsg>,
         args: ControllerArgs,
     ) -> Result<ControllerState, ActorProcessingErr> {
-        // The metadata log never rolls (it holds no Kafka batches), so one segment suffices.
-        let cfg = LogConfig {
-            segment_bytes: u64::MAX,
-            index_interval_bytes: 4096,
-            tail_cache_bytes: 256 << 10,
+        let parts = GroupParts {
+            dir: args.dir.clone(),
+            node_id: args.node_id,
+            raft_config: args.raft_config.clone(),
+            sink: args.sink.clone(),
+            view: args.view.clone(),
+            version: args.version.clone(),
+            peers: args.peers.clone(),
+            routes: args.routes.clone(),
+            leader: args.leader.clone(),
+            disk: args.disk.clone(),
         };
-        let (log, report) = PartitionLog::open(&args.dir, cfg)?;
-        if let Some((bytes, why)) = &report.truncated {
-            tracing::warn!(bytes, reason = %why, "cut a torn tail of the metadata log");
-        }
-        let last_index = log.last_log_id().map(|l| l.index);
-        let store = LogStore::new(Arc::new(log), args.sink.clone());
-        let sm = MetaSm::new(args.view.clone(), args.version.clone());
-        let network = Network::new(GroupId::Controller, args.peers.clone());
-        let raft = Raft::new(args.node_id, args.raft_config.clone(), network, store, sm).await?;
-        if let Some(routes) = &args.routes {
-            routes.set_controller_raft(raft.clone());
-        }
+        let Opened {
+            raft,
+            last_index,
+            progress,
+        } = parts.open(&myself, None).await?;
         let start = match &args.peers {
             Some(peers) if !raft.is_initialized().await? => decide(peers, args.node_id, args.ready_timeout).await?,
             _ => ControllerStart::Initialize,
@@ -138,21 +148,6 @@ impl Actor for Controller {
                 tracing::debug!(error = %e, "controller group already initialized");
             }
         }
-        let mut metrics = raft.metrics();
-        let leader_out = args.leader.clone();
-        tokio::spawn(async move {
-            loop {
-                let leader = metrics
-                    .borrow_and_update()
-                    .current_leader
-                    .map(|l| l as i32)
-                    .unwrap_or(-1);
-                leader_out.store(leader, std::sync::atomic::Ordering::Relaxed);
-                if metrics.changed().await.is_err() {
-                    return;
-                }
-            }
-        });
         let node_id = args.node_id;
         let single = args.peers.is_none();
         raft.wait(Some(args.ready_timeout))
@@ -174,16 +169,54 @@ impl Actor for Controller {
             node_id: args.node_id,
             peers: args.peers,
             forward_timeout: args.forward_timeout,
+            parts,
+            progress,
+            reopens: Reopens::default(),
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<ControllerMsg>,
+        myself: ActorRef<ControllerMsg>,
         msg: ControllerMsg,
         st: &mut ControllerState,
     ) -> Result<(), ActorProcessingErr> {
+        if st.reopens.pending {
+            if let ControllerMsg::Propose { reply, .. } | ControllerMsg::AddLearner { reply, .. } = msg {
+                let _ = reply.send(Err((
+                    ResponseError::NotController,
+                    "the controller group is being reopened".into(),
+                )));
+                return Ok(());
+            }
+        }
         match msg {
+            ControllerMsg::GroupStopped(why) => {
+                if st.reopens.pending {
+                    return Ok(());
+                }
+                let Some(pause) = st.reopens.next_pause() else {
+                    return Err(format!("controller group stopped again, giving up: {why}").into());
+                };
+                tracing::error!(error = %why, ?pause, "controller group stopped; reopening it when the data dir has room");
+                let _ = tokio::time::timeout(Duration::from_secs(5), st.raft.shutdown()).await;
+                schedule_reopen(myself, st.parts.disk.clone(), pause);
+            }
+            ControllerMsg::Reopen => {
+                let resume = st.progress.lock().expect("progress lock").clone();
+                match st.parts.open(&myself, Some(resume)).await {
+                    Ok(opened) => {
+                        tracing::info!("controller group reopened");
+                        st.raft = opened.raft;
+                        st.progress = opened.progress;
+                        st.reopens.reopened();
+                    }
+                    Err(e) => {
+                        st.reopens.pending = false;
+                        let _ = myself.send_message(ControllerMsg::GroupStopped(format!("reopening failed: {e}")));
+                    }
+                }
+            }
             ControllerMsg::AddLearner {
                 node_id,
                 addr,
@@ -250,8 +283,20 @@ impl Actor for Controller {
                     }
                     return Ok(());
                 }
+                if st.parts.disk.is_low() {
+                    // Nothing is proposed that this node may fail to write.
+                    let _ = reply.send(Err((ResponseError::KafkaStorageError, "the data dir is full".into())));
+                    return Ok(());
+                }
                 let bytes = serde_json::to_vec(&cmd)?;
-                let rx = st.raft.client_write_ff(Command::Meta(bytes.into())).await?;
+                let rx = match st.raft.client_write_ff(Command::Meta(bytes.into())).await {
+                    Ok(rx) => rx,
+                    Err(fatal) => {
+                        // The group stopped; its watcher asks for the reopen.
+                        let _ = reply.send(Err((ResponseError::NotController, fatal.to_string())));
+                        return Ok(());
+                    }
+                };
                 tokio::spawn(async move {
                     let result = match rx.await {
                         Ok(Ok(resp)) => match resp.data.error {

@@ -8,6 +8,7 @@ pub mod cluster_routes;
 pub mod committer;
 pub mod connection;
 pub mod controller;
+pub mod controller_group;
 pub mod coordinator_store;
 pub mod group_coordinator;
 pub mod group_state;

@@ -223,17 +223,39 @@ pub struct MetaSm {
     membership: StoredMembership<NodeId, BasicNode>,
     view: Arc<RwLock<Arc<ClusterMeta>>>,
     version: watch::Sender<u64>,
+    /// `last_applied` and `membership` as of the last apply, for reopening the group.
+    progress: Arc<std::sync::Mutex<Applied>>,
 }
+
+/// How far a controller state machine got: its last applied entry and membership.
+pub type Applied = (Option<LogId>, StoredMembership<NodeId, BasicNode>);
 
 impl MetaSm {
     /// A state machine publishing into `view` and bumping `version`.
     pub fn new(view: Arc<RwLock<Arc<ClusterMeta>>>, version: watch::Sender<u64>) -> MetaSm {
+        MetaSm::resume(view, version, (None, StoredMembership::default()))
+    }
+
+    /// A state machine that carries on from what `view` already holds: applied up to
+    /// `last_applied` with `membership` (the controller's group reopened after it stopped), so
+    /// nothing is applied twice.
+    pub fn resume(view: Arc<RwLock<Arc<ClusterMeta>>>, version: watch::Sender<u64>, applied: Applied) -> MetaSm {
         MetaSm {
-            last_applied: None,
-            membership: StoredMembership::default(),
+            last_applied: applied.0,
+            membership: applied.1.clone(),
             view,
             version,
+            progress: Arc::new(std::sync::Mutex::new(applied)),
         }
+    }
+
+    /// How far this state machine got, kept current as it applies.
+    pub fn progress(&self) -> Arc<std::sync::Mutex<Applied>> {
+        self.progress.clone()
+    }
+
+    fn note_progress(&self) {
+        *self.progress.lock().expect("progress lock") = (self.last_applied, self.membership.clone());
     }
 }
 
@@ -458,6 +480,7 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
             }
             out.push(res);
         }
+        self.note_progress();
         if changed {
             self.version.send_modify(|v| *v += 1);
         }
@@ -482,6 +505,7 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
     ) -> Result<(), StorageError> {
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        self.note_progress();
         Ok(())
     }
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 from kafka.errors import KafkaStorageError
 
@@ -57,6 +59,16 @@ def taken(bootstrap, value, acked):
     return True
 
 
+def create_topic(bootstrap, name):
+    """Creates topic `name` (one partition): None once created, else the error's name."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        admin.create_topics([NewTopic(name, 1, 1)], operation_timeout=5, request_timeout=10)[name].result(20)
+        return None
+    except KafkaException as e:
+        return e.args[0].name()
+
+
 def test_full_disk_refuses_produce_and_recovers(small_disk):
     b = Broker(small_disk / "data", env={"RAFTSTREAM_LOG_DIR_MIN_FREE_BYTES": str(MIN_FREE)}).start()
     before = [b"before-%d" % i for i in range(200)]
@@ -68,9 +80,35 @@ def test_full_disk_refuses_produce_and_recovers(small_disk):
     # Until the broker's next free-space check a produce may still be taken (and written).
     wait_for(lambda: not taken(b.bootstrap, b"while-filling", acked), "produce refused with KAFKA_STORAGE_ERROR")
     assert b.http_get("/health/live")[0] == 200 and b.proc.poll() is None
+    # Metadata changes are refused too: the controller writes nothing it may fail to write.
+    assert create_topic(b.bootstrap, "while-full") == "KAFKA_STORAGE_ERROR"
     ballast.unlink()
     wait_for(lambda: taken(b.bootstrap, b"after", acked), "produce accepted once space returned")
+    assert create_topic(b.bootstrap, "after-full") is None
     got = consume_all(b.bootstrap, "full", 0, len(acked) + 1, timeout=5)
     assert [m.value() for m in got] == acked
     b.kill()
     assert "escalating" not in b.log_text() and "panicked" not in b.log_text()
+
+
+def test_failed_controller_write_keeps_the_broker_up(tmp_path):
+    """The controller group's write fails (every fsync fails while a trigger file exists, a
+    debug build's test switch; a disk filling between free-space checks does the same): the
+    broker stays up, refuses metadata changes with a retriable error, reopens the group once
+    writes work again, and keeps what the controller held."""
+    trigger = tmp_path / "fsync-fails"
+    b = Broker(tmp_path / "data", env={"RS_TEST_FSYNC_FAIL_TRIGGER": str(trigger)}).start()
+    assert create_topic(b.bootstrap, "kept") is None
+    trigger.touch()
+    assert create_topic(b.bootstrap, "refused") is not None
+    b.wait_log("controller group stopped")
+    assert b.proc.poll() is None and b.http_get("/health/live")[0] == 200
+    trigger.unlink()
+    wait_for(lambda: create_topic(b.bootstrap, "after") is None, "a topic created once writes work again")
+    reports = produce_all(b.bootstrap, "after", [(None, b"v%d" % i, None, None) for i in range(10)], acks="all")
+    assert all(err is None for err, *_ in reports), reports[:3]
+    assert [m.value() for m in consume_all(b.bootstrap, "after", 0, 10)] == [b"v%d" % i for i in range(10)]
+    assert create_topic(b.bootstrap, "kept") == "TOPIC_ALREADY_EXISTS", "the topic made before is still known"
+    b.kill()
+    log = b.log_text()
+    assert "controller group reopened" in log and "stopping the broker" not in log and "panicked" not in log

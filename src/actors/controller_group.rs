@@ -1,0 +1,184 @@
+//! The controller's Raft group: opened at start, and opened again when it stopped on a failed
+//! write (a full disk, a failed fsync) once the data dir has room, carrying on from what its
+//! state machine had applied. The broker keeps serving meanwhile; metadata changes are refused
+//! with a retriable error until the group is back.
+
+use super::cluster_routes::ClusterRoutes;
+use super::controller::ControllerMsg;
+use crate::cluster::network::{Network, Peers};
+use crate::cluster::wire::GroupId;
+use crate::cluster::{NodeId, Raft};
+use crate::storage::disk_guard::{DiskGuard, CHECK_INTERVAL};
+use crate::storage::log::{LogConfig, PartitionLog};
+use crate::storage::meta_sm::{Applied, ClusterMeta, MetaSm};
+use crate::storage::raft_log::LogStore;
+use crate::storage::FlushSink;
+use ractor::{ActorProcessingErr, ActorRef};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Reopens in a row (without a calm minute between) before the controller gives up and the
+/// broker stops: a disk that fails every write is not waited out forever.
+const MAX_REOPENS: u32 = 10;
+/// A group that ran this long without stopping is healthy again: the reopen count restarts.
+const CALM_AFTER: Duration = Duration::from_secs(60);
+/// Longest pause between reopen attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What opening the group needs (kept for reopening it).
+pub(super) struct GroupParts {
+    pub dir: PathBuf,
+    pub node_id: NodeId,
+    pub raft_config: Arc<openraft::Config>,
+    pub sink: Arc<dyn FlushSink>,
+    pub view: Arc<RwLock<Arc<ClusterMeta>>>,
+    pub version: watch::Sender<u64>,
+    pub peers: Option<Arc<Peers>>,
+    pub routes: Option<Arc<ClusterRoutes>>,
+    pub leader: Arc<std::sync::atomic::AtomicI32>,
+    pub disk: Arc<DiskGuard>,
+}
+
+impl GroupParts {
+    /// Opens the metadata log and starts the group on it, its state machine carrying on from
+    /// `resume` (or replaying the log). Returns the group, the log's last index and the state
+    /// machine's progress. A watcher keeps `leader` current and tells `me` when the group stops
+    /// on an error.
+    pub async fn open(
+        &self,
+        me: &ActorRef<ControllerMsg>,
+        resume: Option<Applied>,
+    ) -> Result<Opened, ActorProcessingErr> {
+        // The metadata log never rolls (it holds no Kafka batches), so one segment suffices.
+        let cfg = LogConfig {
+            segment_bytes: u64::MAX,
+            index_interval_bytes: 4096,
+            tail_cache_bytes: 256 << 10,
+        };
+        let (log, report) = PartitionLog::open(&self.dir, cfg)?;
+        if let Some((bytes, why)) = &report.truncated {
+            tracing::warn!(bytes, reason = %why, "cut a torn tail of the metadata log");
+        }
+        let last_index = log.last_log_id().map(|l| l.index);
+        let store = LogStore::new(Arc::new(log), self.sink.clone());
+        let sm = match resume {
+            Some(applied) => MetaSm::resume(self.view.clone(), self.version.clone(), applied),
+            None => MetaSm::new(self.view.clone(), self.version.clone()),
+        };
+        let progress = sm.progress();
+        let network = Network::new(GroupId::Controller, self.peers.clone());
+        let raft = Raft::new(self.node_id, self.raft_config.clone(), network, store, sm).await?;
+        if let Some(routes) = &self.routes {
+            routes.set_controller_raft(raft.clone());
+        }
+        watch_group(raft.clone(), self.leader.clone(), me.clone());
+        Ok(Opened {
+            raft,
+            last_index,
+            progress,
+        })
+    }
+}
+
+/// A group just opened.
+pub(super) struct Opened {
+    pub raft: Raft,
+    /// The metadata log's last index when it was opened.
+    pub last_index: Option<u64>,
+    /// How far its state machine got (what a reopen carries on from).
+    pub progress: Arc<std::sync::Mutex<Applied>>,
+}
+
+/// Keeps `leader_out` equal to the group's leader; reports a stop on an error to `me`.
+fn watch_group(raft: Raft, leader_out: Arc<std::sync::atomic::AtomicI32>, me: ActorRef<ControllerMsg>) {
+    let mut metrics = raft.metrics();
+    tokio::spawn(async move {
+        loop {
+            let (leader, stopped) = {
+                let m = metrics.borrow_and_update();
+                let stopped = match &m.running_state {
+                    Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
+                    Err(fatal) => Some(fatal.to_string()),
+                };
+                (m.current_leader.map(|l| l as i32).unwrap_or(-1), stopped)
+            };
+            leader_out.store(leader, std::sync::atomic::Ordering::Relaxed);
+            if let Some(why) = stopped {
+                leader_out.store(-1, std::sync::atomic::Ordering::Relaxed);
+                let _ = me.send_message(ControllerMsg::GroupStopped(why));
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Reopen bookkeeping: how many in a row, and since when the current group runs.
+pub(super) struct Reopens {
+    in_a_row: u32,
+    running_since: Instant,
+    /// Set while the group is stopped and waiting to be reopened.
+    pub pending: bool,
+}
+
+impl Default for Reopens {
+    fn default() -> Self {
+        Reopens {
+            in_a_row: 0,
+            running_since: Instant::now(),
+            pending: false,
+        }
+    }
+}
+
+impl Reopens {
+    /// Plans a reopen after a stop: `None` when too many came in a row (give up), else the
+    /// pause before the attempt (doubling from the disk check interval).
+    pub fn next_pause(&mut self) -> Option<Duration> {
+        if self.running_since.elapsed() >= CALM_AFTER {
+            self.in_a_row = 0;
+        }
+        if self.in_a_row >= MAX_REOPENS {
+            return None;
+        }
+        self.in_a_row += 1;
+        self.pending = true;
+        Some((CHECK_INTERVAL * 2u32.saturating_pow(self.in_a_row - 1)).min(MAX_BACKOFF))
+    }
+
+    /// The group was opened again.
+    pub fn reopened(&mut self) {
+        self.pending = false;
+        self.running_since = Instant::now();
+    }
+}
+
+/// Asks `me` to reopen the group after `pause`, once the data dir has room.
+pub(super) fn schedule_reopen(me: ActorRef<ControllerMsg>, disk: Arc<DiskGuard>, pause: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(pause).await;
+        disk.wait_not_low(CHECK_INTERVAL).await;
+        let _ = me.send_message(ControllerMsg::Reopen);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopens_back_off_and_give_up() {
+        let mut r = Reopens::default();
+        let pauses: Vec<Duration> = std::iter::from_fn(|| r.next_pause()).collect();
+        assert_eq!(pauses.len(), MAX_REOPENS as usize);
+        assert_eq!(pauses[0], CHECK_INTERVAL);
+        assert_eq!(pauses[1], CHECK_INTERVAL * 2);
+        assert_eq!(*pauses.last().unwrap(), MAX_BACKOFF);
+        r.running_since = Instant::now() - CALM_AFTER;
+        assert_eq!(r.next_pause(), Some(CHECK_INTERVAL), "a calm minute starts over");
+    }
+}
