@@ -156,10 +156,9 @@ pub fn heal(done: Applied, nodes: &mut Nodes, network: &Network, history: &Histo
     }
     for (id, ballast) in &done.ballast {
         std::fs::remove_file(ballast)?;
-        // The controller group stops the broker when it cannot write (docs/reliability.md).
-        if !nodes.running(*id) {
-            nodes.start(*id)?;
-        }
+        // A full disk refuses writes; it must not stop the broker (its partition groups and its
+        // controller group wait for room).
+        anyhow::ensure!(nodes.running(*id), "node {id} stopped on a full disk; see node{id}.log");
     }
     for id in &done.fsync_failing {
         std::fs::remove_file(nodes.fsync_trigger(*id))?;
