@@ -8,6 +8,7 @@ use super::cluster_boot::{
 };
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
+use super::controller_group::GroupParts;
 use super::coordinator_store::StoreConfig;
 use super::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use super::http::{Http, HttpArgs, HttpMsg, HttpState};
@@ -132,18 +133,20 @@ impl Actor for Broker {
             Some("controller".into()),
             Controller,
             ControllerArgs {
-                dir: cfg.data_dir.join("meta"),
-                node_id,
-                raft_config: raft_cfg.clone(),
-                sink: sink.clone(),
-                view: meta.clone(),
-                version: version_tx,
+                group: GroupParts {
+                    dir: cfg.data_dir.join("meta"),
+                    node_id,
+                    raft_config: raft_cfg.clone(),
+                    sink: sink.clone(),
+                    view: meta.clone(),
+                    version: version_tx,
+                    peers: peers.clone(),
+                    routes: transport.as_ref().map(|t| t.routes.clone()),
+                    leader: controller_leader.clone(),
+                    disk: disk.clone(),
+                },
                 ready_timeout: Duration::from_secs(30),
-                peers: peers.clone(),
-                routes: transport.as_ref().map(|t| t.routes.clone()),
                 forward_timeout: Duration::from_millis(cfg.request_timeout_max_ms),
-                leader: controller_leader.clone(),
-                disk: disk.clone(),
             },
             myself.get_cell(),
         )

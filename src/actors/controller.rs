@@ -2,23 +2,19 @@
 //! configs). On one node it is a group of one with its own log under `<data_dir>/meta`,
 //! replayed at start before the broker serves.
 
-use super::cluster_routes::ClusterRoutes;
 use super::controller_group::{schedule_reopen, GroupParts, Opened, Reopens};
 use crate::cluster::join::{decide, spawn_join, ControllerStart};
 use crate::cluster::network::{join_via, propose_to, Peers};
 use crate::cluster::{Command, NodeId, Raft};
-use crate::storage::disk_guard::DiskGuard;
-use crate::storage::meta_sm::{Applied, ClusterMeta, MetaCommand};
-use crate::storage::FlushSink;
+use crate::storage::meta_sm::{Applied, MetaCommand};
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;
 use openraft::BasicNode;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 /// Reply to a proposal: applied, or refused with a Kafka error and a message.
 pub type ProposeReply = oneshot::Sender<Result<i64, (ResponseError, String)>>;
@@ -60,25 +56,12 @@ fn from_forwarded(r: Result<Result<i64, (i16, String)>, String>) -> Result<i64, 
 
 /// What the controller needs.
 pub struct ControllerArgs {
-    pub dir: PathBuf,
-    pub node_id: NodeId,
-    pub raft_config: Arc<openraft::Config>,
-    pub sink: Arc<dyn FlushSink>,
-    pub view: Arc<RwLock<Arc<ClusterMeta>>>,
-    pub version: watch::Sender<u64>,
+    /// How its Raft group is opened (and reopened after a failed write).
+    pub group: GroupParts,
     /// How long start-up may wait for the group to elect a leader and replay its log.
     pub ready_timeout: Duration,
-    /// The other nodes (none for a single node); every node of `peers` is a voter.
-    pub peers: Option<Arc<Peers>>,
-    /// Where peers reach the controller group.
-    pub routes: Option<Arc<ClusterRoutes>>,
     /// How long a forwarded proposal may take.
     pub forward_timeout: Duration,
-    /// Kept equal to the group's leader (-1 while unknown).
-    pub leader: Arc<std::sync::atomic::AtomicI32>,
-    /// Free space of the data dir: metadata changes are refused while it is low, and a group
-    /// stopped by a failed write is reopened once it is not.
-    pub disk: Arc<DiskGuard>,
 }
 
 /// Controller state.
@@ -107,40 +90,29 @@ impl Actor for Controller {
         myself: ActorRef<ControllerMsg>,
         args: ControllerArgs,
     ) -> Result<ControllerState, ActorProcessingErr> {
-        let parts = GroupParts {
-            dir: args.dir.clone(),
-            node_id: args.node_id,
-            raft_config: args.raft_config.clone(),
-            sink: args.sink.clone(),
-            view: args.view.clone(),
-            version: args.version.clone(),
-            peers: args.peers.clone(),
-            routes: args.routes.clone(),
-            leader: args.leader.clone(),
-            disk: args.disk.clone(),
-        };
+        let parts = args.group;
         let Opened {
             raft,
             last_index,
             progress,
         } = parts.open(&myself, None).await?;
-        let start = match &args.peers {
-            Some(peers) if !raft.is_initialized().await? => decide(peers, args.node_id, args.ready_timeout).await?,
+        let start = match &parts.peers {
+            Some(peers) if !raft.is_initialized().await? => decide(peers, parts.node_id, args.ready_timeout).await?,
             _ => ControllerStart::Initialize,
         };
-        if let (ControllerStart::Join { via }, Some(peers)) = (start, &args.peers) {
+        if let (ControllerStart::Join { via }, Some(peers)) = (start, &parts.peers) {
             let metrics = raft.metrics();
             let joined = move || metrics.borrow().current_leader.is_some();
-            spawn_join(peers.clone(), args.node_id, via, args.ready_timeout, joined);
+            spawn_join(peers.clone(), parts.node_id, via, args.ready_timeout, joined);
         }
         if start == ControllerStart::Initialize && !raft.is_initialized().await? {
-            let voters: BTreeMap<NodeId, BasicNode> = match &args.peers {
+            let voters: BTreeMap<NodeId, BasicNode> = match &parts.peers {
                 Some(peers) => peers
                     .members()
                     .iter()
                     .map(|(id, addr)| (*id, BasicNode::new(addr)))
                     .collect(),
-                None => BTreeMap::from([(args.node_id, BasicNode::default())]),
+                None => BTreeMap::from([(parts.node_id, BasicNode::default())]),
             };
             // Every voter initializes with the same membership; one that already received the
             // group's log from a peer is told so, which is fine.
@@ -148,8 +120,8 @@ impl Actor for Controller {
                 tracing::debug!(error = %e, "controller group already initialized");
             }
         }
-        let node_id = args.node_id;
-        let single = args.peers.is_none();
+        let node_id = parts.node_id;
+        let single = parts.peers.is_none();
         raft.wait(Some(args.ready_timeout))
             .metrics(
                 move |m| {
@@ -166,8 +138,8 @@ impl Actor for Controller {
             .map_err(|e| format!("controller not ready: {e}"))?;
         Ok(ControllerState {
             raft,
-            node_id: args.node_id,
-            peers: args.peers,
+            node_id: parts.node_id,
+            peers: parts.peers.clone(),
             forward_timeout: args.forward_timeout,
             parts,
             progress,

@@ -27,17 +27,25 @@ const CALM_AFTER: Duration = Duration::from_secs(60);
 /// Longest pause between reopen attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// What opening the group needs (kept for reopening it).
-pub(super) struct GroupParts {
+/// What opening the controller's group needs (kept for reopening it).
+pub struct GroupParts {
+    /// The metadata log's directory (`<data_dir>/meta`).
     pub dir: PathBuf,
     pub node_id: NodeId,
     pub raft_config: Arc<openraft::Config>,
     pub sink: Arc<dyn FlushSink>,
+    /// What handlers read, kept by the state machine.
     pub view: Arc<RwLock<Arc<ClusterMeta>>>,
+    /// Ticks on every metadata change.
     pub version: watch::Sender<u64>,
+    /// The other nodes (none for a single node); every node of `peers` is a voter.
     pub peers: Option<Arc<Peers>>,
+    /// Where peers reach the controller group.
     pub routes: Option<Arc<ClusterRoutes>>,
+    /// Kept equal to the group's leader (-1 while unknown).
     pub leader: Arc<std::sync::atomic::AtomicI32>,
+    /// Free space of the data dir: metadata changes are refused while it is low, and a group
+    /// stopped by a failed write is reopened once it is not.
     pub disk: Arc<DiskGuard>,
 }
 
@@ -46,7 +54,7 @@ impl GroupParts {
     /// `resume` (or replaying the log). Returns the group, the log's last index and the state
     /// machine's progress. A watcher keeps `leader` current and tells `me` when the group stops
     /// on an error.
-    pub async fn open(
+    pub(super) async fn open(
         &self,
         me: &ActorRef<ControllerMsg>,
         resume: Option<Applied>,
