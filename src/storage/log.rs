@@ -333,10 +333,15 @@ impl PartitionLog {
         // answer a retry of a batch that is no longer in the log as a duplicate, at an offset
         // that now holds another batch (an acknowledged write lost; found by the chaos suite).
         // They cannot be taken out one by one (older sequences were not kept), so the state is
-        // rebuilt from the whole log; truncation is rare.
-        let mut rebuilt = super::producer_state::ProducerStates::default();
+        // rebuilt: from the newest valid seal before the cut (the state as of its segment's
+        // end), scanning only the segments after it, or from the whole log without one.
+        let closed = segs.len() - 1;
+        let (mut rebuilt, scan_from) = (0..closed)
+            .rev()
+            .find_map(|i| seal::read_valid(&segs[i].path).map(|s| (s.producers, i + 1)))
+            .unwrap_or_default();
         let now_ms = super::segment::now_ms();
-        for seg in segs.iter() {
+        for seg in &segs[scan_from..] {
             let mut pos = 0;
             while pos < seg.size_bytes {
                 let (_, info) = seg.read_at(pos, 0)?;

@@ -159,6 +159,16 @@ fn truncation_forgets_the_producer_sequences_it_removed() {
         log.append(&[idempotent_entry(i + 1, 7, i as i32)]).unwrap();
     }
     assert_eq!(log.producer_states().0.check(7, 0, 8, 1), SeqCheck::Duplicate(8));
+    let seals = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seal"))
+            .count()
+    };
+    assert!(
+        seals(dir.path()) >= 2,
+        "closed segments are sealed: the rebuild starts from a seal"
+    );
     // A deposed leader's uncommitted tail (sequences 6..9) is cut.
     log.truncate_from(7).unwrap();
     let (states, exact) = log.producer_states();
