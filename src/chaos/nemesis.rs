@@ -7,6 +7,7 @@ use super::network::Network;
 use super::nodes::Nodes;
 use super::scenarios::{Fault, Rng, Step};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rustix::process::Signal;
 use std::time::Duration;
 
 /// What a step did, to be undone at its heal.
@@ -100,7 +101,7 @@ pub fn apply(
             }
             Fault::PauseLeader | Fault::PauseRandom => {
                 if nodes.running(hit[0]) && !done.paused.contains(&hit[0]) {
-                    nodes.signal(hit[0], "STOP")?;
+                    nodes.signal(hit[0], Signal::STOP)?;
                     done.paused.push(hit[0]);
                 }
             }
@@ -168,7 +169,7 @@ pub fn heal(done: Applied, nodes: &mut Nodes, network: &Network, history: &Histo
         }
     }
     for id in &done.paused {
-        nodes.signal(*id, "CONT")?;
+        nodes.signal(*id, Signal::CONT)?;
     }
     for id in &done.killed {
         nodes.start(*id)?;

@@ -2,6 +2,7 @@
 //! in the proxy fallback, on loopback ports of its own). Each node logs to `<dir>/node<i>.log`,
 //! appended across restarts.
 
+use rustix::process::{kill_process, Pid, Signal};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -137,36 +138,32 @@ impl Nodes {
         }
     }
 
-    /// Sends `signal` (a `kill` name: KILL, TERM, STOP, CONT) to node `id`.
-    pub fn signal(&mut self, id: i32, signal: &str) -> anyhow::Result<()> {
+    /// Sends `signal` to node `id`.
+    pub fn signal(&mut self, id: i32, signal: Signal) -> anyhow::Result<()> {
         let slot = self.slot(id);
         let Some(child) = &self.children[slot] else {
             anyhow::bail!("node {id} is not running")
         };
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(child.id().to_string())
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -{signal} node {id} failed");
-        Ok(())
+        let pid = Pid::from_raw(child.id() as i32).ok_or_else(|| anyhow::anyhow!("node {id} has no pid"))?;
+        kill_process(pid, signal).map_err(|e| anyhow::anyhow!("signal {signal:?} to node {id}: {e}"))
     }
 
     /// Kills node `id` with SIGKILL and reaps it.
     pub fn kill(&mut self, id: i32) -> anyhow::Result<()> {
-        self.stop_with(id, "KILL", Duration::from_secs(10))
+        self.stop_with(id, Signal::KILL, Duration::from_secs(10))
     }
 
     /// Stops node `id` gracefully (SIGTERM), SIGKILL after `grace`.
     pub fn stop(&mut self, id: i32, grace: Duration) -> anyhow::Result<()> {
-        self.stop_with(id, "TERM", grace)
+        self.stop_with(id, Signal::TERM, grace)
     }
 
-    fn stop_with(&mut self, id: i32, signal: &str, grace: Duration) -> anyhow::Result<()> {
+    fn stop_with(&mut self, id: i32, signal: Signal, grace: Duration) -> anyhow::Result<()> {
         if !self.running(id) {
             return Ok(());
         }
         // A paused process would not act on TERM.
-        let _ = self.signal(id, "CONT");
+        let _ = self.signal(id, Signal::CONT);
         self.signal(id, signal)?;
         let slot = self.slot(id);
         let child = self.children[slot].as_mut().expect("running child");
@@ -175,7 +172,7 @@ impl Nodes {
             if Instant::now() > deadline {
                 child.kill()?;
                 child.wait()?;
-                anyhow::bail!("node {id} did not stop within {grace:?} of SIG{signal}; killed");
+                anyhow::bail!("node {id} did not stop within {grace:?} of {signal:?}; killed");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

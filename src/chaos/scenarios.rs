@@ -33,6 +33,21 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 11] = [
+        Fault::KillLeader,
+        Fault::KillFollower,
+        Fault::KillRandom,
+        Fault::PauseLeader,
+        Fault::PauseRandom,
+        Fault::IsolateLeader,
+        Fault::SplitMinority,
+        Fault::Bridge,
+        Fault::RollingRestart,
+        Fault::DiskFull,
+        Fault::FsyncFail,
+    ];
+
     /// Name used in the history and the picture.
     pub fn name(self) -> &'static str {
         match self {
@@ -150,23 +165,12 @@ impl Rng {
 pub fn long(duration_ms: u64, seed: u64) -> Scenario {
     use Fault::*;
     // Not FsyncFail: its switch exists in debug brokers only, and long runs use release ones.
-    const SINGLE: [Fault; 10] = [
-        KillLeader,
-        KillFollower,
-        KillRandom,
-        PauseLeader,
-        PauseRandom,
-        IsolateLeader,
-        SplitMinority,
-        Bridge,
-        RollingRestart,
-        DiskFull,
-    ];
+    let single: Vec<Fault> = Fault::ALL.into_iter().filter(|f| *f != FsyncFail).collect();
     let mut rng = Rng::new(seed);
     let mut steps = Vec::new();
     let mut at = 3_000;
     while at < duration_ms {
-        let mut faults = vec![SINGLE[rng.range(0, SINGLE.len() as u64) as usize]];
+        let mut faults = vec![single[rng.range(0, single.len() as u64) as usize]];
         if rng.range(0, 4) == 0 && faults[0] != RollingRestart {
             let second = [KillRandom, PauseRandom, SplitMinority][rng.range(0, 3) as usize];
             if !faults.contains(&second) {
@@ -204,14 +208,14 @@ mod tests {
             .flat_map(|n| named(n, 1).expect("named scenario").steps)
             .flat_map(|s| s.faults)
             .collect();
-        assert_eq!(used.len(), 11, "{used:?}");
+        assert_eq!(used.len(), Fault::ALL.len(), "{used:?}");
     }
 
     #[test]
     fn a_long_schedule_uses_every_fault_but_fsync_failure_and_replays_from_its_seed() {
         let a = long(1_200_000, 42);
         let used: std::collections::HashSet<Fault> = a.steps.iter().flat_map(|s| s.faults.clone()).collect();
-        assert_eq!(used.len(), 10, "{used:?}");
+        assert_eq!(used.len(), Fault::ALL.len() - 1, "{used:?}");
         assert!(!used.contains(&Fault::FsyncFail));
         assert_eq!(
             serde_json::to_string(&long(1_200_000, 42)).unwrap(),
