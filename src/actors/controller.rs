@@ -74,6 +74,8 @@ pub struct ControllerState {
     parts: GroupParts,
     /// How far the group's state machine got.
     progress: Arc<std::sync::Mutex<Applied>>,
+    /// The group's log.
+    log: Arc<crate::storage::log::PartitionLog>,
     reopens: Reopens,
 }
 
@@ -95,6 +97,7 @@ impl Actor for Controller {
             raft,
             last_index,
             progress,
+            log,
         } = parts.open(&myself, None).await?;
         let start = match &parts.peers {
             Some(peers) if !raft.is_initialized().await? => decide(peers, parts.node_id, args.ready_timeout).await?,
@@ -143,6 +146,7 @@ impl Actor for Controller {
             forward_timeout: args.forward_timeout,
             parts,
             progress,
+            log,
             reopens: Reopens::default(),
         })
     }
@@ -172,6 +176,20 @@ impl Actor for Controller {
                 };
                 tracing::error!(error = %why, ?pause, "controller group stopped; reopening it when the data dir has room");
                 let _ = tokio::time::timeout(Duration::from_secs(5), st.raft.shutdown()).await;
+                let applied_next = st.progress.lock().expect("progress lock").0.map_or(0, |l| l.index + 1);
+                if st.log.sync_failed() && applied_next > st.log.synced_upto() {
+                    // Committed by the others, applied here, then cut: the state machine cannot
+                    // carry on from a log that lacks what it applied. A broker restart replays.
+                    return Err(format!("controller group stopped after applying unsynced entries: {why}").into());
+                }
+                match st.log.cut_unsynced() {
+                    Ok(0) => {}
+                    Ok(entries) => tracing::warn!(
+                        entries,
+                        "cut the metadata entries written after the last successful fsync"
+                    ),
+                    Err(e) => return Err(format!("cutting the metadata log's unsynced tail: {e}").into()),
+                }
                 schedule_reopen(myself, st.parts.disk.clone(), pause);
             }
             ControllerMsg::Reopen => {
@@ -181,6 +199,7 @@ impl Actor for Controller {
                         tracing::info!("controller group reopened");
                         st.raft = opened.raft;
                         st.progress = opened.progress;
+                        st.log = opened.log;
                         st.reopens.reopened();
                     }
                     Err(e) => {

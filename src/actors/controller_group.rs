@@ -70,7 +70,8 @@ impl GroupParts {
             tracing::warn!(bytes, reason = %why, "cut a torn tail of the metadata log");
         }
         let last_index = log.last_log_id().map(|l| l.index);
-        let store = LogStore::new(Arc::new(log), self.sink.clone());
+        let log = Arc::new(log);
+        let store = LogStore::new(log.clone(), self.sink.clone());
         let sm = match resume {
             Some(applied) => MetaSm::resume(self.view.clone(), self.version.clone(), applied),
             None => MetaSm::new(self.view.clone(), self.version.clone()),
@@ -86,6 +87,7 @@ impl GroupParts {
             raft,
             last_index,
             progress,
+            log,
         })
     }
 }
@@ -97,6 +99,8 @@ pub(super) struct Opened {
     pub last_index: Option<u64>,
     /// How far its state machine got (what a reopen carries on from).
     pub progress: Arc<std::sync::Mutex<Applied>>,
+    /// The metadata log (its unsynced tail is cut after a failed fsync, before a reopen).
+    pub log: Arc<PartitionLog>,
 }
 
 /// Keeps `leader_out` equal to the group's leader; reports a stop on an error to `me`.

@@ -220,6 +220,7 @@ impl PartitionSupervisor {
             if let Some(handle) = registry.remove(&tp) {
                 let led = handle.raft.metrics().borrow().current_leader == Some(node_id);
                 shutdown_raft(&handle, Duration::from_secs(5)).await;
+                cut_unsynced(&handle.log, &tp.topic, tp.partition);
                 if let (true, Some(_), Some(peers)) = (led, &disk, &peers) {
                     // The other replicas see this node alive and would wait for it for ever.
                     let replicas = handle
@@ -407,5 +408,22 @@ async fn ask_to_campaign(peers: &Peers, tp: &TopicPartition, voters: Vec<NodeId>
             tracing::info!(partition = ?tp, to = voter, "asked a replica to take over leadership");
             return;
         }
+    }
+}
+
+/// After a failed fsync, cuts the log back to what was last synced before its group restarts
+/// (see `PartitionLog::cut_unsynced`).
+fn cut_unsynced(log: &crate::storage::log::PartitionLog, topic: &str, partition: i32) {
+    match log.cut_unsynced() {
+        Ok(0) => {}
+        Ok(entries) => {
+            tracing::warn!(
+                topic,
+                partition,
+                entries,
+                "cut the entries written after the last successful fsync"
+            )
+        }
+        Err(e) => tracing::error!(topic, partition, error = %e, "cutting the unsynced tail failed"),
     }
 }

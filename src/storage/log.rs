@@ -66,6 +66,12 @@ pub struct PartitionLog {
     /// The most recently appended entries, as written: commit-time apply (which openraft
     /// reads back through the log store) and tail fetches are served from memory.
     tail: std::sync::Mutex<TailCache>,
+    /// One past the last Raft index known durable (what was there at open counts as durable).
+    synced_upto: std::sync::atomic::AtomicU64,
+    /// A flush of this log failed: what follows `synced_upto` may be gone from the disk.
+    sync_failed: std::sync::atomic::AtomicBool,
+    /// Counts cuts of the unsynced tail: flushes of appends from before a cut say nothing.
+    cuts: std::sync::atomic::AtomicU64,
 }
 
 impl PartitionLog {
@@ -148,6 +154,7 @@ impl PartitionLog {
         if segments.is_empty() {
             segments.push(Segment::create(dir, 0, 0, cfg.index_interval_bytes)?);
         }
+        let last_index = segments.iter().rev().find_map(|s| s.last.map(|l| l.log_id.index));
         Ok((
             PartitionLog {
                 dir: dir.to_path_buf(),
@@ -157,9 +164,65 @@ impl PartitionLog {
                 log_start: std::sync::atomic::AtomicI64::new(super::retention::read_log_start(dir)?),
                 producers: std::sync::Mutex::new((report.producers.clone(), true)),
                 tail: std::sync::Mutex::new(TailCache::new(cfg.tail_cache_bytes)),
+                synced_upto: std::sync::atomic::AtomicU64::new(last_index.map_or(0, |i| i + 1)),
+                sync_failed: Default::default(),
+                cuts: Default::default(),
             },
             report,
         ))
+    }
+
+    /// A flush failed and the tail after `synced_upto` has not been cut yet.
+    pub fn sync_failed(&self) -> bool {
+        self.sync_failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// One past the last Raft index known durable.
+    pub fn synced_upto(&self) -> u64 {
+        self.synced_upto.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Which cut of the unsynced tail appends happen after (for `note_synced`).
+    pub fn cut_generation(&self) -> u64 {
+        self.cuts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Everything up to Raft index `index`, appended in cut generation `generation`, is durable
+    /// (its flush round succeeded). Ignored after a failed flush until the cut: a later fsync
+    /// that succeeds does not prove the pages an earlier one failed to write reached the disk.
+    pub fn note_synced(&self, index: u64, generation: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.sync_failed.load(SeqCst) && self.cuts.load(SeqCst) == generation {
+            self.synced_upto.fetch_max(index + 1, SeqCst);
+        }
+    }
+
+    /// A flush of this log failed.
+    pub fn note_sync_failed(&self) {
+        self.sync_failed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// After a failed flush, cuts every entry after the last one known durable and returns how
+    /// many went (none if no flush failed). The kernel may drop pages it failed to write while
+    /// reads still return them ("fsyncgate"): a group restarted on this log must not count those
+    /// entries as its own. They were never acknowledged; they come again from the leader. Call
+    /// only while no group runs on the log.
+    pub fn cut_unsynced(&self) -> anyhow::Result<u64> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.sync_failed.load(SeqCst) {
+            return Ok(0);
+        }
+        let from = self.synced_upto.load(SeqCst);
+        let cut = match self.last_log_id() {
+            Some(last) if last.index >= from => {
+                self.truncate_from(from)?;
+                last.index + 1 - from
+            }
+            _ => 0,
+        };
+        self.cuts.fetch_add(1, SeqCst);
+        self.sync_failed.store(false, SeqCst);
+        Ok(cut)
     }
 
     /// Changes the size at which the active segment rolls (from the next append on).

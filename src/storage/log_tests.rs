@@ -204,3 +204,34 @@ fn truncation_after_a_blank_entry_keeps_the_kafka_offsets() {
     assert!(rep.truncated.is_none(), "{:?}", rep.truncated);
     assert_eq!(log.end_offset(), 8);
 }
+
+#[test]
+fn a_failed_flush_cuts_what_followed_the_last_synced_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    for i in 1..4 {
+        log.append(&[batch_entry(i, 2)]).unwrap();
+    }
+    assert_eq!(log.cut_unsynced().unwrap(), 0, "nothing failed: nothing cut");
+    let generation = log.cut_generation();
+    log.note_synced(2, generation);
+    for i in 4..7 {
+        log.append(&[batch_entry(i, 2)]).unwrap();
+    }
+    log.note_sync_failed();
+    // A later fsync that succeeds proves nothing about the pages the failed one dropped.
+    log.note_synced(6, generation);
+    assert_eq!(log.synced_upto(), 3);
+    assert_eq!(log.cut_unsynced().unwrap(), 4, "indexes 3..=6 were never known durable");
+    assert_eq!(log.last_log_id().unwrap().index, 2);
+    assert_eq!(log.end_offset(), 4);
+    // A flush of an append from before the cut says nothing about what is appended after it.
+    log.append(&[batch_entry(3, 2)]).unwrap();
+    log.note_synced(3, generation);
+    assert_eq!(log.synced_upto(), 3);
+    log.note_synced(3, log.cut_generation());
+    assert_eq!(log.synced_upto(), 4);
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    assert_eq!(log.last_log_id().unwrap().index, 3);
+}

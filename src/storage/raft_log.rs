@@ -161,10 +161,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let appended = self.log.append(&entries).map_err(|e| io_err(format!("{e:#}"), true))?;
+        let (log, last, generation) = (
+            self.log.clone(),
+            entries.last().map(|e| e.log_id.index),
+            self.log.cut_generation(),
+        );
         self.sink.flush(
             appended.files,
             appended.bytes,
-            Box::new(move |r| callback.log_io_completed(r)),
+            Box::new(move |r| {
+                // Rounds complete in order: what a successful one covers is durable; after a
+                // failed one, the unsynced tail is cut before the group runs again.
+                match (&r, last) {
+                    (Ok(()), Some(last)) => log.note_synced(last, generation),
+                    (Ok(()), None) => {}
+                    (Err(_), _) => log.note_sync_failed(),
+                }
+                callback.log_io_completed(r)
+            }),
         );
         Ok(())
     }
