@@ -140,7 +140,7 @@ pub struct PartitionState {
     held: std::collections::VecDeque<produce::HeldProduce>,
     /// The term whose first applied entry is being waited for.
     held_term: Option<u64>,
-    /// Most produces held at once (`max.pending.produces` per partition).
+    /// Most produces held at once (`partition.max.pending.produces`).
     max_held: usize,
     /// Longest wait for a new leader's first entry (the election timeout).
     leader_ready_wait: Duration,
