@@ -5,8 +5,8 @@
 use super::controller_group::{schedule_reopen, GroupParts, Opened, Reopens};
 use crate::cluster::join::{decide, spawn_join, ControllerStart};
 use crate::cluster::network::{join_via, propose_to, Peers};
-use crate::cluster::{Command, NodeId, Raft};
-use crate::storage::meta_sm::{Applied, MetaCommand};
+use crate::cluster::{Command, NodeId};
+use crate::storage::meta_sm::MetaCommand;
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;
 use openraft::BasicNode;
@@ -66,16 +66,13 @@ pub struct ControllerArgs {
 
 /// Controller state.
 pub struct ControllerState {
-    raft: Raft,
+    /// The running group (replaced when it is reopened).
+    group: Opened,
     node_id: NodeId,
     peers: Option<Arc<Peers>>,
     forward_timeout: Duration,
     /// How the group is opened (again).
     parts: GroupParts,
-    /// How far the group's state machine got.
-    progress: Arc<std::sync::Mutex<Applied>>,
-    /// The group's log.
-    log: Arc<crate::storage::log::PartitionLog>,
     reopens: Reopens,
 }
 
@@ -93,12 +90,8 @@ impl Actor for Controller {
         args: ControllerArgs,
     ) -> Result<ControllerState, ActorProcessingErr> {
         let parts = args.group;
-        let Opened {
-            raft,
-            last_index,
-            progress,
-            log,
-        } = parts.open(&myself, None).await?;
+        let group = parts.open(&myself, None).await?;
+        let (raft, last_index) = (group.raft.clone(), group.last_index);
         let start = match &parts.peers {
             Some(peers) if !raft.is_initialized().await? => decide(peers, parts.node_id, args.ready_timeout).await?,
             _ => ControllerStart::Initialize,
@@ -140,13 +133,11 @@ impl Actor for Controller {
             .await
             .map_err(|e| format!("controller not ready: {e}"))?;
         Ok(ControllerState {
-            raft,
+            group,
             node_id: parts.node_id,
             peers: parts.peers.clone(),
             forward_timeout: args.forward_timeout,
             parts,
-            progress,
-            log,
             reopens: Reopens::default(),
         })
     }
@@ -175,14 +166,20 @@ impl Actor for Controller {
                     return Err(format!("controller group stopped again, giving up: {why}").into());
                 };
                 tracing::error!(error = %why, ?pause, "controller group stopped; reopening it when the data dir has room");
-                let _ = tokio::time::timeout(Duration::from_secs(5), st.raft.shutdown()).await;
-                let applied_next = st.progress.lock().expect("progress lock").0.map_or(0, |l| l.index + 1);
-                if st.log.sync_failed() && applied_next > st.log.synced_upto() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), st.group.raft.shutdown()).await;
+                let applied_next = st
+                    .group
+                    .progress
+                    .lock()
+                    .expect("progress lock")
+                    .0
+                    .map_or(0, |l| l.index + 1);
+                if st.group.log.sync_failed() && applied_next > st.group.log.synced_upto() {
                     // Committed by the others, applied here, then cut: the state machine cannot
                     // carry on from a log that lacks what it applied. A broker restart replays.
                     return Err(format!("controller group stopped after applying unsynced entries: {why}").into());
                 }
-                match st.log.cut_unsynced() {
+                match st.group.log.cut_unsynced() {
                     Ok(0) => {}
                     Ok(entries) => tracing::warn!(
                         entries,
@@ -193,13 +190,11 @@ impl Actor for Controller {
                 schedule_reopen(myself, st.parts.disk.clone(), pause);
             }
             ControllerMsg::Reopen => {
-                let resume = st.progress.lock().expect("progress lock").clone();
+                let resume = st.group.progress.lock().expect("progress lock").clone();
                 match st.parts.open(&myself, Some(resume)).await {
                     Ok(opened) => {
                         tracing::info!("controller group reopened");
-                        st.raft = opened.raft;
-                        st.progress = opened.progress;
-                        st.log = opened.log;
+                        st.group = opened;
                         st.reopens.reopened();
                     }
                     Err(e) => {
@@ -215,7 +210,7 @@ impl Actor for Controller {
                 forwarded,
             } => {
                 let (leader, known) = {
-                    let m = st.raft.metrics();
+                    let m = st.group.raft.metrics();
                     let m = m.borrow();
                     let known = m.membership_config.membership().nodes().any(|(id, _)| *id == node_id);
                     (m.current_leader, known)
@@ -227,7 +222,7 @@ impl Actor for Controller {
                     }
                     (Some(peers), Some(l)) if l == st.node_id => {
                         peers.learn(node_id, &addr);
-                        let raft = st.raft.clone();
+                        let raft = st.group.raft.clone();
                         tokio::spawn(async move {
                             let result = if known {
                                 Ok(0)
@@ -254,7 +249,7 @@ impl Actor for Controller {
                 }
             }
             ControllerMsg::Propose { cmd, reply, forwarded } => {
-                let leader = st.raft.metrics().borrow().current_leader;
+                let leader = st.group.raft.metrics().borrow().current_leader;
                 if leader != Some(st.node_id) {
                     match (leader, &st.peers, forwarded) {
                         (Some(leader), Some(peers), false) => {
@@ -280,7 +275,7 @@ impl Actor for Controller {
                     return Ok(());
                 }
                 let bytes = serde_json::to_vec(&cmd)?;
-                let rx = match st.raft.client_write_ff(Command::Meta(bytes.into())).await {
+                let rx = match st.group.raft.client_write_ff(Command::Meta(bytes.into())).await {
                     Ok(rx) => rx,
                     Err(fatal) => {
                         // The group stopped; its watcher asks for the reopen.
@@ -330,7 +325,7 @@ impl Actor for Controller {
         _myself: ActorRef<ControllerMsg>,
         st: &mut ControllerState,
     ) -> Result<(), ActorProcessingErr> {
-        let _ = tokio::time::timeout(Duration::from_secs(5), st.raft.shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), st.group.raft.shutdown()).await;
         Ok(())
     }
 }

@@ -154,22 +154,24 @@ impl PartitionLog {
         if segments.is_empty() {
             segments.push(Segment::create(dir, 0, 0, cfg.index_interval_bytes)?);
         }
-        let last_index = segments.iter().rev().find_map(|s| s.last.map(|l| l.log_id.index));
-        Ok((
-            PartitionLog {
-                dir: dir.to_path_buf(),
-                cfg,
-                segment_bytes: std::sync::atomic::AtomicU64::new(cfg.segment_bytes),
-                inner: RwLock::new(segments),
-                log_start: std::sync::atomic::AtomicI64::new(super::retention::read_log_start(dir)?),
-                producers: std::sync::Mutex::new((report.producers.clone(), true)),
-                tail: std::sync::Mutex::new(TailCache::new(cfg.tail_cache_bytes)),
-                synced_upto: std::sync::atomic::AtomicU64::new(last_index.map_or(0, |i| i + 1)),
-                sync_failed: Default::default(),
-                cuts: Default::default(),
-            },
-            report,
-        ))
+        let log = PartitionLog {
+            dir: dir.to_path_buf(),
+            cfg,
+            segment_bytes: std::sync::atomic::AtomicU64::new(cfg.segment_bytes),
+            inner: RwLock::new(segments),
+            log_start: std::sync::atomic::AtomicI64::new(super::retention::read_log_start(dir)?),
+            producers: std::sync::Mutex::new((report.producers.clone(), true)),
+            tail: std::sync::Mutex::new(TailCache::new(cfg.tail_cache_bytes)),
+            synced_upto: Default::default(),
+            sync_failed: Default::default(),
+            cuts: Default::default(),
+        };
+        // What recovery found on disk counts as durable.
+        log.synced_upto.store(
+            log.last_log_id().map_or(0, |l| l.index + 1),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok((log, report))
     }
 
     /// A flush failed and the tail after `synced_upto` has not been cut yet.

@@ -13,6 +13,16 @@ fn batch_entry(index: u64, n: usize) -> Entry {
     }
 }
 
+/// A log in a fresh dir holding batches of `records` records at Raft indexes `1..=last`.
+fn log_with_batches(last: u64, records: usize) -> (tempfile::TempDir, PartitionLog) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    for i in 1..=last {
+        log.append(&[batch_entry(i, records)]).unwrap();
+    }
+    (dir, log)
+}
+
 const CFG: LogConfig = LogConfig {
     segment_bytes: 400,
     index_interval_bytes: 100,
@@ -66,11 +76,7 @@ fn append_roll_read_truncate_recover() {
 
 #[test]
 fn sealed_segments_load_without_a_scan() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
-    for i in 1..30 {
-        log.append(&[batch_entry(i, 2)]).unwrap();
-    }
+    let (dir, log) = log_with_batches(29, 2);
     let end = log.end_offset();
     drop(log);
     let seals = std::fs::read_dir(dir.path())
@@ -181,11 +187,7 @@ fn truncation_forgets_the_producer_sequences_it_removed() {
 
 #[test]
 fn truncation_after_a_blank_entry_keeps_the_kafka_offsets() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
-    for i in 1..4 {
-        log.append(&[batch_entry(i, 2)]).unwrap();
-    }
+    let (dir, log) = log_with_batches(3, 2);
     // A new leader's blank entry, then a deposed leader's uncommitted batch after it.
     log.append(&[Entry {
         log_id: LogId::new(CommittedLeaderId::new(2, 1), 4),
@@ -207,11 +209,7 @@ fn truncation_after_a_blank_entry_keeps_the_kafka_offsets() {
 
 #[test]
 fn a_failed_flush_cuts_what_followed_the_last_synced_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
-    for i in 1..4 {
-        log.append(&[batch_entry(i, 2)]).unwrap();
-    }
+    let (dir, log) = log_with_batches(3, 2);
     assert_eq!(log.cut_unsynced().unwrap(), 0, "nothing failed: nothing cut");
     let generation = log.cut_generation();
     log.note_synced(2, generation);

@@ -219,11 +219,9 @@ fn check_assignment(target: &[i32], nodes: &[i32]) -> Result<(), String> {
 
 /// Controller state machine; `view` is what handlers read, `version` ticks on every change.
 pub struct MetaSm {
-    last_applied: Option<LogId>,
-    membership: StoredMembership<NodeId, BasicNode>,
     view: Arc<RwLock<Arc<ClusterMeta>>>,
     version: watch::Sender<u64>,
-    /// `last_applied` and `membership` as of the last apply, for reopening the group.
+    /// The last applied entry and membership; shared, so a reopened group carries on from it.
     progress: Arc<std::sync::Mutex<Applied>>,
 }
 
@@ -241,8 +239,6 @@ impl MetaSm {
     /// nothing is applied twice.
     pub fn resume(view: Arc<RwLock<Arc<ClusterMeta>>>, version: watch::Sender<u64>, applied: Applied) -> MetaSm {
         MetaSm {
-            last_applied: applied.0,
-            membership: applied.1.clone(),
             view,
             version,
             progress: Arc::new(std::sync::Mutex::new(applied)),
@@ -254,8 +250,8 @@ impl MetaSm {
         self.progress.clone()
     }
 
-    fn note_progress(&self) {
-        *self.progress.lock().expect("progress lock") = (self.last_applied, self.membership.clone());
+    fn applied(&self) -> std::sync::MutexGuard<'_, Applied> {
+        self.progress.lock().expect("progress lock")
     }
 }
 
@@ -448,7 +444,7 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
     type SnapshotBuilder = MetaOnlySnapshot;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
-        Ok((self.last_applied, self.membership.clone()))
+        Ok(self.applied().clone())
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
@@ -459,7 +455,7 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
         let mut out = Vec::new();
         let mut changed = false;
         for e in entries {
-            self.last_applied = Some(e.log_id);
+            self.applied().0 = Some(e.log_id);
             let mut res = CommandResult::default();
             match e.payload {
                 EntryPayload::Normal(Command::Meta(bytes)) => match serde_json::from_slice::<MetaCommand>(&bytes) {
@@ -475,12 +471,11 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
                     }
                     Err(e) => res.error = Some(format!("undecodable metadata command: {e}")),
                 },
-                EntryPayload::Membership(m) => self.membership = StoredMembership::new(Some(e.log_id), m),
+                EntryPayload::Membership(m) => self.applied().1 = StoredMembership::new(Some(e.log_id), m),
                 _ => {}
             }
             out.push(res);
         }
-        self.note_progress();
         if changed {
             self.version.send_modify(|v| *v += 1);
         }
@@ -488,9 +483,10 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let (last_applied, membership) = self.applied().clone();
         MetaOnlySnapshot {
-            last_applied: self.last_applied,
-            membership: self.membership.clone(),
+            last_applied,
+            membership,
         }
     }
 
@@ -503,9 +499,7 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         _snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        self.last_applied = meta.last_log_id;
-        self.membership = meta.last_membership.clone();
-        self.note_progress();
+        *self.applied() = (meta.last_log_id, meta.last_membership.clone());
         Ok(())
     }
 
