@@ -38,6 +38,10 @@ pub struct Config {
     pub offsets_topic_num_partitions: i32,
     /// How long a new group waits for more members before its first generation.
     pub group_initial_rebalance_delay_ms: u64,
+    /// Shortest session timeout a JoinGroup may ask for (INVALID_SESSION_TIMEOUT below).
+    pub group_min_session_timeout_ms: u64,
+    /// Longest session timeout a JoinGroup may ask for (INVALID_SESSION_TIMEOUT above).
+    pub group_max_session_timeout_ms: u64,
     /// Listener for other nodes' Raft traffic; empty for a single node.
     pub cluster_listen: String,
     /// Every node of the cluster as `id@host:port` (cluster addresses), comma-separated, this
@@ -143,6 +147,8 @@ impl Default for Config {
             http_listen: "0.0.0.0:9644".into(),
             offsets_topic_num_partitions: 50,
             group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
             cluster_listen: String::new(),
             peers: String::new(),
             replica_lag_time_max_ms: 30_000,
@@ -288,6 +294,10 @@ impl Config {
             );
             anyhow::ensure!(!self.cluster_listen.is_empty(), "peers given without cluster.listen");
         }
+        anyhow::ensure!(
+            self.group_min_session_timeout_ms <= self.group_max_session_timeout_ms,
+            "group.min.session.timeout.ms must not exceed group.max.session.timeout.ms"
+        );
         anyhow::ensure!(
             self.offsets_compaction_interval_records >= 1,
             "offsets.compaction.interval.records must be >= 1"

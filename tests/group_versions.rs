@@ -8,32 +8,12 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use raftstream::handlers::APIS;
 use std::net::TcpStream;
 
-fn call<Req: Encodable, Resp: Decodable>(s: &mut TcpStream, key: ApiKey, v: i16, req: &Req) -> Resp {
-    send_request(s, key, v, 1, req);
-    let mut body = read_response(s, key, v).unwrap_or_else(|| panic!("{key:?} v{v}: connection closed"));
-    Resp::decode(&mut body, v).unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"))
-}
-
 fn max(key: ApiKey) -> i16 {
     APIS.iter().find(|s| s.key == key).unwrap().max
-}
-
-/// JoinGroup, repeated while the group's offsets partition is still loading
-/// (COORDINATOR_LOAD_IN_PROGRESS, which clients retry).
-fn join_once_loaded(s: &mut TcpStream, v: i16, req: &JoinGroupRequest) -> JoinGroupResponse {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let resp: JoinGroupResponse = call(s, ApiKey::JoinGroup, v, req);
-        let loading = kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code();
-        if resp.error_code != loading || std::time::Instant::now() > deadline {
-            return resp;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 #[test]

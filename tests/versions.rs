@@ -12,19 +12,12 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use raftstream::handlers::APIS;
-use std::net::TcpStream;
 
 fn range(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let s = APIS.iter().find(|s| s.key == key).unwrap();
     s.min..=s.max
-}
-
-fn call<Req: Encodable, Resp: Decodable>(s: &mut TcpStream, key: ApiKey, v: i16, req: &Req) -> Resp {
-    send_request(s, key, v, 1000 + v as i32, req);
-    let mut body = read_response(s, key, v).unwrap_or_else(|| panic!("{key:?} v{v}: connection closed"));
-    Resp::decode(&mut body, v).unwrap_or_else(|e| panic!("{key:?} v{v}: undecodable response: {e}"))
 }
 
 fn name(s: &str) -> TopicName {

@@ -9,7 +9,7 @@
 use super::coordinator_store::{Replayed, Store, StoreConfig, WriteDone};
 use super::group_state::Groups;
 use super::registry::Registry;
-use crate::handlers::context::{GroupDescription, GroupOp, GroupReply};
+use crate::handlers::context::{CommitFrom, GroupDescription, GroupOp, GroupReply};
 use crate::storage::offsets::{Committed, OffsetKey, OffsetsRecord};
 use kafka_protocol::error::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -29,7 +29,7 @@ pub enum CoordinatorMsg {
     /// Commit offsets of one group (all in one record batch), from a member or standalone.
     Commit {
         group: String,
-        member: Option<(String, i32)>,
+        from: CommitFrom,
         entries: Vec<(OffsetKey, Committed)>,
         reply: oneshot::Sender<Result<(), ResponseError>>,
     },
@@ -200,17 +200,15 @@ impl Actor for GroupCoordinator {
         match msg {
             CoordinatorMsg::Commit {
                 group,
-                member,
+                from,
                 entries,
                 reply,
             } => {
-                let member_check = match &member {
-                    Some((id, generation)) => st.groups.check_commit(&group, *generation, id),
-                    // A standalone commit to a group with members would race their commits.
-                    None if st.groups.state(&group).is_some() => Err(ResponseError::UnknownMemberId),
-                    None => Ok(()),
-                };
-                if let Err(code) = st.store.ready(&me, &group).and(member_check) {
+                let checked = st
+                    .store
+                    .ready(&me, &group)
+                    .and_then(|_| st.groups.check_commit(Instant::now(), &group, &from));
+                if let Err(code) = checked {
                     let _ = reply.send(Err(code));
                     return Ok(());
                 }

@@ -2,7 +2,7 @@
 //! Stable), kept by the group coordinator actor. Pure: no I/O; replies go out through the
 //! oneshot senders stored with pending joins and syncs.
 
-use crate::handlers::context::{GroupDescription, JoinArgs, Joined, MemberDescription};
+use crate::handlers::context::{CommitFrom, GroupDescription, JoinArgs, Joined, MemberDescription};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -393,19 +393,43 @@ impl Groups {
         out
     }
 
-    /// Checks an OffsetCommit from a group member.
-    pub fn check_commit(&self, group: &str, generation: i32, member_id: &str) -> Result<(), ResponseError> {
-        let g = self.groups.get(group).ok_or(ResponseError::IllegalGeneration)?;
-        if !g.members.contains_key(member_id) {
-            return Err(ResponseError::UnknownMemberId);
+    /// Checks an OffsetCommit as Kafka's classic group coordinator does, and counts a
+    /// member's accepted commit as a heartbeat. Commits are taken in Stable and
+    /// PreparingRebalance (a member told to rejoin commits what it processed first: refusing
+    /// it makes the next owner re-read those records) and refused in CompletingRebalance (the
+    /// member already holds the new generation but not yet its assignment). A commit without
+    /// member id and generation (a consumer assigning its own partitions, or an admin tool)
+    /// is taken only while the group has no members.
+    pub fn check_commit(&mut self, now: Instant, group: &str, from: &CommitFrom) -> Result<(), ResponseError> {
+        let Some(g) = self.groups.get_mut(group) else {
+            return match from.generation < 0 {
+                true => Ok(()),
+                false => Err(ResponseError::IllegalGeneration),
+            };
+        };
+        if from.generation < 0 && g.members.is_empty() {
+            return Ok(());
         }
-        if generation != g.generation {
-            return Err(ResponseError::IllegalGeneration);
+        if from.generation >= 0 || !from.member_id.is_empty() || from.instance_id.is_some() {
+            let current = from.instance_id.as_ref().and_then(|i| g.static_members.get(i));
+            if current.is_some_and(|owner| *owner != from.member_id) {
+                return Err(ResponseError::FencedInstanceId);
+            }
+            let m = g
+                .members
+                .get_mut(&from.member_id)
+                .ok_or(ResponseError::UnknownMemberId)?;
+            if from.generation != g.generation {
+                return Err(ResponseError::IllegalGeneration);
+            }
+            if g.state == State::CompletingRebalance {
+                return Err(ResponseError::RebalanceInProgress);
+            }
+            m.last_seen = now;
+            return Ok(());
         }
-        if g.state == State::PreparingRebalance {
-            return Err(ResponseError::RebalanceInProgress);
-        }
-        Ok(())
+        // A standalone commit to a group with members would race their commits.
+        Err(ResponseError::UnknownMemberId)
     }
 
     /// Expires silent members and finishes rebalances whose time is up.

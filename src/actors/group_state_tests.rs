@@ -23,6 +23,14 @@ fn join_as(groups: &mut Groups, now: Instant, member: &str, instance: Option<&st
     rx
 }
 
+fn member(id: &str, generation: i32, instance: Option<&str>) -> CommitFrom {
+    CommitFrom {
+        member_id: id.into(),
+        generation,
+        instance_id: instance.map(str::to_string),
+    }
+}
+
 #[test]
 fn join_sync_heartbeat_and_session_expiry() {
     let t0 = Instant::now();
@@ -50,7 +58,7 @@ fn join_sync_heartbeat_and_session_expiry() {
         groups.heartbeat(t0, "g", 0, &a, None),
         Err(ResponseError::IllegalGeneration)
     );
-    assert!(groups.check_commit("g", 1, &a).is_ok());
+    assert!(groups.check_commit(t0, "g", &member(&a, 1, None)).is_ok());
 
     // A second member triggers a rebalance the first learns of by heartbeat.
     let b_id = join(&mut groups, t0, "").try_recv().unwrap().member_id;
@@ -149,7 +157,7 @@ fn stable_generation_is_stored_and_restored() {
     other.restore(t0, "g", snapshot);
     assert_eq!(other.state("g"), Some(State::Stable));
     assert!(other.heartbeat(t0, "g", 1, &id, Some("i1")).is_ok());
-    assert!(other.check_commit("g", 1, &id).is_ok());
+    assert!(other.check_commit(t0, "g", &member(&id, 1, Some("i1"))).is_ok());
     let (tx, mut rx) = oneshot::channel();
     other.sync(t0, "g", 1, &id, Some("i1"), Vec::new(), tx);
     assert_eq!(rx.try_recv().unwrap().unwrap(), Bytes::from_static(b"p0"));
@@ -192,4 +200,83 @@ fn subscribed_topics_come_from_consumer_metadata() {
     );
     let subscribed = groups.subscribed_topics("g");
     assert!(subscribed.contains("orders") && subscribed.len() == 1, "{subscribed:?}");
+}
+
+/// Kafka's answers to OffsetCommit across a rebalance (issue 14's reproduction): a member told
+/// to rejoin may still commit what it processed; once it holds the new generation but not its
+/// assignment it may not; a commit counts as a heartbeat.
+#[test]
+fn commits_are_taken_while_preparing_and_refused_while_completing_a_rebalance() {
+    let t0 = Instant::now();
+    let mut groups = Groups::new(Duration::from_millis(0));
+    let a = join(&mut groups, t0, "").try_recv().unwrap().member_id;
+    let mut rx_a = join(&mut groups, t0, &a);
+    assert_eq!(rx_a.try_recv().unwrap().generation, 1);
+    let (tx, _rx) = oneshot::channel();
+    groups.sync(t0, "g", 1, &a, None, vec![(a.clone(), Bytes::from_static(b"p0"))], tx);
+    assert_eq!(groups.check_commit(t0, "g", &member(&a, 1, None)), Ok(()), "Stable");
+
+    let b = join(&mut groups, t0, "").try_recv().unwrap().member_id;
+    let _rx_b = join(&mut groups, t0, &b);
+    assert_eq!(groups.state("g"), Some(State::PreparingRebalance));
+    assert_eq!(
+        groups.heartbeat(t0, "g", 1, &a, None),
+        Err(ResponseError::RebalanceInProgress)
+    );
+    assert_eq!(
+        groups.check_commit(t0, "g", &member(&a, 1, None)),
+        Ok(()),
+        "PreparingRebalance takes the old generation's commit"
+    );
+    assert_eq!(
+        groups.check_commit(t0, "g", &member(&a, 0, None)),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        groups.check_commit(t0, "g", &member("stranger", 1, None)),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        groups.check_commit(t0, "g", &member("", -1, None)),
+        Err(ResponseError::UnknownMemberId),
+        "a standalone commit to a group with members"
+    );
+
+    let mut rx_a = join(&mut groups, t0, &a);
+    assert_eq!(rx_a.try_recv().unwrap().generation, 2);
+    assert_eq!(groups.state("g"), Some(State::CompletingRebalance));
+    assert_eq!(
+        groups.check_commit(t0, "g", &member(&a, 2, None)),
+        Err(ResponseError::RebalanceInProgress),
+        "CompletingRebalance"
+    );
+
+    // A commit refreshes the member's session: committing every 6 s keeps a 10 s session.
+    let (tx, _rx) = oneshot::channel();
+    groups.sync(t0, "g", 2, &a, None, Vec::new(), tx);
+    assert_eq!(groups.state("g"), Some(State::Stable));
+    let mut t = t0;
+    for _ in 0..3 {
+        t += Duration::from_secs(6);
+        assert_eq!(groups.check_commit(t, "g", &member(&a, 2, None)), Ok(()));
+        assert!(groups.heartbeat(t, "g", 2, &b, None).is_ok());
+        groups.tick(t);
+    }
+    assert_eq!(
+        groups.check_commit(t, "g", &member(&a, 2, None)),
+        Ok(()),
+        "a is still a member"
+    );
+}
+
+#[test]
+fn standalone_commits_need_a_group_without_members() {
+    let t0 = Instant::now();
+    let mut groups = Groups::new(Duration::from_millis(0));
+    assert_eq!(groups.check_commit(t0, "nobody", &member("", -1, None)), Ok(()));
+    assert_eq!(
+        groups.check_commit(t0, "nobody", &member("m", 1, None)),
+        Err(ResponseError::IllegalGeneration),
+        "a member commit to a group that does not exist"
+    );
 }

@@ -6,7 +6,7 @@ use super::group_coordinator::CoordinatorMsg;
 use super::partition::PartitionMsg;
 use super::registry::Registry;
 use crate::config::Config;
-use crate::handlers::context::{Broker, GroupOp, GroupReply, NodeInfo, PartitionView, TopicPartition};
+use crate::handlers::context::{Broker, CommitFrom, GroupOp, GroupReply, NodeInfo, PartitionView, TopicPartition};
 use crate::protocol::batch::ValidBatch;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::offsets::{partition_for, Committed, OffsetKey, OFFSETS_TOPIC};
@@ -242,7 +242,7 @@ impl Broker for Node {
     fn commit_offsets(
         &self,
         group: String,
-        member: Option<(String, i32)>,
+        from: CommitFrom,
         entries: Vec<(OffsetKey, Committed)>,
     ) -> BoxFuture<'static, Result<(), ResponseError>> {
         let coordinator = self.coordinator.clone();
@@ -251,7 +251,7 @@ impl Broker for Node {
             coordinator
                 .send_message(CoordinatorMsg::Commit {
                     group,
-                    member,
+                    from,
                     entries,
                     reply: tx,
                 })

@@ -78,12 +78,12 @@ pub trait Broker: Send + Sync + 'static {
     /// Makes sure the offsets topic exists and its partition for `group` is served here;
     /// `Err` is the FindCoordinator error.
     fn find_coordinator(&self, group: String) -> BoxFuture<'static, Result<i32, ResponseError>>;
-    /// Commits offsets, from a member `(member id, generation)` or a standalone consumer (`None`);
-    /// resolves once durable.
+    /// Commits offsets on behalf of `from` (a member, or a standalone consumer); resolves once
+    /// durable.
     fn commit_offsets(
         &self,
         group: String,
-        member: Option<(String, i32)>,
+        from: CommitFrom,
         entries: Vec<(OffsetKey, Committed)>,
     ) -> BoxFuture<'static, Result<(), ResponseError>>;
     /// Committed offsets of a group (all, or of the listed partitions).
@@ -100,6 +100,15 @@ pub trait Broker: Send + Sync + 'static {
     fn controller_id(&self) -> i32;
     /// Waits (bounded) until every partition of `topic` has a leader locally.
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
+}
+
+/// Who sends an OffsetCommit: a group member (member id, generation, maybe a static instance
+/// id), or, with generation < 0 and no member id, a consumer that assigns its own partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitFrom {
+    pub member_id: String,
+    pub generation: i32,
+    pub instance_id: Option<String>,
 }
 
 /// What a JoinGroup gets back.

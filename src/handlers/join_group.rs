@@ -1,7 +1,8 @@
 //! JoinGroup (v0–7): joins a consumer group through the coordinator; the answer comes when the
 //! rebalance completes. A first join from v4 on gets MEMBER_ID_REQUIRED and its member id
 //! (KIP-394); a static member (group.instance.id, KIP-345) that restarts takes its old
-//! identity and assignment back without a rebalance.
+//! identity and assignment back without a rebalance. A session timeout outside
+//! `group.min.session.timeout.ms`..`group.max.session.timeout.ms` gets INVALID_SESSION_TIMEOUT.
 
 use super::context::{Broker, GroupOp, GroupReply, JoinArgs};
 use kafka_protocol::error::ResponseError;
@@ -25,13 +26,16 @@ pub async fn handle(broker: &dyn Broker, req: JoinGroupRequest, version: i16, cl
     if let Err(code) = broker.find_coordinator(req.group_id.to_string()).await {
         return fail(code, req.member_id.to_string());
     }
-    let session_ms = req.session_timeout_ms.clamp(1_000, 300_000) as u64;
-    let rebalance_ms = if version >= 1 {
-        req.rebalance_timeout_ms
-    } else {
-        req.session_timeout_ms
+    let cfg = broker.config();
+    let session_ms = u64::try_from(req.session_timeout_ms).unwrap_or(0);
+    if !(cfg.group_min_session_timeout_ms..=cfg.group_max_session_timeout_ms).contains(&session_ms) {
+        return fail(ResponseError::InvalidSessionTimeout, req.member_id.to_string());
     }
-    .clamp(1_000, 300_000) as u64;
+    // Taken as given, as Kafka does: a client's max.poll.interval.ms is its rebalance timeout.
+    let rebalance_ms = match version {
+        0 => session_ms,
+        _ => u64::try_from(req.rebalance_timeout_ms).unwrap_or(0),
+    };
     let args = JoinArgs {
         group: req.group_id.to_string(),
         member_id: req.member_id.to_string(),

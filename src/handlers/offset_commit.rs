@@ -1,8 +1,9 @@
-//! OffsetCommit (v2–8) for standalone consumers (generation -1, no member id): the offsets are
-//! written to the group's `__consumer_offsets` partition and answered once committed. Group
-//! members (JoinGroup) are not served yet, so a member id gets UNKNOWN_MEMBER_ID.
+//! OffsetCommit (v2–8), from group members (checked against their generation and the group's
+//! state, as Kafka's classic coordinator does) or from standalone consumers (generation -1, no
+//! member id): the offsets are written to the group's `__consumer_offsets` partition and
+//! answered once committed.
 
-use super::context::Broker;
+use super::context::{Broker, CommitFrom};
 use crate::storage::offsets::{Committed, OffsetKey};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
@@ -13,8 +14,11 @@ pub async fn handle(broker: &dyn Broker, req: OffsetCommitRequest) -> OffsetComm
     let group = req.group_id.0.to_string();
     let meta = broker.metadata();
     let now_ms = crate::storage::segment::now_ms();
-    let standalone = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
-    let member = (!standalone).then(|| (req.member_id.to_string(), req.generation_id_or_member_epoch));
+    let from = CommitFrom {
+        member_id: req.member_id.to_string(),
+        generation: req.generation_id_or_member_epoch,
+        instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+    };
     let mut entries = Vec::new();
     // (topic index, partition, early error)
     let mut slots: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
@@ -46,7 +50,7 @@ pub async fn handle(broker: &dyn Broker, req: OffsetCommitRequest) -> OffsetComm
     let group_result = if entries.is_empty() {
         Ok(())
     } else {
-        broker.commit_offsets(group, member, entries).await
+        broker.commit_offsets(group, from, entries).await
     };
     let mut topics: Vec<OffsetCommitResponseTopic> = req
         .topics

@@ -279,3 +279,28 @@ pub fn produce_request(topic: &'static str, records: Bytes) -> kafka_protocol::m
                 .with_index(0)
                 .with_records(Some(records))])])
 }
+
+/// Sends one request and decodes its response (panics on a closed connection or bad bytes).
+pub fn call<Req: Encodable, Resp: Decodable>(s: &mut TcpStream, key: ApiKey, v: i16, req: &Req) -> Resp {
+    send_request(s, key, v, 1000 + v as i32, req);
+    let mut body = read_response(s, key, v).unwrap_or_else(|| panic!("{key:?} v{v}: connection closed"));
+    Resp::decode(&mut body, v).unwrap_or_else(|e| panic!("{key:?} v{v}: undecodable response: {e}"))
+}
+
+/// JoinGroup, repeated while the group's offsets partition is still loading
+/// (COORDINATOR_LOAD_IN_PROGRESS, which clients retry).
+pub fn join_once_loaded(
+    s: &mut TcpStream,
+    v: i16,
+    req: &kafka_protocol::messages::JoinGroupRequest,
+) -> kafka_protocol::messages::JoinGroupResponse {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let resp: kafka_protocol::messages::JoinGroupResponse = call(s, ApiKey::JoinGroup, v, req);
+        let loading = kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code();
+        if resp.error_code != loading || std::time::Instant::now() > deadline {
+            return resp;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
