@@ -16,6 +16,7 @@ pub async fn handle(broker: &dyn Broker, req: AlterConfigsRequest) -> AlterConfi
     let mut responses = Vec::new();
     for res in req.resources {
         let r = AlterConfigsResourceResponse::default()
+            .with_error_message(None)
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
         let configs: BTreeMap<String, String> = res

@@ -48,7 +48,9 @@ pub async fn handle(
                     .await
                     .map(|_| ()),
             };
-            let r = ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            let r = ReassignablePartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_error_message(None);
             partitions.push(match outcome {
                 Ok(()) => r,
                 Err((code, msg)) => {
@@ -65,6 +67,7 @@ pub async fn handle(
         );
     }
     AlterPartitionReassignmentsResponse::default()
+        .with_error_message(None)
         .with_allow_replication_factor_change(allow_rf_change)
         .with_responses(responses)
 }

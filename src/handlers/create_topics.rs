@@ -17,7 +17,9 @@ pub async fn handle(broker: &dyn Broker, req: CreateTopicsRequest, version: i16)
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
-        let mut r = CreatableTopicResult::default().with_name(t.name.clone());
+        let mut r = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_error_message(None);
         if !seen.insert(name.clone()) {
             results.push(
                 r.with_error_code(ResponseError::InvalidRequest.code())

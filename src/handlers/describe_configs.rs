@@ -27,6 +27,7 @@ fn entry(
     let r = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
         .with_value(Some(StrBytes::from_string(value)))
+        .with_documentation(None)
         .with_read_only(read_only)
         .with_config_source(source);
     // config_type exists from v3.
@@ -50,6 +51,7 @@ pub async fn handle(broker: &dyn Broker, req: DescribeConfigsRequest, version: i
                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
         };
         let mut out = DescribeConfigsResult::default()
+            .with_error_message(None)
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
         match res.resource_type {

@@ -1,7 +1,10 @@
 //! FindCoordinator (v0–4; v4 batches keys): the group's coordinator is the leader of its
 //! `__consumer_offsets` partition (on any node); the offsets topic is created on first use, as
 //! Kafka does.
-//! Transaction coordinators are not offered.
+//! Transaction coordinators are not offered: a transactional id gets the non-retriable
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so (InitProducerId answers the
+//! same), so a transactional producer fails at once instead of retrying the retriable
+//! COORDINATOR_NOT_AVAILABLE until its timeout. An unknown key type is INVALID_REQUEST.
 
 use super::context::Broker;
 use kafka_protocol::error::ResponseError;
@@ -10,6 +13,13 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
+
+/// A refused lookup: the error code and the message clients show.
+type Refusal = (ResponseError, &'static str);
+
+/// Why a transactional id finds no coordinator.
+pub const NO_TRANSACTIONS: &str = "transactions are not supported by this broker";
 
 /// Handles a FindCoordinator request.
 pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
@@ -17,15 +27,15 @@ pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i
         let mut coordinators = Vec::new();
         for key in &req.coordinator_keys {
             let outcome = find(broker, req.key_type, key.to_string()).await;
-            let c = Coordinator::default().with_key(key.clone());
+            let c = Coordinator::default().with_key(key.clone()).with_error_message(None);
             coordinators.push(match outcome {
                 Ok((id, host, port)) => c
                     .with_node_id(BrokerId(id))
                     .with_host(StrBytes::from_string(host))
                     .with_port(port),
-                Err(code) => c
+                Err((code, message)) => c
                     .with_error_code(code.code())
-                    .with_error_message(Some(StrBytes::from_string(format!("{code:?}"))))
+                    .with_error_message(Some(StrBytes::from_static_str(message)))
                     .with_node_id(BrokerId(-1))
                     .with_port(-1),
             });
@@ -35,17 +45,19 @@ pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i
     let outcome = find(broker, req.key_type, req.key.to_string()).await;
     match outcome {
         Ok((id, host, port)) => FindCoordinatorResponse::default()
+            .with_error_message(None)
             .with_node_id(BrokerId(id))
             .with_host(StrBytes::from_string(host))
             .with_port(port),
-        Err(code) => {
+        Err((code, message)) => {
             let r = FindCoordinatorResponse::default()
+                .with_error_message(None)
                 .with_error_code(code.code())
                 .with_node_id(BrokerId(-1))
                 .with_port(-1);
             // error_message exists from v1.
             if version >= 1 {
-                r.with_error_message(Some(StrBytes::from_string(format!("{code:?}"))))
+                r.with_error_message(Some(StrBytes::from_static_str(message)))
             } else {
                 r
             }
@@ -54,22 +66,30 @@ pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i
 }
 
 /// The coordinator's (node id, host, port).
-async fn find(broker: &dyn Broker, key_type: i8, key: String) -> Result<(i32, String, i32), ResponseError> {
-    let outcome = if key_type != GROUP_KEY {
-        Err(ResponseError::CoordinatorNotAvailable)
-    } else {
-        broker.find_coordinator(key).await.and_then(|id| {
-            let node = broker.node();
-            if id == node.node_id {
-                return Ok((id, node.advertised_host.clone(), node.advertised_port));
-            }
-            let meta = broker.metadata();
-            let b = meta.brokers.get(&id).ok_or(ResponseError::CoordinatorNotAvailable)?;
-            Ok((id, b.host.clone(), b.port))
-        })
+async fn find(broker: &dyn Broker, key_type: i8, key: String) -> Result<(i32, String, i32), Refusal> {
+    let outcome = match key_type {
+        GROUP_KEY => group_coordinator(broker, key).await,
+        TRANSACTION_KEY => Err((ResponseError::TransactionalIdAuthorizationFailed, NO_TRANSACTIONS)),
+        _ => Err((ResponseError::InvalidRequest, "unknown coordinator key type")),
     };
-    if let Err(code) = outcome {
+    if let Err((code, _)) = outcome {
         crate::observability::note_error("FindCoordinator", code);
     }
     outcome
+}
+
+/// The leader of the group's offsets partition, wherever it is.
+async fn group_coordinator(broker: &dyn Broker, group: String) -> Result<(i32, String, i32), Refusal> {
+    let unavailable = |code: ResponseError| (code, "the group coordinator is not available yet");
+    let id = broker.find_coordinator(group).await.map_err(unavailable)?;
+    let node = broker.node();
+    if id == node.node_id {
+        return Ok((id, node.advertised_host.clone(), node.advertised_port));
+    }
+    let meta = broker.metadata();
+    let b = meta
+        .brokers
+        .get(&id)
+        .ok_or(unavailable(ResponseError::CoordinatorNotAvailable))?;
+    Ok((id, b.host.clone(), b.port))
 }

@@ -39,6 +39,7 @@ pub async fn handle(broker: &dyn Broker, req: IncrementalAlterConfigsRequest) ->
     let mut responses = Vec::new();
     for res in req.resources {
         let r = AlterConfigsResourceResponse::default()
+            .with_error_message(None)
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
         let outcome = if res.resource_type != TOPIC {

@@ -12,7 +12,8 @@ pub async fn handle(broker: &dyn Broker, req: InitProducerIdRequest) -> InitProd
     match &req.transactional_id {
         None => {}
         Some(id) if id.is_empty() => return resp.with_error_code(ResponseError::InvalidRequest.code()),
-        // Transactions are not offered; refusing is clearer than half-working.
+        // Transactions are not offered; refusing (non-retriable, as FindCoordinator does for a
+        // transactional id) is clearer than half-working.
         Some(_) => return resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {

@@ -52,5 +52,7 @@ pub async fn handle(broker: &dyn Broker, req: ListPartitionReassignmentsRequest)
             );
         }
     }
-    ListPartitionReassignmentsResponse::default().with_topics(topics)
+    ListPartitionReassignmentsResponse::default()
+        .with_error_message(None)
+        .with_topics(topics)
 }
