@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod frame;
+pub mod record_times;
 
 pub use kafka_protocol::error::ResponseError;
 

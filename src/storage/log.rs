@@ -460,7 +460,8 @@ impl PartitionLog {
         Ok(FetchRead { records: out.freeze() })
     }
 
-    /// First offset of the first batch whose max timestamp is >= `timestamp`.
+    /// The first record (offset order) whose timestamp is >= `timestamp`, with its timestamp:
+    /// found inside the first batch whose max timestamp is >= `timestamp`.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
         let segs = self.inner.read().expect("log lock");
         for seg in segs.iter() {
@@ -475,10 +476,7 @@ impl PartitionLog {
                 pos += info.disk_bytes;
                 if info.is_batch && info.max_timestamp >= timestamp {
                     let batch = entry::batch_payload(&bytes, &info)?;
-                    return Some((
-                        first_offset_at_or_after(&batch, timestamp).unwrap_or(info.base_offset),
-                        info.max_timestamp,
-                    ));
+                    return crate::protocol::record_times::first_at_or_after(&batch, timestamp);
                 }
             }
         }
@@ -495,10 +493,12 @@ impl PartitionLog {
         let ts = seg.max_timestamp;
         let mut pos = seg.scan_start_for_time(ts);
         while pos < seg.size_bytes {
-            let (_, info) = seg.read_at(pos, 0).ok()?;
+            let (bytes, info) = seg.read_at(pos, 0).ok()?;
             pos += info.disk_bytes;
             if info.is_batch && info.max_timestamp == ts {
-                return Some((info.next_offset - 1, ts));
+                let batch = entry::batch_payload(&bytes, &info)?;
+                let offset = crate::protocol::record_times::first_with_timestamp(&batch, ts);
+                return Some((offset.unwrap_or(info.next_offset - 1), ts));
             }
         }
         None
@@ -561,19 +561,6 @@ impl PartitionLog {
         }
         Ok(())
     }
-}
-
-/// Within a batch, the offset of its first record with timestamp >= `ts`, for uncompressed
-/// batches; compressed ones answer with the batch's base offset (as Kafka does for index hits).
-fn first_offset_at_or_after(batch: &[u8], ts: i64) -> Option<i64> {
-    let h = crate::protocol::batch::BatchHeader::parse(batch)?;
-    if h.codec() != 0 {
-        return None;
-    }
-    let _ = ts;
-    // Record-level timestamps need a varint walk; batch granularity is what Kafka's time
-    // index gives, and the batch's first offset is a valid answer.
-    Some(h.base_offset)
 }
 
 #[cfg(test)]

@@ -67,3 +67,24 @@ def test_transactional_producer_fails_at_once_with_a_clear_error(broker):
     assert time.monotonic() - started < 10, "it waited for its timeout: the error was retriable"
     assert err.fatal() and not err.retriable(), err
     assert "transactions are not supported" in err.str(), err
+
+
+def test_list_offsets_by_timestamp_finds_the_record_inside_a_batch(broker):
+    """librdkafka's 0054: two records with timestamps 1234 and 999999999999 in one batch."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    for codec in ("none", "lz4"):
+        topic = f"times-{codec}"
+        p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 200, "compression.type": codec})
+        for ts in (1234, 999999999999):
+            p.produce(topic, b"v", partition=0, timestamp=ts)
+        assert p.flush(30) == 0
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "times"})
+        found = c.offsets_for_times([TopicPartition(topic, 0, 999999999999)], timeout=10)
+        assert found[0].offset == 1, f"{codec}: {found}"
+        found = c.offsets_for_times([TopicPartition(topic, 0, 1000)], timeout=10)
+        assert found[0].offset == 0, f"{codec}: {found}"
+        c.assign([TopicPartition(topic, 0, 0)])
+        got = [c.poll(10) for _ in range(2)]
+        assert [m.timestamp()[1] for m in got] == [1234, 999999999999], got
+        c.close()
