@@ -91,10 +91,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
         failure: failure.clone(),
         metrics,
     };
-    let (broker, handle) = ractor::Actor::spawn(Some("broker".into()), Broker, args)
-        .await
-        .map_err(|e| anyhow::anyhow!("broker failed to start: {e}"))?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // A cluster node may wait long for its peers while starting: a stop request then just ends
+    // the process (nothing was served yet; what is on disk was fsynced).
+    let (broker, handle) = tokio::select! {
+        started = ractor::Actor::spawn(Some("broker".into()), Broker, args) => {
+            started.map_err(|e| anyhow::anyhow!("broker failed to start: {e}"))?
+        }
+        _ = sigterm.recv() => {
+            tracing::info!("stopped while starting");
+            return Ok(());
+        }
+    };
     #[cfg(debug_assertions)]
     let mut sigusr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     let mut handle = handle;

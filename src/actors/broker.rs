@@ -3,8 +3,8 @@
 //! stop accepting, drain connections, stop partitions, final fsync.
 
 use super::cluster_boot::{
-    await_applied, join_cluster, propose_until_done, spawn_address_book, spawn_leader_reporter,
-    spawn_liveness_recorder, start_transport, LeaderReports,
+    await_applied, join_cluster, propose_at_boot, spawn_address_book, spawn_leader_reporter, spawn_liveness_recorder,
+    start_transport, LeaderReports,
 };
 use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use super::controller::{Controller, ControllerArgs, ControllerMsg};
@@ -28,6 +28,7 @@ use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::node_meta::NodeMeta;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -73,6 +74,44 @@ pub struct BrokerState {
 
 /// The broker actor.
 pub struct Broker;
+
+/// Starts `/health` and `/metrics` (unless `http.listen` is empty); `/health/ready` answers
+/// 503 until `started` is set.
+async fn start_http(
+    myself: &ActorRef<BrokerMsg>,
+    cfg: &Config,
+    args: &BrokerArgs,
+    registry: Arc<Registry>,
+    meta: Arc<RwLock<Arc<ClusterMeta>>>,
+    started: Arc<AtomicBool>,
+) -> Result<Option<ActorRef<HttpMsg>>, ActorProcessingErr> {
+    if cfg.http_listen.is_empty() {
+        return Ok(None);
+    }
+    let http_tcp = TcpListener::bind(&cfg.http_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (http): {e}", cfg.http_listen))?;
+    let http_addr = http_tcp.local_addr()?;
+    let state = HttpState {
+        node_id: cfg.node_id,
+        registry,
+        meta,
+        metrics: args.metrics.clone(),
+        started,
+    };
+    let (http, _) = Actor::spawn_linked(
+        Some("http".into()),
+        Http,
+        HttpArgs {
+            listener: http_tcp,
+            state,
+        },
+        myself.get_cell(),
+    )
+    .await?;
+    tracing::info!("http (health) listening on {http_addr}");
+    Ok(Some(http))
+}
 
 /// The address clients are told: `advertise` if set, else the bound address with a wildcard
 /// host replaced by `localhost`.
@@ -125,6 +164,9 @@ impl Actor for Broker {
         let meta = Arc::new(RwLock::new(Arc::new(ClusterMeta::default())));
         let (version_tx, version_rx) = watch::channel(0u64);
         let registry = Arc::new(Registry::default());
+        // Health first: while a cluster node waits for its peers it is live, not ready.
+        let started = Arc::new(AtomicBool::new(false));
+        let http = start_http(&myself, &cfg, &args, registry.clone(), meta.clone(), started.clone()).await?;
         let transport = start_transport(&cfg, registry.clone(), &args.identity).await?;
         let peers = transport.as_ref().map(|t| t.peers.clone());
         let controller_leader = Arc::new(std::sync::atomic::AtomicI32::new(-1));
@@ -255,7 +297,7 @@ impl Actor for Broker {
                 port,
                 cluster_addr: cfg.cluster_advertise(),
             };
-            propose_until_done(&controller, register).await?;
+            propose_at_boot(&controller, register).await?;
             // Metadata from this node lists it from the moment it serves.
             let me = cfg.node_id;
             await_applied(&meta, version_rx.clone(), |m| {
@@ -272,39 +314,13 @@ impl Actor for Broker {
                 advertised_port: port,
             },
             registry: registry.clone(),
-            meta,
+            meta: meta.clone(),
             controller: controller.clone(),
             producer_ids: Default::default(),
             coordinator: coordinator.clone(),
             peers: transport.as_ref().map(|t| t.peers.clone()),
             controller_leader,
         });
-        let http = if cfg.http_listen.is_empty() {
-            None
-        } else {
-            let http_tcp = TcpListener::bind(&cfg.http_listen)
-                .await
-                .map_err(|e| format!("cannot listen on {} (http): {e}", cfg.http_listen))?;
-            let http_addr = http_tcp.local_addr()?;
-            let state = HttpState {
-                node_id: cfg.node_id,
-                registry: registry.clone(),
-                meta: node.meta.clone(),
-                metrics: args.metrics.clone(),
-            };
-            let (http, _) = Actor::spawn_linked(
-                Some("http".into()),
-                Http,
-                HttpArgs {
-                    listener: http_tcp,
-                    state,
-                },
-                myself.get_cell(),
-            )
-            .await?;
-            tracing::info!("http (health) listening on {http_addr}");
-            Some(http)
-        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
         let (listener, _) = Actor::spawn_linked(
@@ -319,6 +335,7 @@ impl Actor for Broker {
             myself.get_cell(),
         )
         .await?;
+        started.store(true, Ordering::Release);
         if super::broken_build::enabled() {
             tracing::warn!("BROKEN BUILD: produce is acknowledged before it is durable or committed (test switch)");
         }

@@ -19,8 +19,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-/// How long start-up keeps trying to agree on the cluster's identity.
+/// How long a proposal after start-up keeps retrying while the controller has no leader.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// While a starting node waits for its peers, it says so this often.
+pub const WAIT_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A running transport.
 pub struct Transport {
@@ -63,9 +65,25 @@ pub async fn start_transport(
     Ok(Some(Transport { peers, routes, server }))
 }
 
-/// Proposes `cmd` through the controller, retrying while the group has no leader.
+/// Proposes `cmd` through the controller, retrying for at most a minute while the group has
+/// no leader.
 pub async fn propose_until_done(controller: &ActorRef<ControllerMsg>, cmd: MetaCommand) -> anyhow::Result<i64> {
-    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+    propose_retrying(controller, cmd, Some(JOIN_TIMEOUT)).await
+}
+
+/// Proposes `cmd` at start-up, retrying for as long as the controller group has no leader (the
+/// other nodes may start later), and saying every few seconds what it waits for.
+pub async fn propose_at_boot(controller: &ActorRef<ControllerMsg>, cmd: MetaCommand) -> anyhow::Result<i64> {
+    propose_retrying(controller, cmd, None).await
+}
+
+async fn propose_retrying(
+    controller: &ActorRef<ControllerMsg>,
+    cmd: MetaCommand,
+    patience: Option<Duration>,
+) -> anyhow::Result<i64> {
+    let started = tokio::time::Instant::now();
+    let mut next_log = started + WAIT_LOG_INTERVAL;
     loop {
         let (tx, rx) = oneshot::channel();
         controller
@@ -75,9 +93,14 @@ pub async fn propose_until_done(controller: &ActorRef<ControllerMsg>, cmd: MetaC
                 forwarded: false,
             })
             .map_err(|_| anyhow::anyhow!("controller stopped"))?;
+        let now = tokio::time::Instant::now();
         match rx.await {
             Ok(Ok(v)) => return Ok(v),
-            Ok(Err((ResponseError::NotController, why))) if tokio::time::Instant::now() < deadline => {
+            Ok(Err((ResponseError::NotController, why))) if patience.is_none_or(|p| now < started + p) => {
+                if now >= next_log {
+                    tracing::info!(%why, waited_s = (now - started).as_secs(), "waiting for the controller group to have a leader");
+                    next_log = now + WAIT_LOG_INTERVAL;
+                }
                 tracing::debug!(%why, "controller not reachable yet; retrying");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -105,17 +128,16 @@ pub async fn join_cluster(
             cluster_id: identity.cluster_id.clone(),
             voters,
         };
-        propose_until_done(controller, cmd).await?;
+        propose_at_boot(controller, cmd).await?;
     }
     // The proposal is applied here once this node has the committed entry.
-    let wait = async {
-        while current().is_empty() {
-            if version.changed().await.is_err() {
-                break;
-            }
+    while current().is_empty() {
+        match tokio::time::timeout(WAIT_LOG_INTERVAL, version.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => tracing::info!("waiting for the cluster's id to be replicated to this node"),
         }
-    };
-    let _ = tokio::time::timeout(JOIN_TIMEOUT, wait).await;
+    }
     let cluster_id = current();
     anyhow::ensure!(!cluster_id.is_empty(), "the cluster's id never arrived");
     if identity.joined && identity.cluster_id != cluster_id {
@@ -134,7 +156,7 @@ pub async fn join_cluster(
     // A node added to the running cluster: replicas may be placed on it from now on.
     let me = cfg.node_id;
     if !meta.read().expect("meta lock").voters.contains(&me) {
-        propose_until_done(controller, MetaCommand::AddNode { node_id: me }).await?;
+        propose_at_boot(controller, MetaCommand::AddNode { node_id: me }).await?;
         tracing::info!(node_id = me, "joined the running cluster");
     }
     Ok(identity)

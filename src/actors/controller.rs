@@ -2,6 +2,7 @@
 //! configs). On one node it is a group of one with its own log under `<data_dir>/meta`,
 //! replayed at start before the broker serves.
 
+use super::cluster_boot::WAIT_LOG_INTERVAL;
 use super::controller_group::{schedule_reopen, GroupParts, Opened, Reopens};
 use crate::cluster::join::{decide, spawn_join, ControllerStart};
 use crate::cluster::network::{join_via, propose_to, Peers};
@@ -79,6 +80,43 @@ pub struct ControllerState {
 /// The controller actor.
 pub struct Controller;
 
+/// Waits until the controller group has a leader (this node, when alone) and this node has
+/// replayed its metadata log up to `last_index`. A single node gives up after `timeout`; a
+/// cluster node waits for as long as its peers take to start, saying so every few seconds.
+async fn await_ready(
+    raft: &crate::cluster::Raft,
+    node_id: NodeId,
+    single: bool,
+    last_index: Option<u64>,
+    timeout: Duration,
+) -> Result<(), ActorProcessingErr> {
+    let started = std::time::Instant::now();
+    loop {
+        let patience = if single { timeout } else { WAIT_LOG_INTERVAL };
+        let outcome = raft
+            .wait(Some(patience))
+            .metrics(
+                move |m| {
+                    let led = match single {
+                        true => m.current_leader == Some(node_id),
+                        false => m.current_leader.is_some(),
+                    };
+                    led && m.last_applied.map(|l| l.index) >= last_index
+                },
+                "controller elected and metadata replayed",
+            )
+            .await;
+        match outcome {
+            Ok(_) => return Ok(()),
+            Err(openraft::metrics::WaitError::Timeout(..)) if !single => tracing::info!(
+                waited_s = started.elapsed().as_secs(),
+                "waiting for the controller group to elect a leader (a majority of the nodes must run)"
+            ),
+            Err(e) => return Err(format!("controller not ready: {e}").into()),
+        }
+    }
+}
+
 impl Actor for Controller {
     type Msg = ControllerMsg;
     type State = ControllerState;
@@ -93,13 +131,13 @@ impl Actor for Controller {
         let group = parts.open(&myself, None).await?;
         let (raft, last_index) = (group.raft.clone(), group.last_index);
         let start = match &parts.peers {
-            Some(peers) if !raft.is_initialized().await? => decide(peers, parts.node_id, args.ready_timeout).await?,
+            Some(peers) if !raft.is_initialized().await? => decide(peers, parts.node_id, WAIT_LOG_INTERVAL).await,
             _ => ControllerStart::Initialize,
         };
         if let (ControllerStart::Join { via }, Some(peers)) = (start, &parts.peers) {
             let metrics = raft.metrics();
             let joined = move || metrics.borrow().current_leader.is_some();
-            spawn_join(peers.clone(), parts.node_id, via, args.ready_timeout, joined);
+            spawn_join(peers.clone(), parts.node_id, via, joined);
         }
         if start == ControllerStart::Initialize && !raft.is_initialized().await? {
             let voters: BTreeMap<NodeId, BasicNode> = match &parts.peers {
@@ -116,22 +154,14 @@ impl Actor for Controller {
                 tracing::debug!(error = %e, "controller group already initialized");
             }
         }
-        let node_id = parts.node_id;
-        let single = parts.peers.is_none();
-        raft.wait(Some(args.ready_timeout))
-            .metrics(
-                move |m| {
-                    let led = if single {
-                        m.current_leader == Some(node_id)
-                    } else {
-                        m.current_leader.is_some()
-                    };
-                    led && m.last_applied.map(|l| l.index) >= last_index
-                },
-                "controller elected and metadata replayed",
-            )
-            .await
-            .map_err(|e| format!("controller not ready: {e}"))?;
+        await_ready(
+            &raft,
+            parts.node_id,
+            parts.peers.is_none(),
+            last_index,
+            args.ready_timeout,
+        )
+        .await?;
         Ok(ControllerState {
             group,
             node_id: parts.node_id,

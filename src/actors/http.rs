@@ -1,5 +1,6 @@
 //! The HTTP actor: `/metrics` (Prometheus text), `/health/live` (the process runs) and
-//! `/health/ready` (every partition this node hosts has recovered and has a leader), on
+//! `/health/ready` (the node serves Kafka, and every partition it hosts has recovered and has
+//! a leader), on
 //! `http.listen`, apart from the Kafka port.
 
 use super::registry::Registry;
@@ -10,6 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 
@@ -22,6 +24,8 @@ pub struct HttpState {
     pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
     /// The process's metrics recorder, if this process installed one.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Set once the broker serves Kafka (a cluster node may wait long for its peers first).
+    pub started: Arc<AtomicBool>,
 }
 
 /// What the HTTP actor needs.
@@ -95,6 +99,12 @@ async fn render_metrics(State(state): State<HttpState>) -> (StatusCode, String) 
 }
 
 async fn ready(State(state): State<HttpState>) -> (StatusCode, String) {
+    if !state.started.load(Ordering::Acquire) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: waiting for the cluster's nodes\n".into(),
+        );
+    }
     let waiting = not_ready(&state);
     if waiting.is_empty() {
         (StatusCode::OK, "ready\n".into())

@@ -26,49 +26,49 @@ pub enum ControllerStart {
 }
 
 /// Asks the configured peers until one belongs to a formed cluster, or a majority of the
-/// configured nodes (this one included) say none is formed.
-pub async fn decide(peers: &Peers, me: NodeId, timeout: Duration) -> anyhow::Result<ControllerStart> {
+/// configured nodes (this one included) say none is formed. Waits for as long as that takes
+/// (the other nodes may start later), saying every `log_every` how many answered.
+pub async fn decide(peers: &Peers, me: NodeId, log_every: Duration) -> ControllerStart {
     let others: Vec<NodeId> = peers.members().keys().copied().filter(|id| *id != me).collect();
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let mut next_log = started + log_every;
     loop {
         let mut unformed = 0;
         for id in &others {
             match cluster_info(peers, *id, PROBE_TIMEOUT).await {
                 Ok((cluster_id, voters)) if !cluster_id.is_empty() => {
-                    return Ok(if voters.contains(&me) {
+                    return if voters.contains(&me) {
                         ControllerStart::AwaitLeader
                     } else {
                         ControllerStart::Join { via: *id }
-                    });
+                    };
                 }
                 Ok(_) => unformed += 1,
                 Err(why) => tracing::debug!(peer = id, %why, "peer not answering yet"),
             }
         }
         if (unformed + 1) * 2 > others.len() + 1 {
-            return Ok(ControllerStart::Initialize);
+            return ControllerStart::Initialize;
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "too few peers answered within {timeout:?} to tell whether the cluster exists"
-        );
+        if Instant::now() >= next_log {
+            tracing::info!(
+                answered = unformed,
+                peers = others.len(),
+                waited_s = started.elapsed().as_secs(),
+                "waiting for peers: a majority of the nodes must answer to form the cluster"
+            );
+            next_log = Instant::now() + log_every;
+        }
         tokio::time::sleep(RETRY_PAUSE).await;
     }
 }
 
 /// Asks `via` to add this node to the controller group until `joined` says it is in (the
-/// leader replicates to it), or `timeout` passes.
-pub fn spawn_join(
-    peers: Arc<Peers>,
-    me: NodeId,
-    via: NodeId,
-    timeout: Duration,
-    joined: impl Fn() -> bool + Send + 'static,
-) {
+/// leader replicates to it).
+pub fn spawn_join(peers: Arc<Peers>, me: NodeId, via: NodeId, joined: impl Fn() -> bool + Send + 'static) {
     tokio::spawn(async move {
-        let deadline = Instant::now() + timeout;
         let addr = peers.addr_of(me).unwrap_or_default();
-        while !joined() && Instant::now() < deadline {
+        while !joined() {
             match join_via(&peers, via, me, addr.clone(), false, PROBE_TIMEOUT * 4).await {
                 Ok(Ok(_)) => tracing::info!(via, "asked to join the controller group"),
                 Ok(Err((_, why))) | Err(why) => tracing::debug!(via, %why, "join request failed; retrying"),
