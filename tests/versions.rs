@@ -252,6 +252,17 @@ fn every_served_version_answers() {
         assert_eq!((p.error_code, p.low_watermark), (0, v as i64 + 1), "DeleteRecords v{v}");
     }
 
+    for v in range(ApiKey::DescribeLogDirs) {
+        use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+        let req = DescribeLogDirsRequest::default().with_topics(Some(vec![DescribableLogDirTopic::default()
+            .with_topic(name("ct2"))
+            .with_partitions(vec![0])]));
+        let resp: DescribeLogDirsResponse = call(&mut s, ApiKey::DescribeLogDirs, v, &req);
+        let dir = &resp.results[0];
+        assert_eq!((resp.results.len(), dir.error_code), (1, 0), "DescribeLogDirs v{v}");
+        assert_eq!(dir.topics[0].partitions[0].partition_index, 0, "DescribeLogDirs v{v}");
+    }
+
     for v in range(ApiKey::FindCoordinator) {
         if v >= 4 {
             let req = FindCoordinatorRequest::default()

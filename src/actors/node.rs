@@ -202,6 +202,7 @@ impl Broker for Node {
                 )
                 .min(3),
                 configs: configs.into_iter().collect(),
+                assignment: None,
             };
             self.propose(cmd, 10_000)
         });
@@ -343,6 +344,11 @@ impl Broker for Node {
             Some(p) if leader >= 0 && leader != self.info.node_id && !p.heard_within(leader as u64, silent_for) => -1,
             _ => leader,
         }
+    }
+
+    fn data_dir_space(&self) -> Option<(i64, i64)> {
+        let (total, usable) = crate::storage::disk_guard::DiskGuard::space(&self.config.data_dir)?;
+        Some((total.min(i64::MAX as u64) as i64, usable.min(i64::MAX as u64) as i64))
     }
 
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()> {

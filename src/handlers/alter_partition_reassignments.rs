@@ -26,15 +26,27 @@ pub async fn handle(
         let mut partitions = Vec::new();
         for p in t.partitions {
             let target: Option<Vec<i32>> = p.replicas.map(|r| r.into_iter().map(|id| id.0).collect());
-            let current_rf = broker
-                .metadata()
+            let meta = broker.metadata();
+            let partition = meta
                 .topics
                 .get(&topic)
-                .and_then(|m| m.replicas.get(p.partition_index as usize).map(|r| r.len()));
-            let outcome = match (&target, current_rf) {
-                (Some(target), Some(rf)) if !allow_rf_change && target.len() != rf => Err((
+                .filter(|m| (0..m.partitions).contains(&p.partition_index));
+            let current = partition.map(|m| m.replicas_of(p.partition_index, broker.node().node_id));
+            let pending = partition.is_some_and(|m| m.reassigning.contains_key(&p.partition_index));
+            let outcome = match (&target, &current) {
+                (_, None) => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Unable to find partition {topic}:{}.", p.partition_index),
+                )),
+                // Kafka: a target equal to the current replicas changes nothing and succeeds.
+                (Some(target), Some(current)) if target == current && !pending => Ok(()),
+                (Some(target), Some(current)) if !allow_rf_change && target.len() != current.len() => Err((
                     ResponseError::InvalidReplicationFactor,
-                    format!("the target has {} replicas, the partition {rf}", target.len()),
+                    format!(
+                        "the target has {} replicas, the partition {}",
+                        target.len(),
+                        current.len()
+                    ),
                 )),
                 _ => broker
                     .propose(

@@ -98,6 +98,8 @@ pub trait Broker: Send + Sync + 'static {
     fn node_alive(&self, id: i32) -> bool;
     /// The node leading the controller group (-1 while unknown).
     fn controller_id(&self) -> i32;
+    /// (total, usable) bytes of the data dir's filesystem, if it can be read.
+    fn data_dir_space(&self) -> Option<(i64, i64)>;
     /// Waits (bounded) until every partition of `topic` has a leader locally.
     fn wait_topic_ready(&self, topic: String, timeout_ms: u64) -> BoxFuture<'static, ()>;
 }

@@ -1,5 +1,6 @@
-//! CreatePartitions: grows a topic; the new partitions start like any other (the supervisor
-//! follows metadata) and the request waits, within its timeout, for their leaders.
+//! CreatePartitions: grows a topic, with replicas placed as for a new topic or given by the
+//! client (Kafka's checks and messages); the new partitions start like any other (the
+//! supervisor follows metadata) and the request waits, within its timeout, for their leaders.
 
 use super::context::Broker;
 use crate::storage::meta_sm::MetaCommand;
@@ -15,20 +16,42 @@ pub async fn handle(broker: &dyn Broker, req: CreatePartitionsRequest) -> Create
     for t in req.topics {
         let name = t.name.0.to_string();
         let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-        let current = broker.metadata().topics.get(&name).map(|m| m.partitions);
+        let meta = broker.metadata();
+        let current = meta.topics.get(&name).map(|m| m.partitions);
+        let rf = meta
+            .topics
+            .get(&name)
+            .map(|m| m.replicas_of(0, broker.node().node_id).len());
+        let given: Option<Vec<Vec<i32>>> = t
+            .assignments
+            .as_ref()
+            .map(|a| a.iter().map(|p| p.broker_ids.iter().map(|b| b.0).collect()).collect());
+        let refused = given.as_deref().and_then(|g| check_given(broker, g, rf).err());
         let outcome = match current {
             None => Err((
                 ResponseError::UnknownTopicOrPartition,
                 format!("topic {name} does not exist"),
             )),
-            Some(_) if t.assignments.is_some() => Err((
-                ResponseError::InvalidReplicaAssignment,
-                "manual replica assignment is not supported".to_string(),
-            )),
-            Some(n) if t.count <= n => Err((
+            Some(n) if t.count == n => Err((
                 ResponseError::InvalidPartitions,
-                format!("topic {name} has {n} partitions; asked for {}", t.count),
+                format!("Topic already has {n} partition(s)."),
             )),
+            Some(n) if t.count < n => Err((
+                ResponseError::InvalidPartitions,
+                format!(
+                    "The topic {name} currently has {n} partition(s); {} would not be an increase.",
+                    t.count
+                ),
+            )),
+            Some(n) if given.as_ref().is_some_and(|g| g.len() as i32 != t.count - n) => Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "Attempted to add {} additional partition(s), but only {} assignment(s) were specified.",
+                    t.count - n,
+                    given.as_ref().map_or(0, Vec::len)
+                ),
+            )),
+            Some(_) if refused.is_some() => Err(refused.expect("just checked")),
             Some(_) if t.count > 100_000 => {
                 Err((ResponseError::InvalidPartitions, "more than 100000 partitions".into()))
             }
@@ -38,6 +61,8 @@ pub async fn handle(broker: &dyn Broker, req: CreatePartitionsRequest) -> Create
                     MetaCommand::CreatePartitions {
                         name: name.clone(),
                         count: t.count,
+                        // A single node places nothing.
+                        assignment: given.filter(|_| !meta.voters.is_empty()),
                     },
                     timeout_ms,
                 )
@@ -58,4 +83,11 @@ pub async fn handle(broker: &dyn Broker, req: CreatePartitionsRequest) -> Create
         });
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Checks the replicas given for the new partitions (each as long as the topic's replication
+/// factor).
+fn check_given(broker: &dyn Broker, given: &[Vec<i32>], rf: Option<usize>) -> Result<(), (ResponseError, String)> {
+    let nodes = super::topic_validation::assignable_nodes(&broker.metadata(), broker.node().node_id);
+    super::topic_validation::check_replica_lists(given, rf, &nodes)
 }

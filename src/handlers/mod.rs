@@ -13,6 +13,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -79,6 +80,7 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
     ApiSpec { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
     ApiSpec { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
 ];
 
 /// The served range of `key`, if served.
@@ -124,6 +126,7 @@ pub enum Body {
     OffsetDelete(kafka_protocol::messages::OffsetDeleteRequest),
     AlterPartitionReassignments(kafka_protocol::messages::AlterPartitionReassignmentsRequest),
     ListPartitionReassignments(kafka_protocol::messages::ListPartitionReassignmentsRequest),
+    DescribeLogDirs(kafka_protocol::messages::DescribeLogDirsRequest),
 }
 
 /// What to do with a frame.
@@ -211,6 +214,7 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
         ApiKey::ListPartitionReassignments => {
             Body::ListPartitionReassignments(m::ListPartitionReassignmentsRequest::decode(buf, v)?)
         }
+        ApiKey::DescribeLogDirs => Body::DescribeLogDirs(m::DescribeLogDirsRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -258,6 +262,7 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
         _ => "Other",
     }
 }
@@ -324,6 +329,9 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
             v,
             &list_partition_reassignments::handle(broker.as_ref(), r).await,
         ),
+        Body::DescribeLogDirs(r) => {
+            encode_response(key, cid, v, &describe_log_dirs::handle(broker.as_ref(), r, v).await)
+        }
     };
     match encoded {
         Ok(b) => Ok(Some(b)),

@@ -72,7 +72,56 @@ pub fn create_command(
         partitions,
         replication_factor,
         configs,
+        assignment: None,
     })
+}
+
+/// Nodes a client may name in a replica assignment: the cluster's nodes, or this one.
+pub fn assignable_nodes(meta: &crate::storage::meta_sm::ClusterMeta, me: i32) -> Vec<i32> {
+    match meta.voters.is_empty() {
+        true => vec![me],
+        false => meta.voters.clone(),
+    }
+}
+
+/// Checks replica lists a client gave (CreateTopics, CreatePartitions) as Kafka does: each
+/// non-empty, of known nodes, none twice, all as long as `replication_factor` (or as the
+/// first list). Messages are Kafka's.
+pub fn check_replica_lists(
+    lists: &[Vec<i32>],
+    replication_factor: Option<usize>,
+    nodes: &[i32],
+) -> Result<(), (ResponseError, String)> {
+    let bad = |m: String| Err((ResponseError::InvalidReplicaAssignment, m));
+    let want = replication_factor.or(lists.first().map(Vec::len));
+    for replicas in lists {
+        if replicas.is_empty() {
+            return bad("The manual partition assignment includes an empty replica list.".into());
+        }
+        let mut sorted = replicas.clone();
+        sorted.sort_unstable();
+        for (j, id) in sorted.iter().enumerate() {
+            if !nodes.contains(id) {
+                return bad(format!(
+                    "The manual partition assignment includes broker {id}, but no such broker is registered."
+                ));
+            }
+            if j > 0 && sorted[j - 1] == *id {
+                return bad(format!(
+                    "The manual partition assignment includes the broker {id} more than once."
+                ));
+            }
+        }
+        if want.is_some_and(|n| n != replicas.len()) {
+            return bad(format!(
+                "The manual partition assignment includes a partition with {} replica(s), but this is not \
+                 consistent with previous partitions, which have {} replica(s).",
+                replicas.len(),
+                want.unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -94,5 +143,20 @@ mod tests {
             ResponseError::InvalidPartitions
         );
         assert!(create_command("t", 2, 1, BTreeMap::new(), 1).is_ok());
+    }
+
+    #[test]
+    fn replica_lists_are_checked_as_kafka_does() {
+        let nodes = [1, 2, 3];
+        assert!(check_replica_lists(&[vec![1, 2], vec![2, 3]], None, &nodes).is_ok());
+        let code = |lists: &[Vec<i32>], rf| check_replica_lists(lists, rf, &nodes).unwrap_err().0;
+        assert_eq!(code(&[vec![]], None), ResponseError::InvalidReplicaAssignment);
+        assert_eq!(code(&[vec![1, 4]], None), ResponseError::InvalidReplicaAssignment);
+        assert_eq!(code(&[vec![2, 2]], None), ResponseError::InvalidReplicaAssignment);
+        assert_eq!(
+            code(&[vec![1, 2], vec![3]], None),
+            ResponseError::InvalidReplicaAssignment
+        );
+        assert_eq!(code(&[vec![1]], Some(2)), ResponseError::InvalidReplicaAssignment);
     }
 }

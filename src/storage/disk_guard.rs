@@ -42,6 +42,15 @@ impl DiskGuard {
         self.low.load(Ordering::Acquire)
     }
 
+    /// (total, usable) bytes of the filesystem holding `dir` now (DescribeLogDirs).
+    pub fn space(dir: &std::path::Path) -> Option<(u64, u64)> {
+        let st = rustix::fs::statvfs(dir).ok()?;
+        Some((
+            st.f_blocks.saturating_mul(st.f_frsize),
+            st.f_bavail.saturating_mul(st.f_frsize),
+        ))
+    }
+
     /// Free bytes at the last check.
     pub fn free_bytes(&self) -> u64 {
         self.free_bytes.load(Ordering::Relaxed)

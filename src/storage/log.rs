@@ -553,6 +553,11 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Bytes the log's segment files hold.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.read().expect("log lock").iter().map(|s| s.size_bytes).sum()
+    }
+
     /// Forces every segment to disk (shutdown).
     pub fn sync_all(&self) -> std::io::Result<()> {
         let segs = self.inner.read().expect("log lock");

@@ -20,6 +20,10 @@ pub enum MetaCommand {
         partitions: i32,
         replication_factor: i16,
         configs: BTreeMap<String, String>,
+        /// Replicas given by the client for every partition (checked by the handler; on a
+        /// single node, which places nothing, absent).
+        #[serde(default)]
+        assignment: Option<Vec<Vec<i32>>>,
     },
     DeleteTopic {
         name: String,
@@ -36,10 +40,13 @@ pub enum MetaCommand {
         delete: Vec<String>,
         replace: bool,
     },
-    /// Grow a topic to `count` partitions.
+    /// Grow a topic to `count` partitions (`assignment`: the new partitions' replicas, given
+    /// by the client).
     CreatePartitions {
         name: String,
         count: i32,
+        #[serde(default)]
+        assignment: Option<Vec<Vec<i32>>>,
     },
     /// Fix the cluster's id and voters (the first one applied wins; later ones are no-ops).
     InitCluster {
@@ -200,6 +207,27 @@ fn place(meta: &mut ClusterMeta, from: i32, to: i32, replication_factor: i16) ->
         .collect())
 }
 
+/// Replicas a client gave for `partitions` partitions of `replication_factor` replicas each,
+/// checked again here (the cluster may have changed since the handler looked); a single node
+/// places nothing.
+fn assigned(
+    meta: &ClusterMeta,
+    given: Vec<Vec<i32>>,
+    partitions: i32,
+    replication_factor: i16,
+) -> Result<Vec<Vec<i32>>, String> {
+    if meta.voters.is_empty() {
+        return Ok(Vec::new());
+    }
+    if given.len() != partitions as usize || given.iter().any(|r| r.len() != replication_factor as usize) {
+        return Err("invalid replica assignment: it does not match the partitions asked for".into());
+    }
+    for replicas in &given {
+        check_assignment(replicas, &meta.voters)?;
+    }
+    Ok(given)
+}
+
 /// Checks a reassignment target: some replicas, each a node of the cluster, none twice.
 fn check_assignment(target: &[i32], nodes: &[i32]) -> Result<(), String> {
     if target.is_empty() {
@@ -265,11 +293,15 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
             partitions,
             replication_factor,
             configs,
+            assignment,
         } => {
             if meta.topics.contains_key(&name) {
                 return Err(format!("topic {name} already exists"));
             }
-            let replicas = place(meta, 0, partitions, replication_factor)?;
+            let replicas = match assignment {
+                Some(given) => assigned(meta, given, partitions, replication_factor)?,
+                None => place(meta, 0, partitions, replication_factor)?,
+            };
             meta.topics.insert(
                 name.clone(),
                 TopicMeta {
@@ -339,7 +371,11 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
             }
             topic.configs.extend(set);
         }
-        MetaCommand::CreatePartitions { name, count } => {
+        MetaCommand::CreatePartitions {
+            name,
+            count,
+            assignment,
+        } => {
             let topic = meta
                 .topics
                 .get(&name)
@@ -351,10 +387,10 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
                 ));
             }
             let (from, rf, placed) = (topic.partitions, topic.replication_factor, !topic.replicas.is_empty());
-            let more = if placed {
-                place(meta, from, count, rf)?
-            } else {
-                Vec::new()
+            let more = match (placed, assignment) {
+                (false, _) => Vec::new(),
+                (true, Some(given)) => assigned(meta, given, count - from, rf)?,
+                (true, None) => place(meta, from, count, rf)?,
             };
             let topic = meta.topics.get_mut(&name).expect("checked above");
             topic.replicas.extend(more);

@@ -19,6 +19,7 @@ fn cluster_with_topic() -> ClusterMeta {
             partitions: 2,
             replication_factor: 2,
             configs: BTreeMap::new(),
+            assignment: None,
         },
     )
     .unwrap();

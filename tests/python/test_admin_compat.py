@@ -1,0 +1,90 @@
+"""Admin APIs as Kafka answers them (issue 14, item 6), through kafka-python's admin client:
+manual replica assignments, DescribeLogDirs, a reassignment to the current replicas."""
+
+import pytest
+from confluent_kafka import Producer
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from clients import wait_for
+from cluster import Cluster
+
+NONE, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST = 0, 37, 39, 42
+
+
+@pytest.fixture
+def admin(broker):
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    yield a
+    a.close()
+
+
+def created(admin, topics):
+    """{topic: (error_code, error_message)} of a CreateTopics request."""
+    result = admin.create_topics(topics, raise_errors=False)
+    return {t["name"]: (t["error_code"], t["error_message"]) for t in result["topics"]}
+
+
+def grown(admin, topics):
+    """{topic: error_code} of a CreatePartitions request."""
+    result = admin.create_partitions(topics, raise_errors=False)
+    return {r.name: r.error_code for r in result.results}
+
+
+def test_manual_assignments_on_a_single_node(admin, broker):
+    me = broker.node_id
+    assert created(admin, {"manual": {"assignments": {0: [me], 1: [me]}}}) == {"manual": (NONE, None)}
+    assert len(admin.describe_topics(["manual"])[0]["partitions"]) == 2
+    codes = created(admin, {
+        "with-rf": {"replication_factor": 1, "assignments": {0: [me]}},
+        "unknown-node": {"assignments": {0: [me + 1]}},
+        "gap": {"assignments": {1: [me]}},
+        "twice": {"assignments": {0: [me, me]}},
+    })
+    assert {t: c for t, (c, _) in codes.items()} == {
+        "with-rf": INVALID_REQUEST, "unknown-node": INVALID_REPLICA_ASSIGNMENT,
+        "gap": INVALID_REPLICA_ASSIGNMENT, "twice": INVALID_REPLICA_ASSIGNMENT}, codes
+    assert all(m for _, m in codes.values()), "each refusal says why"
+
+    assert grown(admin, {"manual": {"count": 3, "assignments": [[me]]}}) == {"manual": NONE}
+    assert len(admin.describe_topics(["manual"])[0]["partitions"]) == 3
+    assert grown(admin, {"manual": {"count": 5, "assignments": [[me]]}}) == {"manual": INVALID_REPLICA_ASSIGNMENT}
+    assert grown(admin, {"manual": 3}) == {"manual": INVALID_PARTITIONS}
+
+
+def test_describe_log_dirs_reports_each_partitions_size(admin, broker):
+    assert created(admin, {"dirs": {"num_partitions": 2, "replication_factor": 1}}) == {"dirs": (NONE, None)}
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for _ in range(100):
+        p.produce("dirs", b"x" * 1000, partition=0)
+    assert p.flush(30) == 0
+    (node,) = admin.describe_log_dirs(topic_partitions=["dirs"])
+    (log_dir,) = node["results"] if "results" in node else node["log_dirs"]
+    assert log_dir["error_code"] == 0
+    assert log_dir["log_dir"] == str(broker.data_dir.resolve()), log_dir
+    sizes = {p["partition_index"]: p["partition_size"] for t in log_dir["topics"] if t["name"] == "dirs"
+             for p in t["partitions"]}
+    assert sizes[0] >= 100 * 1000 and sizes[1] < 1000, sizes
+    assert 0 < log_dir["usable_bytes"] <= log_dir["total_bytes"], log_dir
+
+
+def test_reassigning_to_the_current_replicas_changes_nothing(admin, broker):
+    assert created(admin, {"stay": {"num_partitions": 1, "replication_factor": 1}}) == {"stay": (NONE, None)}
+    result = admin.alter_partition_reassignments({TopicPartition("stay", 0): [broker.node_id]})
+    assert result == {TopicPartition("stay", 0): None}, result
+    assert admin.list_partition_reassignments() == {}
+
+
+def test_manual_assignments_place_replicas_in_a_cluster(tmp_path):
+    c = Cluster(tmp_path, 3).start()
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+    layout = {0: [2, 3], 1: [3, 1], 2: [1, 2]}
+    assert created(admin, {"placed": {"assignments": layout}}) == {"placed": (NONE, None)}
+    for p, replicas in layout.items():
+        wait_for(lambda: c.partitions("placed", c.node(1)).get(p, (-1, []))[:2] == (replicas[0], replicas),
+                 f"partition {p} on {replicas}, led by its first replica")
+    assert grown(admin, {"placed": {"count": 4, "assignments": [[3, 2]]}}) == {"placed": NONE}
+    wait_for(lambda: c.partitions("placed", c.node(2)).get(3, (-1, []))[:2] == (3, [3, 2]), "partition 3 on [3, 2]")
+    assert grown(admin, {"placed": {"count": 5, "assignments": [[1]]}}) == {"placed": INVALID_REPLICA_ASSIGNMENT}
+    admin.close()
+    c.kill()
