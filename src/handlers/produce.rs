@@ -3,13 +3,17 @@
 //! connection drops it) but are otherwise handled the same.
 
 use super::context::{Broker, TopicPartition};
-use super::topic_config::effective_i64;
+use super::topic_config::{effective_i64, timestamp_rules};
 use super::topic_validation;
 use crate::protocol::batch::validate_produced;
+use crate::protocol::batch_rules::{self, Refusal};
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
 /// How long a produce to an unknown topic waits for auto-creation.
@@ -35,23 +39,28 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
             .as_ref()
             .map(|t| effective_i64(cfg, t, "min.insync.replicas"))
             .unwrap_or(1);
+        let rules = topic_meta.as_ref().map(|t| timestamp_rules(cfg, t));
         let futures = topic.partition_data.into_iter().map(|p| {
             let index = p.index;
             let name = name.clone();
             let fut = async move {
                 if !(-1..=1).contains(&acks) {
-                    return Err(ResponseError::InvalidRequiredAcks);
+                    return Err(ResponseError::InvalidRequiredAcks.into());
                 }
                 known?;
                 // Clients must not write the coordinator's records (Kafka refuses the same).
                 if name == crate::storage::offsets::OFFSETS_TOPIC {
-                    return Err(ResponseError::InvalidTopicException);
+                    return Err(ResponseError::InvalidTopicException.into());
                 }
                 if !partition_count.is_some_and(|n| index >= 0 && index < n) {
-                    return Err(ResponseError::UnknownTopicOrPartition);
+                    return Err(ResponseError::UnknownTopicOrPartition.into());
                 }
                 let records = p.records.ok_or(ResponseError::CorruptMessage)?;
                 let batch = validate_produced(&records, max_bytes)?;
+                let now_ms = crate::storage::segment::now_ms();
+                let rules = rules.ok_or(ResponseError::UnknownTopicOrPartition)?;
+                let batch = batch_rules::apply(batch, &rules, now_ms)?;
+                let append_time_ms = if rules.log_append_time { now_ms } else { -1 };
                 let bytes = batch.bytes.len() as u64;
                 let tp = TopicPartition {
                     topic: name.clone(),
@@ -62,12 +71,12 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
                 if acks == -1 {
                     let in_sync = broker.in_sync(&tp).map(|ids| ids.len() as i64);
                     if in_sync.is_some_and(|n| n < min_insync) {
-                        return Err(ResponseError::NotEnoughReplicas);
+                        return Err(ResponseError::NotEnoughReplicas.into());
                     }
                 }
                 let base = broker.produce(tp, batch, acks, timeout_ms).await?;
                 metrics::counter!(crate::observability::BYTES_IN, "topic" => name).increment(bytes);
-                Ok(base)
+                Ok((base, append_time_ms))
             };
             async move { (index, fut.await) }
         });
@@ -81,17 +90,12 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
                 match r {
                     // log_start_offset exists from v5: a field set outside its versions makes
                     // the response unencodable.
-                    Ok(base) if version >= 5 => {
-                        pr.with_base_offset(base)
-                            .with_log_start_offset(start_offset(broker, &topic.name.0, index))
-                    }
-                    Ok(base) => pr.with_base_offset(base),
-                    Err(code) => {
-                        crate::observability::note_error("Produce", code);
-                        pr.with_error_code(code.code())
-                            .with_base_offset(-1)
-                            .with_log_start_offset(-1)
-                    }
+                    Ok((base, append_time_ms)) if version >= 5 => pr
+                        .with_base_offset(base)
+                        .with_log_append_time_ms(append_time_ms)
+                        .with_log_start_offset(start_offset(broker, &topic.name.0, index)),
+                    Ok((base, append_time_ms)) => pr.with_base_offset(base).with_log_append_time_ms(append_time_ms),
+                    Err(refusal) => refused(pr, refusal, version),
                 }
             })
             .collect();
@@ -102,6 +106,29 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
         );
     }
     ProduceResponse::default().with_responses(topics)
+}
+
+/// A partition's refusal: its code, and from v8 its message and the offending records.
+fn refused(pr: PartitionProduceResponse, refusal: Refusal, version: i16) -> PartitionProduceResponse {
+    crate::observability::note_error("Produce", refusal.code);
+    let pr = pr
+        .with_error_code(refusal.code.code())
+        .with_base_offset(-1)
+        .with_log_start_offset(-1);
+    if version < 8 || refusal.message.is_empty() {
+        return pr;
+    }
+    let record_errors = refusal
+        .record_errors
+        .into_iter()
+        .map(|(i, why)| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(StrBytes::from_string(why)))
+        })
+        .collect();
+    pr.with_error_message(Some(StrBytes::from_string(refusal.message)))
+        .with_record_errors(record_errors)
 }
 
 fn start_offset(broker: &dyn Broker, topic: &str, partition: i32) -> i64 {

@@ -43,6 +43,40 @@ fn min_insync_replicas(v: &str) -> Result<String, String> {
 fn retention(v: &str) -> Result<String, String> {
     long_at_least(-1)(v)
 }
+fn int_at_least(min: i64) -> impl Fn(&str) -> Result<String, String> {
+    move |v: &str| {
+        long_at_least(min)(v).and_then(|s| match s.parse::<i64>().unwrap_or(0) > i32::MAX as i64 {
+            true => Err(format!("{s} is more than {}", i32::MAX)),
+            false => Ok(s),
+        })
+    }
+}
+fn segment_index_bytes(v: &str) -> Result<String, String> {
+    int_at_least(4)(v)
+}
+fn flush_messages(v: &str) -> Result<String, String> {
+    long_at_least(1)(v)
+}
+fn non_negative(v: &str) -> Result<String, String> {
+    long_at_least(0)(v)
+}
+fn timestamp_type(v: &str) -> Result<String, String> {
+    match v.trim() {
+        t @ ("CreateTime" | "LogAppendTime") => Ok(t.into()),
+        other => Err(format!("{other:?} is not one of CreateTime, LogAppendTime")),
+    }
+}
+fn unclean_leader_election(v: &str) -> Result<String, String> {
+    match v.trim() {
+        "false" => Ok("false".into()),
+        "true" => Err(
+            "unclean leader election is not possible here: a partition's leader is elected by a \
+             majority of its replicas (Raft), which always hold every acknowledged write"
+                .into(),
+        ),
+        other => Err(format!("{other:?} is not true or false")),
+    }
+}
 fn cleanup_policy(v: &str) -> Result<String, String> {
     match v.trim() {
         "delete" => Ok("delete".into()),
@@ -88,6 +122,61 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
         validate: segment_bytes,
         config_type: 3,
     },
+    // Accepted for Kafka tools; no effect: the offset and time indexes are kept in memory
+    // (and in each closed segment's seal), not in preallocated files of this size.
+    TopicConfigSpec {
+        name: "segment.index.bytes",
+        default: |_| "10485760".into(),
+        validate: segment_index_bytes,
+        config_type: 3,
+    },
+    // Accepted for Kafka tools; no effect: with durability = fsync every acknowledged batch is
+    // already fsynced (by a majority), with relaxed log.flush.interval.ms bounds what is unsynced.
+    TopicConfigSpec {
+        name: "flush.messages",
+        default: |_| i64::MAX.to_string(),
+        validate: flush_messages,
+        config_type: 5,
+    },
+    TopicConfigSpec {
+        name: "flush.ms",
+        default: |_| i64::MAX.to_string(),
+        validate: non_negative,
+        config_type: 5,
+    },
+    TopicConfigSpec {
+        name: "unclean.leader.election.enable",
+        default: |_| "false".into(),
+        validate: unclean_leader_election,
+        config_type: 1,
+    },
+    TopicConfigSpec {
+        name: "message.timestamp.type",
+        default: |_| "CreateTime".into(),
+        validate: timestamp_type,
+        config_type: 2,
+    },
+    // KIP-937 bounds (CreateTime): how far a record's timestamp may be before / after the
+    // broker's clock; the older message.timestamp.difference.max.ms bounds both when the new
+    // ones are not set. Kafka 3.x defaults: no bound.
+    TopicConfigSpec {
+        name: "message.timestamp.before.max.ms",
+        default: |_| i64::MAX.to_string(),
+        validate: non_negative,
+        config_type: 5,
+    },
+    TopicConfigSpec {
+        name: "message.timestamp.after.max.ms",
+        default: |_| i64::MAX.to_string(),
+        validate: non_negative,
+        config_type: 5,
+    },
+    TopicConfigSpec {
+        name: "message.timestamp.difference.max.ms",
+        default: |_| i64::MAX.to_string(),
+        validate: non_negative,
+        config_type: 5,
+    },
 ];
 
 /// The spec of `name`, if honoured.
@@ -116,6 +205,24 @@ pub fn effective(cfg: &Config, topic: &TopicMeta, spec: &TopicConfigSpec) -> (St
     }
 }
 
+/// How `topic` treats record timestamps: LogAppendTime, or CreateTime within the KIP-937
+/// bounds (each falling back to message.timestamp.difference.max.ms when not set).
+pub fn timestamp_rules(cfg: &Config, topic: &TopicMeta) -> crate::protocol::batch_rules::TimestampRules {
+    let difference = effective_i64(cfg, topic, "message.timestamp.difference.max.ms");
+    let bound = |name: &str| match topic.configs.contains_key(name) {
+        true => effective_i64(cfg, topic, name),
+        false => difference,
+    };
+    crate::protocol::batch_rules::TimestampRules {
+        log_append_time: topic
+            .configs
+            .get("message.timestamp.type")
+            .is_some_and(|t| t == "LogAppendTime"),
+        before_max_ms: bound("message.timestamp.before.max.ms"),
+        after_max_ms: bound("message.timestamp.after.max.ms"),
+    }
+}
+
 /// An effective numeric config of a topic.
 pub fn effective_i64(cfg: &Config, topic: &TopicMeta, name: &str) -> i64 {
     spec(name)
@@ -136,6 +243,10 @@ mod tests {
             ("segment.bytes", "10"),
             ("max.message.bytes", "x"),
             ("cleanup.policy", "compact"),
+            ("unclean.leader.election.enable", "true"),
+            ("message.timestamp.type", "logappendtime"),
+            ("segment.index.bytes", "3"),
+            ("flush.messages", "0"),
         ] {
             let bad = BTreeMap::from([(k.to_string(), v.to_string())]);
             assert!(validate_all(&bad).is_err(), "{k}={v}");

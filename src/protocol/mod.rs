@@ -2,6 +2,7 @@
 //! Imports no actor and no storage.
 
 pub mod batch;
+pub mod batch_rules;
 pub mod frame;
 pub mod record_times;
 

@@ -88,3 +88,62 @@ def test_list_offsets_by_timestamp_finds_the_record_inside_a_batch(broker):
         got = [c.poll(10) for _ in range(2)]
         assert [m.timestamp()[1] for m in got] == [1234, 999999999999], got
         c.close()
+
+
+def test_log_append_time_topics_stamp_the_brokers_time(broker):
+    from confluent_kafka import Consumer, TopicPartition, TIMESTAMP_LOG_APPEND_TIME
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("appended", 1, 1, config={"message.timestamp.type": "LogAppendTime"})])[
+        "appended"].result(10)
+    reports = []
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    before_ms = int(time.time() * 1000)
+    p.produce("appended", b"v", timestamp=1234, on_delivery=lambda err, msg: reports.append((err, msg.timestamp())))
+    assert p.flush(30) == 0
+    after_ms = int(time.time() * 1000)
+    (err, (kind, stamped)), = reports
+    assert err is None and kind == TIMESTAMP_LOG_APPEND_TIME, reports
+    assert before_ms - 1000 <= stamped <= after_ms + 1000, (before_ms, stamped, after_ms)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "appended"})
+    c.assign([TopicPartition("appended", 0, 0)])
+    m = c.poll(10)
+    assert m is not None and m.timestamp() == (TIMESTAMP_LOG_APPEND_TIME, stamped), m and m.timestamp()
+    c.close()
+
+
+def test_create_time_bounds_refuse_records_too_far_from_the_brokers_clock(broker):
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    hour_ms = 3_600_000
+    admin.create_topics([NewTopic("bounded", 1, 1, config={"message.timestamp.before.max.ms": str(hour_ms),
+                                                           "message.timestamp.after.max.ms": str(hour_ms)})])[
+        "bounded"].result(10)
+    now_ms = int(time.time() * 1000)
+    outcomes = {}
+    p = Producer({"bootstrap.servers": broker.bootstrap, "retries": 0})
+    for name, ts in (("now", now_ms), ("old", now_ms - 2 * hour_ms), ("ahead", now_ms + 2 * hour_ms)):
+        p.produce("bounded", name.encode(), timestamp=ts,
+                  on_delivery=lambda err, msg, name=name: outcomes.__setitem__(name, err and err.code()))
+        p.flush(30)
+    assert outcomes == {"now": None, "old": KafkaError.INVALID_TIMESTAMP, "ahead": KafkaError.INVALID_TIMESTAMP}
+
+
+def test_accepted_and_refused_topic_configs(broker):
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    accepted = {"segment.index.bytes": "4096", "flush.messages": "1", "flush.ms": "1000",
+                "unclean.leader.election.enable": "false", "message.timestamp.type": "CreateTime",
+                "message.timestamp.difference.max.ms": "60000"}
+    admin.create_topics([NewTopic("configured", 1, 1, config=accepted)])["configured"].result(10)
+    described = admin.describe_configs([ConfigResource("topic", "configured")])
+    entries = list(described.values())[0].result(10)
+    assert {k: entries[k].value for k in accepted} == accepted
+    with pytest.raises(KafkaException) as refused:
+        admin.create_topics([NewTopic("unclean", 1, 1, config={"unclean.leader.election.enable": "true"})])[
+            "unclean"].result(10)
+    assert "Raft" in str(refused.value), refused.value

@@ -1,0 +1,163 @@
+//! Topic rules a produced batch is held to before it is proposed, sans-IO:
+//! `message.timestamp.type = LogAppendTime` stamps the broker's time into the batch, and under
+//! CreateTime every record's timestamp must lie within `message.timestamp.before.max.ms` /
+//! `after.max.ms` of the broker's clock (KIP-937), as Kafka's log validator does.
+
+use super::batch::{BatchHeader, ValidBatch};
+use super::record_times::record_times;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+
+/// Timestamp-type attribute bit: set for LogAppendTime batches.
+const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+/// Offsets of the attributes and max timestamp in the batch header; the CRC covers bytes 21..
+const ATTRIBUTES_POS: usize = 21;
+const MAX_TIMESTAMP_POS: usize = 35;
+const CRC_POS: usize = 17;
+const CRC_FROM: usize = 21;
+/// A record without a timestamp (skipped by the bounds, as Kafka does).
+const NO_TIMESTAMP: i64 = -1;
+
+/// Why a batch is refused: the partition's error code and message, and each offending
+/// record's index in the batch with why (Produce v8+ `record_errors`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ResponseError,
+    pub message: String,
+    pub record_errors: Vec<(i32, String)>,
+}
+
+impl From<ResponseError> for Refusal {
+    fn from(code: ResponseError) -> Refusal {
+        Refusal {
+            code,
+            message: String::new(),
+            record_errors: Vec::new(),
+        }
+    }
+}
+
+/// How a topic treats timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampRules {
+    pub log_append_time: bool,
+    /// Records may be at most this much older than the broker's clock (CreateTime).
+    pub before_max_ms: i64,
+    /// Records may be at most this much ahead of the broker's clock (CreateTime).
+    pub after_max_ms: i64,
+}
+
+/// Applies `rules` to `batch` at broker time `now_ms`: the batch as it is to be stored.
+pub fn apply(batch: ValidBatch, rules: &TimestampRules, now_ms: i64) -> Result<ValidBatch, Refusal> {
+    if rules.log_append_time {
+        return Ok(stamp_log_append_time(&batch, now_ms));
+    }
+    if batch.header.attributes & ATTR_LOG_APPEND_TIME != 0 {
+        return Err(Refusal {
+            code: ResponseError::InvalidTimestamp,
+            message: "Invalid timestamp type in the batch: producers must not set LogAppendTime".into(),
+            record_errors: Vec::new(),
+        });
+    }
+    if rules.before_max_ms == i64::MAX && rules.after_max_ms == i64::MAX {
+        return Ok(batch);
+    }
+    check_bounds(batch, rules, now_ms)
+}
+
+/// The batch with the LogAppendTime bit set and `now_ms` as its max timestamp (every record's
+/// timestamp reads as that); the CRC is computed again, the rest is the client's bytes.
+fn stamp_log_append_time(batch: &ValidBatch, now_ms: i64) -> ValidBatch {
+    let mut b = BytesMut::from(&batch.bytes[..]);
+    let attributes = batch.header.attributes | ATTR_LOG_APPEND_TIME;
+    b[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+    b[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&b[CRC_FROM..]);
+    b[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    let bytes: Bytes = b.freeze();
+    let header = BatchHeader::parse(&bytes).expect("a valid batch stays parseable");
+    debug_assert_eq!(header.max_timestamp, now_ms);
+    ValidBatch { bytes, header }
+}
+
+/// Refuses the whole batch if any record's timestamp is out of bounds.
+fn check_bounds(batch: ValidBatch, rules: &TimestampRules, now_ms: i64) -> Result<ValidBatch, Refusal> {
+    let times = record_times(&batch.bytes).ok_or(Refusal {
+        code: ResponseError::CorruptMessage,
+        message: "the batch's records do not decode".into(),
+        record_errors: Vec::new(),
+    })?;
+    let earliest = now_ms.saturating_sub(rules.before_max_ms);
+    let latest = now_ms.saturating_add(rules.after_max_ms);
+    let record_errors: Vec<(i32, String)> = times
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, ts))| *ts != NO_TIMESTAMP && (*ts < earliest || *ts > latest))
+        .map(|(i, (offset, ts))| {
+            let delta = offset - batch.header.base_offset;
+            let message = format!(
+                "Timestamp {ts} of message with offset {delta} is out of range. The timestamp should be within [{earliest}, {latest}]"
+            );
+            (i as i32, message)
+        })
+        .collect();
+    if record_errors.is_empty() {
+        return Ok(batch);
+    }
+    Err(Refusal {
+        code: ResponseError::InvalidTimestamp,
+        message: "One or more records have been rejected due to invalid timestamp".into(),
+        record_errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::{tests::batch, validate_produced};
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn valid(timestamp: i64) -> ValidBatch {
+        validate_produced(&batch(&[b"a", b"b"], timestamp), 1 << 20).unwrap()
+    }
+
+    fn rules(log_append_time: bool, before: i64, after: i64) -> TimestampRules {
+        TimestampRules {
+            log_append_time,
+            before_max_ms: before,
+            after_max_ms: after,
+        }
+    }
+
+    #[test]
+    fn log_append_time_is_stamped_with_a_valid_crc() {
+        let stamped = apply(valid(5), &rules(true, i64::MAX, i64::MAX), NOW).unwrap();
+        assert_eq!(stamped.header.max_timestamp, NOW);
+        assert_ne!(stamped.header.attributes & ATTR_LOG_APPEND_TIME, 0);
+        let again = validate_produced(&stamped.bytes, 1 << 20).expect("the CRC matches the new bytes");
+        assert_eq!(record_times(&again.bytes).unwrap(), vec![(0, NOW), (1, NOW)]);
+    }
+
+    #[test]
+    fn create_time_bounds_refuse_the_whole_batch() {
+        let default = rules(false, i64::MAX, i64::MAX);
+        assert!(apply(valid(5), &default, NOW).is_ok());
+        let hour = 3_600_000;
+        assert!(apply(valid(NOW - hour / 2), &rules(false, hour, hour), NOW).is_ok());
+        let old = apply(valid(NOW - 2 * hour), &rules(false, hour, i64::MAX), NOW).unwrap_err();
+        assert_eq!(old.code, ResponseError::InvalidTimestamp);
+        assert_eq!(
+            old.record_errors.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        let ahead = apply(valid(NOW + 2 * hour), &rules(false, i64::MAX, hour), NOW).unwrap_err();
+        assert_eq!(ahead.code, ResponseError::InvalidTimestamp);
+        let stamped = apply(valid(5), &rules(true, i64::MAX, i64::MAX), NOW).unwrap();
+        assert_eq!(
+            apply(stamped, &default, NOW).unwrap_err().code,
+            ResponseError::InvalidTimestamp,
+            "a producer may not send LogAppendTime batches to a CreateTime topic"
+        );
+    }
+}
