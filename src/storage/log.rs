@@ -425,11 +425,15 @@ impl PartitionLog {
     pub fn read_batches(&self, offset: i64, max_bytes: usize, high_watermark: i64) -> Result<FetchRead, OutOfRange> {
         let segs = self.inner.read().expect("log lock");
         let start = self.start_of(&segs);
-        if offset < start || offset > high_watermark {
+        let end = segs.last().map(|s| s.next_offset).unwrap_or(0);
+        // Out of range only outside the log, as Kafka answers: between the high watermark and
+        // the log end (a new leader whose high watermark has not caught up with what it holds)
+        // a fetch gets nothing yet. Refusing it made consumers reset to the earliest offset.
+        if offset < start || offset > high_watermark.max(end) {
             return Err(OutOfRange);
         }
         let mut out = BytesMut::new();
-        if offset == high_watermark {
+        if offset >= high_watermark {
             return Ok(FetchRead::default());
         }
         let first = segs.partition_point(|s| s.base_offset <= offset).saturating_sub(1);

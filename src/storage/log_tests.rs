@@ -55,6 +55,12 @@ fn append_roll_read_truncate_recover() {
     );
     assert!(!log.read_batches(0, 1 << 20, 30).unwrap().records.is_empty());
     assert_eq!(log.read_batches(1000, 1, 84), Err(OutOfRange));
+    assert_eq!(log.read_batches(28 * 3 + 1, 1, 84), Err(OutOfRange), "past the log end");
+    assert_eq!(
+        log.read_batches(80, 1, 60),
+        Ok(FetchRead::default()),
+        "above the high watermark but inside the log: nothing yet, not out of range"
+    );
     assert_eq!(log.offset_for_timestamp(150).unwrap().0, (15 - 2) * 3);
     log.truncate_from(20).unwrap();
     assert_eq!(log.last_log_id().unwrap().index, 19);
