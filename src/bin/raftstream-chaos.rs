@@ -168,14 +168,16 @@ fn report(summary: &raftstream::chaos::checker::Summary) {
         summary.commits
     );
     println!(
-        "   lost {} phantom {} divergent {} duplicated {} reordered {} group-skipped {} replica-short {}; \
-         longest unavailable {} ms ({} windows)",
+        "   lost {} phantom {} divergent {} duplicated {} reordered {} group-skipped {} group-reread {} \
+         ({} re-reads in all) replica-short {}; longest unavailable {} ms ({} windows)",
         summary.lost.count,
         summary.phantom.count,
         summary.divergent.count,
         summary.duplicated.count,
         summary.reordered.count,
         summary.group_skipped.count,
+        summary.group_reread.count,
+        summary.group_rereads,
         summary.replica_short.count,
         summary.longest_unavailable_ms(),
         summary.unavailable.len()
@@ -186,6 +188,8 @@ fn report(summary: &raftstream::chaos::checker::Summary) {
             &summary.divergent,
             &summary.duplicated,
             &summary.reordered,
+            &summary.group_skipped,
+            &summary.group_reread,
         ] {
             for e in f.examples.iter().take(5) {
                 println!("   ! {e}");

@@ -7,7 +7,10 @@
 //!   every replica, and the offset an acknowledgement named);
 //! - duplicated: one value at two offsets (idempotence broken);
 //! - reordered: a producer's values out of order within a partition;
-//! - group skipped: a consumer group committed past an offset it never read;
+//! - group skipped: a consumer group committed past an offset none of its members read;
+//! - group re-read: a member read an offset below what the group had committed (accepted)
+//!   before the member was given the partition: beyond the re-reads at-least-once allows
+//!   (those start at the last accepted commit); the count of all re-reads is reported too;
 //! - replica short: a replica missing records the final read has;
 //! - unavailable: windows in which a partition acknowledged nothing for over a second while
 //!   values for it were outstanding.
@@ -68,13 +71,19 @@ pub struct Summary {
     pub duplicated: Finding,
     pub reordered: Finding,
     pub group_skipped: Finding,
+    pub group_reread: Finding,
+    /// Group reads of an offset a member had read before (at-least-once re-reads included).
+    pub group_rereads: usize,
     pub replica_short: Finding,
     pub unavailable: Vec<Window>,
 }
 
 impl Summary {
     /// No lost, phantom, divergent, duplicated or reordered value, no skipped group range, every
-    /// replica complete.
+    /// replica complete. `group_reread` is reported but does not fail a run yet: the suite found
+    /// group members re-reading from the earliest offset without a rebalance about 2 s after a
+    /// node restarted (leader-crash seed 1, follower-crash seed 2; not reproduced alone), an open
+    /// finding of issue 14 (docs/reliability.md).
     pub fn passed(&self) -> bool {
         [
             &self.lost,
@@ -140,6 +149,7 @@ pub fn check(
     let mut outstanding: BTreeMap<i32, Vec<(u64, u64)>> = BTreeMap::new();
     let mut invoke_time: HashMap<&str, u64> = HashMap::new();
     let mut group_read: HashMap<i32, HashSet<i64>> = HashMap::new();
+    let mut group = GroupTrack::default();
     let mut commits = Vec::new();
     for e in events {
         match e {
@@ -175,14 +185,19 @@ pub fn check(
                     ));
                 }
                 see(&mut s, *partition, *offset, value, format!("{reader} at {t_ms} ms"));
-                if reader == "group" {
-                    group_read.entry(*partition).or_default().insert(*offset);
+                if reader.starts_with("group") {
+                    if !group_read.entry(*partition).or_default().insert(*offset) {
+                        s.group_rereads += 1;
+                    }
+                    group.read(&mut s, reader, *partition, *offset, *t_ms);
                 }
             }
             Event::Commit { partition, offset, .. } => {
                 s.commits += 1;
                 commits.push((*partition, *offset));
+                group.committed(*partition, *offset);
             }
+            Event::Assigned { reader, partitions, .. } => group.assigned(reader, partitions),
             Event::Fault { .. } | Event::Heal { .. } => {}
         }
     }
@@ -267,6 +282,41 @@ pub fn check(
     s
 }
 
+/// What the group had committed, and where each member's assignment had to start.
+#[derive(Default)]
+struct GroupTrack {
+    /// Highest accepted commit per partition so far.
+    committed: HashMap<i32, i64>,
+    /// (member, partition) → the group's commit when the member was given the partition.
+    floor: HashMap<(String, i32), i64>,
+}
+
+impl GroupTrack {
+    fn committed(&mut self, partition: i32, offset: i64) {
+        let c = self.committed.entry(partition).or_insert(offset);
+        *c = (*c).max(offset);
+    }
+
+    fn assigned(&mut self, reader: &str, partitions: &[i32]) {
+        for p in partitions {
+            let floor = self.committed.get(p).copied().unwrap_or(0);
+            self.floor.insert((reader.to_string(), *p), floor);
+        }
+    }
+
+    /// A member reading below the commit it was assigned over started from an older offset
+    /// than the group had stored.
+    fn read(&self, s: &mut Summary, reader: &str, partition: i32, offset: i64, t_ms: u64) {
+        let floor = self.floor.get(&(reader.to_string(), partition)).copied().unwrap_or(0);
+        if offset < floor {
+            s.group_reread.add(format!(
+                "{reader} read partition {partition} offset {offset} at {t_ms} ms, below {floor} \
+                 committed before it was given the partition"
+            ));
+        }
+    }
+}
+
 /// Windows longer than `UNAVAILABLE_AFTER_MS` in which a partition had a value outstanding
 /// (invoked, not yet acknowledged) and acknowledged nothing.
 fn unavailable_windows(outstanding: &BTreeMap<i32, Vec<(u64, u64)>>) -> Vec<Window> {
@@ -289,4 +339,71 @@ fn unavailable_windows(outstanding: &BTreeMap<i32, Vec<(u64, u64)>>) -> Vec<Wind
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(t_ms: u64, reader: &str, offset: i64) -> Event {
+        Event::Read {
+            t_ms,
+            reader: reader.into(),
+            partition: 0,
+            offset,
+            value: format!("p0.0-{offset}"),
+        }
+    }
+
+    fn events(churn_starts_at: i64) -> Vec<Event> {
+        let mut events: Vec<Event> = (0..4)
+            .map(|i| Event::Invoke {
+                t_ms: 0,
+                producer: "p0.0".into(),
+                partition: 0,
+                value: format!("p0.0-{i}"),
+            })
+            .collect();
+        events.push(read(1, "group", 0));
+        events.push(read(2, "group", 1));
+        events.push(Event::Commit {
+            t_ms: 3,
+            reader: "group".into(),
+            partition: 0,
+            offset: 2,
+        });
+        // Not committed: re-reading offset 2 after a rebalance is at-least-once.
+        events.push(read(4, "group", 2));
+        events.push(Event::Assigned {
+            t_ms: 5,
+            reader: "group-churn".into(),
+            partitions: vec![0],
+        });
+        for o in churn_starts_at..4 {
+            events.push(read(6, "group-churn", o));
+        }
+        events
+    }
+
+    fn finals() -> BTreeMap<i32, Records> {
+        BTreeMap::from([(0, (0..4).map(|o| (o, format!("p0.0-{o}"))).collect())])
+    }
+
+    #[test]
+    fn a_member_starting_below_the_groups_commit_is_a_finding_and_at_least_once_is_not() {
+        let ok = check(&events(2), &finals(), &BTreeMap::new(), &HashMap::new());
+        assert_eq!(
+            (ok.group_reread.count, ok.group_rereads),
+            (0, 1),
+            "{:?}",
+            ok.group_reread
+        );
+        assert!(ok.passed());
+        let bad = check(&events(1), &finals(), &BTreeMap::new(), &HashMap::new());
+        assert_eq!(
+            bad.group_reread.count, 1,
+            "offset 1 was committed before the assignment"
+        );
+        assert!(!bad.passed());
+    }
 }

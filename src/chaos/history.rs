@@ -1,5 +1,5 @@
 //! The history of a chaos run: every produce invoke, acknowledgement and error, every read,
-//! every group commit and every fault, with milliseconds since the run started, one JSON object
+//! every group commit and assignment, and every fault, with milliseconds since the run started, one JSON object
 //! per line. The checker works from this file alone (plus the final reads), so a failed run can
 //! be re-checked and examined later.
 
@@ -51,6 +51,13 @@ pub enum Event {
         partition: i32,
         offset: i64,
     },
+    /// A group member was given `partitions` (the rebalance callback ran; the committed
+    /// offsets it starts from are fetched after this).
+    Assigned {
+        t_ms: u64,
+        reader: String,
+        partitions: Vec<i32>,
+    },
     /// A fault started (`what` names it, `nodes` are the nodes it hit).
     Fault { t_ms: u64, what: String, nodes: Vec<i32> },
     /// The fault named `what` was healed.
@@ -66,6 +73,7 @@ impl Event {
             | Event::Fail { t_ms, .. }
             | Event::Read { t_ms, .. }
             | Event::Commit { t_ms, .. }
+            | Event::Assigned { t_ms, .. }
             | Event::Fault { t_ms, .. }
             | Event::Heal { t_ms, .. } => *t_ms,
         }

@@ -1,13 +1,14 @@
 //! The chaos workload: idempotent acks=all librdkafka producers writing unique values
 //! (`p<producer>.<instance>-<seq>`, round-robin over the partitions) at a fixed rate, plain
 //! readers (one reading on, one seeking back to the start every few seconds) and a consumer
-//! group committing what it read. Every invoke, ack, error, read and commit goes to the history.
+//! group committing what it read, with one member that leaves and rejoins every few seconds
+//! so rebalances happen all through the run. Every invoke, ack, error, read and commit goes to the history.
 //! A producer whose librdkafka instance hits a fatal idempotence error is replaced by a new
 //! instance (a new producer id), as an application would.
 
 use super::history::{Event, History};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -15,6 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// How long the churning group member stays in the group before leaving.
+const CHURN_IN_GROUP: Duration = Duration::from_secs(6);
+/// How long it stays away before joining again.
+const CHURN_AWAY: Duration = Duration::from_secs(3);
 
 /// What to run.
 #[derive(Clone)]
@@ -200,52 +206,129 @@ fn record_read(history: &History, reader: &str, msg: &impl Message) {
     });
 }
 
-/// A consumer group member committing what it has read every 200 ms (synchronously: a
-/// commit is recorded only once the coordinator accepted it).
-fn read_group(spec: WorkloadSpec, history: Arc<History>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let name = "group";
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &spec.bootstrap)
-        .set("group.id", "chaos")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("fetch.wait.max.ms", "100")
-        .create()?;
-    consumer.subscribe(&[&spec.topic])?;
-    let mut last_commit = Instant::now();
-    let mut dirty = false;
-    let commit = |consumer: &BaseConsumer| {
-        // Positions are the next offsets to read: everything before them was polled.
-        let Ok(positions) = consumer.position() else { return };
-        if positions.count() == 0 || consumer.commit(&positions, CommitMode::Sync).is_err() {
-            return;
-        }
-        for e in positions.elements() {
-            if let Offset::Offset(offset) = e.offset() {
-                let partition = e.partition();
-                history.record(|t_ms| Event::Commit {
-                    t_ms,
-                    reader: name.to_string(),
-                    partition,
-                    offset,
-                });
+/// A group member's callbacks: before partitions are taken away it commits what it read of
+/// them (as applications do, so the next owner starts where it stopped); after an assignment
+/// it records what it was given.
+struct MemberCtx {
+    history: Arc<History>,
+    name: String,
+    /// Set before the consumer is closed: closing revokes through this callback while
+    /// rust-rdkafka discards the messages still queued, which moves librdkafka's positions past
+    /// records the application never saw (committing them would skip them for the next owner).
+    closing: AtomicBool,
+}
+
+impl ClientContext for MemberCtx {}
+
+impl ConsumerContext for MemberCtx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            if !self.closing.load(Ordering::Relaxed) {
+                commit_positions(consumer, &self.history, &self.name);
             }
         }
-    };
-    while !stop.load(Ordering::Relaxed) {
-        if dirty && last_commit.elapsed() >= Duration::from_millis(200) {
-            commit(&consumer);
-            last_commit = Instant::now();
-            dirty = false;
-        }
-        let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        record_read(&history, name, &msg);
-        dirty = true;
     }
-    commit(&consumer);
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(parts) = rebalance {
+            let partitions = parts.elements().iter().map(|e| e.partition()).collect();
+            let reader = self.name.clone();
+            self.history.record(|t_ms| Event::Assigned {
+                t_ms,
+                reader,
+                partitions,
+            });
+        }
+    }
+}
+
+/// Commits the member's positions (synchronously: a commit is recorded only once the
+/// coordinator accepted it).
+fn commit_positions(consumer: &BaseConsumer<MemberCtx>, history: &History, name: &str) {
+    // Positions are the next offsets to read: everything before them was polled.
+    let Ok(positions) = consumer.position() else { return };
+    let positions = positions.elements();
+    let committable: Vec<_> = positions
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((e.partition(), offset)),
+            _ => None,
+        })
+        .collect();
+    if committable.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for e in &positions {
+        let _ = list.add_partition_offset(e.topic(), e.partition(), e.offset());
+    }
+    if consumer.commit(&list, CommitMode::Sync).is_err() {
+        return;
+    }
+    for (partition, offset) in committable {
+        history.record(|t_ms| Event::Commit {
+            t_ms,
+            reader: name.to_string(),
+            partition,
+            offset,
+        });
+    }
+}
+
+/// How a group member comes and goes: `None` stays for the whole run; `Some((on, off))` is
+/// in the group for `on`, leaves (a rebalance for the others), is away for `off`, and joins
+/// again (another rebalance), for as long as the run lasts.
+type Churn = Option<(Duration, Duration)>;
+
+/// A consumer group member committing what it has read every 200 ms and before a rebalance
+/// takes partitions away.
+fn read_group(
+    spec: WorkloadSpec,
+    name: String,
+    churn: Churn,
+    history: Arc<History>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        let consumer: BaseConsumer<MemberCtx> = ClientConfig::new()
+            .set("bootstrap.servers", &spec.bootstrap)
+            .set("group.id", "chaos")
+            .set("client.id", &name)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("fetch.wait.max.ms", "100")
+            .create_with_context(MemberCtx {
+                history: history.clone(),
+                name: name.clone(),
+                closing: AtomicBool::new(false),
+            })?;
+        consumer.subscribe(&[&spec.topic])?;
+        let joined = Instant::now();
+        let mut last_commit = Instant::now();
+        let mut dirty = false;
+        while !stop.load(Ordering::Relaxed) && churn.is_none_or(|(on, _)| joined.elapsed() < on) {
+            if dirty && last_commit.elapsed() >= Duration::from_millis(200) {
+                commit_positions(&consumer, &history, &name);
+                last_commit = Instant::now();
+                dirty = false;
+            }
+            let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            record_read(&history, &name, &msg);
+            dirty = true;
+        }
+        commit_positions(&consumer, &history, &name);
+        // Dropping the consumer closes it: it leaves the group, without committing again.
+        consumer.context().closing.store(true, Ordering::Relaxed);
+        drop(consumer);
+        let Some((_, off)) = churn else { break };
+        let away = Instant::now();
+        while !stop.load(Ordering::Relaxed) && away.elapsed() < off {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     Ok(())
 }
 
@@ -267,8 +350,14 @@ impl Workload {
                 read_plain(spec, name.into(), reseek, h, stop)
             }));
         }
-        let (spec, h, stop) = (spec.clone(), history.clone(), stop_reading.clone());
-        readers.push(std::thread::spawn(move || read_group(spec, h, stop)));
+        // One member stays; another comes and goes, forcing rebalances all through the run.
+        let members = [("group", None), ("group-churn", Some((CHURN_IN_GROUP, CHURN_AWAY)))];
+        for (name, churn) in members {
+            let (spec, h, stop) = (spec.clone(), history.clone(), stop_reading.clone());
+            readers.push(std::thread::spawn(move || {
+                read_group(spec, name.into(), churn, h, stop)
+            }));
+        }
         Workload {
             stop_producing,
             stop_reading,

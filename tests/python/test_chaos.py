@@ -27,8 +27,10 @@ def chaos(out, *args):
 def test_short_schedule_loses_nothing(tmp_path):
     run = chaos(tmp_path, "short")
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    rebalances = 0
     for name in SCENARIOS:
         summary = json.loads((tmp_path / name / "summary.json").read_text())
+        # group_reread is reported, not yet required to be 0 (an open finding, docs/reliability.md).
         for finding in ("lost", "phantom", "divergent", "duplicated", "reordered", "group_skipped",
                         "replica_short"):
             assert summary[finding]["count"] == 0, (name, finding, summary[finding])
@@ -40,6 +42,9 @@ def test_short_schedule_loses_nothing(tmp_path):
         heals = [json.loads(l) for l in history if '"type":"heal"' in l]
         assert faults and len(heals) == len(faults), (name, faults, heals)
         assert (tmp_path / name / "timeline.svg").stat().st_size > 1000
+        rebalances += sum('"type":"assigned"' in l for l in history)
+    # A group member comes and goes through every run: the group rebalanced many times.
+    assert rebalances >= 2 * len(SCENARIOS), rebalances
 
 
 @pytest.mark.timeout(600)
