@@ -2,12 +2,16 @@
 # Runs librdkafka's own test suite (tests/test-runner from the rdkafka-sys crate source)
 # against a running Kafka-compatible broker.
 #
-# Usage: librdkafka-tests.sh HOST:PORT LIST_FILE
+# Usage: librdkafka-tests.sh build
+#        librdkafka-tests.sh run HOST:PORT LIST_FILE
+#   build      builds the test-runner (once; cached) and exits (scripts/test.sh does this).
 #   HOST:PORT  bootstrap address of the broker; it must advertise the same address, have
 #              auto.create.topics.enable=true and num.partitions=4 (librdkafka's "default"
-#              scenario), e.g. RAFTSTREAM_NUM_PARTITIONS=4 raftstream --listen 127.0.0.1:P
-#              --advertise 127.0.0.1:P --http-listen "" --data-dir "$(mktemp -d)"
-#   LIST_FILE  one 4-digit test number per line, '#' starts a comment.
+#              scenario). tests/python/test_suites.py starts such a broker on port 0.
+#   LIST_FILE  one 4-digit test number per line, '#' starts a comment; a number followed by
+#              the word "serial" runs alone, after the others: tests that close sockets
+#              underneath librdkafka, where a closed fd number is reused by another test's new
+#              socket, which then reads garbage ("Invalid response size 0").
 #
 # Builds librdkafka (static+shared, no SSL/SASL/curl) and tests/test-runner once into
 #   $LIBRDKAFKA_TESTS_DIR (default: ${CARGO_TARGET_DIR:-./target}/librdkafka-tests)
@@ -27,13 +31,16 @@
 # Exit status: 0 only if every listed test passed or skipped itself.
 set -euo pipefail
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 HOST:PORT LIST_FILE" >&2
-    exit 2
-fi
-BROKER="$1"
-LIST="$2"
-[ -r "$LIST" ] || { echo "cannot read list file $LIST" >&2; exit 2; }
+usage() { echo "usage: $0 build | run HOST:PORT LIST_FILE" >&2; exit 2; }
+MODE="${1:-}"
+case "$MODE" in
+    build) [ $# -eq 1 ] || usage ;;
+    run) [ $# -eq 3 ] || usage
+         BROKER="$2"
+         LIST="$3"
+         [ -r "$LIST" ] || { echo "cannot read list file $LIST" >&2; exit 2; } ;;
+    *) usage ;;
+esac
 
 RDKAFKA_SYS_VERSION="4.10.0+2.12.1"
 CACHE="${LIBRDKAFKA_TESTS_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/librdkafka-tests}"
@@ -102,109 +109,101 @@ else
     echo "$WANT_STAMP" > "$STAMP"
 fi
 
-# ---------------------------------------------------------------------------------------
-# Test selection
-mapfile -t NUMS < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$LIST" | grep -v '^$' || true)
-for n in "${NUMS[@]}"; do
-    [[ "$n" =~ ^[0-9]{4}$ ]] || { echo "bad test number '$n' in $LIST" >&2; exit 2; }
-done
-if [ ${#NUMS[@]} -eq 0 ]; then
-    echo "no tests listed in $LIST" >&2
-    exit 2
-fi
-# The runner matches each test's number as a substring of TESTS; 4-digit numbers joined by
-# commas cannot match across entries.
-TESTS_CSV="$(IFS=,; echo "${NUMS[*]}")"
+[ "$MODE" = build ] && exit 0
 
-ARGS=("-p$PARALLEL")
-[ "${LIBRDKAFKA_TESTS_FULL:-0}" = 1 ] || ARGS+=(-Q)
-[ "${LIBRDKAFKA_TESTS_NO_LOCAL:-0}" = 1 ] && ARGS+=(-L)
+# ---------------------------------------------------------------------------------------
+# Test selection: the parallel numbers, then the serial ones.
+NUMS=()
+SERIAL=()
+while read -r n tag _; do
+    [ -n "$n" ] || continue
+    [[ "$n" =~ ^[0-9]{4}$ ]] || { echo "bad test number '$n' in $LIST" >&2; exit 2; }
+    case "$tag" in
+        serial) SERIAL+=("$n") ;;
+        "") NUMS+=("$n") ;;
+        *) echo "bad tag '$tag' after $n in $LIST" >&2; exit 2 ;;
+    esac
+done < <(sed -e 's/#.*//' "$LIST")
+[ $(( ${#NUMS[@]} + ${#SERIAL[@]} )) -gt 0 ] || { echo "no tests listed in $LIST" >&2; exit 2; }
 
 RUN="$(mktemp -d "${TMPDIR:-/tmp}/librdkafka-run.XXXXXX")"
-cat > "$RUN/test.conf" <<EOF
-bootstrap.servers=$BROKER
-test.timeout.multiplier=${LIBRDKAFKA_TESTS_TIMEOUT_MULTIPLIER:-1.0}
-EOF
-LOG="$RUN/test-runner.log"
-REPORT="$RUN/report.json"
-
-echo "== librdkafka test-runner against $BROKER: ${#NUMS[@]} test numbers, args ${ARGS[*]}"
-echo "   log: $LOG"
-set +e
-(
-    cd "$BUILD/tests"   # relative paths (fixtures, ../src/statistics_schema.json)
-    export LD_LIBRARY_PATH="$BUILD/src:$BUILD/src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    export RDKAFKA_TEST_CONF="$RUN/test.conf"
-    export TESTS="$TESTS_CSV"
-    export TEST_KAFKA_VERSION="${TEST_KAFKA_VERSION:-3.9.0}"
-    export TEST_SCENARIO=default
-    export TEST_REPORT="$REPORT"
-    export RDKAFKA_GITVER="$SRC_VERSION"
-    export CI="${CI:-true}"
-    unset TESTS_SKIP SUBTESTS TEST_CONSUMER_GROUP_PROTOCOL KAFKA_PATH BROKERS ZK_ADDRESS
-    # sockem (the suite's socket emulation) forwards with send() without MSG_NOSIGNAL: a
-    # connection it closes on purpose must give EPIPE, not kill the runner with SIGPIPE.
-    trap '' PIPE
-    # SIGINT makes the runner stop, print its summary and write the report.
-    exec timeout -s INT -k 60 "${LIBRDKAFKA_TESTS_TIMEOUT:-1200}" ./test-runner "${ARGS[@]}"
-) > "$LOG" 2>&1
-RC=$?
-set -e
-
+printf 'bootstrap.servers=%s\ntest.timeout.multiplier=%s\n' "$BROKER" \
+    "${LIBRDKAFKA_TESTS_TIMEOUT_MULTIPLIER:-1.0}" > "$RUN/test.conf"
 strip() { sed -e 's/\x1b\[[0-9;]*m//g'; }
+RC=0
 
-echo "== failure lines"
-# Format: '### Test "NAME (subtest)" failed at FILE:LINE:FUNC() at DATE: ###' + reason line.
-strip < "$LOG" | grep -A1 '^### Test ".*" failed at ' | grep -v '^--$' || echo "(none)"
-echo "== runner summary"
-# The runner may print the table more than once (on a test timeout): keep the last one.
-strip < "$LOG" | awk '/^TEST [0-9]+ \(.*\) SUMMARY$/ {buf = ""; next}
-                      /^\| / {buf = buf $0 "\n"} END {printf "%s", buf}' || true
+# run_pass NAME PARALLELISM NUMBER...: one test-runner run; NAME.log and NAME.json in $RUN.
+run_pass() {
+    local name="$1" parallel="$2"
+    shift 2
+    # The runner matches each test's number as a substring of TESTS; 4-digit numbers joined
+    # by commas cannot match across entries.
+    local csv
+    csv="$(IFS=,; echo "$*")"
+    local args=("-p$parallel")
+    [ "${LIBRDKAFKA_TESTS_FULL:-0}" = 1 ] || args+=(-Q)
+    [ "${LIBRDKAFKA_TESTS_NO_LOCAL:-0}" = 1 ] && args+=(-L)
+    echo "== librdkafka test-runner ($name) against $BROKER: $# test numbers, args ${args[*]}"
+    echo "   log: $RUN/$name.log"
+    local rc=0
+    (
+        cd "$BUILD/tests"   # relative paths (fixtures, ../src/statistics_schema.json)
+        export LD_LIBRARY_PATH="$BUILD/src:$BUILD/src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        export RDKAFKA_TEST_CONF="$RUN/test.conf"
+        export TESTS="$csv"
+        export TEST_KAFKA_VERSION="${TEST_KAFKA_VERSION:-3.9.0}"
+        export TEST_SCENARIO=default
+        export TEST_REPORT="$RUN/$name.json"
+        export RDKAFKA_GITVER="$SRC_VERSION"
+        export CI="${CI:-true}"
+        unset TESTS_SKIP SUBTESTS TEST_CONSUMER_GROUP_PROTOCOL KAFKA_PATH BROKERS ZK_ADDRESS
+        # sockem (the suite's socket emulation) forwards with send() without MSG_NOSIGNAL: a
+        # connection it closes on purpose must give EPIPE, not kill the runner with SIGPIPE.
+        trap '' PIPE
+        # SIGINT makes the runner stop, print its summary and write the report.
+        exec timeout -s INT -k 60 "${LIBRDKAFKA_TESTS_TIMEOUT:-1200}" ./test-runner "${args[@]}"
+    ) > "$RUN/$name.log" 2>&1 || rc=$?
+    echo "   runner exit $rc"
+    [ "$rc" -eq 0 ] || RC=$rc
+    echo "== failure lines ($name)"
+    # Format: '### Test "NAME (subtest)" failed at FILE:LINE:FUNC() at DATE: ###' + reason line.
+    strip < "$RUN/$name.log" | grep -A1 '^### Test ".*" failed at ' | grep -v '^--$' || echo "(none)"
+    if [ "$rc" -ne 0 ] && [ ! -f "$RUN/$name.json" ]; then
+        echo "== no report from the $name run; its last lines:"
+        strip < "$RUN/$name.log" | tail -n 40
+    fi
+}
 
-# Count only the listed numbers, from the JSON report.
-COUNTS="$(python3 - "$REPORT" "$TESTS_CSV" <<'PY' 2>&1
-import json, sys
-path, nums = sys.argv[1], set(sys.argv[2].split(","))
-try:
-    with open(path) as f:
-        rep = json.load(f)
-except Exception as e:
-    print("NOREPORT %s" % e)
-    sys.exit(0)
-p = fl = s = 0
-bad = []
-for name, t in rep.get("tests", {}).items():
-    if name[:4] not in nums:
+[ ${#NUMS[@]} -eq 0 ] || run_pass parallel "$PARALLEL" "${NUMS[@]}"
+[ ${#SERIAL[@]} -eq 0 ] || run_pass serial 1 "${SERIAL[@]}"
+
+# Count the listed numbers from the JSON reports; print one line per test that did not pass.
+python3 - "$RUN" "${NUMS[@]}" "${SERIAL[@]}" <<'PY'
+import json, os, sys
+run, nums = sys.argv[1], set(sys.argv[2:])
+passed = failed = skipped = 0
+for name in ("parallel", "serial"):
+    path = os.path.join(run, name + ".json")
+    if not os.path.exists(path):
         continue
-    st = t.get("state")
-    if st == "PASSED":
-        p += 1
-    elif st == "SKIPPED":
-        s += 1
-    else:  # FAILED, RUNNING (timed out) or DNS (never started: run interrupted)
-        fl += 1
-        bad.append("%s(%s)" % (name, st))
-print("%d %d %d %s" % (p, fl, s, " ".join(bad)))
+    with open(path) as f:
+        tests = json.load(f).get("tests", {})
+    for test, t in sorted(tests.items()):
+        if test[:4] not in nums:
+            continue
+        state = t.get("state")
+        if state == "PASSED":
+            passed += 1
+        elif state == "SKIPPED":
+            skipped += 1
+        else:  # FAILED, RUNNING (timed out) or DNS (never started: the run was cut short)
+            failed += 1
+            print(f"== {test}: {state} {t.get('extra', '')}".rstrip())
+with open(os.path.join(run, "counts"), "w") as f:
+    f.write(f"{passed} {failed} {skipped}\n")
 PY
-)"
-if [[ "$COUNTS" == NOREPORT* ]]; then
-    echo "== no test report ($COUNTS); runner exit $RC; last log lines:"
-    strip < "$LOG" | tail -n 60
-    echo "librdkafka: 0 passed, 1 failed"
-    exit 1
-fi
-read -r NPASS NFAIL NSKIP BAD <<<"$COUNTS" || true
-if ! [[ "${NPASS:-}" =~ ^[0-9]+$ && "${NFAIL:-}" =~ ^[0-9]+$ ]]; then
-    echo "== could not read the report: $COUNTS"
-    echo "librdkafka: 0 passed, 1 failed"
-    exit 1
-fi
-if [ -n "${BAD:-}" ]; then echo "== failed: $BAD"; fi
-if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
-    echo "== overall timeout (${LIBRDKAFKA_TESTS_TIMEOUT:-1200} s) hit"
-fi
+read -r NPASS NFAIL NSKIP < "$RUN/counts"
 echo "librdkafka: $NPASS passed, $NFAIL failed, $NSKIP skipped"
 if [ "$RC" -ne 0 ] || [ "$NFAIL" -ne 0 ] || [ "$NPASS" -eq 0 ]; then
     exit 1
 fi
-exit 0

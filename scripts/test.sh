@@ -37,7 +37,13 @@ fi
 echo "== cargo test (unit + Rust integration tests)"
 cargo test --quiet --features bench
 
-echo "== pytest (librdkafka / kafka-python against the real binary)"
+echo "== client suites: librdkafka's test-runner and rskafka's integration tests (built once, cached)"
+# Built before pytest so their compile time is not spent inside a test's timeout; the runs are
+# tests/python/test_suites.py.
+scripts/librdkafka-tests.sh build
+scripts/rskafka-tests.sh build
+
+echo "== pytest (librdkafka / kafka-python / aiokafka against the real binary)"
 export RAFTSTREAM_BIN="$CARGO_TARGET_DIR/debug/raftstream"
 export RAFTSTREAM_BENCH_BIN="$CARGO_TARGET_DIR/debug/raftstream-bench"
 export RAFTSTREAM_CHAOS_BIN="$CARGO_TARGET_DIR/debug/raftstream-chaos"
