@@ -1,16 +1,26 @@
-//! DescribeConfigs: topic configs (every honoured key with its effective value and source) and
-//! broker configs (every key of the running configuration, read-only).
+//! DescribeConfigs: topic configs (every honoured key with its effective value, its source, and
+//! from v1 on request its synonyms: the topic's override, then Kafka's broker config for it),
+//! and broker configs (every key of the running configuration under its own name, plus the
+//! Kafka names tools look for: broker.id, node.id, listeners, advertised.listeners, log.dirs;
+//! read-only, with their sources).
 
 use super::context::Broker;
 use super::topic_config::{effective, TOPIC_CONFIGS};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 /// Resource type codes.
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
+/// Config types (DescribeConfigs v3+).
+const BOOLEAN: i8 = 1;
+const STRING: i8 = 2;
+const INT: i8 = 3;
+const LONG: i8 = 5;
 /// Config source codes.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
@@ -38,6 +48,82 @@ fn entry(
     }
 }
 
+fn synonym(name: &str, value: String, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(StrBytes::from_string(name.to_string()))
+        .with_value(Some(StrBytes::from_string(value)))
+        .with_source(source)
+}
+
+/// Kafka's config type code of a JSON value.
+fn config_type_of(v: &serde_json::Value) -> i8 {
+    match v {
+        serde_json::Value::Bool(_) => BOOLEAN,
+        serde_json::Value::Number(_) => LONG,
+        _ => STRING,
+    }
+}
+
+/// Whether broker config `kafka_name` was set (STATIC_BROKER_CONFIG) or is its default.
+fn broker_key_source(cfg: &crate::config::Config, kafka_name: &str) -> i8 {
+    let key = kafka_name.replace('.', "_");
+    let current = serde_json::to_value(cfg).unwrap_or_default();
+    let defaults = serde_json::to_value(crate::config::Config::default()).unwrap_or_default();
+    match current.get(&key) {
+        Some(v) if defaults.get(&key) != Some(v) => STATIC_BROKER_CONFIG,
+        _ => DEFAULT_CONFIG,
+    }
+}
+
+/// (name, value, source, type) of every broker config: the running configuration's keys, and
+/// the Kafka names tools read for this node's identity, addresses and data dir.
+fn broker_entries(broker: &dyn Broker) -> Vec<(String, String, i8, i8)> {
+    let cfg = broker.config();
+    let defaults = serde_json::to_value(crate::config::Config::default()).unwrap_or_default();
+    let current = serde_json::to_value(cfg).unwrap_or_default();
+    let source = |key: &str| match defaults.get(key) == current.get(key) {
+        true => DEFAULT_CONFIG,
+        false => STATIC_BROKER_CONFIG,
+    };
+    let mut out = Vec::new();
+    if let serde_json::Value::Object(map) = &current {
+        for (k, v) in map {
+            let value = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            out.push((k.replace('_', "."), value, source(k), config_type_of(v)));
+        }
+    }
+    let node = broker.node();
+    let dir = std::path::absolute(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
+    out.extend([
+        (
+            "broker.id".to_string(),
+            node.node_id.to_string(),
+            source("node_id"),
+            INT,
+        ),
+        (
+            "listeners".to_string(),
+            format!("PLAINTEXT://{}", cfg.listen),
+            source("listen"),
+            STRING,
+        ),
+        (
+            "advertised.listeners".to_string(),
+            format!("PLAINTEXT://{}:{}", node.advertised_host, node.advertised_port),
+            source("advertise"),
+            STRING,
+        ),
+        (
+            "log.dirs".to_string(),
+            dir.display().to_string(),
+            source("data_dir"),
+            STRING,
+        ),
+    ]);
+    out.sort();
+    out
+}
+
 /// Handles a DescribeConfigs request.
 pub async fn handle(broker: &dyn Broker, req: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
     let cfg = broker.config();
@@ -62,36 +148,33 @@ pub async fn handle(broker: &dyn Broker, req: DescribeConfigsRequest, version: i
                         .filter(|s| wanted(s.name))
                         .map(|s| {
                             let (value, is_default) = effective(cfg, topic, s);
+                            let broker_source = broker_key_source(cfg, s.broker_name);
                             let source = if is_default {
-                                DEFAULT_CONFIG
+                                broker_source
                             } else {
                                 DYNAMIC_TOPIC_CONFIG
                             };
-                            entry(s.name, value, false, source, s.config_type, version)
+                            let e = entry(s.name, value.clone(), false, source, s.config_type, version);
+                            if !(req.include_synonyms && version >= 1) {
+                                return e;
+                            }
+                            let mut synonyms = Vec::new();
+                            if !is_default {
+                                synonyms.push(synonym(s.name, value, DYNAMIC_TOPIC_CONFIG));
+                            }
+                            synonyms.push(synonym(s.broker_name, (s.default)(cfg), broker_source));
+                            e.with_synonyms(synonyms)
                         })
                         .collect();
                 }
                 None => out = out.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
             },
             BROKER if name.is_empty() || name == broker.node().node_id.to_string() => {
-                let defaults = serde_json::to_value(crate::config::Config::default()).unwrap_or_default();
-                let current = serde_json::to_value(cfg).unwrap_or_default();
-                if let serde_json::Value::Object(map) = current {
-                    out.configs = map
-                        .iter()
-                        .map(|(k, v)| (k.replace('_', "."), k, v))
-                        .filter(|(dotted, _, _)| wanted(dotted))
-                        .map(|(dotted, k, v)| {
-                            let value = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-                            let source = if defaults.get(k) == Some(v) {
-                                DEFAULT_CONFIG
-                            } else {
-                                STATIC_BROKER_CONFIG
-                            };
-                            entry(&dotted, value, true, source, 2, version)
-                        })
-                        .collect();
-                }
+                out.configs = broker_entries(broker)
+                    .into_iter()
+                    .filter(|(name, ..)| wanted(name))
+                    .map(|(name, value, source, config_type)| entry(&name, value, true, source, config_type, version))
+                    .collect();
             }
             BROKER => out = out.with_error_code(ResponseError::InvalidRequest.code()),
             _ => out = out.with_error_code(ResponseError::InvalidRequest.code()),

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 /// One honoured topic config.
 pub struct TopicConfigSpec {
     pub name: &'static str,
+    /// Kafka's broker config that sets this for every topic (DescribeConfigs synonyms).
+    pub broker_name: &'static str,
     /// The broker-wide default, as a string.
     pub default: fn(&Config) -> String,
     /// Checks a value; returns it normalised.
@@ -88,36 +90,42 @@ fn cleanup_policy(v: &str) -> Result<String, String> {
 pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
     TopicConfigSpec {
         name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
         default: |_| "delete".into(),
         validate: cleanup_policy,
         config_type: 7,
     },
     TopicConfigSpec {
         name: "max.message.bytes",
+        broker_name: "message.max.bytes",
         default: |c| c.message_max_bytes.to_string(),
         validate: max_message_bytes,
         config_type: 3,
     },
     TopicConfigSpec {
         name: "retention.bytes",
+        broker_name: "log.retention.bytes",
         default: |c| c.log_retention_bytes.to_string(),
         validate: retention,
         config_type: 5,
     },
     TopicConfigSpec {
         name: "retention.ms",
+        broker_name: "log.retention.ms",
         default: |c| c.log_retention_ms.to_string(),
         validate: retention,
         config_type: 5,
     },
     TopicConfigSpec {
         name: "min.insync.replicas",
+        broker_name: "min.insync.replicas",
         default: |_| "1".into(),
         validate: min_insync_replicas,
         config_type: 3,
     },
     TopicConfigSpec {
         name: "segment.bytes",
+        broker_name: "log.segment.bytes",
         default: |c| c.log_segment_bytes.to_string(),
         validate: segment_bytes,
         config_type: 3,
@@ -126,6 +134,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
     // (and in each closed segment's seal), not in preallocated files of this size.
     TopicConfigSpec {
         name: "segment.index.bytes",
+        broker_name: "log.index.size.max.bytes",
         default: |_| "10485760".into(),
         validate: segment_index_bytes,
         config_type: 3,
@@ -134,24 +143,28 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
     // already fsynced (by a majority), with relaxed log.flush.interval.ms bounds what is unsynced.
     TopicConfigSpec {
         name: "flush.messages",
+        broker_name: "log.flush.interval.messages",
         default: |_| i64::MAX.to_string(),
         validate: flush_messages,
         config_type: 5,
     },
     TopicConfigSpec {
         name: "flush.ms",
+        broker_name: "log.flush.interval.ms",
         default: |_| i64::MAX.to_string(),
         validate: non_negative,
         config_type: 5,
     },
     TopicConfigSpec {
         name: "unclean.leader.election.enable",
+        broker_name: "unclean.leader.election.enable",
         default: |_| "false".into(),
         validate: unclean_leader_election,
         config_type: 1,
     },
     TopicConfigSpec {
         name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
         default: |_| "CreateTime".into(),
         validate: timestamp_type,
         config_type: 2,
@@ -161,18 +174,21 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
     // ones are not set. Kafka 3.x defaults: no bound.
     TopicConfigSpec {
         name: "message.timestamp.before.max.ms",
+        broker_name: "log.message.timestamp.before.max.ms",
         default: |_| i64::MAX.to_string(),
         validate: non_negative,
         config_type: 5,
     },
     TopicConfigSpec {
         name: "message.timestamp.after.max.ms",
+        broker_name: "log.message.timestamp.after.max.ms",
         default: |_| i64::MAX.to_string(),
         validate: non_negative,
         config_type: 5,
     },
     TopicConfigSpec {
         name: "message.timestamp.difference.max.ms",
+        broker_name: "log.message.timestamp.difference.max.ms",
         default: |_| i64::MAX.to_string(),
         validate: non_negative,
         config_type: 5,

@@ -88,3 +88,34 @@ def test_manual_assignments_place_replicas_in_a_cluster(tmp_path):
     assert grown(admin, {"placed": {"count": 5, "assignments": [[1]]}}) == {"placed": INVALID_REPLICA_ASSIGNMENT}
     admin.close()
     c.kill()
+
+
+def test_describe_configs_shows_kafkas_broker_names_sources_and_synonyms(broker):
+    from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("syn", 1, 1, config={"retention.ms": "86400000"})])["syn"].result(10)
+    from kafka.protocol.admin.configs import DescribeConfigsRequest as D
+
+    raw = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    resp = raw._manager.run(raw._manager.send, D(include_synonyms=True, resources=[D.DescribeConfigsResource(
+        resource_type=2, resource_name="syn", configuration_keys=["retention.ms", "segment.bytes"])]))
+    raw.close()
+    entries = {c.name: c for c in resp.results[0].configs}
+    retention = entries["retention.ms"]
+    assert (retention.value, retention.config_source) == ("86400000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert [(s.name, s.source) for s in retention.synonyms] == [
+        ("retention.ms", ConfigSource.DYNAMIC_TOPIC_CONFIG.value), ("log.retention.ms", ConfigSource.DEFAULT_CONFIG.value)]
+    segment = entries["segment.bytes"]
+    assert segment.config_source == ConfigSource.DEFAULT_CONFIG.value
+    assert [s.name for s in segment.synonyms] == ["log.segment.bytes"]
+
+    (broker_future,) = admin.describe_configs([ConfigResource("broker", str(broker.node_id))]).values()
+    b = broker_future.result(10)
+    assert b["advertised.listeners"].value == f"PLAINTEXT://127.0.0.1:{broker.port}"
+    assert b["listeners"].value.startswith("PLAINTEXT://127.0.0.1:")
+    assert b["broker.id"].value == str(broker.node_id) == b["node.id"].value
+    assert b["log.dirs"].value == str(broker.data_dir.resolve())
+    assert b["log.dirs"].source == ConfigSource.STATIC_BROKER_CONFIG.value, "set on the command line"
+    assert b["num.partitions"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert all(e.is_read_only for e in b.values())
