@@ -81,3 +81,9 @@ def metric(text, name, **labels):
         if all(have.get(k) == v for k, v in labels.items()):
             total += float(m.group(3))
     return total
+
+
+def send(admin, request):
+    """Sends one request through kafka-python's own connection manager (`admin` is its
+    KafkaAdminClient); returns the decoded response."""
+    return admin._manager.run(admin._manager.send, request)

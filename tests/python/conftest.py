@@ -15,3 +15,13 @@ def broker(tmp_path):
     yield b
     b.kill()
     assert "panicked" not in b.log_text(), b.log_text()[-3000:]
+
+
+@pytest.fixture
+def admin(broker):
+    """kafka-python's admin client on `broker` (its raw requests decode null fields as None)."""
+    from kafka.admin import KafkaAdminClient
+
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    yield a
+    a.close()

@@ -1,22 +1,14 @@
 """Admin APIs as Kafka answers them (issue 14, item 6), through kafka-python's admin client:
 manual replica assignments, DescribeLogDirs, a reassignment to the current replicas."""
 
-import pytest
 from confluent_kafka import Producer
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from clients import wait_for
+from clients import send, wait_for
 from cluster import Cluster
 
 NONE, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST = 0, 37, 39, 42
-
-
-@pytest.fixture
-def admin(broker):
-    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-    yield a
-    a.close()
 
 
 def created(admin, topics):
@@ -98,7 +90,7 @@ def test_describe_configs_shows_kafkas_broker_names_sources_and_synonyms(broker)
     from kafka.protocol.admin.configs import DescribeConfigsRequest as D
 
     raw = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-    resp = raw._manager.run(raw._manager.send, D(include_synonyms=True, resources=[D.DescribeConfigsResource(
+    resp = send(raw, D(include_synonyms=True, resources=[D.DescribeConfigsResource(
         resource_type=2, resource_name="syn", configuration_keys=["retention.ms", "segment.bytes"])]))
     raw.close()
     entries = {c.name: c for c in resp.results[0].configs}

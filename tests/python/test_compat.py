@@ -6,24 +6,13 @@ import time
 
 import pytest
 from confluent_kafka import KafkaException, Producer
-from kafka.admin import KafkaAdminClient
 from kafka.protocol.admin.configs import AlterConfigsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest
 from kafka.protocol.admin.topics import ListPartitionReassignmentsRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 
+from clients import send
+
 TOPIC = 2  # config resource type
-
-
-@pytest.fixture
-def admin(broker):
-    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-    yield a
-    a.close()
-
-
-def send(admin, request):
-    """Sends a request through kafka-python's own connection manager; returns the response."""
-    return admin._manager.run(admin._manager.send, request)
 
 
 def test_error_messages_are_null_on_success(admin):

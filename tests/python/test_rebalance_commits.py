@@ -6,7 +6,6 @@ that commit; if the broker refused it, the partition's next owner would start fr
 offset and read those records a second time."""
 
 import asyncio
-import os
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -101,11 +100,7 @@ async def scenario(bootstrap):
 
 
 def test_commit_while_preparing_rebalance_is_kept(tmp_path):
-    os.environ["RAFTSTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS"] = "0"
-    try:
-        b = Broker(tmp_path / "data").start()
-    finally:
-        del os.environ["RAFTSTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS"]
+    b = Broker(tmp_path / "data", env={"RAFTSTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS": "0"}).start()
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     admin.create_topics([NewTopic(TOPIC, 2, 1)])[TOPIC].result(10)
 
