@@ -18,10 +18,8 @@ pub async fn handle(broker: &dyn Broker, req: CreatePartitionsRequest) -> Create
         let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         let meta = broker.metadata();
         let current = meta.topics.get(&name).map(|m| m.partitions);
-        let rf = meta
-            .topics
-            .get(&name)
-            .map(|m| m.replicas_of(0, broker.node().node_id).len());
+        // The controller checks the same count (the topic's replication factor).
+        let rf = meta.topics.get(&name).map(|m| m.replication_factor.max(0) as usize);
         let given: Option<Vec<Vec<i32>>> = t
             .assignments
             .as_ref()

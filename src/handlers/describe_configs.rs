@@ -64,13 +64,16 @@ fn config_type_of(v: &serde_json::Value) -> i8 {
     }
 }
 
-/// Whether broker config `kafka_name` was set (STATIC_BROKER_CONFIG) or is its default.
-fn broker_key_source(cfg: &crate::config::Config, kafka_name: &str) -> i8 {
+/// STATIC_BROKER_CONFIG when broker config `kafka_name` exists here, was set, and is what
+/// gives topics `topic_default`; otherwise DEFAULT_CONFIG (a key of the same name that means
+/// something else here, such as log.flush.interval.ms, does not count).
+fn broker_key_source(cfg: &crate::config::Config, kafka_name: &str, topic_default: &str) -> i8 {
     let key = kafka_name.replace('.', "_");
     let current = serde_json::to_value(cfg).unwrap_or_default();
     let defaults = serde_json::to_value(crate::config::Config::default()).unwrap_or_default();
+    let as_text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
     match current.get(&key) {
-        Some(v) if defaults.get(&key) != Some(v) => STATIC_BROKER_CONFIG,
+        Some(v) if defaults.get(&key) != Some(v) && as_text(v) == topic_default => STATIC_BROKER_CONFIG,
         _ => DEFAULT_CONFIG,
     }
 }
@@ -148,7 +151,7 @@ pub async fn handle(broker: &dyn Broker, req: DescribeConfigsRequest, version: i
                         .filter(|s| wanted(s.name))
                         .map(|s| {
                             let (value, is_default) = effective(cfg, topic, s);
-                            let broker_source = broker_key_source(cfg, s.broker_name);
+                            let broker_source = broker_key_source(cfg, s.broker_name, &(s.default)(cfg));
                             let source = if is_default {
                                 broker_source
                             } else {

@@ -31,10 +31,11 @@ pub async fn handle(broker: &dyn Broker, req: JoinGroupRequest, version: i16, cl
     if !(cfg.group_min_session_timeout_ms..=cfg.group_max_session_timeout_ms).contains(&session_ms) {
         return fail(ResponseError::InvalidSessionTimeout, req.member_id.to_string());
     }
-    // Taken as given, as Kafka does: a client's max.poll.interval.ms is its rebalance timeout.
-    let rebalance_ms = match version {
-        0 => session_ms,
-        _ => u64::try_from(req.rebalance_timeout_ms).unwrap_or(0),
+    // Taken as given, as Kafka does: a client's max.poll.interval.ms is its rebalance timeout
+    // (at most i32::MAX ms, the client's own bound); v0 and a non-positive one: the session's.
+    let rebalance_ms = match u64::try_from(req.rebalance_timeout_ms) {
+        Ok(ms) if version > 0 && ms > 0 => ms,
+        _ => session_ms,
     };
     let args = JoinArgs {
         group: req.group_id.to_string(),

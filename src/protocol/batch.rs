@@ -146,7 +146,7 @@ fn check_uncompressed_records(mut body: &[u8], count: i32) -> Result<(), Respons
 }
 
 /// Zig-zag varint as used inside records; returns (value, bytes used).
-fn read_varint(b: &[u8]) -> Option<(i64, usize)> {
+pub(crate) fn read_varint(b: &[u8]) -> Option<(i64, usize)> {
     let mut raw: u64 = 0;
     for (i, byte) in b.iter().take(10).enumerate() {
         raw |= ((byte & 0x7f) as u64) << (7 * i);

@@ -80,15 +80,14 @@ fn stamp_log_append_time(batch: &ValidBatch, now_ms: i64) -> ValidBatch {
     ValidBatch { bytes, header }
 }
 
-/// Refuses the whole batch if any record's timestamp is out of bounds.
+/// Refuses the whole batch if any record's timestamp is out of bounds. A compressed batch is
+/// judged by its header's first and max timestamps (its records are not decompressed here).
 fn check_bounds(batch: ValidBatch, rules: &TimestampRules, now_ms: i64) -> Result<ValidBatch, Refusal> {
-    let times = record_times(&batch.bytes).ok_or(Refusal {
-        code: ResponseError::CorruptMessage,
-        message: "the batch's records do not decode".into(),
-        record_errors: Vec::new(),
-    })?;
     let earliest = now_ms.saturating_sub(rules.before_max_ms);
     let latest = now_ms.saturating_add(rules.after_max_ms);
+    let h = batch.header;
+    let times = record_times(&batch.bytes)
+        .unwrap_or_else(|| vec![(h.base_offset, h.base_timestamp), (h.last_offset(), h.max_timestamp)]);
     let record_errors: Vec<(i32, String)> = times
         .iter()
         .enumerate()

@@ -480,7 +480,10 @@ impl PartitionLog {
                 pos += info.disk_bytes;
                 if info.is_batch && info.max_timestamp >= timestamp {
                     let batch = entry::batch_payload(&bytes, &info)?;
-                    return crate::protocol::record_times::first_at_or_after(&batch, timestamp);
+                    // A header's max timestamp is the client's: if no record matches, go on.
+                    if let Some(found) = crate::protocol::record_times::first_at_or_after(&batch, timestamp) {
+                        return Some(found);
+                    }
                 }
             }
         }
