@@ -208,7 +208,10 @@ def test_a_reassignment_outlives_its_leader_and_waits_for_a_down_target(tmp_path
     c.node(spare).start()
     wait_for(lambda: controller_call(via, lambda kp: kp.list_partition_reassignments()) == {},
              "the reassignment finishing", timeout=60)
-    assert sorted(replica_map(c, c.node(spare))[("move", 0)][1]) == sorted(target)
+    # The restarted node applies the controller's log behind the controller: its metadata
+    # reaches the final replica set a moment after the controller reports the move done.
+    wait_for(lambda: sorted(replica_map(c, c.node(spare))[("move", 0)][1]) == sorted(target),
+             "the restarted node's metadata showing the new replicas")
     before = len(s.acked)
     wait_for(lambda: len(s.acked) >= before + 500, "acks=all on the new replicas")
     s.close_and_check(c.node(spare).bootstrap)
