@@ -1,15 +1,18 @@
 //! A connection actor: one per client socket. Its I/O task reads frames (bounded by
 //! `socket.request.max.bytes`), decodes them, runs up to `max.inflight.requests.per.connection`
-//! handlers at once and writes their responses strictly in request order. A broken frame closes
+//! handlers at once and writes their responses strictly in request order; Produce requests
+//! hand their batches to partitions in request order too. A broken frame closes
 //! this connection and nothing else. On shutdown it stops reading, finishes what is in flight
 //! and closes.
 
 use crate::handlers::context::Broker;
+use crate::handlers::produce_order::ProduceOrder;
 use crate::handlers::{self, Decoded};
 use crate::protocol::frame::{take_frame, FrameError};
 use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
+use kafka_protocol::messages::ApiKey;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,6 +73,8 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
     // Each in-flight request yields its response and the size of its request frame.
     let mut inflight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut inflight_bytes = 0usize;
+    // Produce requests hand their batches to partitions in the order they were read.
+    let mut produce_order = ProduceOrder::default();
     let mut reading = !*shutdown.borrow();
     loop {
         // Take every whole frame already buffered, up to the in-flight bounds (a first request
@@ -77,7 +82,10 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
         while reading && inflight.len() < max_inflight && (inflight.is_empty() || inflight_bytes < max_inflight_bytes) {
             match take_frame(&mut buf, max_frame) {
                 Ok(Some(frame)) => match handlers::decode(frame.clone()) {
-                    Decoded::Request(req) => {
+                    Decoded::Request(mut req) => {
+                        if req.api_key == ApiKey::Produce {
+                            req.produce_turn = Some(produce_order.next_turn());
+                        }
                         let b = broker.clone();
                         let size = frame.len();
                         inflight_bytes += size;

@@ -6,7 +6,9 @@ use super::group_coordinator::CoordinatorMsg;
 use super::partition::PartitionMsg;
 use super::registry::Registry;
 use crate::config::Config;
-use crate::handlers::context::{Broker, CommitFrom, GroupOp, GroupReply, NodeInfo, PartitionView, TopicPartition};
+use crate::handlers::context::{
+    Appending, Broker, CommitFrom, GroupOp, GroupReply, NodeInfo, PartitionView, TopicPartition,
+};
 use crate::protocol::batch::ValidBatch;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::offsets::{partition_for, Committed, OffsetKey, OFFSETS_TOPIC};
@@ -87,7 +89,7 @@ impl Broker for Node {
         batch: ValidBatch,
         acks: i16,
         timeout_ms: u64,
-    ) -> BoxFuture<'static, Result<i64, ResponseError>> {
+    ) -> BoxFuture<'static, Result<Appending, ResponseError>> {
         let handle = self.registry.get(&tp);
         async move {
             let Some(handle) = handle else {
@@ -115,13 +117,16 @@ impl Broker for Node {
             // acks=1 and acks=-1 both wait for commit: on a group of one, commit is the
             // leader's own fsync; in a cluster acks=1 is still never weaker than promised.
             let _ = acks;
-            let result = match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower),
-                Err(_) => Err(ResponseError::RequestTimedOut),
+            let committed = async move {
+                let result = match tokio::time::timeout_at(deadline, rx).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower),
+                    Err(_) => Err(ResponseError::RequestTimedOut),
+                };
+                drop(permit);
+                result
             };
-            drop(permit);
-            result
+            Ok(committed.boxed())
         }
         .boxed()
     }

@@ -40,6 +40,9 @@ pub struct PartitionView {
     pub leader_epoch: i32,
 }
 
+/// A batch in its partition's queue: resolves with its base offset once committed.
+pub type Appending = BoxFuture<'static, Result<i64, ResponseError>>;
+
 /// The broker as handlers see it.
 pub trait Broker: Send + Sync + 'static {
     /// Settings.
@@ -53,15 +56,16 @@ pub trait Broker: Send + Sync + 'static {
     /// When this node leads `tp`: its in-sync replicas (itself included), computed on demand
     /// (Metadata, acks=all) rather than on every read. `None` elsewhere: a follower cannot know.
     fn in_sync(&self, tp: &TopicPartition) -> Option<Vec<i32>>;
-    /// Appends a validated batch through the partition's Raft group; resolves with the base
-    /// offset once durable (acks=1) or committed (acks=-1), or with a Kafka error.
+    /// Hands a validated batch to the partition's Raft group: resolves once it is in the
+    /// partition's queue (batches handed over one after another are appended in that order)
+    /// with what resolves to the base offset once the batch is committed, or a Kafka error.
     fn produce(
         &self,
         tp: TopicPartition,
         batch: ValidBatch,
         acks: i16,
         timeout_ms: u64,
-    ) -> BoxFuture<'static, Result<i64, ResponseError>>;
+    ) -> BoxFuture<'static, Result<Appending, ResponseError>>;
     /// Proposes a metadata change through the controller group; `Ok` carries the allocated
     /// value of an allocation, `Err` a Kafka error and a message.
     fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<i64, (ResponseError, String)>>;

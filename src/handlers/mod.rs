@@ -31,6 +31,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod produce_order;
 pub mod sync_group;
 pub mod topic_config;
 pub mod topic_validation;
@@ -94,6 +95,8 @@ pub struct Request {
     pub api_key: ApiKey,
     pub version: i16,
     pub body: Body,
+    /// A Produce request's place in its connection's order (set by the connection).
+    pub produce_turn: Option<produce_order::ProduceTurn>,
 }
 
 /// The bodies of served requests.
@@ -174,6 +177,7 @@ pub fn decode(frame: Bytes) -> Decoded {
         api_key,
         version,
         body,
+        produce_turn: None,
     }))
 }
 
@@ -275,7 +279,7 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
     let encoded = match req.body {
         Body::Produce(r) => {
             let acks = r.acks;
-            let resp = produce::handle(broker.as_ref(), r, v).await;
+            let resp = produce::handle(broker.as_ref(), r, v, req.produce_turn).await;
             if acks == 0 {
                 return Ok(None);
             }

@@ -1,49 +1,99 @@
 //! Produce: validates each partition's batch (sans-IO) and hands it to the partition's Raft
-//! group; partitions of one request proceed concurrently. acks=0 requests get no response (the
+//! group, in the connection's request order; partitions of one request proceed concurrently. acks=0 requests get no response (the
 //! connection drops it) but are otherwise handled the same.
 
-use super::context::{Broker, TopicPartition};
+use super::context::{Appending, Broker, TopicPartition};
+use super::produce_order::ProduceTurn;
 use super::topic_config::{effective_i64, timestamp_rules};
 use super::topic_validation;
-use crate::protocol::batch::validate_produced;
+use crate::protocol::batch::{validate_produced, ValidBatch};
 use crate::protocol::batch_rules::{self, Refusal};
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
 /// How long a produce to an unknown topic waits for auto-creation.
 const AUTO_CREATE_WAIT_MS: u64 = 2_000;
 
-/// Handles a Produce request.
-pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> ProduceResponse {
-    let cfg = broker.config();
-    let timeout_ms = (req.timeout_ms.max(1) as u64).min(cfg.request_timeout_max_ms);
+/// A partition's batch that passed every check, ready to hand to its partition.
+struct Checked {
+    tp: TopicPartition,
+    /// Taken when handed to the partition.
+    batch: Option<ValidBatch>,
+    size_bytes: u64,
+    append_time_ms: i64,
+}
+
+/// One partition of the request: where it answers, and its batch or refusal.
+struct Slot {
+    topic: usize,
+    index: i32,
+    checked: Result<Checked, Refusal>,
+}
+
+/// Handles a Produce request: checks every partition's batch, then — in its connection's order
+/// (`turn`) — hands the accepted ones to their partitions, then waits for them to commit.
+/// Partitions of one request proceed concurrently.
+pub async fn handle(
+    broker: &dyn Broker,
+    req: ProduceRequest,
+    version: i16,
+    mut turn: Option<ProduceTurn>,
+) -> ProduceResponse {
+    let timeout_ms = (req.timeout_ms.max(1) as u64).min(broker.config().request_timeout_max_ms);
     let acks = req.acks;
-    let mut topics = Vec::with_capacity(req.topic_data.len());
+    let mut names = Vec::with_capacity(req.topic_data.len());
+    let mut slots = Vec::new();
     for topic in req.topic_data {
-        let name = topic.name.0.to_string();
-        let known = ensure_topic(broker, &name).await;
-        let topic_meta = broker.metadata().topics.get(&name).cloned();
-        let partition_count = topic_meta.as_ref().map(|t| t.partitions);
-        // Topic overrides take effect on the next request, without restart.
-        let max_bytes = topic_meta
-            .as_ref()
-            .map(|t| effective_i64(cfg, t, "max.message.bytes"))
-            .unwrap_or(0) as i32;
-        let min_insync = topic_meta
-            .as_ref()
-            .map(|t| effective_i64(cfg, t, "min.insync.replicas"))
-            .unwrap_or(1);
-        let rules = topic_meta.as_ref().map(|t| timestamp_rules(cfg, t));
-        let futures = topic.partition_data.into_iter().map(|p| {
-            let index = p.index;
-            let name = name.clone();
-            let fut = async move {
+        slots.extend(check_topic(broker, names.len(), &topic, acks).await);
+        names.push(topic.name);
+    }
+    if let Some(turn) = turn.as_mut() {
+        turn.begin().await;
+    }
+    let handed = join_all(slots.iter_mut().map(|slot| hand_over(broker, slot, acks, timeout_ms))).await;
+    // Every batch is in its partition's mailbox (or refused): the connection's next request
+    // may hand over its own.
+    drop(turn);
+    let results = join_all(handed.into_iter().map(|appending| async move {
+        match appending {
+            Some(Ok(appending)) => Some(appending.await),
+            Some(Err(code)) => Some(Err(code)),
+            None => None,
+        }
+    }))
+    .await;
+    respond(broker, names, slots, results, version)
+}
+
+/// Checks every partition of one topic of the request.
+async fn check_topic(broker: &dyn Broker, topic_at: usize, topic: &TopicProduceData, acks: i16) -> Vec<Slot> {
+    let cfg = broker.config();
+    let name = topic.name.0.to_string();
+    let known = ensure_topic(broker, &name).await;
+    let topic_meta = broker.metadata().topics.get(&name).cloned();
+    let partition_count = topic_meta.as_ref().map(|t| t.partitions);
+    // Topic overrides take effect on the next request, without restart.
+    let max_bytes = topic_meta
+        .as_ref()
+        .map(|t| effective_i64(cfg, t, "max.message.bytes"))
+        .unwrap_or(0) as i32;
+    let min_insync = topic_meta
+        .as_ref()
+        .map(|t| effective_i64(cfg, t, "min.insync.replicas"))
+        .unwrap_or(1);
+    let rules = topic_meta.as_ref().map(|t| timestamp_rules(cfg, t));
+    topic
+        .partition_data
+        .iter()
+        .map(|p| {
+            let checked = (|| {
                 if !(-1..=1).contains(&acks) {
                     return Err(ResponseError::InvalidRequiredAcks.into());
                 }
@@ -52,59 +102,105 @@ pub async fn handle(broker: &dyn Broker, req: ProduceRequest, version: i16) -> P
                 if name == crate::storage::offsets::OFFSETS_TOPIC {
                     return Err(ResponseError::InvalidTopicException.into());
                 }
-                if !partition_count.is_some_and(|n| index >= 0 && index < n) {
+                if !partition_count.is_some_and(|n| p.index >= 0 && p.index < n) {
                     return Err(ResponseError::UnknownTopicOrPartition.into());
                 }
-                let records = p.records.ok_or(ResponseError::CorruptMessage)?;
-                let batch = validate_produced(&records, max_bytes)?;
+                let records = p.records.as_ref().ok_or(ResponseError::CorruptMessage)?;
+                let batch = validate_produced(records, max_bytes)?;
                 let now_ms = crate::storage::segment::now_ms();
                 let rules = rules.ok_or(ResponseError::UnknownTopicOrPartition)?;
                 let batch = batch_rules::apply(batch, &rules, now_ms)?;
-                let append_time_ms = if rules.log_append_time { now_ms } else { -1 };
-                let bytes = batch.bytes.len() as u64;
                 let tp = TopicPartition {
                     topic: name.clone(),
-                    partition: index,
+                    partition: p.index,
                 };
-                // acks=all fails fast, before anything is written, when fewer replicas than
-                // min.insync.replicas are in sync (a follower cannot tell: the leader refuses).
-                if acks == -1 {
-                    let in_sync = broker.in_sync(&tp).map(|ids| ids.len() as i64);
-                    if in_sync.is_some_and(|n| n < min_insync) {
-                        return Err(ResponseError::NotEnoughReplicas.into());
-                    }
-                }
-                let base = broker.produce(tp, batch, acks, timeout_ms).await?;
-                metrics::counter!(crate::observability::BYTES_IN, "topic" => name).increment(bytes);
-                Ok((base, append_time_ms))
-            };
-            async move { (index, fut.await) }
-        });
-        let results = join_all(futures).await;
-        let partition_responses = results
-            .into_iter()
-            .map(|(index, r)| {
-                let pr = PartitionProduceResponse::default()
-                    .with_index(index)
-                    .with_log_append_time_ms(-1);
-                match r {
-                    // log_start_offset exists from v5: a field set outside its versions makes
-                    // the response unencodable.
-                    Ok((base, append_time_ms)) if version >= 5 => pr
-                        .with_base_offset(base)
-                        .with_log_append_time_ms(append_time_ms)
-                        .with_log_start_offset(start_offset(broker, &topic.name.0, index)),
-                    Ok((base, append_time_ms)) => pr.with_base_offset(base).with_log_append_time_ms(append_time_ms),
-                    Err(refusal) => refused(pr, refusal, version),
-                }
-            })
-            .collect();
-        topics.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name.clone())
-                .with_partition_responses(partition_responses),
-        );
+                check_in_sync(broker, &tp, acks, min_insync)?;
+                Ok(Checked {
+                    tp,
+                    size_bytes: batch.bytes.len() as u64,
+                    batch: Some(batch),
+                    append_time_ms: if rules.log_append_time { now_ms } else { -1 },
+                })
+            })();
+            Slot {
+                topic: topic_at,
+                index: p.index,
+                checked,
+            }
+        })
+        .collect()
+}
+
+/// acks=all fails fast, before anything is written, when fewer replicas than
+/// min.insync.replicas are in sync (a follower cannot tell: the leader refuses).
+fn check_in_sync(broker: &dyn Broker, tp: &TopicPartition, acks: i16, min_insync: i64) -> Result<(), Refusal> {
+    if acks != -1 {
+        return Ok(());
     }
+    let in_sync = broker.in_sync(tp).map(|ids| ids.len() as i64);
+    if in_sync.is_some_and(|n| n < min_insync) {
+        return Err(ResponseError::NotEnoughReplicas.into());
+    }
+    Ok(())
+}
+
+/// Hands a checked batch to its partition; `None` for a refused one.
+async fn hand_over(
+    broker: &dyn Broker,
+    slot: &mut Slot,
+    acks: i16,
+    timeout_ms: u64,
+) -> Option<Result<Appending, ResponseError>> {
+    let checked = slot.checked.as_mut().ok()?;
+    let batch = checked.batch.take()?;
+    Some(broker.produce(checked.tp.clone(), batch, acks, timeout_ms).await)
+}
+
+/// The response: each partition's base offset or refusal, topics in request order.
+fn respond(
+    broker: &dyn Broker,
+    names: Vec<TopicName>,
+    slots: Vec<Slot>,
+    results: Vec<Option<Result<i64, ResponseError>>>,
+    version: i16,
+) -> ProduceResponse {
+    let mut per_topic: Vec<Vec<PartitionProduceResponse>> = names.iter().map(|_| Vec::new()).collect();
+    for (slot, result) in slots.into_iter().zip(results) {
+        let pr = PartitionProduceResponse::default()
+            .with_index(slot.index)
+            .with_log_append_time_ms(-1);
+        let outcome = match (slot.checked, result) {
+            (Ok(c), Some(Ok(base))) => Ok((c, base)),
+            (Ok(_), Some(Err(code))) => Err(code.into()),
+            (Ok(_), None) => Err(ResponseError::UnknownServerError.into()),
+            (Err(refusal), _) => Err(refusal),
+        };
+        let pr = match outcome {
+            Ok((c, base)) => {
+                metrics::counter!(crate::observability::BYTES_IN, "topic" => c.tp.topic.clone())
+                    .increment(c.size_bytes);
+                let pr = pr.with_base_offset(base).with_log_append_time_ms(c.append_time_ms);
+                // log_start_offset exists from v5: a field set outside its versions makes
+                // the response unencodable.
+                if version >= 5 {
+                    pr.with_log_start_offset(start_offset(broker, &c.tp))
+                } else {
+                    pr
+                }
+            }
+            Err(refusal) => refused(pr, refusal, version),
+        };
+        per_topic[slot.topic].push(pr);
+    }
+    let topics = names
+        .into_iter()
+        .zip(per_topic)
+        .map(|(name, partitions)| {
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
     ProduceResponse::default().with_responses(topics)
 }
 
@@ -131,14 +227,8 @@ fn refused(pr: PartitionProduceResponse, refusal: Refusal, version: i16) -> Part
         .with_record_errors(record_errors)
 }
 
-fn start_offset(broker: &dyn Broker, topic: &str, partition: i32) -> i64 {
-    broker
-        .partition(&TopicPartition {
-            topic: topic.to_string(),
-            partition,
-        })
-        .map(|v| v.log.start_offset())
-        .unwrap_or(-1)
+fn start_offset(broker: &dyn Broker, tp: &TopicPartition) -> i64 {
+    broker.partition(tp).map(|v| v.log.start_offset()).unwrap_or(-1)
 }
 
 /// Creates `name` if it is unknown and auto-creation is on.
