@@ -263,6 +263,39 @@ fn every_served_version_answers() {
         assert_eq!(dir.topics[0].partitions[0].partition_index, 0, "DescribeLogDirs v{v}");
     }
 
+    for v in range(ApiKey::ElectLeaders) {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        // A single node leads all its partitions and is their preferred replica.
+        let req = ElectLeadersRequest::default()
+            .with_timeout_ms(5000)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(name("ct2"))
+                .with_partitions(vec![0, 99])]));
+        let resp: ElectLeadersResponse = call(&mut s, ApiKey::ElectLeaders, v, &req);
+        let codes: Vec<i16> = resp.replica_election_results[0]
+            .partition_result
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        let (not_needed, unknown) = (
+            kafka_protocol::error::ResponseError::ElectionNotNeeded.code(),
+            kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code(),
+        );
+        assert_eq!(codes, vec![not_needed, unknown], "ElectLeaders v{v}");
+        // Null partitions: every partition, and those that needed no election left out.
+        let every: ElectLeadersResponse = call(
+            &mut s,
+            ApiKey::ElectLeaders,
+            v,
+            &ElectLeadersRequest::default().with_timeout_ms(5000),
+        );
+        assert_eq!(
+            (every.error_code, every.replica_election_results.len()),
+            (0, 0),
+            "ElectLeaders v{v}"
+        );
+    }
+
     for v in range(ApiKey::FindCoordinator) {
         if v >= 4 {
             let req = FindCoordinatorRequest::default()

@@ -3,6 +3,7 @@
 //! groups through the registry, and the controller actor for forwarded proposals.
 
 use super::controller::ControllerMsg;
+use super::partition::PartitionMsg;
 use super::registry::Registry;
 use crate::cluster::server::LocalGroups;
 use crate::cluster::wire::GroupId;
@@ -84,6 +85,35 @@ impl LocalGroups for ClusterRoutes {
             match rx.await {
                 Ok(r) => r.map_err(|(code, why)| (code.code(), why)),
                 Err(_) => Err((not_controller, "controller stopped".to_string())),
+            }
+        }
+        .boxed()
+    }
+
+    fn elect_preferred(&self, group: &GroupId) -> BoxFuture<'static, Result<i64, (i16, String)>> {
+        let handle = match group {
+            GroupId::Controller => None,
+            GroupId::Partition { topic, partition } => self.registry.get(&TopicPartition {
+                topic: topic.clone(),
+                partition: *partition,
+            }),
+        };
+        async move {
+            let not_leader = || {
+                (
+                    ResponseError::NotLeaderOrFollower.code(),
+                    "the partition does not run here".to_string(),
+                )
+            };
+            let handle = handle.ok_or_else(not_leader)?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            handle
+                .actor
+                .send_message(PartitionMsg::ElectPreferred { reply: tx })
+                .map_err(|_| not_leader())?;
+            match rx.await {
+                Ok(r) => r.map(|()| 0).map_err(|(code, why)| (code.code(), why)),
+                Err(_) => Err(not_leader()),
             }
         }
         .boxed()

@@ -5,6 +5,8 @@ use super::controller::ControllerMsg;
 use super::group_coordinator::CoordinatorMsg;
 use super::partition::PartitionMsg;
 use super::registry::Registry;
+use crate::cluster::network::CallError;
+use crate::cluster::wire::{GroupId, Request, Response};
 use crate::config::Config;
 use crate::handlers::context::{
     Appending, Broker, CommitFrom, GroupOp, GroupReply, NodeInfo, PartitionView, TopicPartition,
@@ -127,6 +129,72 @@ impl Broker for Node {
                 result
             };
             Ok(committed.boxed())
+        }
+        .boxed()
+    }
+
+    fn leader_of(&self, tp: &TopicPartition) -> Option<i32> {
+        if let Some(handle) = self.registry.get(tp) {
+            return handle.raft.metrics().borrow().current_leader.map(|l| l as i32);
+        }
+        let meta = self.meta.read().expect("meta lock");
+        meta.leaders
+            .get(&tp.topic)
+            .and_then(|l| l.get(&tp.partition))
+            .map(|(leader, _)| *leader)
+    }
+
+    fn elect_preferred(
+        &self,
+        tp: TopicPartition,
+        timeout_ms: u64,
+    ) -> BoxFuture<'static, Result<(), (ResponseError, String)>> {
+        let leader = self.leader_of(&tp);
+        let local = self.registry.get(&tp);
+        let peers = self.peers.clone();
+        let me = self.info.node_id;
+        let timeout = Duration::from_millis(timeout_ms.max(1));
+        async move {
+            let timed_out = || {
+                (
+                    ResponseError::RequestTimedOut,
+                    "the election did not finish in time".to_string(),
+                )
+            };
+            match (leader, local, peers) {
+                (Some(l), Some(handle), _) if l == me => {
+                    let (tx, rx) = oneshot::channel();
+                    handle
+                        .actor
+                        .send_message(PartitionMsg::ElectPreferred { reply: tx })
+                        .map_err(|_| (ResponseError::NotLeaderOrFollower, "the partition stopped".to_string()))?;
+                    match tokio::time::timeout(timeout, rx).await {
+                        Ok(Ok(answer)) => answer,
+                        Ok(Err(_)) => Err((ResponseError::NotLeaderOrFollower, "the partition stopped".into())),
+                        Err(_) => Err(timed_out()),
+                    }
+                }
+                (Some(l), _, Some(peers)) if l != me => {
+                    let req = Request::ElectPreferred(GroupId::of(&tp));
+                    match peers.call(l as crate::cluster::NodeId, req, timeout).await {
+                        Ok(Response::Proposed(Ok(_))) => Ok(()),
+                        Ok(Response::Proposed(Err((code, why)))) => Err((
+                            ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+                            why,
+                        )),
+                        Ok(other) => Err((
+                            ResponseError::LeaderNotAvailable,
+                            format!("the leader answered {other:?}"),
+                        )),
+                        Err(CallError::Timeout(_)) => Err(timed_out()),
+                        Err(CallError::Unreachable(why)) => Err((ResponseError::LeaderNotAvailable, why)),
+                    }
+                }
+                _ => Err((
+                    ResponseError::LeaderNotAvailable,
+                    "the partition has no leader now".to_string(),
+                )),
+            }
         }
         .boxed()
     }

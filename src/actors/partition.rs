@@ -37,6 +37,9 @@ use tokio::sync::{oneshot, watch, Semaphore};
 /// Reply to a produce: the batch's base offset, or a Kafka error.
 pub type ProduceReply = oneshot::Sender<Result<i64, ResponseError>>;
 
+/// The answer to an election request: done, or a Kafka error and why.
+pub type ElectReply = oneshot::Sender<Result<(), (ResponseError, String)>>;
+
 /// Messages a partition actor takes.
 pub enum PartitionMsg {
     /// Append a validated batch; reply once it is committed.
@@ -66,6 +69,9 @@ pub enum PartitionMsg {
     /// This node's first entry of `term` is applied (`ready`), or it was not within an election
     /// timeout: produces held since it became leader go ahead, in order, or are refused.
     LeaderReady { term: u64, ready: bool },
+    /// ElectLeaders (preferred): hand leadership to the preferred replica now; reply once it
+    /// moved, or why it did not.
+    ElectPreferred { reply: ElectReply },
     /// The Raft group stopped on an error: the actor fails, and the supervisor restarts it.
     GroupStopped(String),
     /// Test hook: panic inside the actor, to exercise supervision.
@@ -333,7 +339,10 @@ impl Actor for PartitionActor {
                     }
                 }
             }
-            PartitionMsg::RebalanceTick => st.hand_off(false),
+            PartitionMsg::RebalanceTick => {
+                st.hand_off(false);
+            }
+            PartitionMsg::ElectPreferred { reply } => st.elect_preferred(reply),
             PartitionMsg::GroupStopped(why) => {
                 return Err(format!("raft group of {:?} stopped: {why}", st.tp).into());
             }
@@ -393,21 +402,62 @@ impl Actor for PartitionActor {
 }
 
 impl PartitionState {
-    /// Starts a leadership handoff: to the preferred replica, or with `away` to any in-sync one.
-    fn hand_off(&self, away: bool) {
-        if let Some(peers) = &self.peers {
-            Handoff {
-                tp: self.tp.clone(),
-                node_id: self.node_id,
-                raft: self.raft.clone(),
-                peers: peers.clone(),
-                meta: self.meta.clone(),
-                shared: self.shared.clone(),
-                alive_within: self.replica_lag_time_max,
-                away,
-            }
-            .start();
+    /// Moves leadership to the preferred replica (the first of the partition's replicas), as
+    /// ElectLeaders asks; `reply` learns the outcome once the handoff is over.
+    fn elect_preferred(&self, reply: ElectReply) {
+        let preferred = {
+            let meta = self.meta.read().expect("meta lock");
+            meta.topics
+                .get(&self.tp.topic)
+                .and_then(|t| t.replicas.get(self.tp.partition as usize))
+                .and_then(|r| r.first().copied())
+        };
+        let leader = self.raft.metrics().borrow().current_leader;
+        if leader != Some(self.node_id) {
+            let _ = reply.send(Err((
+                ResponseError::NotLeaderOrFollower,
+                "this node does not lead the partition".into(),
+            )));
+            return;
         }
+        if preferred.is_none_or(|p| p as NodeId == self.node_id) {
+            let _ = reply.send(Err((
+                ResponseError::ElectionNotNeeded,
+                "the preferred replica leads".into(),
+            )));
+            return;
+        }
+        let not_available = |why: &str| Err((ResponseError::PreferredLeaderNotAvailable, why.to_string()));
+        let Some(handoff) = self.hand_off(false) else {
+            let _ = reply.send(not_available(
+                "the preferred replica is not alive, caught up and a voter, or a handoff is under way",
+            ));
+            return;
+        };
+        tokio::spawn(async move {
+            let answer = match handoff.await {
+                Ok(true) => Ok(()),
+                _ => not_available("the preferred replica did not win the election"),
+            };
+            let _ = reply.send(answer);
+        });
+    }
+
+    /// Starts a leadership handoff: to the preferred replica, or with `away` to any in-sync one.
+    /// The handoff's task (resolving to whether leadership moved), if one started.
+    fn hand_off(&self, away: bool) -> Option<tokio::task::JoinHandle<bool>> {
+        let peers = self.peers.as_ref()?;
+        Handoff {
+            tp: self.tp.clone(),
+            node_id: self.node_id,
+            raft: self.raft.clone(),
+            peers: peers.clone(),
+            meta: self.meta.clone(),
+            shared: self.shared.clone(),
+            alive_within: self.replica_lag_time_max,
+            away,
+        }
+        .start()
     }
 
     /// Removes the segments retention (topic override or broker default) or the log start

@@ -75,14 +75,15 @@ impl Handoff {
     }
 
     /// Hands leadership to the target replica if there is one; at most one handoff at a time.
-    pub fn start(self) {
-        let Some(preferred) = self.target() else {
-            return;
-        };
+    /// `None` when there is no target or a handoff is already under way; else the handoff's
+    /// task, which resolves to whether leadership moved.
+    pub fn start(self) -> Option<tokio::task::JoinHandle<bool>> {
+        let preferred = self.target()?;
         if self.shared.handing_off.swap(true, Ordering::AcqRel) {
-            return;
+            return None;
         }
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
+            let mut moved_away = false;
             let lease = Duration::from_millis(self.raft.config().election_timeout_max);
             tokio::time::sleep(lease + LEASE_MARGIN).await;
             let group = GroupId::of(&self.tp);
@@ -96,6 +97,7 @@ impl Handoff {
                         .await;
                     match moved {
                         Ok(_) => {
+                            moved_away = true;
                             tracing::info!(partition = ?self.tp, to = preferred, "leadership handed over")
                         }
                         Err(_) => {
@@ -106,6 +108,7 @@ impl Handoff {
                 other => tracing::debug!(partition = ?self.tp, answer = ?other, "target replica did not campaign"),
             }
             self.shared.handing_off.store(false, Ordering::Release);
-        });
+            moved_away
+        }))
     }
 }

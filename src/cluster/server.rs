@@ -23,6 +23,8 @@ pub trait LocalGroups: Send + Sync + 'static {
     fn cluster_id(&self) -> String;
     /// The controller group's voters (empty before it is initialized).
     fn controller_voters(&self) -> Vec<NodeId>;
+    /// Hands the leadership of partition group `group`, led here, to its preferred replica.
+    fn elect_preferred(&self, group: &GroupId) -> BoxFuture<'static, Result<i64, (i16, String)>>;
     /// Adds `node_id` at `addr` to the controller group as a learner (through the leader).
     fn join_controller(
         &self,
@@ -153,6 +155,7 @@ fn count(req: &Request) {
         Request::Propose(_) => ("propose", "controller"),
         Request::ClusterInfo => ("cluster_info", "none"),
         Request::Campaign(g) => ("campaign", group(g)),
+        Request::ElectPreferred(g) => ("elect_preferred", group(g)),
         Request::JoinController { .. } => ("join_controller", "controller"),
         Request::Ping { .. } => ("ping", "none"),
     };
@@ -184,6 +187,7 @@ async fn handle(groups: &dyn LocalGroups, req: Request) -> Response {
             },
             None => missing(&g),
         },
+        Request::ElectPreferred(g) => Response::Proposed(groups.elect_preferred(&g).await),
         Request::ClusterInfo => Response::ClusterInfo {
             cluster_id: groups.cluster_id(),
             controller_voters: groups.controller_voters(),

@@ -49,6 +49,9 @@ pub enum Request {
     ClusterInfo,
     /// The group's leader asks this replica to campaign (it is handing leadership over).
     Campaign(GroupId),
+    /// ElectLeaders (preferred), sent to the partition's leader: hand leadership to the
+    /// preferred replica and answer once it moved (`Proposed(Ok(0))`) or why not.
+    ElectPreferred(GroupId),
     /// A node added to a running cluster asks to follow the controller group (as a learner);
     /// a follower forwards it to the leader once.
     JoinController {

@@ -71,6 +71,16 @@ pub trait Broker: Send + Sync + 'static {
     fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<i64, (ResponseError, String)>>;
     /// A producer id never handed out before, on this or any earlier run.
     fn allocate_producer_id(&self) -> BoxFuture<'static, Result<i64, ResponseError>>;
+    /// The partition's current leader as this node knows it: its own Raft group's view when it
+    /// holds a replica, else the leader last recorded in the controller.
+    fn leader_of(&self, tp: &TopicPartition) -> Option<i32>;
+    /// Hands the partition's leadership to its preferred replica (the first of its replicas),
+    /// through the node that leads it; resolves once it moved, or with a Kafka error and why.
+    fn elect_preferred(
+        &self,
+        tp: TopicPartition,
+        timeout_ms: u64,
+    ) -> BoxFuture<'static, Result<(), (ResponseError, String)>>;
     /// Moves a partition's log start offset to `offset` (-1: the high watermark); resolves with
     /// the new log start offset.
     fn delete_records(

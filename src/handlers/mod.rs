@@ -14,6 +14,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -82,6 +83,7 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
     ApiSpec { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
     ApiSpec { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
+    ApiSpec { key: ApiKey::ElectLeaders, min: 0, max: 2 },
 ];
 
 /// The served range of `key`, if served.
@@ -130,6 +132,7 @@ pub enum Body {
     AlterPartitionReassignments(kafka_protocol::messages::AlterPartitionReassignmentsRequest),
     ListPartitionReassignments(kafka_protocol::messages::ListPartitionReassignmentsRequest),
     DescribeLogDirs(kafka_protocol::messages::DescribeLogDirsRequest),
+    ElectLeaders(kafka_protocol::messages::ElectLeadersRequest),
 }
 
 /// What to do with a frame.
@@ -219,6 +222,7 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
             Body::ListPartitionReassignments(m::ListPartitionReassignmentsRequest::decode(buf, v)?)
         }
         ApiKey::DescribeLogDirs => Body::DescribeLogDirs(m::DescribeLogDirsRequest::decode(buf, v)?),
+        ApiKey::ElectLeaders => Body::ElectLeaders(m::ElectLeadersRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} has no handler"),
     })
 }
@@ -267,6 +271,7 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::ElectLeaders => "ElectLeaders",
         _ => "Other",
     }
 }
@@ -336,6 +341,7 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         Body::DescribeLogDirs(r) => {
             encode_response(key, cid, v, &describe_log_dirs::handle(broker.as_ref(), r, v).await)
         }
+        Body::ElectLeaders(r) => encode_response(key, cid, v, &elect_leaders::handle(broker.as_ref(), r, v).await),
     };
     match encoded {
         Ok(b) => Ok(Some(b)),
