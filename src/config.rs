@@ -83,6 +83,9 @@ pub struct Config {
     pub auto_create_topics_enable: bool,
     /// Segment size at which the active segment rolls.
     pub log_segment_bytes: u64,
+    /// Age at which a non-empty active segment rolls on the next append (Kafka's
+    /// `log.roll.ms`; `log.roll.hours` = 168 by default).
+    pub log_roll_ms: i64,
     /// Segments whose newest record is older than this are deleted; -1 keeps them for ever.
     pub log_retention_ms: i64,
     /// Oldest segments are deleted while a partition is bigger than this; -1 means no limit.
@@ -166,6 +169,7 @@ impl Default for Config {
             default_replication_factor: 1,
             auto_create_topics_enable: true,
             log_segment_bytes: 1 << 30,
+            log_roll_ms: 7 * 24 * 3_600_000,
             log_index_interval_bytes: 4096,
             log_retention_ms: 7 * 24 * 3_600_000,
             log_retention_bytes: -1,
@@ -276,6 +280,7 @@ impl Config {
         anyhow::ensure!(self.node_id >= 0, "node.id must be >= 0");
         anyhow::ensure!(self.num_partitions >= 1, "num.partitions must be >= 1");
         anyhow::ensure!(self.log_segment_bytes >= 1024, "log.segment.bytes must be >= 1024");
+        anyhow::ensure!(self.log_roll_ms >= 1, "log.roll.ms must be >= 1");
         anyhow::ensure!(self.message_max_bytes >= 128, "message.max.bytes must be >= 128");
         anyhow::ensure!(
             self.socket_request_max_bytes > self.message_max_bytes,

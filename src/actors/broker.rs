@@ -228,6 +228,7 @@ impl Actor for Broker {
                 )?,
                 log_config: LogConfig {
                     segment_bytes: cfg.log_segment_bytes,
+                    segment_ms: cfg.log_roll_ms,
                     index_interval_bytes: cfg.log_index_interval_bytes,
                     tail_cache_bytes: cfg.log_tail_cache_bytes as usize,
                 },

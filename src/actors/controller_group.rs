@@ -62,6 +62,7 @@ impl GroupParts {
         // The metadata log never rolls (it holds no Kafka batches), so one segment suffices.
         let cfg = LogConfig {
             segment_bytes: u64::MAX,
+            segment_ms: i64::MAX,
             index_interval_bytes: 4096,
             tail_cache_bytes: 256 << 10,
         };

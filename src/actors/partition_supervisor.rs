@@ -88,6 +88,14 @@ fn segment_bytes(topic: &crate::storage::meta_sm::TopicMeta, default: u64) -> u6
         .unwrap_or(default)
 }
 
+fn segment_ms(topic: &crate::storage::meta_sm::TopicMeta, default: i64) -> i64 {
+    topic
+        .configs
+        .get("segment.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn partition_dir(data_dir: &std::path::Path, tp: &TopicPartition) -> PathBuf {
     data_dir.join("topics").join(format!("{}-{}", tp.topic, tp.partition))
 }
@@ -106,6 +114,10 @@ impl PartitionSupervisor {
                     .as_ref()
                     .map(|t| segment_bytes(t, st.args.log_config.segment_bytes))
                     .unwrap_or(st.args.log_config.segment_bytes),
+                segment_ms: topic
+                    .as_ref()
+                    .map(|t| segment_ms(t, st.args.log_config.segment_ms))
+                    .unwrap_or(st.args.log_config.segment_ms),
                 ..st.args.log_config
             },
             sink: st.args.sink.clone(),
@@ -138,7 +150,8 @@ impl PartitionSupervisor {
         });
     }
 
-    /// Gives every running partition its topic's `segment.bytes` (override or broker default).
+    /// Gives every running partition its topic's `segment.bytes` and `segment.ms` (override or
+    /// broker default).
     fn apply_segment_sizes(st: &SupervisorState) {
         let meta = st.args.meta.read().expect("meta lock").clone();
         for (tp, handle) in st.args.registry.all() {
@@ -146,6 +159,9 @@ impl PartitionSupervisor {
                 handle
                     .log
                     .set_segment_bytes(segment_bytes(topic, st.args.log_config.segment_bytes));
+                handle
+                    .log
+                    .set_segment_ms(segment_ms(topic, st.args.log_config.segment_ms));
             }
         }
     }

@@ -26,6 +26,7 @@ pub fn read_replica(data_dir: &Path, topic: &str, partition: i32) -> anyhow::Res
     }
     let cfg = LogConfig {
         segment_bytes: u64::MAX,
+        segment_ms: i64::MAX,
         index_interval_bytes: 4096,
         tail_cache_bytes: 0,
     };

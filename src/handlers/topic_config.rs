@@ -53,6 +53,9 @@ fn int_at_least(min: i64) -> impl Fn(&str) -> Result<String, String> {
         })
     }
 }
+fn segment_ms(v: &str) -> Result<String, String> {
+    long_at_least(1)(v)
+}
 fn segment_index_bytes(v: &str) -> Result<String, String> {
     int_at_least(4)(v)
 }
@@ -129,6 +132,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
         default: |c| c.log_segment_bytes.to_string(),
         validate: segment_bytes,
         config_type: 3,
+    },
+    TopicConfigSpec {
+        name: "segment.ms",
+        broker_name: "log.roll.ms",
+        default: |c| c.log_roll_ms.to_string(),
+        validate: segment_ms,
+        config_type: 5,
     },
     // Accepted for Kafka tools; no effect: the offset and time indexes are kept in memory
     // (and in each closed segment's seal), not in preallocated files of this size.
@@ -262,6 +272,7 @@ mod tests {
             ("unclean.leader.election.enable", "true"),
             ("message.timestamp.type", "logappendtime"),
             ("segment.index.bytes", "3"),
+            ("segment.ms", "0"),
             ("flush.messages", "0"),
         ] {
             let bad = BTreeMap::from([(k.to_string(), v.to_string())]);

@@ -17,6 +17,8 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, Clone, Copy)]
 pub struct LogConfig {
     pub segment_bytes: u64,
+    /// Age at which a non-empty active segment rolls on the next append (`segment.ms`).
+    pub segment_ms: i64,
     pub index_interval_bytes: u64,
     /// Bytes of recently appended entries kept in memory (0 disables the cache).
     pub tail_cache_bytes: usize,
@@ -56,6 +58,8 @@ pub struct PartitionLog {
     pub(super) cfg: LogConfig,
     /// Roll size; a topic's `segment.bytes` can change it while the log runs.
     segment_bytes: std::sync::atomic::AtomicU64,
+    /// Roll age; a topic's `segment.ms` can change it while the log runs.
+    segment_ms: std::sync::atomic::AtomicI64,
     pub(super) inner: RwLock<Vec<Segment>>,
     /// First offset clients may read (DeleteRecords can move it inside a segment); persisted in
     /// `log-start-offset`. The effective start is the larger of this and the first segment's base.
@@ -158,6 +162,7 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             cfg,
             segment_bytes: std::sync::atomic::AtomicU64::new(cfg.segment_bytes),
+            segment_ms: std::sync::atomic::AtomicI64::new(cfg.segment_ms),
             inner: RwLock::new(segments),
             log_start: std::sync::atomic::AtomicI64::new(super::retention::read_log_start(dir)?),
             producers: std::sync::Mutex::new((report.producers.clone(), true)),
@@ -233,6 +238,22 @@ impl PartitionLog {
             .store(bytes.max(1024), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Changes the age at which the active segment rolls (from the next append on).
+    pub fn set_segment_ms(&self, ms: i64) {
+        self.segment_ms.store(ms.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the active segment must roll before `pending` more bytes go into it: it would
+    /// grow past `segment.bytes`, or it holds entries and is older than `segment.ms`.
+    fn must_roll(&self, active: &Segment, pending: u64, now_ms: i64) -> bool {
+        if active.last.is_none() && pending == 0 {
+            return false;
+        }
+        let full = active.size_bytes + pending >= self.segment_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let age_ms = now_ms.saturating_sub(active.created_ms);
+        full || age_ms >= self.segment_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Directory of this log.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -280,6 +301,7 @@ impl PartitionLog {
         let mut buf = Vec::new();
         let mut infos = Vec::with_capacity(entries.len());
         let mut total = 0u64;
+        let now_ms = super::segment::now_ms();
         for e in entries {
             let active = segs.last().expect("a log has a segment");
             if let Some(last) = infos.last().copied().or(active.last) {
@@ -292,10 +314,7 @@ impl PartitionLog {
             }
             let is_batch = matches!(e.payload, EntryPayload::Normal(Command::Batch(_)));
             let pending = buf.len() as u64;
-            if is_batch
-                && active.size_bytes + pending >= self.segment_bytes.load(std::sync::atomic::Ordering::Relaxed)
-                && (active.last.is_some() || pending > 0)
-            {
+            if is_batch && self.must_roll(active, pending, now_ms) {
                 // Roll: write what is pending to the old segment, then start a new one.
                 let next_offset = infos
                     .last()

@@ -25,6 +25,7 @@ fn log_with_batches(last: u64, records: usize) -> (tempfile::TempDir, PartitionL
 
 const CFG: LogConfig = LogConfig {
     segment_bytes: 400,
+    segment_ms: i64::MAX,
     index_interval_bytes: 100,
     tail_cache_bytes: 1 << 20,
 };
@@ -115,6 +116,7 @@ fn torn_and_corrupt_tails_are_cut() {
             dir.path(),
             LogConfig {
                 segment_bytes: 1 << 20,
+                segment_ms: i64::MAX,
                 index_interval_bytes: 100,
                 tail_cache_bytes: 1 << 20,
             },
@@ -137,6 +139,7 @@ fn torn_and_corrupt_tails_are_cut() {
             dir.path(),
             LogConfig {
                 segment_bytes: 1 << 20,
+                segment_ms: i64::MAX,
                 index_interval_bytes: 100,
                 tail_cache_bytes: 1 << 20,
             },
@@ -238,4 +241,36 @@ fn a_failed_flush_cuts_what_followed_the_last_synced_entry() {
     drop(log);
     let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
     assert_eq!(log.last_log_id().unwrap().index, 3);
+}
+
+#[test]
+fn an_active_segment_older_than_segment_ms_rolls_on_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 1 << 20,
+        segment_ms: 60_000,
+        ..CFG
+    };
+    let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+    let segments = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+            .count()
+    };
+    let before = segments();
+    log.append(&[batch_entry(1, 2)]).unwrap();
+    log.append(&[batch_entry(2, 2)]).unwrap();
+    assert_eq!(segments(), before, "a young segment takes more batches");
+    // The segment is now older than segment.ms (the clock moved on an hour).
+    log.inner.write().unwrap().last_mut().unwrap().created_ms -= 3_600_000;
+    log.append(&[batch_entry(3, 2)]).unwrap();
+    assert_eq!(segments(), before + 1, "the old segment rolled before the append");
+    assert_eq!(log.end_offset(), 6);
+    assert!(!log.read_batches(4, 1 << 20, 6).unwrap().records.is_empty());
+    // A segment.ms set while the log runs applies from the next append.
+    log.set_segment_ms(1);
+    log.inner.write().unwrap().last_mut().unwrap().created_ms -= 3_600_000;
+    log.append(&[batch_entry(4, 2)]).unwrap();
+    assert_eq!(segments(), before + 2, "the segment holding batch 3 rolled");
 }

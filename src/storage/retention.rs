@@ -177,6 +177,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig {
             segment_bytes: 300,
+            segment_ms: i64::MAX,
             index_interval_bytes: 100,
             tail_cache_bytes: 0,
         };

@@ -44,6 +44,9 @@ pub struct Segment {
     pub offset_index: Vec<IndexPoint>,
     pub time_index: Vec<TimePoint>,
     pub max_timestamp: i64,
+    /// When the segment was created (broker clock; after a restart the file's creation time
+    /// where the filesystem keeps one, else the restart): `segment.ms` counts from here.
+    pub created_ms: i64,
     pub(super) bytes_since_index_point: u64,
     pub(super) index_interval_bytes: u64,
 }
@@ -57,6 +60,12 @@ pub struct ScanReport {
 }
 
 /// Wall-clock milliseconds (producer-state expiry counts from recovery).
+/// The file's creation time, if the filesystem records one.
+fn created_ms(file: &File) -> Option<i64> {
+    let created = file.metadata().ok()?.created().ok()?;
+    Some(created.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -112,6 +121,7 @@ impl Segment {
             offset_index: Vec::new(),
             time_index: Vec::new(),
             max_timestamp: -1,
+            created_ms: now_ms(),
             bytes_since_index_point: 0,
             index_interval_bytes,
         }
@@ -130,7 +140,9 @@ impl Segment {
         let now_ms = now_ms();
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
+        let created_ms = created_ms(&file).unwrap_or(now_ms);
         let mut seg = Segment::empty(path.to_path_buf(), file, base_offset, next_index, index_interval_bytes);
+        seg.created_ms = created_ms;
         let mut report = ScanReport::default();
         let mut pos = 0u64;
         let mut header = [0u8; ENTRY_HEADER_BYTES];

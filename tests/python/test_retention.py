@@ -61,3 +61,20 @@ def test_retention_bytes_and_delete_records(tmp_path):
     assert produce_one(b.bootstrap, "ret", b"after") == (None, 100)
     b.kill()
     assert "panicked" not in b.log_text()
+
+
+def test_segment_ms_rolls_a_quiet_partition_so_retention_by_time_can_drop_it(tmp_path):
+    # One small record a while: with segment.bytes at 1 GiB nothing would ever roll, and
+    # retention never removes the active segment, so without segment.ms the record stays.
+    b = Broker(tmp_path / "data", env={"RAFTSTREAM_LOG_RETENTION_CHECK_INTERVAL_MS": "100"}).start()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("quiet", 1, 1, config={"segment.ms": "500", "retention.ms": "1000"})])["quiet"].result(30)
+    assert produce_one(b.bootstrap, "quiet", b"old") == (None, 0)
+    seg_dir = b.data_dir / "topics" / "quiet-0"
+    # The segment ages past segment.ms (what is under test is the passing of time).
+    time.sleep(0.6)
+    assert produce_one(b.bootstrap, "quiet", b"new") == (None, 1)
+    assert len(list(seg_dir.glob("*.log"))) == 2, "the old segment rolled before the append"
+    wait_for(lambda: high_watermark(b.bootstrap, "quiet", 0) == (1, 2), "retention.ms to drop the rolled segment")
+    b.kill()
+    assert "panicked" not in b.log_text()
