@@ -4,7 +4,7 @@
 
 use super::context::{Appending, Broker, TopicPartition};
 use super::produce_order::ProduceTurn;
-use super::topic_config::{effective_i64, timestamp_rules};
+use super::topic_config::{compression_target, effective_i64, timestamp_rules};
 use super::topic_validation;
 use crate::protocol::batch::{validate_produced, ValidBatch};
 use crate::protocol::batch_rules::{self, Refusal};
@@ -89,6 +89,8 @@ async fn check_topic(broker: &dyn Broker, topic_at: usize, topic: &TopicProduceD
         .map(|t| effective_i64(cfg, t, "min.insync.replicas"))
         .unwrap_or(1);
     let rules = topic_meta.as_ref().map(|t| timestamp_rules(cfg, t));
+    let codec = topic_meta.as_ref().and_then(|t| compression_target(cfg, t));
+    let decompressed_limit_bytes = cfg.socket_request_max_bytes.max(0) as usize;
     topic
         .partition_data
         .iter()
@@ -107,6 +109,10 @@ async fn check_topic(broker: &dyn Broker, topic_at: usize, topic: &TopicProduceD
                 }
                 let records = p.records.as_ref().ok_or(ResponseError::CorruptMessage)?;
                 let batch = validate_produced(records, max_bytes)?;
+                let batch = match codec {
+                    Some(codec) => batch_rules::recompress(batch, codec, decompressed_limit_bytes, max_bytes)?,
+                    None => batch,
+                };
                 let now_ms = crate::storage::segment::now_ms();
                 let rules = rules.ok_or(ResponseError::UnknownTopicOrPartition)?;
                 let batch = batch_rules::apply(batch, &rules, now_ms)?;

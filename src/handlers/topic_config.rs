@@ -53,6 +53,15 @@ fn int_at_least(min: i64) -> impl Fn(&str) -> Result<String, String> {
         })
     }
 }
+fn compression_type(v: &str) -> Result<String, String> {
+    let v = v.trim().to_ascii_lowercase();
+    match crate::protocol::compression::Codec::from_config(&v) {
+        Some(_) => Ok(v),
+        None => Err(format!(
+            "{v:?} is not one of uncompressed, zstd, lz4, snappy, gzip, producer"
+        )),
+    }
+}
 fn segment_ms(v: &str) -> Result<String, String> {
     long_at_least(1)(v)
 }
@@ -132,6 +141,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
         default: |c| c.log_segment_bytes.to_string(),
         validate: segment_bytes,
         config_type: 3,
+    },
+    TopicConfigSpec {
+        name: "compression.type",
+        broker_name: "compression.type",
+        default: |_| "producer".into(),
+        validate: compression_type,
+        config_type: 2,
     },
     TopicConfigSpec {
         name: "segment.ms",
@@ -250,6 +266,13 @@ pub fn timestamp_rules(cfg: &Config, topic: &TopicMeta) -> crate::protocol::batc
 }
 
 /// An effective numeric config of a topic.
+/// The codec `topic` stores its batches in (`compression.type`); `None`: as the producer sent
+/// them.
+pub fn compression_target(cfg: &Config, topic: &TopicMeta) -> Option<crate::protocol::compression::Codec> {
+    let value = spec("compression.type").map(|s| effective(cfg, topic, s).0)?;
+    crate::protocol::compression::Codec::from_config(&value).flatten()
+}
+
 pub fn effective_i64(cfg: &Config, topic: &TopicMeta, name: &str) -> i64 {
     spec(name)
         .map(|s| effective(cfg, topic, s).0.parse().unwrap_or(0))
@@ -273,6 +296,7 @@ mod tests {
             ("message.timestamp.type", "logappendtime"),
             ("segment.index.bytes", "3"),
             ("segment.ms", "0"),
+            ("compression.type", "brotli"),
             ("flush.messages", "0"),
         ] {
             let bad = BTreeMap::from([(k.to_string(), v.to_string())]);

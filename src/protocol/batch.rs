@@ -126,7 +126,7 @@ pub fn validate_produced(records: &Bytes, max_bytes: i32) -> Result<ValidBatch, 
 
 /// Walks the length-prefixed records of an uncompressed batch: their number must equal
 /// `count` and they must end exactly at the end of the batch.
-fn check_uncompressed_records(mut body: &[u8], count: i32) -> Result<(), ResponseError> {
+pub(crate) fn check_uncompressed_records(mut body: &[u8], count: i32) -> Result<(), ResponseError> {
     let mut seen = 0i32;
     while !body.is_empty() {
         let (len, used) = read_varint(body).ok_or(ResponseError::CorruptMessage)?;

@@ -1,9 +1,11 @@
 //! Topic rules a produced batch is held to before it is proposed, sans-IO:
 //! `message.timestamp.type = LogAppendTime` stamps the broker's time into the batch, and under
 //! CreateTime every record's timestamp must lie within `message.timestamp.before.max.ms` /
-//! `after.max.ms` of the broker's clock (KIP-937), as Kafka's log validator does.
+//! `after.max.ms` of the broker's clock (KIP-937), as Kafka's log validator does; and a topic
+//! with a `compression.type` codec gets its batches in that codec.
 
-use super::batch::{BatchHeader, ValidBatch};
+use super::batch::{check_uncompressed_records, BatchHeader, ValidBatch, BATCH_HEADER_BYTES};
+use super::compression::{compress, decompress, Codec, CodecError};
 use super::record_times::record_times;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -45,6 +47,49 @@ pub struct TimestampRules {
     pub before_max_ms: i64,
     /// Records may be at most this much ahead of the broker's clock (CreateTime).
     pub after_max_ms: i64,
+}
+
+/// The codec bits of a batch's attributes.
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+/// Bytes of the header after the batch-length field (batch_length counts from there).
+const AFTER_LENGTH_BYTES: usize = 12;
+
+/// `batch` in codec `target` (Kafka's `compression.type` other than `producer`): its records
+/// decompressed (at most `limit_bytes`), checked against the header's record count, and
+/// compressed again; the header is kept but for the codec bits, the length and the CRC. The
+/// result must fit `max_bytes` (`max.message.bytes`).
+pub fn recompress(batch: ValidBatch, target: Codec, limit_bytes: usize, max_bytes: i32) -> Result<ValidBatch, Refusal> {
+    let from = Codec::from_id(batch.header.codec()).ok_or(ResponseError::UnsupportedCompressionType)?;
+    if from == target {
+        return Ok(batch);
+    }
+    let records = decompress(from, &batch.bytes[BATCH_HEADER_BYTES..], limit_bytes).map_err(|e| Refusal {
+        code: match e {
+            CodecError::TooLarge(_) => ResponseError::MessageTooLarge,
+            CodecError::Corrupt(..) => ResponseError::CorruptMessage,
+        },
+        message: e.to_string(),
+        record_errors: Vec::new(),
+    })?;
+    check_uncompressed_records(&records, batch.header.record_count)?;
+    let packed = compress(target, &records);
+    let mut b = BytesMut::with_capacity(BATCH_HEADER_BYTES + packed.len());
+    b.extend_from_slice(&batch.bytes[..BATCH_HEADER_BYTES]);
+    b.extend_from_slice(&packed);
+    if b.len() > max_bytes.max(0) as usize {
+        return Err(ResponseError::MessageTooLarge.into());
+    }
+    let batch_length = (b.len() - AFTER_LENGTH_BYTES) as i32;
+    b[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = (batch.header.attributes & !ATTR_COMPRESSION_MASK) | target as i16;
+    b[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&b[CRC_FROM..]);
+    b[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    let bytes: Bytes = b.freeze();
+    let header = BatchHeader::parse(&bytes).expect("a rebuilt batch parses");
+    debug_assert_eq!(header.codec(), target as i16);
+    debug_assert_eq!(header.batch_length as usize + AFTER_LENGTH_BYTES, bytes.len());
+    Ok(ValidBatch { bytes, header })
 }
 
 /// Applies `rules` to `batch` at broker time `now_ms`: the batch as it is to be stored.
@@ -119,6 +164,44 @@ mod tests {
 
     fn valid(timestamp: i64) -> ValidBatch {
         validate_produced(&batch(&[b"a", b"b"], timestamp), 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn recompression_round_trips_and_keeps_the_header() {
+        let plain = valid(NOW);
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let packed = recompress(plain.clone(), codec, 1 << 20, 1 << 20).unwrap();
+            assert_eq!(packed.header.codec(), codec as i16);
+            let h = |b: &BatchHeader| (b.base_timestamp, b.max_timestamp, b.record_count, b.producer_id);
+            assert_eq!(h(&packed.header), h(&plain.header));
+            // The rebuilt batch passes the produce checks (length, CRC, codec).
+            validate_produced(&packed.bytes, 1 << 20).unwrap();
+            let back = recompress(packed, Codec::None, 1 << 20, 1 << 20).unwrap();
+            assert_eq!(back.bytes, plain.bytes, "{codec:?} and back gives the client's bytes");
+        }
+    }
+
+    #[test]
+    fn recompression_refuses_what_does_not_fit_or_does_not_match_its_header() {
+        let plain = valid(NOW);
+        let too_big = recompress(plain.clone(), Codec::Gzip, 1 << 20, 40).unwrap_err();
+        assert_eq!(too_big.code, ResponseError::MessageTooLarge);
+        let gz = recompress(plain.clone(), Codec::Gzip, 1 << 20, 1 << 20).unwrap();
+        let bomb = recompress(gz.clone(), Codec::Lz4, 4, 1 << 20).unwrap_err();
+        assert_eq!(
+            bomb.code,
+            ResponseError::MessageTooLarge,
+            "past the decompression bound"
+        );
+        // A header claiming three records over two.
+        let mut lying = BytesMut::from(&gz.bytes[..]);
+        lying[57..61].copy_from_slice(&3i32.to_be_bytes());
+        lying[23..27].copy_from_slice(&2i32.to_be_bytes());
+        let crc = crc32c::crc32c(&lying[CRC_FROM..]);
+        lying[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+        let lying = validate_produced(&lying.freeze(), 1 << 20).unwrap();
+        let refused = recompress(lying, Codec::None, 1 << 20, 1 << 20).unwrap_err();
+        assert_eq!(refused.code, ResponseError::CorruptMessage);
     }
 
     fn rules(log_append_time: bool, before: i64, after: i64) -> TimestampRules {

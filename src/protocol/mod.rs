@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod batch_rules;
+pub mod compression;
 pub mod frame;
 pub mod record_times;
 
