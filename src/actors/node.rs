@@ -135,7 +135,7 @@ impl Broker for Node {
 
     fn leader_of(&self, tp: &TopicPartition) -> Option<i32> {
         if let Some(handle) = self.registry.get(tp) {
-            return handle.raft.metrics().borrow().current_leader.map(|l| l as i32);
+            return handle.leadership().0.map(|l| l as i32);
         }
         let meta = self.meta.read().expect("meta lock");
         meta.leaders

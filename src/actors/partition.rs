@@ -364,7 +364,7 @@ impl Actor for PartitionActor {
             PartitionMsg::DeleteRecords { offset, reply } => {
                 let hwm = *st.shared.high_watermark.borrow();
                 let target = if offset == -1 { hwm } else { offset };
-                if st.raft.metrics().borrow().current_leader != Some(st.node_id) {
+                if crate::cluster::acting_leader(&st.raft.metrics().borrow()) != Some(st.node_id) {
                     let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
                 } else if target < 0 || target > hwm {
                     let _ = reply.send(Err(ResponseError::OffsetOutOfRange));
@@ -412,7 +412,7 @@ impl PartitionState {
                 .and_then(|t| t.replicas.get(self.tp.partition as usize))
                 .and_then(|r| r.first().copied())
         };
-        let leader = self.raft.metrics().borrow().current_leader;
+        let leader = crate::cluster::acting_leader(&self.raft.metrics().borrow());
         if leader != Some(self.node_id) {
             let _ = reply.send(Err((
                 ResponseError::NotLeaderOrFollower,

@@ -50,7 +50,7 @@ pub fn spawn_leadership_watch(
                     }
                     return;
                 }
-                (m.current_leader, m.current_term)
+                (crate::cluster::acting_leader(&m), m.current_term)
             };
             if now != last {
                 last = now;

@@ -37,7 +37,7 @@ impl PartitionState {
             let m = self.raft.metrics();
             let m = m.borrow();
             (
-                m.current_leader,
+                crate::cluster::acting_leader(&m),
                 m.current_term,
                 m.last_applied.map(|l| l.leader_id.term),
             )

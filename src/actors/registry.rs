@@ -29,7 +29,7 @@ impl PartitionHandle {
     pub fn leadership(&self) -> (Option<NodeId>, u64) {
         let m = self.raft.metrics();
         let m = m.borrow();
-        (m.current_leader, m.current_term)
+        (crate::cluster::acting_leader(&m), m.current_term)
     }
 
     /// When this node leads: its in-sync replicas (itself included) — followers heard from
@@ -49,7 +49,7 @@ pub fn in_sync(
 ) -> Option<Vec<i32>> {
     let m = raft.metrics();
     let m = m.borrow();
-    if m.current_leader != Some(node_id) {
+    if crate::cluster::acting_leader(&m) != Some(node_id) {
         return None;
     }
     let caught_up = shared.caught_up.lock().expect("caught-up lock");

@@ -52,6 +52,19 @@ openraft::declare_raft_types!(
 
 /// One Raft group handle.
 pub type Raft = openraft::Raft<TypeConfig>;
+
+/// The group's leader as this node should act on it. This node's own leadership counts only
+/// once a quorum has acknowledged it: openraft restores a restarted leader as the leader of its
+/// old term at once, from its stored vote, and until a peer answers it (and it steps down) its
+/// log may be far behind the leader a newer term elected while it was down. Answering clients
+/// as leader then would tell a consumer its position is out of range (it resets, and re-reads
+/// or skips) and Metadata would send producers to a node that cannot commit.
+pub fn acting_leader(m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) -> Option<NodeId> {
+    let leader = m.current_leader?;
+    let mine = leader == m.id;
+    let confirmed = m.state == openraft::ServerState::Leader && m.millis_since_quorum_ack.is_some();
+    (!mine || confirmed).then_some(leader)
+}
 /// A Raft entry.
 pub type Entry = openraft::Entry<TypeConfig>;
 /// A Raft log id.

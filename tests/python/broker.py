@@ -62,13 +62,15 @@ class Broker:
         threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
         return self
 
-    def await_started(self, timeout=30):
-        """Waits for the Kafka listener, checks identity, waits for readiness."""
+    def await_started(self, timeout=30, ready=True):
+        """Waits for the Kafka listener, checks identity, waits for readiness (unless not
+        `ready`: a node whose partitions cannot have a leader yet)."""
         if not self._listening.wait(timeout):
             self.kill()
             raise RuntimeError("broker did not start:\n" + "\n".join(self.lines[-30:]))
         self._check_identity()
-        self.wait_ready(timeout)
+        if ready:
+            self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout=30):
