@@ -129,6 +129,25 @@ fn every_served_version_answers() {
                 .with_partition_index(0)
                 .with_timestamp(-1)])]);
     for v in range(ApiKey::ListOffsets) {
+        if v == 0 {
+            // kafka-protocol no longer encodes v0: old-style offset lists, written by hand.
+            assert_eq!(
+                list_offsets_v0(&mut s, "ct2", -1, 1),
+                (0, vec![produced]),
+                "ListOffsets v0 latest"
+            );
+            assert_eq!(
+                list_offsets_v0(&mut s, "ct2", -2, 5),
+                (0, vec![0]),
+                "ListOffsets v0 earliest"
+            );
+            assert_eq!(
+                list_offsets_v0(&mut s, "nope", -1, 1).0,
+                3,
+                "ListOffsets v0 unknown topic"
+            );
+            continue;
+        }
         let resp: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, v, &latest_offset_request);
         let p = &resp.topics[0].partitions[0];
         assert_eq!((p.error_code, p.offset), (0, produced), "ListOffsets v{v}");
@@ -434,4 +453,29 @@ fn every_served_version_answers() {
         assert_eq!(resp.responses[0].error_code, 0, "DeleteTopics v{v}");
     }
     assert!(!b.log_text().contains("could not encode"), "{}", b.log_text());
+}
+
+/// A ListOffsets v0 request for partition 0 of `topic`: (error code, offsets).
+fn list_offsets_v0(s: &mut std::net::TcpStream, topic: &str, timestamp: i64, max: i32) -> (i16, Vec<i64>) {
+    use bytes::{Buf, BufMut};
+    let mut body = bytes::BytesMut::new();
+    body.put_i32(-1);
+    body.put_i32(1);
+    body.put_i16(topic.len() as i16);
+    body.put_slice(topic.as_bytes());
+    body.put_i32(1);
+    body.put_i32(0);
+    body.put_i64(timestamp);
+    body.put_i32(max);
+    send_raw_request(s, ApiKey::ListOffsets as i16, 0, 77, &body);
+    let mut r = read_frame(s).expect("a ListOffsets v0 response");
+    assert_eq!(r.get_i32(), 77, "correlation id");
+    assert_eq!(r.get_i32(), 1, "one topic");
+    let n = r.get_i16() as usize;
+    assert_eq!(&r.split_to(n)[..], topic.as_bytes());
+    assert_eq!((r.get_i32(), r.get_i32()), (1, 0), "partition 0");
+    let code = r.get_i16();
+    let offsets = (0..r.get_i32()).map(|_| r.get_i64()).collect();
+    assert_eq!(r.remaining(), 0);
+    (code, offsets)
 }

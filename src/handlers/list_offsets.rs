@@ -1,8 +1,7 @@
 //! ListOffsets (v1+): earliest (-2), latest (-1, the high watermark), max timestamp (-3: the
 //! first record holding it), or the first record whose timestamp is at or after the one asked
 //! (the time index finds the batch, the record is found inside it), with that record's
-//! timestamp. v0 (old-style offset lists) is not served: kafka-protocol 0.18 carries Kafka 4.0's
-//! schemas, which dropped it (KIP-896), and Kafka 4.0 does not serve it either.
+//! timestamp. v0 (old-style offset lists) is `list_offsets_v0.rs`.
 
 use super::context::Broker;
 use kafka_protocol::error::ResponseError;

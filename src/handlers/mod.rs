@@ -25,6 +25,7 @@ pub mod leader_view;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_offsets_v0;
 pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
@@ -56,7 +57,7 @@ pub struct ApiSpec {
 pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::Produce, min: 3, max: 12 },
     ApiSpec { key: ApiKey::Fetch, min: 4, max: 16 },
-    ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 8 },
+    ApiSpec { key: ApiKey::ListOffsets, min: 0, max: 8 },
     ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 2, max: 4 },
     ApiSpec { key: ApiKey::Metadata, min: 0, max: 12 },
     ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 },
@@ -106,6 +107,8 @@ pub enum Body {
     Produce(kafka_protocol::messages::ProduceRequest),
     Fetch(kafka_protocol::messages::FetchRequest),
     ListOffsets(kafka_protocol::messages::ListOffsetsRequest),
+    /// v0, which kafka-protocol no longer carries.
+    ListOffsetsV0(list_offsets_v0::ListOffsetsV0),
     OffsetForLeaderEpoch(kafka_protocol::messages::OffsetForLeaderEpochRequest),
     Metadata(kafka_protocol::messages::MetadataRequest),
     ApiVersions(kafka_protocol::messages::ApiVersionsRequest),
@@ -189,6 +192,7 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
     Ok(match key {
         ApiKey::Produce => Body::Produce(m::ProduceRequest::decode(buf, v)?),
         ApiKey::Fetch => Body::Fetch(m::FetchRequest::decode(buf, v)?),
+        ApiKey::ListOffsets if v == 0 => Body::ListOffsetsV0(list_offsets_v0::decode(buf)?),
         ApiKey::ListOffsets => Body::ListOffsets(m::ListOffsetsRequest::decode(buf, v)?),
         ApiKey::OffsetForLeaderEpoch => Body::OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest::decode(buf, v)?),
         ApiKey::Metadata => Body::Metadata(m::MetadataRequest::decode(buf, v)?),
@@ -292,6 +296,10 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         }
         Body::Fetch(r) => encode_response(key, cid, v, &fetch::handle(broker.as_ref(), r, v).await),
         Body::ListOffsets(r) => encode_response(key, cid, v, &list_offsets::handle(broker.as_ref(), r, v).await),
+        Body::ListOffsetsV0(r) => Ok(list_offsets_v0::encode(
+            cid,
+            &list_offsets_v0::handle(broker.as_ref(), &r),
+        )),
         Body::OffsetForLeaderEpoch(r) => {
             encode_response(key, cid, v, &offset_for_leader_epoch::handle(broker.as_ref(), r).await)
         }

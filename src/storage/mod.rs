@@ -5,6 +5,7 @@
 pub mod disk_guard;
 pub mod entry;
 pub mod epochs;
+pub mod legacy_offsets;
 pub mod log;
 pub mod meta_sm;
 pub mod node_meta;

@@ -79,6 +79,22 @@ def test_list_offsets_by_timestamp_finds_the_record_inside_a_batch(broker):
         c.close()
 
 
+def test_list_offsets_v0_answers_old_clients(broker):
+    """kafka-python pinned to Kafka 0.10.0 asks ListOffsets v0 (old-style offset lists) for a
+    partition's ends, as clients older than KIP-79 do."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from clients import produce_all
+
+    reports = produce_all(broker.bootstrap, "old-client", [(None, b"v%d" % i, None, None) for i in range(7)])
+    assert [off for _, _, off, _ in reports] == list(range(7))
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=(0, 10, 0))
+    tp = TopicPartition("old-client", 0)
+    assert c.end_offsets([tp]) == {tp: 7}
+    assert c.beginning_offsets([tp]) == {tp: 0}
+    c.close()
+
+
 def test_log_append_time_topics_stamp_the_brokers_time(broker):
     from confluent_kafka import Consumer, TopicPartition, TIMESTAMP_LOG_APPEND_TIME
     from confluent_kafka.admin import AdminClient, NewTopic
