@@ -122,7 +122,10 @@ pub fn encode(correlation_id: i32, topics: &[(String, Vec<PartitionAnswer>)]) ->
 mod tests {
     use super::*;
 
-    fn body(topics: &[(&str, &[(i32, i64, i32)])]) -> Bytes {
+    /// (partition, timestamp, max offsets) of one topic's partitions.
+    type Asked<'a> = &'a [(i32, i64, i32)];
+
+    fn body(topics: &[(&str, Asked)]) -> Bytes {
         let mut b = BytesMut::new();
         b.put_i32(-1);
         b.put_i32(topics.len() as i32);
