@@ -13,92 +13,99 @@ use std::collections::{BTreeMap, HashSet};
 
 /// Handles a CreateTopics request.
 pub async fn handle(broker: &dyn Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
-    let cfg = broker.config();
-    let timeout_ms = (req.timeout_ms.max(0) as u64).min(cfg.request_timeout_max_ms);
+    let timeout_ms = (req.timeout_ms.max(0) as u64).min(broker.config().request_timeout_max_ms);
     let mut seen = HashSet::new();
     let mut results = Vec::new();
     for t in req.topics {
-        let name = t.name.0.to_string();
-        let mut r = CreatableTopicResult::default()
+        let r = CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_error_message(None);
-        if !seen.insert(name.clone()) {
-            results.push(
-                r.with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(StrBytes::from_static_str("topic listed twice in one request"))),
+        if !seen.insert(t.name.0.to_string()) {
+            let why = (
+                ResponseError::InvalidRequest,
+                "topic listed twice in one request".to_string(),
             );
+            results.push(refused(r, why));
             continue;
         }
-        let (partitions, rf, assignment) = match shape(broker, &t) {
-            Ok(shape) => shape,
-            Err((code, msg)) => {
-                results.push(
-                    r.with_error_code(code.code())
-                        .with_error_message(Some(StrBytes::from_string(msg))),
-                );
-                continue;
-            }
-        };
-        let configs: BTreeMap<String, String> = t
-            .configs
-            .iter()
-            .map(|c| {
-                (
-                    c.name.to_string(),
-                    c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let nodes = topic_validation::cluster_nodes(&broker.metadata());
-        let command = topic_validation::create_command(&name, partitions, rf, configs, nodes).map(|mut cmd| {
-            if let MetaCommand::CreateTopic { assignment: given, .. } = &mut cmd {
-                *given = assignment;
-            }
-            cmd
+        results.push(match create(broker, &t, req.validate_only, timeout_ms).await {
+            Ok(cmd) => created(broker, r, cmd, req.validate_only, timeout_ms, version).await,
+            Err(why) => refused(r, why),
         });
-        let outcome = match command {
-            Err(e) => Err(e),
-            Ok(cmd) if req.validate_only => {
-                if broker.metadata().topics.contains_key(&name) {
-                    Err((
-                        ResponseError::TopicAlreadyExists,
-                        format!("topic {name} already exists"),
-                    ))
-                } else {
-                    Ok(cmd)
-                }
-            }
-            Ok(cmd) => broker.propose(cmd.clone(), timeout_ms).await.map(|_| cmd),
-        };
-        match outcome {
-            Ok(MetaCommand::CreateTopic {
-                topic_id,
-                partitions,
-                replication_factor,
-                ..
-            }) => {
-                if !req.validate_only {
-                    broker.wait_topic_ready(name.clone(), timeout_ms).await;
-                    if version >= 7 {
-                        r = r.with_topic_id(topic_id);
-                    }
-                }
-                if version >= 5 {
-                    r = r
-                        .with_num_partitions(partitions)
-                        .with_replication_factor(replication_factor);
-                }
-            }
-            Ok(_) => {}
-            Err((code, msg)) => {
-                r = r
-                    .with_error_code(code.code())
-                    .with_error_message(Some(StrBytes::from_string(msg)));
-            }
-        }
-        results.push(r);
     }
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// Checks one topic and, unless `validate_only`, proposes it: the command as proposed.
+async fn create(
+    broker: &dyn Broker,
+    t: &CreatableTopic,
+    validate_only: bool,
+    timeout_ms: u64,
+) -> Result<MetaCommand, (ResponseError, String)> {
+    let name = t.name.0.to_string();
+    let (partitions, rf, assignment) = shape(broker, t)?;
+    let configs: BTreeMap<String, String> = t
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let nodes = topic_validation::cluster_nodes(&broker.metadata());
+    let cmd = topic_validation::create_command(&name, partitions, rf, configs, nodes, assignment)?;
+    if !validate_only {
+        broker.propose(cmd.clone(), timeout_ms).await?;
+    } else if broker.metadata().topics.contains_key(&name) {
+        return Err((
+            ResponseError::TopicAlreadyExists,
+            format!("topic {name} already exists"),
+        ));
+    }
+    Ok(cmd)
+}
+
+/// The result of a created (or validated) topic: once its partitions have leaders (within the
+/// timeout), its id from v7 and its shape from v5.
+async fn created(
+    broker: &dyn Broker,
+    mut r: CreatableTopicResult,
+    cmd: MetaCommand,
+    validate_only: bool,
+    timeout_ms: u64,
+    version: i16,
+) -> CreatableTopicResult {
+    let MetaCommand::CreateTopic {
+        name,
+        topic_id,
+        partitions,
+        replication_factor,
+        ..
+    } = cmd
+    else {
+        debug_assert!(false, "create_command builds CreateTopic");
+        return r;
+    };
+    if !validate_only {
+        broker.wait_topic_ready(name, timeout_ms).await;
+        if version >= 7 {
+            r = r.with_topic_id(topic_id);
+        }
+    }
+    if version >= 5 {
+        r = r
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor);
+    }
+    r
+}
+
+fn refused(r: CreatableTopicResult, (code, why): (ResponseError, String)) -> CreatableTopicResult {
+    r.with_error_code(code.code())
+        .with_error_message(Some(StrBytes::from_string(why)))
 }
 
 /// (partitions, replication factor, replicas given by the client) of a topic to create.

@@ -62,6 +62,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
             cfg.default_replication_factor,
             BTreeMap::new(),
             topic_validation::cluster_nodes(&broker.metadata()),
+            None,
         ) {
             Ok(c) => c,
             Err((code, _)) => {

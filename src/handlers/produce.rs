@@ -252,6 +252,7 @@ async fn ensure_topic(broker: &dyn Broker, name: &str) -> Result<(), ResponseErr
         cfg.default_replication_factor,
         BTreeMap::new(),
         topic_validation::cluster_nodes(&broker.metadata()),
+        None,
     )
     .map_err(|(code, _)| code)?;
     match broker.propose(cmd, cfg.request_timeout_max_ms).await {

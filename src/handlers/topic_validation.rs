@@ -32,13 +32,15 @@ pub fn cluster_nodes(meta: &crate::storage::meta_sm::ClusterMeta) -> i16 {
 }
 
 /// Builds a create command after checking every argument; `live_brokers` bounds the
-/// replication factor.
+/// replication factor; `assignment` is the client's manual one, if any (already checked by
+/// `check_replica_lists`).
 pub fn create_command(
     name: &str,
     partitions: i32,
     replication_factor: i16,
     configs: BTreeMap<String, String>,
     live_brokers: i16,
+    assignment: Option<Vec<Vec<i32>>>,
 ) -> Result<MetaCommand, (ResponseError, String)> {
     check_name(name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
     if partitions < 1 {
@@ -72,7 +74,7 @@ pub fn create_command(
         partitions,
         replication_factor,
         configs,
-        assignment: None,
+        assignment,
     })
 }
 
@@ -135,14 +137,14 @@ mod tests {
         assert!(check_name("a/b").is_err());
         assert!(check_name(&"x".repeat(250)).is_err());
         assert_eq!(
-            create_command("t", 1, 3, BTreeMap::new(), 1).unwrap_err().0,
+            create_command("t", 1, 3, BTreeMap::new(), 1, None).unwrap_err().0,
             ResponseError::InvalidReplicationFactor
         );
         assert_eq!(
-            create_command("t", 0, 1, BTreeMap::new(), 1).unwrap_err().0,
+            create_command("t", 0, 1, BTreeMap::new(), 1, None).unwrap_err().0,
             ResponseError::InvalidPartitions
         );
-        assert!(create_command("t", 2, 1, BTreeMap::new(), 1).is_ok());
+        assert!(create_command("t", 2, 1, BTreeMap::new(), 1, None).is_ok());
     }
 
     #[test]
