@@ -64,35 +64,53 @@ fn config_type_of(v: &serde_json::Value) -> i8 {
     }
 }
 
-/// STATIC_BROKER_CONFIG when broker config `kafka_name` exists here, was set, and is what
-/// gives topics `topic_default`; otherwise DEFAULT_CONFIG (a key of the same name that means
-/// something else here, such as log.flush.interval.ms, does not count).
-fn broker_key_source(cfg: &crate::config::Config, kafka_name: &str, topic_default: &str) -> i8 {
-    let key = kafka_name.replace('.', "_");
-    let current = serde_json::to_value(cfg).unwrap_or_default();
-    let defaults = serde_json::to_value(crate::config::Config::default()).unwrap_or_default();
-    let as_text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-    match current.get(&key) {
-        Some(v) if defaults.get(&key) != Some(v) && as_text(v) == topic_default => STATIC_BROKER_CONFIG,
-        _ => DEFAULT_CONFIG,
+/// The running configuration and the defaults as JSON objects (keys with underscores), made
+/// once per request: sources are found by comparing the two.
+struct ConfigJson {
+    current: serde_json::Value,
+    defaults: serde_json::Value,
+}
+
+impl ConfigJson {
+    fn of(cfg: &crate::config::Config) -> ConfigJson {
+        ConfigJson {
+            current: serde_json::to_value(cfg).unwrap_or_default(),
+            defaults: serde_json::to_value(crate::config::Config::default()).unwrap_or_default(),
+        }
     }
+
+    /// DEFAULT_CONFIG when `key` has its default value, else STATIC_BROKER_CONFIG.
+    fn source(&self, key: &str) -> i8 {
+        match self.defaults.get(key) == self.current.get(key) {
+            true => DEFAULT_CONFIG,
+            false => STATIC_BROKER_CONFIG,
+        }
+    }
+
+    /// STATIC_BROKER_CONFIG when broker config `kafka_name` exists here, was set, and is what
+    /// gives topics `topic_default`; otherwise DEFAULT_CONFIG (a key of the same name that means
+    /// something else here, such as log.flush.interval.ms, does not count).
+    fn broker_key_source(&self, kafka_name: &str, topic_default: &str) -> i8 {
+        let key = kafka_name.replace('.', "_");
+        match self.current.get(&key) {
+            Some(v) if self.defaults.get(&key) != Some(v) && as_text(v) == topic_default => STATIC_BROKER_CONFIG,
+            _ => DEFAULT_CONFIG,
+        }
+    }
+}
+
+fn as_text(v: &serde_json::Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
 }
 
 /// (name, value, source, type) of every broker config: the running configuration's keys, and
 /// the Kafka names tools read for this node's identity, addresses and data dir.
-fn broker_entries(broker: &dyn Broker) -> Vec<(String, String, i8, i8)> {
+fn broker_entries(broker: &dyn Broker, json: &ConfigJson) -> Vec<(String, String, i8, i8)> {
     let cfg = broker.config();
-    let defaults = serde_json::to_value(crate::config::Config::default()).unwrap_or_default();
-    let current = serde_json::to_value(cfg).unwrap_or_default();
-    let source = |key: &str| match defaults.get(key) == current.get(key) {
-        true => DEFAULT_CONFIG,
-        false => STATIC_BROKER_CONFIG,
-    };
     let mut out = Vec::new();
-    if let serde_json::Value::Object(map) = &current {
+    if let serde_json::Value::Object(map) = &json.current {
         for (k, v) in map {
-            let value = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            out.push((k.replace('_', "."), value, source(k), config_type_of(v)));
+            out.push((k.replace('_', "."), as_text(v), json.source(k), config_type_of(v)));
         }
     }
     let node = broker.node();
@@ -101,25 +119,25 @@ fn broker_entries(broker: &dyn Broker) -> Vec<(String, String, i8, i8)> {
         (
             "broker.id".to_string(),
             node.node_id.to_string(),
-            source("node_id"),
+            json.source("node_id"),
             INT,
         ),
         (
             "listeners".to_string(),
             format!("PLAINTEXT://{}", cfg.listen),
-            source("listen"),
+            json.source("listen"),
             STRING,
         ),
         (
             "advertised.listeners".to_string(),
             format!("PLAINTEXT://{}:{}", node.advertised_host, node.advertised_port),
-            source("advertise"),
+            json.source("advertise"),
             STRING,
         ),
         (
             "log.dirs".to_string(),
             dir.display().to_string(),
-            source("data_dir"),
+            json.source("data_dir"),
             STRING,
         ),
     ]);
@@ -127,10 +145,46 @@ fn broker_entries(broker: &dyn Broker) -> Vec<(String, String, i8, i8)> {
     out
 }
 
+/// A topic's honoured configs that `wanted` names, with sources (and synonyms when asked).
+fn topic_entries(
+    cfg: &crate::config::Config,
+    json: &ConfigJson,
+    topic: &crate::storage::meta_sm::TopicMeta,
+    wanted: &dyn Fn(&str) -> bool,
+    synonyms_too: bool,
+    version: i16,
+) -> Vec<DescribeConfigsResourceResult> {
+    TOPIC_CONFIGS
+        .iter()
+        .filter(|s| wanted(s.name))
+        .map(|s| {
+            let (value, is_default) = effective(cfg, topic, s);
+            let broker_source = json.broker_key_source(s.broker_name, &(s.default)(cfg));
+            let source = if is_default {
+                broker_source
+            } else {
+                DYNAMIC_TOPIC_CONFIG
+            };
+            let e = entry(s.name, value.clone(), false, source, s.config_type, version);
+            if !synonyms_too {
+                return e;
+            }
+            let mut synonyms = Vec::new();
+            if !is_default {
+                synonyms.push(synonym(s.name, value, DYNAMIC_TOPIC_CONFIG));
+            }
+            synonyms.push(synonym(s.broker_name, (s.default)(cfg), broker_source));
+            e.with_synonyms(synonyms)
+        })
+        .collect()
+}
+
 /// Handles a DescribeConfigs request.
 pub async fn handle(broker: &dyn Broker, req: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
     let cfg = broker.config();
     let meta = broker.metadata();
+    let json = ConfigJson::of(cfg);
+    let synonyms_too = req.include_synonyms && version >= 1;
     let mut results = Vec::new();
     for res in req.resources {
         let name = res.resource_name.to_string();
@@ -145,41 +199,16 @@ pub async fn handle(broker: &dyn Broker, req: DescribeConfigsRequest, version: i
             .with_resource_name(res.resource_name.clone());
         match res.resource_type {
             TOPIC => match meta.topics.get(&name) {
-                Some(topic) => {
-                    out.configs = TOPIC_CONFIGS
-                        .iter()
-                        .filter(|s| wanted(s.name))
-                        .map(|s| {
-                            let (value, is_default) = effective(cfg, topic, s);
-                            let broker_source = broker_key_source(cfg, s.broker_name, &(s.default)(cfg));
-                            let source = if is_default {
-                                broker_source
-                            } else {
-                                DYNAMIC_TOPIC_CONFIG
-                            };
-                            let e = entry(s.name, value.clone(), false, source, s.config_type, version);
-                            if !(req.include_synonyms && version >= 1) {
-                                return e;
-                            }
-                            let mut synonyms = Vec::new();
-                            if !is_default {
-                                synonyms.push(synonym(s.name, value, DYNAMIC_TOPIC_CONFIG));
-                            }
-                            synonyms.push(synonym(s.broker_name, (s.default)(cfg), broker_source));
-                            e.with_synonyms(synonyms)
-                        })
-                        .collect();
-                }
+                Some(topic) => out.configs = topic_entries(cfg, &json, topic, &wanted, synonyms_too, version),
                 None => out = out.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
             },
             BROKER if name.is_empty() || name == broker.node().node_id.to_string() => {
-                out.configs = broker_entries(broker)
+                out.configs = broker_entries(broker, &json)
                     .into_iter()
                     .filter(|(name, ..)| wanted(name))
                     .map(|(name, value, source, config_type)| entry(&name, value, true, source, config_type, version))
                     .collect();
             }
-            BROKER => out = out.with_error_code(ResponseError::InvalidRequest.code()),
             _ => out = out.with_error_code(ResponseError::InvalidRequest.code()),
         }
         results.push(out);
