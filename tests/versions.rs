@@ -479,3 +479,80 @@ fn list_offsets_v0(s: &mut std::net::TcpStream, topic: &str, timestamp: i64, max
     assert_eq!(r.remaining(), 0);
     (code, offsets)
 }
+
+/// zstd arrived with Produce v7 and Fetch v10 (KIP-110), and Kafka answers older requests
+/// UNSUPPORTED_COMPRESSION_TYPE: a zstd batch in Produce v6, a Fetch v9 of a topic whose
+/// compression.type is zstd (zstd batches of a `producer` topic are served as they are).
+#[test]
+fn zstd_needs_produce_v7_and_fetch_v10() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use raftstream::protocol::batch::validate_produced;
+    use raftstream::protocol::batch_rules::recompress;
+    use raftstream::protocol::compression::Codec;
+    let b = TestBroker::start(&[]);
+    let mut s = b.connect();
+    let plain = validate_produced(&batch(&[b"z1", b"z2"]), 1 << 20).unwrap();
+    let zstd = recompress(plain, Codec::Zstd, 1 << 20, 1 << 20).unwrap().bytes;
+    let unsupported = kafka_protocol::error::ResponseError::UnsupportedCompressionType.code();
+    let produce = |s: &mut std::net::TcpStream, topic: &'static str, v: i16, records: bytes::Bytes| {
+        let resp: ProduceResponse = call(s, ApiKey::Produce, v, &produce_request(topic, records));
+        resp.responses[0].partition_responses[0].error_code
+    };
+    let zstd_topic = CreatableTopic::default()
+        .with_name(name("zstd-topic"))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(vec![CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("compression.type"))
+            .with_value(Some(StrBytes::from_static_str("zstd")))]);
+    let created: CreateTopicsResponse = call(
+        &mut s,
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![zstd_topic]),
+    );
+    assert_eq!(created.topics[0].error_code, 0);
+    assert_eq!(produce(&mut s, "plain-topic", 7, batch(&[b"plain"])), 0);
+    assert_eq!(
+        produce(&mut s, "plain-topic", 6, zstd.clone()),
+        unsupported,
+        "Produce v6 with zstd"
+    );
+    assert_eq!(
+        produce(&mut s, "plain-topic", 7, zstd.clone()),
+        0,
+        "Produce v7 with zstd"
+    );
+    assert_eq!(produce(&mut s, "zstd-topic", 6, batch(&[b"stored as zstd"])), 0);
+    let fetch = |s: &mut std::net::TcpStream, topic: &str, v: i16| {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default().with_topic(name(topic)).with_partitions(
+                vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)],
+            )]);
+        let resp: FetchResponse = call(s, ApiKey::Fetch, v, &req);
+        let p = resp.responses[0].partitions[0].clone();
+        (p.error_code, p.records.map(|r| r.len()).unwrap_or(0))
+    };
+    assert_eq!(
+        fetch(&mut s, "zstd-topic", 9).0,
+        unsupported,
+        "Fetch v9 of a zstd topic"
+    );
+    let (code, bytes) = fetch(&mut s, "zstd-topic", 10);
+    assert!(code == 0 && bytes > 0, "Fetch v10 reads it: {code} {bytes}");
+    let (code, bytes) = fetch(&mut s, "plain-topic", 4);
+    assert!(
+        code == 0 && bytes > 0,
+        "zstd batches of a producer topic are served to v4: {code} {bytes}"
+    );
+}

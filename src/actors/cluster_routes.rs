@@ -17,6 +17,10 @@ use kafka_protocol::error::ResponseError;
 use ractor::ActorRef;
 use std::sync::{Arc, OnceLock, RwLock};
 
+/// Longest a peer's ElectPreferred waits for the handoff (a lease wait and an election take
+/// about a second).
+const ELECT_PREFERRED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// This node's Raft groups and controller, for peers.
 pub struct ClusterRoutes {
     /// Replaced when the controller reopens its group after it stopped on a failed write.
@@ -111,9 +115,14 @@ impl LocalGroups for ClusterRoutes {
                 .actor
                 .send_message(PartitionMsg::ElectPreferred { reply: tx })
                 .map_err(|_| not_leader())?;
-            match rx.await {
-                Ok(r) => r.map(|()| 0).map_err(|(code, why)| (code.code(), why)),
-                Err(_) => Err(not_leader()),
+            // Bounded: the request holds one of the connection's server permits meanwhile.
+            match tokio::time::timeout(ELECT_PREFERRED_TIMEOUT, rx).await {
+                Ok(Ok(r)) => r.map(|()| 0).map_err(|(code, why)| (code.code(), why)),
+                Ok(Err(_)) => Err(not_leader()),
+                Err(_) => Err((
+                    ResponseError::RequestTimedOut.code(),
+                    "the handoff did not finish in time".to_string(),
+                )),
             }
         }
         .boxed()

@@ -44,7 +44,10 @@ pub struct Handoff {
 
 impl Handoff {
     /// The replica that should lead instead of this node now, if any: this node leads, no
-    /// reassignment is pending, and the replica is a live voter holding every entry. Normally
+    /// reassignment is pending, and the replica is a live voter in sync (holding every entry,
+    /// or having held them within `alive_within`, as Kafka's ISR: under steady produce a
+    /// follower is rarely level at any one instant; produce stops during the lease wait, so it
+    /// catches up before it campaigns). Normally
     /// only the preferred replica; with `away` (this node's disk is full) any such replica,
     /// the preferred one first.
     fn target(&self) -> Option<NodeId> {
@@ -60,16 +63,19 @@ impl Handoff {
         };
         let m = self.raft.metrics();
         let m = m.borrow();
-        if m.current_leader != Some(self.node_id) {
+        if crate::cluster::acting_leader(&m) != Some(self.node_id) {
             return None;
         }
         let replication = m.replication.as_ref()?;
+        let caught_up = self.shared.caught_up.lock().expect("caught-up lock");
         replicas.into_iter().find(|r| {
+            let level = replication
+                .get(r)
+                .is_some_and(|matched| matched.map(|l| l.index) >= m.last_log_index);
+            let recently = caught_up.get(r).is_some_and(|at| at.elapsed() <= self.alive_within);
             *r != self.node_id
                 && m.membership_config.membership().voter_ids().any(|id| id == *r)
-                && replication
-                    .get(r)
-                    .is_some_and(|matched| matched.map(|l| l.index) >= m.last_log_index)
+                && (level || recently)
                 && self.peers.heard_within(*r, self.alive_within)
         })
     }
@@ -89,11 +95,12 @@ impl Handoff {
             let group = GroupId::of(&self.tp);
             match self.peers.call(preferred, Request::Campaign(group), lease).await {
                 Ok(Response::Proposed(Ok(_))) => {
-                    let node_id = self.node_id;
+                    // Done when the target leads (not merely when this node stopped leading: it
+                    // does on granting the vote, and the target may still lose).
                     let moved = self
                         .raft
                         .wait(Some(lease * 2))
-                        .metrics(move |m| m.current_leader != Some(node_id), "leadership moved")
+                        .metrics(move |m| m.current_leader == Some(preferred), "leadership moved")
                         .await;
                     match moved {
                         Ok(_) => {

@@ -4,6 +4,8 @@
 //! clients to send full requests.
 
 use super::context::{Broker, PartitionView, TopicPartition};
+use super::topic_config::compression_target;
+use crate::protocol::compression::Codec;
 use bytes::Bytes;
 use futures::future::select_all;
 use futures::FutureExt;
@@ -66,6 +68,12 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
                 None => Err(ResponseError::UnknownTopicOrPartition),
                 Some(m) if p.partition < 0 || p.partition >= m.partitions => {
                     Err(ResponseError::UnknownTopicOrPartition)
+                }
+                // Clients before Fetch v10 cannot read zstd (KIP-110): Kafka refuses them a
+                // topic whose compression.type is zstd (zstd batches a producer sent to another
+                // topic are served as they are, as by Kafka).
+                Some(m) if version < 10 && compression_target(cfg, m) == Some(Codec::Zstd) => {
+                    Err(ResponseError::UnsupportedCompressionType)
                 }
                 Some(_) => match broker.partition(&TopicPartition {
                     topic: name.clone(),

@@ -7,7 +7,8 @@ use super::context::Broker;
 use super::leader_view::leader_view;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-/// Most offsets one partition's answer lists, whatever the client asks.
+/// Most offsets one response lists in all, whatever the client asks: a 16-byte partition entry
+/// must not buy kilobytes of answer many times over.
 const MAX_OFFSETS: usize = 1024;
 /// Bytes of one partition entry (index, timestamp, max offsets) and the least of one topic
 /// (name length, partition count).
@@ -74,6 +75,7 @@ pub fn decode(buf: &mut Bytes) -> anyhow::Result<ListOffsetsV0> {
 /// Answers a v0 request: each partition's offsets from its leader, or an error code.
 pub fn handle(broker: &dyn Broker, req: &ListOffsetsV0) -> Vec<(String, Vec<PartitionAnswer>)> {
     let now_ms = crate::storage::segment::now_ms();
+    let mut budget = MAX_OFFSETS;
     req.topics
         .iter()
         .map(|(name, partitions)| {
@@ -82,8 +84,10 @@ pub fn handle(broker: &dyn Broker, req: &ListOffsetsV0) -> Vec<(String, Vec<Part
                 .map(|p| match leader_view(broker, name, p.index, -1) {
                     Ok(view) => {
                         let hwm = *view.high_watermark.borrow();
-                        let max = (p.max_num_offsets.max(0) as usize).min(MAX_OFFSETS);
-                        (p.index, 0, view.log.offsets_before(p.timestamp, max, hwm, now_ms))
+                        let max = (p.max_num_offsets.max(0) as usize).min(budget);
+                        let offsets = view.log.offsets_before(p.timestamp, max, hwm, now_ms);
+                        budget -= offsets.len();
+                        (p.index, 0, offsets)
                     }
                     Err(code) => {
                         crate::observability::note_error("ListOffsets", code);

@@ -33,6 +33,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod produce_batch;
 pub mod produce_order;
 pub mod sync_group;
 pub mod topic_config;

@@ -3,11 +3,12 @@
 //! connection drops it) but are otherwise handled the same.
 
 use super::context::{Appending, Broker, TopicPartition};
+use super::produce_batch::StoreForm;
 use super::produce_order::ProduceTurn;
 use super::topic_config::{compression_target, effective_i64, timestamp_rules};
 use super::topic_validation;
 use crate::protocol::batch::{validate_produced, ValidBatch};
-use crate::protocol::batch_rules::{self, Refusal};
+use crate::protocol::batch_rules::Refusal;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::TopicProduceData;
@@ -17,6 +18,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How long a produce to an unknown topic waits for auto-creation.
 const AUTO_CREATE_WAIT_MS: u64 = 2_000;
@@ -29,6 +31,9 @@ struct Checked {
     size_bytes: u64,
     append_time_ms: i64,
 }
+
+/// A partition's batch as the client sent it, once every check passed.
+type Validated = Result<(TopicPartition, ValidBatch), Refusal>;
 
 /// One partition of the request: where it answers, and its batch or refusal.
 struct Slot {
@@ -51,29 +56,42 @@ pub async fn handle(
     let mut names = Vec::with_capacity(req.topic_data.len());
     let mut slots = Vec::new();
     for topic in req.topic_data {
-        slots.extend(check_topic(broker, names.len(), &topic, acks).await);
+        slots.extend(check_topic(broker, names.len(), &topic, acks, version).await);
         names.push(topic.name);
     }
     if let Some(turn) = turn.as_mut() {
         turn.begin().await;
     }
-    let handed = join_all(slots.iter_mut().map(|slot| hand_over(broker, slot, acks, timeout_ms))).await;
-    // Every batch is in its partition's mailbox (or refused): the connection's next request
-    // may hand over its own.
-    drop(turn);
-    let results = join_all(handed.into_iter().map(|appending| async move {
-        match appending {
-            Some(Ok(appending)) => Some(appending.await),
-            Some(Err(code)) => Some(Err(code)),
-            None => None,
+    // Each partition holds a share of the turn until its batch is in the partition's mailbox
+    // (or refused): once all are, the connection's next request may hand over its own. A
+    // partition waits for its commit as soon as it is handed over, so its produce permit is
+    // freed at commit, not when the slowest partition of the request was handed over.
+    let turn = turn.map(Arc::new);
+    let results = join_all(slots.iter_mut().map(|slot| {
+        let share = turn.clone();
+        async move {
+            let handed = hand_over(broker, slot, acks, timeout_ms).await;
+            drop(share);
+            match handed {
+                Some(Ok(appending)) => Some(appending.await),
+                Some(Err(code)) => Some(Err(code)),
+                None => None,
+            }
         }
     }))
     .await;
+    drop(turn);
     respond(broker, names, slots, results, version)
 }
 
 /// Checks every partition of one topic of the request.
-async fn check_topic(broker: &dyn Broker, topic_at: usize, topic: &TopicProduceData, acks: i16) -> Vec<Slot> {
+async fn check_topic(
+    broker: &dyn Broker,
+    topic_at: usize,
+    topic: &TopicProduceData,
+    acks: i16,
+    version: i16,
+) -> Vec<Slot> {
     let cfg = broker.config();
     let name = topic.name.0.to_string();
     let known = ensure_topic(broker, &name).await;
@@ -88,10 +106,13 @@ async fn check_topic(broker: &dyn Broker, topic_at: usize, topic: &TopicProduceD
         .as_ref()
         .map(|t| effective_i64(cfg, t, "min.insync.replicas"))
         .unwrap_or(1);
-    let rules = topic_meta.as_ref().map(|t| timestamp_rules(cfg, t));
-    let codec = topic_meta.as_ref().and_then(|t| compression_target(cfg, t));
-    let decompressed_limit_bytes = cfg.socket_request_max_bytes.max(0) as usize;
-    topic
+    let form = topic_meta.as_ref().map(|t| StoreForm {
+        codec: compression_target(cfg, t),
+        rules: timestamp_rules(cfg, t),
+        max_bytes,
+        decompressed_limit_bytes: cfg.socket_request_max_bytes.max(0) as usize,
+    });
+    let validated: Vec<(i32, Validated)> = topic
         .partition_data
         .iter()
         .map(|p| {
@@ -109,32 +130,38 @@ async fn check_topic(broker: &dyn Broker, topic_at: usize, topic: &TopicProduceD
                 }
                 let records = p.records.as_ref().ok_or(ResponseError::CorruptMessage)?;
                 let batch = validate_produced(records, max_bytes)?;
-                let batch = match codec {
-                    Some(codec) => batch_rules::recompress(batch, codec, decompressed_limit_bytes, max_bytes)?,
-                    None => batch,
-                };
-                let now_ms = crate::storage::segment::now_ms();
-                let rules = rules.ok_or(ResponseError::UnknownTopicOrPartition)?;
-                let batch = batch_rules::apply(batch, &rules, now_ms)?;
+                // zstd arrived with Produce v7 (KIP-110): Kafka refuses it in older versions.
+                if version < 7 && batch.header.codec() == crate::protocol::batch::ZSTD {
+                    return Err(ResponseError::UnsupportedCompressionType.into());
+                }
                 let tp = TopicPartition {
                     topic: name.clone(),
                     partition: p.index,
                 };
                 check_in_sync(broker, &tp, acks, min_insync)?;
-                Ok(Checked {
-                    tp,
-                    size_bytes: batch.bytes.len() as u64,
-                    batch: Some(batch),
-                    append_time_ms: if rules.log_append_time { now_ms } else { -1 },
-                })
+                Ok((tp, batch))
             })();
-            Slot {
-                topic: topic_at,
-                index: p.index,
-                checked,
-            }
+            (p.index, checked)
         })
-        .collect()
+        .collect();
+    join_all(validated.into_iter().map(|(index, checked)| async move {
+        let checked = match (checked, form) {
+            (Ok((tp, batch)), Some(form)) => form.apply(batch).await.map(|(batch, append_time_ms)| Checked {
+                tp,
+                size_bytes: batch.bytes.len() as u64,
+                batch: Some(batch),
+                append_time_ms,
+            }),
+            (Ok(_), None) => Err(ResponseError::UnknownTopicOrPartition.into()),
+            (Err(refusal), _) => Err(refusal),
+        };
+        Slot {
+            topic: topic_at,
+            index,
+            checked,
+        }
+    }))
+    .await
 }
 
 /// acks=all fails fast, before anything is written, when fewer replicas than

@@ -79,6 +79,9 @@ impl BatchHeader {
     }
 }
 
+/// Kafka's codec id for zstd (KIP-110), which Produce v7+ and Fetch v10+ carry.
+pub const ZSTD: i16 = 4;
+
 /// A produced batch that passed validation.
 #[derive(Debug, Clone)]
 pub struct ValidBatch {

@@ -15,6 +15,9 @@ impl PartitionLog {
     /// `timestamp` back. Offsets above `high_watermark` are not shown to consumers: the high
     /// watermark stands in for them.
     pub fn offsets_before(&self, timestamp: i64, max_offsets: usize, high_watermark: i64, now_ms: i64) -> Vec<i64> {
+        if max_offsets == 0 {
+            return Vec::new();
+        }
         let points: Vec<(i64, i64)> = {
             let segs = self.inner.read().expect("log lock");
             let start = self.start_of(&segs);

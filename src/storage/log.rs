@@ -250,8 +250,10 @@ impl PartitionLog {
             return false;
         }
         let full = active.size_bytes + pending >= self.segment_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        // Age counts for a segment that held entries before this append: an old, empty active
+        // segment takes this append's entries rather than rolling after the first of them.
         let age_ms = now_ms.saturating_sub(active.created_ms);
-        full || age_ms >= self.segment_ms.load(std::sync::atomic::Ordering::Relaxed)
+        full || (active.last.is_some() && age_ms >= self.segment_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Directory of this log.
