@@ -97,6 +97,10 @@ pub struct Config {
     /// Bytes of recently appended entries each partition keeps in memory, so commits and tail
     /// fetches need no disk read.
     pub log_tail_cache_bytes: u64,
+    /// Most record bytes one Raft AppendEntries carries to a follower (at least one batch):
+    /// with openraft's entry count bound alone, 512 batches near `message.max.bytes` made one
+    /// request of hundreds of megabytes that no RPC deadline fits.
+    pub raft_max_append_bytes: u64,
     /// Below this many free bytes in the data dir's filesystem the node refuses produce
     /// (KAFKA_STORAGE_ERROR) and moves its leaderships away until space returns.
     pub log_dir_min_free_bytes: u64,
@@ -138,6 +142,11 @@ pub struct Config {
     /// Election timeout of partition groups (randomised up to twice this); with the heartbeat
     /// interval it bounds failover.
     pub raft_partition_election_timeout_ms: u64,
+    /// Deadline of one AppendEntries of a partition group (openraft's heartbeat interval, which
+    /// in partition groups sets only this: their heartbeats are node-level pings). Below the
+    /// election timeout, as openraft requires; well above the ping interval, so a follower
+    /// writing a megabyte batch under load is not timed out and sent it again.
+    pub raft_partition_rpc_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -175,6 +184,7 @@ impl Default for Config {
             log_retention_bytes: -1,
             log_retention_check_interval_ms: 300_000,
             log_tail_cache_bytes: 512 << 10,
+            raft_max_append_bytes: 1 << 20,
             log_dir_min_free_bytes: 64 << 20,
             message_max_bytes: 1 << 20,
             socket_request_max_bytes: 100 * 1024 * 1024,
@@ -194,6 +204,7 @@ impl Default for Config {
             raft_election_timeout_ms: 150,
             raft_partition_heartbeat_interval_ms: 100,
             raft_partition_election_timeout_ms: 250,
+            raft_partition_rpc_timeout_ms: 240,
         }
     }
 }
@@ -281,6 +292,11 @@ impl Config {
         anyhow::ensure!(self.num_partitions >= 1, "num.partitions must be >= 1");
         anyhow::ensure!(self.log_segment_bytes >= 1024, "log.segment.bytes must be >= 1024");
         anyhow::ensure!(self.log_roll_ms >= 1, "log.roll.ms must be >= 1");
+        anyhow::ensure!(
+            self.raft_partition_rpc_timeout_ms >= 1
+                && self.raft_partition_rpc_timeout_ms < self.raft_partition_election_timeout_ms,
+            "raft.partition.rpc.timeout.ms must be >= 1 and below raft.partition.election.timeout.ms"
+        );
         anyhow::ensure!(self.message_max_bytes >= 128, "message.max.bytes must be >= 128");
         anyhow::ensure!(
             self.socket_request_max_bytes > self.message_max_bytes,

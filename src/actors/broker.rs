@@ -223,7 +223,7 @@ impl Actor for Broker {
                 data_dir: cfg.data_dir.clone(),
                 node_id,
                 raft_config: partition_raft_config(
-                    cfg.raft_partition_heartbeat_interval_ms,
+                    cfg.raft_partition_rpc_timeout_ms,
                     cfg.raft_partition_election_timeout_ms,
                 )?,
                 log_config: LogConfig {
@@ -231,6 +231,7 @@ impl Actor for Broker {
                     segment_ms: cfg.log_roll_ms,
                     index_interval_bytes: cfg.log_index_interval_bytes,
                     tail_cache_bytes: cfg.log_tail_cache_bytes as usize,
+                    max_append_bytes: cfg.raft_max_append_bytes,
                 },
                 sink,
                 registry: registry.clone(),

@@ -65,6 +65,7 @@ impl GroupParts {
             segment_ms: i64::MAX,
             index_interval_bytes: 4096,
             tail_cache_bytes: 256 << 10,
+            max_append_bytes: u64::MAX,
         };
         let (log, report) = PartitionLog::open(&self.dir, cfg)?;
         if let Some((bytes, why)) = &report.truncated {

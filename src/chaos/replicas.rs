@@ -29,6 +29,7 @@ pub fn read_replica(data_dir: &Path, topic: &str, partition: i32) -> anyhow::Res
         segment_ms: i64::MAX,
         index_interval_bytes: 4096,
         tail_cache_bytes: 0,
+        max_append_bytes: u64::MAX,
     };
     let (log, _) = PartitionLog::open(&dir, cfg)?;
     let end = log.end_offset();

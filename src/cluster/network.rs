@@ -60,7 +60,8 @@ pub struct Peers {
     /// This node's cluster id, once known (sent in every Hello).
     pub cluster_id: Arc<RwLock<String>>,
     max_frame_bytes: usize,
-    conns: Mutex<HashMap<NodeId, mpsc::Sender<(Request, Reply)>>>,
+    /// One connection per peer and lane.
+    conns: Mutex<HashMap<(NodeId, Lane), Outbox>>,
     /// When each peer was last heard from (the server side records too).
     pub liveness: Liveness,
 }
@@ -106,13 +107,15 @@ impl Peers {
         // (`connection` takes the two locks the other way round: never both here.)
         if changed {
             tracing::info!(node, addr, "learned a node's cluster address");
-            self.conns.lock().expect("peers lock").remove(&node);
+            self.conns.lock().expect("peers lock").retain(|(n, _), _| *n != node);
         }
     }
 
     /// Sends `req` to `target` and waits at most `timeout` for the answer.
     pub async fn call(&self, target: NodeId, req: Request, timeout: Duration) -> Result<Response, CallError> {
-        let tx = self.connection(target).map_err(CallError::Unreachable)?;
+        let tx = self
+            .connection(target, Lane::of(&req))
+            .map_err(CallError::Unreachable)?;
         let (reply, rx) = oneshot::channel();
         tx.try_send((req, reply))
             .map_err(|_| CallError::Unreachable(format!("queue to node {target} is full or closed")))?;
@@ -127,9 +130,9 @@ impl Peers {
         }
     }
 
-    fn connection(&self, target: NodeId) -> Result<mpsc::Sender<(Request, Reply)>, String> {
+    fn connection(&self, target: NodeId, lane: Lane) -> Result<Outbox, String> {
         let mut conns = self.conns.lock().expect("peers lock");
-        if let Some(tx) = conns.get(&target).filter(|tx| !tx.is_closed()) {
+        if let Some(tx) = conns.get(&(target, lane)).filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());
         }
         let addr = self
@@ -139,8 +142,32 @@ impl Peers {
         let hello = (self.node_id, self.cluster_id.clone());
         let heard = self.liveness.clone();
         tokio::spawn(run_peer(target, addr, rx, hello, self.max_frame_bytes, heard));
-        conns.insert(target, tx.clone());
+        conns.insert((target, lane), tx.clone());
         Ok(tx)
+    }
+}
+
+/// Where requests to one peer connection are queued.
+type Outbox = mpsc::Sender<(Request, Reply)>;
+
+/// Which of a peer's two connections a request takes. Record batches (partition groups'
+/// AppendEntries with entries, snapshots) go on the bulk lane; everything else — votes, pings,
+/// the controller group, empty AppendEntries that carry the commit index, proposals — on the
+/// control lane, so a megabyte of records never delays a vote or the controller's heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Control,
+    Bulk,
+}
+
+impl Lane {
+    /// The lane of `req`.
+    pub fn of(req: &Request) -> Lane {
+        match req {
+            Request::AppendEntries(GroupId::Partition { .. }, rpc) if !rpc.entries.is_empty() => Lane::Bulk,
+            Request::InstallSnapshot(GroupId::Partition { .. }, _) => Lane::Bulk,
+            _ => Lane::Control,
+        }
     }
 }
 
@@ -393,5 +420,39 @@ pub async fn propose_to(
         Response::Proposed(r) => Ok(r),
         Response::Unavailable(why) => Err(why),
         other => Err(format!("unexpected response {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+
+    fn append(group: GroupId, entries: usize) -> Request {
+        let entry = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
+            payload: EntryPayload::Normal(crate::cluster::Command::Batch(Bytes::from_static(b"x"))),
+        };
+        Request::AppendEntries(
+            group,
+            AppendEntriesRequest {
+                vote: Vote::new_committed(1, 1),
+                prev_log_id: None,
+                entries: vec![entry; entries],
+                leader_commit: None,
+            },
+        )
+    }
+
+    #[test]
+    fn record_batches_take_the_bulk_lane_and_control_traffic_the_other() {
+        let partition = GroupId::Partition {
+            topic: "t".into(),
+            partition: 0,
+        };
+        assert_eq!(Lane::of(&append(partition.clone(), 3)), Lane::Bulk);
+        assert_eq!(Lane::of(&append(partition, 0)), Lane::Control, "commit index only");
+        assert_eq!(Lane::of(&append(GroupId::Controller, 3)), Lane::Control);
+        assert_eq!(Lane::of(&Request::Ping { incarnation: 1 }), Lane::Control);
     }
 }

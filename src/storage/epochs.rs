@@ -93,6 +93,7 @@ mod tests {
             segment_ms: i64::MAX,
             index_interval_bytes: 100,
             tail_cache_bytes: 0,
+            max_append_bytes: u64::MAX,
         };
         let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
         // Term 1: offsets 0..12; term 3: 12..21; term 5: 21..24 (each term opens with a blank).

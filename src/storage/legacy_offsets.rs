@@ -79,6 +79,7 @@ mod tests {
             segment_ms: i64::MAX,
             index_interval_bytes: 100,
             tail_cache_bytes: 0,
+            max_append_bytes: u64::MAX,
         };
         let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
         // Three segments of batches at times 1000, 2000, ...: the size bound rolls them.

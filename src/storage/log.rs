@@ -22,6 +22,8 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     /// Bytes of recently appended entries kept in memory (0 disables the cache).
     pub tail_cache_bytes: usize,
+    /// Most entry bytes one AppendEntries carries to a follower (at least one entry goes).
+    pub max_append_bytes: u64,
 }
 
 /// What recovery found, for the start-up log line.

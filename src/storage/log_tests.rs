@@ -28,6 +28,7 @@ const CFG: LogConfig = LogConfig {
     segment_ms: i64::MAX,
     index_interval_bytes: 100,
     tail_cache_bytes: 1 << 20,
+    max_append_bytes: u64::MAX,
 };
 
 #[test]
@@ -119,6 +120,7 @@ fn torn_and_corrupt_tails_are_cut() {
                 segment_ms: i64::MAX,
                 index_interval_bytes: 100,
                 tail_cache_bytes: 1 << 20,
+                max_append_bytes: u64::MAX,
             },
         )
         .unwrap();
@@ -142,6 +144,7 @@ fn torn_and_corrupt_tails_are_cut() {
                 segment_ms: i64::MAX,
                 index_interval_bytes: 100,
                 tail_cache_bytes: 1 << 20,
+                max_append_bytes: u64::MAX,
             },
         )
         .unwrap();

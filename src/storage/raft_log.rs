@@ -79,6 +79,48 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .entries(start, end)
             .map_err(|e| io_err(format!("{e:#}"), false))
     }
+
+    /// What one AppendEntries carries: entries from `start` on, up to `end` and up to
+    /// `raft.max.append.bytes` of payload, at least one (openraft sends the rest next).
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        let budget_bytes = self.log.cfg.max_append_bytes;
+        let mut out = Vec::new();
+        let mut taken_bytes = 0u64;
+        let mut at = start;
+        while at < end {
+            let chunk = self
+                .log
+                .entries(at, end.min(at + LIMITED_READ_STEP))
+                .map_err(|e| io_err(format!("{e:#}"), false))?;
+            if chunk.is_empty() {
+                break;
+            }
+            for e in chunk {
+                let size = payload_bytes(&e);
+                if !out.is_empty() && taken_bytes + size > budget_bytes {
+                    return Ok(out);
+                }
+                taken_bytes += size;
+                at = e.log_id.index + 1;
+                out.push(e);
+            }
+        }
+        debug_assert!(out.len() as u64 <= end - start);
+        Ok(out)
+    }
+}
+
+/// Entries read at a time while filling a byte-bounded AppendEntries.
+const LIMITED_READ_STEP: u64 = 16;
+
+/// The bytes an entry adds to an AppendEntries (its payload; the rest is a few dozen bytes).
+fn payload_bytes(e: &Entry) -> u64 {
+    match &e.payload {
+        openraft::EntryPayload::Normal(crate::cluster::Command::Batch(b) | crate::cluster::Command::Meta(b)) => {
+            b.len() as u64
+        }
+        _ => 64,
+    }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
@@ -205,5 +247,63 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             tracing::info!(dir = %self.log.dir().display(), segments = plan.segments, bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Command;
+    use crate::storage::log::LogConfig;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    struct NoSink;
+    impl FlushSink for NoSink {
+        fn flush(&self, _files: Vec<Arc<std::fs::File>>, _bytes: u64, _done: super::super::FlushDone) {}
+    }
+
+    #[tokio::test]
+    async fn an_append_entries_read_stops_at_the_byte_bound_but_carries_at_least_one_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = crate::protocol::batch::tests::batch(&[&[7u8; 1000]], 1);
+        let cfg = LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: i64::MAX,
+            index_interval_bytes: 4096,
+            tail_cache_bytes: 0,
+            max_append_bytes: 3 * batch.len() as u64,
+        };
+        let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        let entries: Vec<Entry> = (1..=40u64)
+            .map(|i| Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+                payload: EntryPayload::Normal(Command::Batch(batch.clone())),
+            })
+            .collect();
+        log.append(&entries).unwrap();
+        let mut store = LogStore::new(Arc::new(log), Arc::new(NoSink));
+        let got = store.limited_get_log_entries(1, 41).await.unwrap();
+        assert_eq!(got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let got = store.limited_get_log_entries(38, 40).await.unwrap();
+        assert_eq!(got.len(), 2, "the range end bounds it too");
+        let mut tiny = LogStore::new(
+            Arc::new(
+                PartitionLog::open(
+                    dir.path(),
+                    LogConfig {
+                        max_append_bytes: 1,
+                        ..cfg
+                    },
+                )
+                .unwrap()
+                .0,
+            ),
+            Arc::new(NoSink),
+        );
+        assert_eq!(
+            tiny.limited_get_log_entries(5, 41).await.unwrap().len(),
+            1,
+            "one entry however large"
+        );
     }
 }

@@ -180,6 +180,7 @@ mod tests {
             segment_ms: i64::MAX,
             index_interval_bytes: 100,
             tail_cache_bytes: 0,
+            max_append_bytes: u64::MAX,
         };
         let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
         for i in 1..=20u64 {

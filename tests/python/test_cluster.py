@@ -428,3 +428,42 @@ def test_a_restarted_leader_does_not_answer_as_leader_before_a_quorum_confirms_i
     consumer.close()
     assert got is not None and (got.offset(), got.value()) == (150, b"after-50"), got and got.offset()
     c.kill()
+
+
+def test_large_batches_are_replicated_without_timeouts(tmp_path):
+    """librdkafka's default batch.size (1,000,000 bytes) to an RF=3 topic of 16 partitions on 3
+    nodes: batches near a megabyte are replicated and acknowledged with no partition AppendEntries
+    timing out (before, one could carry hundreds of them and outlive its 100 ms deadline, to be
+    sent again whole)."""
+    c = Cluster(tmp_path).start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("heavy", num_partitions=16, replication_factor=3)])["heavy"].result(30)
+    for p in range(16):
+        c.wait_leader("heavy", p)
+    acked, failed = [], []
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "batch.size": 1000000,
+                  "linger.ms": 100, "message.timeout.ms": 120000})
+    value = b"x" * 1024
+    started = time.monotonic()
+    total = 200000
+    for i in range(total):
+        while True:
+            try:
+                p.produce("heavy", value=value, partition=i % 16,
+                          on_delivery=lambda err, m: (failed if err else acked).append(1))
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    assert p.flush(120) == 0
+    elapsed = time.monotonic() - started
+    print(f"{total} x 1 KiB acknowledged in {elapsed:.1f} s ({total / elapsed:.0f} records/s)")
+    assert failed == [] and len(acked) == total
+    # No partition group's AppendEntries outlived its deadline (100 ms before, now
+    # raft.partition.rpc.timeout.ms). The controller group's 50 ms heartbeats can still time out
+    # on this 2-core machine saturated by three debug nodes and the producer: issue 15 goes on.
+    for b in c.nodes:
+        timeouts = [l for l in b.log_text().splitlines()
+                    if "did not answer within 100ms" in l or "did not answer within 240ms" in l]
+        assert timeouts == [], timeouts[:3]
+    c.kill()
