@@ -66,6 +66,10 @@ struct Opts {
     /// then succeeds only if the checker finds the damage.
     #[arg(long, global = true)]
     broken_ack_before_commit: bool,
+    /// The nodes' log filter (RUST_LOG) instead of the default, to look into a finding, e.g.
+    /// `info,openraft=warn,raftstream=debug`; each node's log is nodeN.log in the run dir.
+    #[arg(long, global = true)]
+    node_log: Option<String>,
     /// Node network: namespaces (real faults; needs root), the fault-injecting proxy on
     /// loopback, or auto (namespaces where they can be made).
     #[arg(long, global = true, value_enum, default_value = "auto")]
@@ -87,8 +91,12 @@ fn main() -> anyhow::Result<()> {
         None => std::env::current_exe()?.with_file_name("raftstream"),
     };
     let mut node_env = Vec::new();
-    if cli.opts.broken_ack_before_commit {
+    let broken = cli.opts.broken_ack_before_commit;
+    if broken {
         node_env.push(("RS_TEST_BROKEN_ACK_BEFORE_COMMIT".to_string(), "1".to_string()));
+    }
+    if let Some(filter) = &cli.opts.node_log {
+        node_env.push(("RUST_LOG".to_string(), filter.clone()));
     }
     let opts = RunOptions {
         bin,
@@ -141,7 +149,7 @@ fn main() -> anyhow::Result<()> {
             failed.push(scenario.name.clone());
         }
     }
-    if opts.node_env.is_empty() {
+    if !broken {
         anyhow::ensure!(failed.is_empty(), "checker failed for {failed:?}");
         println!("all {} scenario(s) passed", list.len());
     } else {

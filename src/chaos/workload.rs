@@ -216,9 +216,39 @@ struct MemberCtx {
     /// rust-rdkafka discards the messages still queued, which moves librdkafka's positions past
     /// records the application never saw (committing them would skip them for the next owner).
     closing: AtomicBool,
+    /// Print librdkafka's log lines (`RS_CHAOS_GROUP_DEBUG` is set).
+    debug: bool,
 }
 
-impl ClientContext for MemberCtx {}
+/// librdkafka `debug` contexts for the group members, from the environment (a diagnosis aid).
+const GROUP_DEBUG: &str = "RS_CHAOS_GROUP_DEBUG";
+
+/// Sets librdkafka's `debug` from `RS_CHAOS_GROUP_DEBUG` when it is set.
+trait DebugFromEnv {
+    fn set_debug_from_env(&mut self) -> &mut Self;
+}
+
+impl DebugFromEnv for ClientConfig {
+    fn set_debug_from_env(&mut self) -> &mut Self {
+        match std::env::var(GROUP_DEBUG) {
+            Ok(contexts) => self
+                .set("debug", contexts)
+                .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug),
+            Err(_) => self,
+        }
+    }
+}
+
+impl ClientContext for MemberCtx {
+    /// librdkafka's own log lines of a group member, on the harness's stderr: with
+    /// `RS_CHAOS_GROUP_DEBUG=fetch,consumer` (librdkafka `debug` contexts) they show which
+    /// answer moved a member's position (the open `group_reread` finding).
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if self.debug {
+            eprintln!("{} {:?} {fac} {log_message}", self.name, level);
+        }
+    }
+}
 
 impl ConsumerContext for MemberCtx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -298,10 +328,12 @@ fn read_group(
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("fetch.wait.max.ms", "100")
+            .set_debug_from_env()
             .create_with_context(MemberCtx {
                 history: history.clone(),
                 name: name.clone(),
                 closing: AtomicBool::new(false),
+                debug: std::env::var_os(GROUP_DEBUG).is_some(),
             })?;
         consumer.subscribe(&[&spec.topic])?;
         let joined = Instant::now();
