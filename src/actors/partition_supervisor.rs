@@ -79,21 +79,9 @@ pub struct SupervisorState {
 /// The partition supervisor actor.
 pub struct PartitionSupervisor;
 
-/// A topic's effective segment size.
-fn segment_bytes(topic: &crate::storage::meta_sm::TopicMeta, default: u64) -> u64 {
-    topic
-        .configs
-        .get("segment.bytes")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn segment_ms(topic: &crate::storage::meta_sm::TopicMeta, default: i64) -> i64 {
-    topic
-        .configs
-        .get("segment.ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// A topic's override of `key`, else `default` (the broker's).
+fn topic_override<T: std::str::FromStr>(topic: &crate::storage::meta_sm::TopicMeta, key: &str, default: T) -> T {
+    topic.configs.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn partition_dir(data_dir: &std::path::Path, tp: &TopicPartition) -> PathBuf {
@@ -112,11 +100,11 @@ impl PartitionSupervisor {
             log_config: LogConfig {
                 segment_bytes: topic
                     .as_ref()
-                    .map(|t| segment_bytes(t, st.args.log_config.segment_bytes))
+                    .map(|t| topic_override(t, "segment.bytes", st.args.log_config.segment_bytes))
                     .unwrap_or(st.args.log_config.segment_bytes),
                 segment_ms: topic
                     .as_ref()
-                    .map(|t| segment_ms(t, st.args.log_config.segment_ms))
+                    .map(|t| topic_override(t, "segment.ms", st.args.log_config.segment_ms))
                     .unwrap_or(st.args.log_config.segment_ms),
                 ..st.args.log_config
             },
@@ -158,10 +146,10 @@ impl PartitionSupervisor {
             if let Some(topic) = meta.topics.get(&tp.topic) {
                 handle
                     .log
-                    .set_segment_bytes(segment_bytes(topic, st.args.log_config.segment_bytes));
+                    .set_segment_bytes(topic_override(topic, "segment.bytes", st.args.log_config.segment_bytes));
                 handle
                     .log
-                    .set_segment_ms(segment_ms(topic, st.args.log_config.segment_ms));
+                    .set_segment_ms(topic_override(topic, "segment.ms", st.args.log_config.segment_ms));
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod entry;
 pub mod epochs;
 pub mod legacy_offsets;
 pub mod log;
+pub mod log_times;
 pub mod meta_sm;
 pub mod node_meta;
 pub mod offsets;
