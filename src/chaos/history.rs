@@ -4,6 +4,7 @@
 //! be re-checked and examined later.
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 use std::sync::Mutex;
@@ -84,6 +85,9 @@ impl Event {
 pub struct History {
     start: Instant,
     out: Mutex<BufWriter<std::fs::File>>,
+    /// Partitions with at least one accepted group commit (the run waits for all of them
+    /// before its first fault).
+    committed: Mutex<HashSet<i32>>,
 }
 
 impl History {
@@ -92,6 +96,7 @@ impl History {
         Ok(History {
             start: Instant::now(),
             out: Mutex::new(BufWriter::new(std::fs::File::create(path)?)),
+            committed: Mutex::new(HashSet::new()),
         })
     }
 
@@ -103,10 +108,18 @@ impl History {
     /// Appends one event (built with the current time).
     pub fn record(&self, event: impl FnOnce(u64) -> Event) {
         let e = event(self.now_ms());
+        if let Event::Commit { partition, .. } = &e {
+            self.committed.lock().expect("history lock").insert(*partition);
+        }
         let mut out = self.out.lock().expect("history lock");
         // A history that cannot be written makes the run worthless: fail loudly.
         serde_json::to_writer(&mut *out, &e).expect("history write");
         out.write_all(b"\n").expect("history write");
+    }
+
+    /// How many partitions the group has committed an offset for.
+    pub fn committed_partitions(&self) -> usize {
+        self.committed.lock().expect("history lock").len()
     }
 
     /// Flushes the file.

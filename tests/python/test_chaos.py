@@ -30,9 +30,8 @@ def test_short_schedule_loses_nothing(tmp_path):
     rebalances = 0
     for name in SCENARIOS:
         summary = json.loads((tmp_path / name / "summary.json").read_text())
-        # group_reread is reported, not yet required to be 0 (an open finding, docs/reliability.md).
         for finding in ("lost", "phantom", "divergent", "duplicated", "reordered", "group_skipped",
-                        "replica_short"):
+                        "group_reread", "replica_short"):
             assert summary[finding]["count"] == 0, (name, finding, summary[finding])
         # The workload really ran through the faults and everything was read back.
         assert summary["acked"] > 1000 and summary["records_checked"] >= summary["acked"], (name, summary)
