@@ -326,6 +326,13 @@ impl Config {
         Ok(())
     }
 
+    /// A partition leader's lease: the followers' leader lease (openraft's election_timeout_max,
+    /// twice the partition election timeout). A leader that has not heard from a majority for
+    /// this long stops acting as leader; its followers campaign only a ping later.
+    pub fn partition_lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(2 * self.raft_partition_election_timeout_ms)
+    }
+
     /// The cluster's nodes by id, from `peers` (empty for a single node).
     pub fn peer_addrs(&self) -> anyhow::Result<BTreeMap<u64, String>> {
         let mut out = BTreeMap::new();

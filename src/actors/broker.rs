@@ -189,6 +189,8 @@ impl Actor for Broker {
                 },
                 ready_timeout: Duration::from_secs(30),
                 forward_timeout: Duration::from_millis(cfg.request_timeout_max_ms),
+                // The followers' leader lease (openraft's election_timeout_max).
+                lease: Duration::from_millis(2 * cfg.raft_election_timeout_ms),
             },
             myself.get_cell(),
         )
@@ -464,8 +466,7 @@ fn spawn_failure_detection(
     let interval = Duration::from_millis(cfg.raft_partition_heartbeat_interval_ms.max(1));
     // The followers' leader lease (openraft's election_timeout_max) plus one ping: by then a
     // dead leader's lease has expired everywhere, so the first campaign can win.
-    let lease = Duration::from_millis(2 * cfg.raft_partition_election_timeout_ms);
-    let dead_after = lease + interval;
+    let dead_after = cfg.partition_lease() + interval;
     let mut tasks = Vec::new();
     if let Some(p) = &peers {
         tasks.push(spawn_pinger(p.clone(), cfg.node_id as u64, interval, dead_after));

@@ -46,6 +46,7 @@ pub async fn start_transport(
         cfg.node_id as u64,
         addrs.into_iter().collect(),
         cfg.cluster_max_frame_bytes,
+        cfg.partition_lease(),
     );
     if identity.joined {
         *peers.cluster_id.write().expect("cluster id lock") = identity.cluster_id.clone();

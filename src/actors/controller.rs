@@ -63,6 +63,8 @@ pub struct ControllerArgs {
     pub ready_timeout: Duration,
     /// How long a forwarded proposal may take.
     pub forward_timeout: Duration,
+    /// The controller leader's lease: it proposes only while a majority was heard this recently.
+    pub lease: Duration,
 }
 
 /// Controller state.
@@ -72,6 +74,8 @@ pub struct ControllerState {
     node_id: NodeId,
     peers: Option<Arc<Peers>>,
     forward_timeout: Duration,
+    /// The leader's lease (`ControllerArgs::lease`) over the node's liveness record.
+    liveness: Option<crate::cluster::liveness::Liveness>,
     /// How the group is opened (again).
     parts: GroupParts,
     reopens: Reopens,
@@ -114,6 +118,14 @@ async fn await_ready(
             ),
             Err(e) => return Err(format!("controller not ready: {e}").into()),
         }
+    }
+}
+
+impl ControllerState {
+    /// The controller group's leader as this node acts on it: a cut-off leader stops
+    /// proposing once its lease ran out (`cluster::acting_leader`).
+    fn acting_leader(&self) -> Option<NodeId> {
+        crate::cluster::acting_leader(&self.group.raft.metrics().borrow(), self.liveness.as_ref())
     }
 }
 
@@ -167,6 +179,7 @@ impl Actor for Controller {
             node_id: parts.node_id,
             peers: parts.peers.clone(),
             forward_timeout: args.forward_timeout,
+            liveness: parts.peers.as_ref().map(|p| p.liveness.with_lease(args.lease)),
             parts,
             reopens: Reopens::default(),
         })
@@ -279,7 +292,7 @@ impl Actor for Controller {
                 }
             }
             ControllerMsg::Propose { cmd, reply, forwarded } => {
-                let leader = st.group.raft.metrics().borrow().current_leader;
+                let leader = st.acting_leader();
                 if leader != Some(st.node_id) {
                     match (leader, &st.peers, forwarded) {
                         (Some(leader), Some(peers), false) => {

@@ -244,6 +244,7 @@ impl Actor for PartitionActor {
             shared,
             produce_permits: Arc::new(Semaphore::new(args.max_pending_produces.max(1))),
             node_id: args.node_id,
+            peers: args.peers.clone(),
         });
         args.registry.insert(args.tp.clone(), handle);
         spawn_leadership_watch(
@@ -364,7 +365,7 @@ impl Actor for PartitionActor {
             PartitionMsg::DeleteRecords { offset, reply } => {
                 let hwm = *st.shared.high_watermark.borrow();
                 let target = if offset == -1 { hwm } else { offset };
-                if crate::cluster::acting_leader(&st.raft.metrics().borrow()) != Some(st.node_id) {
+                if st.acting_leader() != Some(st.node_id) {
                     let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
                 } else if target < 0 || target > hwm {
                     let _ = reply.send(Err(ResponseError::OffsetOutOfRange));
@@ -402,6 +403,12 @@ impl Actor for PartitionActor {
 }
 
 impl PartitionState {
+    /// The group's leader as this node acts on it (`cluster::acting_leader`, with the lease).
+    fn acting_leader(&self) -> Option<NodeId> {
+        let liveness = self.peers.as_ref().map(|p| &p.liveness);
+        crate::cluster::acting_leader(&self.raft.metrics().borrow(), liveness)
+    }
+
     /// Moves leadership to the preferred replica (the first of the partition's replicas), as
     /// ElectLeaders asks; `reply` learns the outcome once the handoff is over.
     fn elect_preferred(&self, reply: ElectReply) {
@@ -412,7 +419,7 @@ impl PartitionState {
                 .and_then(|t| t.replicas.get(self.tp.partition as usize))
                 .and_then(|r| r.first().copied())
         };
-        let leader = crate::cluster::acting_leader(&self.raft.metrics().borrow());
+        let leader = self.acting_leader();
         if leader != Some(self.node_id) {
             let _ = reply.send(Err((
                 ResponseError::NotLeaderOrFollower,

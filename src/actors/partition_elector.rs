@@ -7,7 +7,9 @@
 //!   until a live leader is known again: openraft's randomized timers elect the new leader
 //!   (the leader lease and timeouts as configured). An unknown leader is waited for
 //!   `dead_after` first: a node that just restarted hears from its live leaders within a ping
-//!   or two, and a new group's first replica is campaigning already.
+//!   or two, and a new group's first replica is campaigning already. A replica that does not
+//!   hear a majority of the group's voters does not campaign (a pre-vote on node liveness):
+//!   cut off, it would only raise its term and depose the others' leader when it is back.
 //! - a leader whose follower or learner restarted (a new incarnation) sends it a heartbeat at
 //!   once, so an idle group's restarted replica learns its leader and is probed for what it
 //!   lacks (otherwise only the next write would reach it).
@@ -80,7 +82,7 @@ pub fn spawn_elector(
             let alive = |n: NodeId| n == cfg.node_id || (known.contains(&n) && !last_dead.contains(&n));
             leaderless.retain(|tp, _| registry.get(tp).is_some());
             for (tp, handle) in registry.all() {
-                let (state, leader, healthy, voter, heartbeat) = {
+                let (state, leader, healthy, voter, heartbeat, reachable) = {
                     let m = handle.raft.metrics();
                     let m = m.borrow();
                     let membership = m.membership_config.membership();
@@ -89,7 +91,20 @@ pub fn spawn_elector(
                         .current_leader
                         .is_some_and(|l| l != cfg.node_id && is_voter(l) && alive(l));
                     let heartbeat = !returned.is_empty() && membership.nodes().any(|(id, _)| returned.contains(id));
-                    (m.state, m.current_leader, healthy, is_voter(cfg.node_id), heartbeat)
+                    // A pre-vote on node liveness: campaign only while a majority of the
+                    // voters is heard from. A cut-off replica would only raise its term, and
+                    // its higher term would depose the leader the others have once it is back.
+                    let reachable = peers
+                        .as_ref()
+                        .is_none_or(|p| p.liveness.holds_quorum(cfg.node_id, membership.voter_ids()));
+                    (
+                        m.state,
+                        m.current_leader,
+                        healthy,
+                        is_voter(cfg.node_id),
+                        heartbeat,
+                        reachable,
+                    )
                 };
                 let raft = &handle.raft;
                 if state == ServerState::Leader || healthy || !voter {
@@ -111,11 +126,18 @@ pub fn spawn_elector(
                     elect_from: if leader.is_some() { now } else { now + cfg.dead_after },
                     electing: false,
                 });
-                if !entry.electing && now >= entry.elect_from {
+                if !entry.electing && now >= entry.elect_from && reachable {
                     entry.electing = true;
                     raft.runtime_config().elect(true);
                     raft.runtime_config().tick(true);
                     tracing::debug!(partition = ?tp, leader = ?leader, "no live leader; election timer on");
+                } else if entry.electing && !reachable {
+                    entry.electing = false;
+                    raft.runtime_config().elect(false);
+                    if !reassigning(&meta, &tp) {
+                        raft.runtime_config().tick(false);
+                    }
+                    tracing::debug!(partition = ?tp, "cut off from a majority; election timer off");
                 }
             }
         }

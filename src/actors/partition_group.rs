@@ -50,7 +50,9 @@ pub fn spawn_leadership_watch(
                     }
                     return;
                 }
-                (crate::cluster::acting_leader(&m), m.current_term)
+                // Raft's view without the lease: what the controller records (a leader that
+                // cannot reach it reports nothing anyway).
+                (crate::cluster::acting_leader(&m, None), m.current_term)
             };
             if now != last {
                 last = now;

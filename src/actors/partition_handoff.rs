@@ -63,7 +63,7 @@ impl Handoff {
         };
         let m = self.raft.metrics();
         let m = m.borrow();
-        if crate::cluster::acting_leader(&m) != Some(self.node_id) {
+        if crate::cluster::acting_leader(&m, Some(&self.peers.liveness)) != Some(self.node_id) {
             return None;
         }
         let replication = m.replication.as_ref()?;

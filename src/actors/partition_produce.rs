@@ -7,7 +7,8 @@
 //! sequence checks depend on it).
 
 use super::{PartitionMsg, PartitionState, ProduceReply};
-use crate::cluster::Command;
+use crate::cluster::liveness::Liveness;
+use crate::cluster::{Command, NodeId};
 use crate::protocol::batch::BatchHeader;
 use crate::storage::entry::ProducerInfo;
 use crate::storage::producer_state::SeqCheck;
@@ -37,7 +38,7 @@ impl PartitionState {
             let m = self.raft.metrics();
             let m = m.borrow();
             (
-                crate::cluster::acting_leader(&m),
+                crate::cluster::acting_leader(&m, self.peers.as_ref().map(|p| &p.liveness)),
                 m.current_term,
                 m.last_applied.map(|l| l.leader_id.term),
             )
@@ -117,8 +118,29 @@ impl PartitionState {
         let reply =
             crate::actors::broken_build::ack_early(reply, &mut self.predicted_end, &self.log, header.record_count);
         let me = myself.clone();
+        let lease = self
+            .peers
+            .as_ref()
+            .map(|p| (self.raft.clone(), p.liveness.clone(), self.node_id));
         tokio::spawn(async move {
-            let result = match rx.await {
+            let mut rx = rx;
+            let mut reply = Some(reply);
+            let outcome = match lease {
+                None => rx.await,
+                Some((raft, liveness, node_id)) => tokio::select! {
+                    outcome = &mut rx => outcome,
+                    () = lapsed(&raft, &liveness, node_id) => {
+                        // Cut off or stalled: the client goes to the new leader now. The entry
+                        // may still commit, so its sequence stays in flight until it is known
+                        // (a retry here waits for it instead of appending it twice).
+                        if let Some(r) = reply.take() {
+                            let _ = r.send(Err(ResponseError::NotLeaderOrFollower));
+                        }
+                        rx.await
+                    }
+                },
+            };
+            let result = match outcome {
                 Ok(Ok(resp)) => Ok(resp.data.base_offset),
                 Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(ResponseError::NotLeaderOrFollower),
                 Ok(Err(_)) => Err(ResponseError::UnknownServerError),
@@ -126,6 +148,8 @@ impl PartitionState {
                 // retry; nothing was promised.
                 Err(_) => Err(ResponseError::NotLeaderOrFollower),
             };
+            // A reply already sent leaves a closed stand-in (its send is ignored).
+            let reply = reply.unwrap_or_else(|| tokio::sync::oneshot::channel().0);
             match producer {
                 // If the actor is gone the reply is dropped: the client sees a retriable
                 // error, never a false success.
@@ -188,5 +212,19 @@ impl PartitionState {
             self.produce(myself, h.batch, h.header, h.reply).await?;
         }
         Ok(())
+    }
+}
+
+/// Resolves once this node stops acting as the group's leader because its lease lapsed (the
+/// pinger signals every lapse; the group's own step-down is seen by the commit wait).
+async fn lapsed(raft: &crate::cluster::Raft, liveness: &Liveness, node_id: NodeId) {
+    let mut lapses = liveness.lapses();
+    loop {
+        if lapses.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if crate::cluster::acting_leader(&raft.metrics().borrow(), Some(liveness)) != Some(node_id) {
+            return;
+        }
     }
 }

@@ -22,6 +22,8 @@ pub struct PartitionHandle {
     /// Bounds produce requests waiting on this partition.
     pub produce_permits: Arc<Semaphore>,
     pub node_id: NodeId,
+    /// The node's peers (`None` on a single node): whose liveness fences its leadership.
+    pub peers: Option<Arc<Peers>>,
 }
 
 impl PartitionHandle {
@@ -29,7 +31,8 @@ impl PartitionHandle {
     pub fn leadership(&self) -> (Option<NodeId>, u64) {
         let m = self.raft.metrics();
         let m = m.borrow();
-        (crate::cluster::acting_leader(&m), m.current_term)
+        let liveness = self.peers.as_ref().map(|p| &p.liveness);
+        (crate::cluster::acting_leader(&m, liveness), m.current_term)
     }
 
     /// When this node leads: its in-sync replicas (itself included) — followers heard from
@@ -49,7 +52,7 @@ pub fn in_sync(
 ) -> Option<Vec<i32>> {
     let m = raft.metrics();
     let m = m.borrow();
-    if crate::cluster::acting_leader(&m) != Some(node_id) {
+    if crate::cluster::acting_leader(&m, peers.map(|p| &p.liveness)) != Some(node_id) {
         return None;
     }
     let caught_up = shared.caught_up.lock().expect("caught-up lock");

@@ -190,6 +190,13 @@ fn report(summary: &raftstream::chaos::checker::Summary) {
         summary.longest_unavailable_ms(),
         summary.unavailable.len()
     );
+    for (fault, lengths) in &summary.availability.by_fault {
+        let longest = lengths.iter().max().copied().unwrap_or(0);
+        println!(
+            "   unavailable under {fault}: {} windows, longest {longest} ms",
+            lengths.len()
+        );
+    }
     if !summary.passed() {
         for f in [
             &summary.lost,
@@ -198,6 +205,7 @@ fn report(summary: &raftstream::chaos::checker::Summary) {
             &summary.reordered,
             &summary.group_skipped,
             &summary.group_reread,
+            &summary.availability.over_bound,
         ] {
             for e in f.examples.iter().take(5) {
                 println!("   ! {e}");

@@ -37,7 +37,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn add(&mut self, what: String) {
+    pub(super) fn add(&mut self, what: String) {
         self.count += 1;
         if self.examples.len() < EXAMPLES {
             self.examples.push(what);
@@ -76,11 +76,13 @@ pub struct Summary {
     pub group_rereads: usize,
     pub replica_short: Finding,
     pub unavailable: Vec<Window>,
+    /// The windows by fault kind, and those over their fault's bound (`availability.rs`).
+    pub availability: super::availability::Availability,
 }
 
 impl Summary {
     /// No lost, phantom, divergent, duplicated or reordered value, no skipped or re-read group
-    /// range, every replica complete.
+    /// range, every replica complete, no partition unavailable for longer than its fault allows.
     pub fn passed(&self) -> bool {
         [
             &self.lost,
@@ -91,6 +93,7 @@ impl Summary {
             &self.group_skipped,
             &self.group_reread,
             &self.replica_short,
+            &self.availability.over_bound,
         ]
         .iter()
         .all(|f| f.count == 0)
@@ -277,6 +280,7 @@ pub fn check(
         }
     }
     s.unavailable = unavailable_windows(&outstanding);
+    s.availability = super::availability::assess(events, &s.unavailable);
     s
 }
 

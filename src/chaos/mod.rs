@@ -6,6 +6,7 @@
 //! traffic instead); and a checker over the history plus a final read of every partition through Kafka
 //! and of every replica's files.
 
+pub mod availability;
 pub mod checker;
 pub mod history;
 pub mod nemesis;

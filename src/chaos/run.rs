@@ -80,6 +80,11 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
     })?;
 
     let history = Arc::new(History::create(&dir.join("history.jsonl"))?);
+    // The nodes' logs carry wall-clock times; this maps the history's times onto them.
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    println!("   history time 0 is unix time {unix_ms} ms");
     let spec = WorkloadSpec {
         bootstrap: bootstrap.clone(),
         topic: TOPIC.into(),

@@ -3,6 +3,14 @@
 //! openraft's timers off). Every frame from a peer counts as hearing from it; a ping also
 //! carries the sender's incarnation, so a peer that restarted is noticed even when it was
 //! back before anyone missed it. Who acts on it: `actors/partition_elector.rs`.
+//!
+//! The same record is every leader's check-quorum and lease (`cluster::acting_leader`): a
+//! node acts as a group's leader only while it heard from a majority of the group's voters
+//! within the lease, and while its own clock kept running. The followers of a cut-off leader
+//! wait the lease plus a ping before they campaign, so the old leader has stopped answering
+//! as leader before a new one can be elected. A node that finds itself stalled (its pinger
+//! ran late by more than the lease: SIGSTOP, a VM pause, a starved runtime) leads nothing for
+//! one more lease, while its groups ask their followers whether they were replaced.
 
 use super::network::Peers;
 use super::wire::{Request, Response};
@@ -10,6 +18,10 @@ use super::NodeId;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// The lease when none is configured (twice openraft's default minimum election timeout).
+const DEFAULT_LEASE: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 struct Seen {
@@ -17,8 +29,24 @@ struct Seen {
     heard: HashMap<NodeId, Instant>,
     /// Each peer's incarnation, as its last ping or pong said.
     incarnation: HashMap<NodeId, u64>,
-    /// Peers that restarted (a new incarnation) since the last `take_returned`.
+    /// Peers that restarted (a new incarnation), came back after being unheard for longer
+    /// than the lease, or all peers after this node stalled, since the last `take_returned`.
     returned: BTreeSet<NodeId>,
+    /// When this node's pinger last ran.
+    last_tick: Option<Instant>,
+    /// This node leads nothing until then: it was stalled (see the module doc).
+    quarantined_until: Option<Instant>,
+    /// The peers heard within the lease at the last tick.
+    live: BTreeSet<NodeId>,
+}
+
+impl Seen {
+    fn heard(&mut self, node: NodeId, now: Instant, lease: Duration) {
+        let before = self.heard.insert(node, now);
+        if before.is_some_and(|at| now.duration_since(at) > lease) {
+            self.returned.insert(node);
+        }
+    }
 }
 
 /// When each peer was last heard from, on either side of the transport (a follower that
@@ -26,37 +54,58 @@ struct Seen {
 #[derive(Clone)]
 pub struct Liveness {
     seen: Arc<Mutex<Seen>>,
+    /// Bumped by the pinger when a peer went unheard for longer than the lease, or this node
+    /// was stalled: leaderships may have lapsed (`lapses`).
+    lapsed: Arc<watch::Sender<u64>>,
     /// This process's incarnation: different on every start.
     pub incarnation: u64,
+    /// How recently a majority must have been heard for this node to lead a group.
+    lease: Duration,
 }
 
 impl Default for Liveness {
     fn default() -> Self {
+        Liveness::new(DEFAULT_LEASE)
+    }
+}
+
+impl Liveness {
+    /// A record whose leaders need a majority heard within `lease`.
+    pub fn new(lease: Duration) -> Liveness {
         let incarnation = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1);
         Liveness {
             seen: Arc::default(),
+            lapsed: Arc::new(watch::channel(0).0),
             incarnation,
+            lease,
         }
     }
-}
 
-impl Liveness {
+    /// How recently a majority must have been heard for this node to lead.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The same record with another lease (the controller group's timers are shorter).
+    pub fn with_lease(&self, lease: Duration) -> Liveness {
+        Liveness { lease, ..self.clone() }
+    }
+
     /// Notes that `node` was just heard from.
     pub fn record(&self, node: NodeId) {
         self.seen
             .lock()
             .expect("liveness lock")
-            .heard
-            .insert(node, Instant::now());
+            .heard(node, Instant::now(), self.lease);
     }
 
     /// Notes `node`'s incarnation (from a ping or pong); a new one marks it returned.
     pub fn observe(&self, node: NodeId, incarnation: u64) {
         let mut seen = self.seen.lock().expect("liveness lock");
-        seen.heard.insert(node, Instant::now());
+        seen.heard(node, Instant::now(), self.lease);
         if seen.incarnation.insert(node, incarnation) != Some(incarnation) {
             seen.returned.insert(node);
         }
@@ -76,6 +125,66 @@ impl Liveness {
     pub fn take_returned(&self) -> BTreeSet<NodeId> {
         std::mem::take(&mut self.seen.lock().expect("liveness lock").returned)
     }
+
+    /// The pinger's clock: called every ping interval. A call later than the lease after the
+    /// previous one means this node was stalled; returns whether it was.
+    pub fn tick(&self) -> bool {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().expect("liveness lock");
+        let stalled = seen.last_tick.is_some_and(|at| now.duration_since(at) > self.lease);
+        seen.last_tick = Some(now);
+        let lease = self.lease;
+        let live: BTreeSet<NodeId> = seen
+            .heard
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) <= lease)
+            .map(|(n, _)| *n)
+            .collect();
+        let lost_some = seen.live.difference(&live).next().is_some();
+        seen.live = live;
+        if lost_some || stalled {
+            self.lapsed.send_modify(|v| *v += 1);
+        }
+        if stalled {
+            seen.quarantined_until = Some(now + self.lease);
+            // Every group this node leads asks its followers (a heartbeat) at once: one that
+            // was replaced during the stall learns the new term and steps down.
+            let peers: Vec<NodeId> = seen.heard.keys().copied().collect();
+            seen.returned.extend(peers);
+        }
+        stalled
+    }
+
+    /// A receiver that sees a change whenever leaderships may have lapsed (a peer went unheard
+    /// for longer than the lease, or this node was stalled).
+    pub fn lapses(&self) -> watch::Receiver<u64> {
+        self.lapsed.subscribe()
+    }
+
+    /// Check-quorum and lease: whether `me` may act as leader of a group with `voters` now —
+    /// a majority of them (`me` included) heard within the lease, this node's clock running
+    /// (its pinger ran within the lease) and no stall being cleared up.
+    pub fn holds_quorum(&self, me: NodeId, voters: impl IntoIterator<Item = NodeId>) -> bool {
+        let now = Instant::now();
+        let seen = self.seen.lock().expect("liveness lock");
+        let clock_ran = seen.last_tick.is_none_or(|at| now.duration_since(at) <= self.lease);
+        let quarantined = seen.quarantined_until.is_some_and(|until| now < until);
+        if !clock_ran || quarantined {
+            return false;
+        }
+        let (mut count, mut heard) = (0usize, 0usize);
+        for v in voters {
+            count += 1;
+            let recent = seen
+                .heard
+                .get(&v)
+                .is_some_and(|at| now.duration_since(*at) <= self.lease);
+            if v == me || recent {
+                heard += 1;
+            }
+        }
+        2 * heard > count
+    }
 }
 
 /// Pings every known peer each `interval` (waiting at most `timeout` for each answer) until
@@ -92,6 +201,12 @@ pub fn spawn_pinger(
         let incarnation = peers.liveness.incarnation;
         loop {
             ticker.tick().await;
+            if peers.liveness.tick() {
+                tracing::warn!(
+                    me,
+                    "this node was stalled for longer than the leader lease; leading nothing until its groups checked"
+                );
+            }
             for node in peers.members().into_keys().filter(|n| *n != me) {
                 let peers = peers.clone();
                 tokio::spawn(async move {
@@ -122,5 +237,48 @@ mod tests {
         l.observe(2, 8);
         l.observe(3, 1);
         assert_eq!(l.take_returned(), BTreeSet::from([2, 3]), "restarted, and a new peer");
+    }
+
+    #[test]
+    fn a_leader_needs_a_majority_heard_within_the_lease() {
+        let l = Liveness::new(Duration::from_millis(40));
+        assert!(l.holds_quorum(1, [1]), "a group of one");
+        assert!(!l.holds_quorum(1, [1, 2, 3]), "nobody heard");
+        l.record(2);
+        assert!(l.holds_quorum(1, [1, 2, 3]));
+        assert!(!l.holds_quorum(1, [1, 2, 3, 4]), "two of four is no majority");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(
+            !l.holds_quorum(1, [1, 2, 3]),
+            "node 2 unheard for longer than the lease"
+        );
+        l.take_returned();
+        l.record(2);
+        assert!(l.holds_quorum(1, [1, 2, 3]));
+        assert_eq!(l.take_returned(), BTreeSet::from([2]), "back after the lease: returned");
+    }
+
+    #[test]
+    fn a_stalled_node_leads_nothing_until_a_lease_after_its_clock_runs_again() {
+        let l = Liveness::new(Duration::from_millis(40));
+        l.record(2);
+        assert!(!l.tick(), "the first tick");
+        assert!(l.holds_quorum(1, [1, 2, 3]));
+        std::thread::sleep(Duration::from_millis(60));
+        l.record(2);
+        assert!(
+            !l.holds_quorum(1, [1, 2, 3]),
+            "the pinger has not run for longer than the lease"
+        );
+        assert!(l.tick(), "the stall is seen");
+        assert!(!l.holds_quorum(1, [1, 2, 3]), "quarantined after the stall");
+        assert!(l.take_returned().contains(&2), "its groups ask their followers");
+        // The pinger runs on (within the lease each time) until the quarantine is over.
+        for _ in 0..2 {
+            std::thread::sleep(Duration::from_millis(25));
+            l.record(2);
+            assert!(!l.tick());
+        }
+        assert!(l.holds_quorum(1, [1, 2, 3]));
     }
 }

@@ -53,18 +53,32 @@ openraft::declare_raft_types!(
 /// One Raft group handle.
 pub type Raft = openraft::Raft<TypeConfig>;
 
-/// The group's leader as this node should act on it. This node's own leadership counts only
-/// once a quorum has acknowledged it: openraft restores a restarted leader as the leader of its
-/// old term at once, from its stored vote, and until a peer answers it (and it steps down) its
-/// log may be far behind the leader a newer term elected while it was down. Answering clients
-/// as leader then would tell a consumer its position is out of range (it resets, and re-reads
-/// or skips) and Metadata would send producers to a node that cannot commit.
-pub fn acting_leader(m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) -> Option<NodeId> {
+/// The group's leader as this node should act on it (`liveness`: the node's peers, `None` on a
+/// single node).
+///
+/// This node's own leadership counts only once a quorum has acknowledged it: openraft restores
+/// a restarted leader as the leader of its old term at once, from its stored vote, and until a
+/// peer answers it (and it steps down) its log may be far behind the leader a newer term
+/// elected while it was down. Answering clients as leader then would tell a consumer its
+/// position is out of range (it resets, and re-reads or skips) and Metadata would send
+/// producers to a node that cannot commit. In a cluster it also counts only while the node
+/// holds its lease (check-quorum, `Liveness::holds_quorum`): a leader cut off from its
+/// followers stops answering as leader before they can elect another. Another node is named
+/// leader only while it is heard from: clients are not sent to a leader known to be gone.
+pub fn acting_leader(
+    m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>,
+    liveness: Option<&liveness::Liveness>,
+) -> Option<NodeId> {
     let leader = m.current_leader?;
-    let mine = leader == m.id;
-    let confirmed = m.state == openraft::ServerState::Leader && m.millis_since_quorum_ack.is_some();
-    (!mine || confirmed).then_some(leader)
+    let acts = if leader == m.id {
+        let confirmed = m.state == openraft::ServerState::Leader && m.millis_since_quorum_ack.is_some();
+        confirmed && liveness.is_none_or(|l| l.holds_quorum(m.id, m.membership_config.membership().voter_ids()))
+    } else {
+        liveness.is_none_or(|l| l.within(leader, l.lease()))
+    };
+    acts.then_some(leader)
 }
+
 /// A Raft entry.
 pub type Entry = openraft::Entry<TypeConfig>;
 /// A Raft log id.

@@ -67,15 +67,16 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Peers at `addrs` (cluster addresses by node id; this node may be among them).
-    pub fn new(node_id: NodeId, addrs: HashMap<NodeId, String>, max_frame_bytes: usize) -> Arc<Peers> {
+    /// Peers at `addrs` (cluster addresses by node id; this node may be among them); leaders
+    /// here hold their groups while a majority was heard within `lease`.
+    pub fn new(node_id: NodeId, addrs: HashMap<NodeId, String>, max_frame_bytes: usize, lease: Duration) -> Arc<Peers> {
         Arc::new(Peers {
             node_id,
             addrs: RwLock::new(addrs),
             cluster_id: Arc::new(RwLock::new(String::new())),
             max_frame_bytes,
             conns: Mutex::new(HashMap::new()),
-            liveness: Liveness::default(),
+            liveness: Liveness::new(lease),
         })
     }
 

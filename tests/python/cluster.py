@@ -78,12 +78,12 @@ class Cluster:
         via = via or self.alive()[0]
         return self.partitions(topic, via).get(partition, (-1,))[0]
 
-    def wait_leader(self, topic, partition, not_in=(), timeout=30):
-        """Waits until a live node reports a leader for the partition (not in `not_in`)."""
+    def wait_leader(self, topic, partition, not_in=(), timeout=30, via=None):
+        """Waits until a live node (`via`) reports a leader for the partition (not in `not_in`)."""
         found = {}
 
         def known():
-            leader = self.leader_of(topic, partition)
+            leader = self.leader_of(topic, partition, via)
             found["leader"] = leader
             return leader > 0 and leader not in not_in
         wait_for(known, f"a leader of {topic}/{partition}", timeout)
@@ -100,11 +100,13 @@ class Stream:
     """An idempotent acks=all producer writing 0, 1, 2, ... on its own thread; remembers what
     was acknowledged and what failed."""
 
-    def __init__(self, bootstrap, topic):
+    def __init__(self, bootstrap, topic, conf=None, pace_s=0.001):
         self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                           "linger.ms": 5, "message.timeout.ms": 60000})
+                           "linger.ms": 5, "message.timeout.ms": 60000, **(conf or {})})
         self.topic = topic
+        self.pace_s = pace_s
         self.acked = []
+        self.acked_at = []
         self.failed = []
         self.stop = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
@@ -112,6 +114,12 @@ class Stream:
 
     def _cb(self, err, msg):
         (self.failed if err else self.acked).append(int(msg.value()))
+        if not err:
+            self.acked_at.append(time.monotonic())
+
+    def first_ack_after(self, t):
+        """When the first acknowledgement after monotonic time `t` arrived."""
+        return min(a for a in list(self.acked_at) if a > t)
 
     def _run(self):
         i = 0
@@ -121,7 +129,7 @@ class Stream:
                 i += 1
             except BufferError:
                 pass
-            self.p.poll(0.001)
+            self.p.poll(self.pace_s)
 
     def close(self):
         self.stop.set()

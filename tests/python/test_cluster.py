@@ -120,6 +120,10 @@ def test_killed_follower_does_not_stop_acks_all_and_rejoins_the_isr(tmp_path):
 
 
 def test_without_a_majority_nothing_is_acknowledged_and_nothing_acknowledged_is_lost(tmp_path):
+    """Both followers killed: the leader has no majority, so within its lease it stops acting
+    as leader (check-quorum): Metadata, from the leader itself too, shows the partition without
+    a leader, nothing sent is acknowledged, and what was acknowledged before is all there once
+    the followers are back."""
     c = Cluster(tmp_path, env=FAST_ISR).start()
     leader = create_rf3(c, "quorum")
     p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
@@ -131,20 +135,19 @@ def test_without_a_majority_nothing_is_acknowledged_and_nothing_acknowledged_is_
     followers = [b for b in c.nodes if b.node_id != leader]
     for b in followers:
         b.kill(signal.SIGKILL)
-    wait_for(lambda: isr(c, "quorum", leader) == [leader], "the ISR shrinking to the leader")
-    # No retries: the broker's own answer reaches the callback (it is retriable; with retries
-    # the client would keep trying until its message timeout).
+    wait_for(lambda: c.leader_of("quorum", 0, via=c.node(leader)) == -1, "the leader without a majority stepping aside", 10)
+    # No retries: the client's own verdict reaches the callback (a partition without a leader
+    # is retriable; with retries the client would keep trying until its message timeout).
     p = Producer({"bootstrap.servers": c.node(leader).bootstrap, "acks": "all", "retries": 0,
-                  "message.timeout.ms": 10000})
+                  "message.timeout.ms": 5000})
     for i in range(20):
         p.produce("quorum", value=f"during-{i}".encode(), partition=0, on_delivery=cb)
     p.flush(30)
     during_acked = [v for v, _ in acked if v.startswith("during")]
     assert during_acked == [] and len(refused) == 20, (during_acked, refused[:3])
-    assert "NOT_ENOUGH_REPLICAS" in str(refused[0][1]), refused[0][1]
     for b in followers:
         b.start()
-    wait_for(lambda: isr(c, "quorum", leader) == [1, 2, 3], "the ISR whole again")
+    wait_for(lambda: isr(c, "quorum", c.wait_leader("quorum", 0)) == [1, 2, 3], "the ISR whole again")
     values = [v.decode() for v in read_values(c.bootstrap, "quorum")]
     assert values == [f"before-{i}" for i in range(100)], "acknowledged kept, refused absent"
     c.kill()
@@ -466,4 +469,109 @@ def test_large_batches_are_replicated_without_timeouts(tmp_path):
         timeouts = [l for l in b.log_text().splitlines()
                     if "did not answer within 100ms" in l or "did not answer within 240ms" in l]
         assert timeouts == [], timeouts[:3]
+    c.kill()
+
+
+def presend(port, *requests):
+    """A socket with `requests` (kafka-python request objects) already written to it, in
+    order. Written while a node is paused, they are the first things it reads on resuming."""
+    import socket
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    for i, req in enumerate(requests):
+        req.with_header(correlation_id=i + 1, client_id="raw")
+        sock.sendall(req.encode(header=True, framed=True))
+    return sock
+
+
+def produce_request(topic, value):
+    """Produce v3, acks=all, one record to partition 0."""
+    from kafka.protocol.producer import ProduceRequest
+    from kafka.record.memory_records import MemoryRecordsBuilder
+    b = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
+    b.append(timestamp=None, key=None, value=value, headers=[])
+    b.close()
+    topic_data = ProduceRequest.TopicProduceData
+    part = topic_data.PartitionProduceData
+    return ProduceRequest(version=3, transactional_id=None, acks=-1, timeout_ms=5000,
+                          topic_data=[topic_data(name=topic, partition_data=[part(index=0, records=b.buffer())])])
+
+
+def metadata_request(topic):
+    from kafka.protocol.metadata import MetadataRequest
+    return MetadataRequest(version=1, topics=[MetadataRequest.MetadataRequestTopic(name=topic)])
+
+
+def answer(sock, response_class, version):
+    """The next answer on `sock`, decoded."""
+    import struct
+
+    def exactly(n):
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            assert chunk, "connection closed before the answer"
+            out += chunk
+        return out
+    size = struct.unpack(">i", exactly(4))[0]
+    return response_class.decode(exactly(size), version=version, header=True)
+
+
+def produce_error(sock):
+    from kafka.protocol.producer import ProduceResponse
+    return answer(sock, ProduceResponse, 3).responses[0].partition_responses[0].error_code
+
+
+def metadata_leader(sock):
+    from kafka.protocol.metadata import MetadataResponse
+    return answer(sock, MetadataResponse, 1).topics[0].partitions[0].leader_id
+
+
+NOT_LEADER_OR_FOLLOWER = 6
+
+
+def test_a_paused_leader_is_replaced_and_answers_not_leader_once_resumed(tmp_path):
+    """SIGSTOP of a partition's leader for 10 s (a long GC-like stall): the other two elect a
+    leader and acknowledgements resume; the client learns of the new leader when its request to
+    the paused node times out (`socket.timeout.ms`, as with Kafka). A Produce already waiting
+    in the paused node's socket is the first thing it reads when it continues: it answers
+    NOT_LEADER_OR_FOLLOWER, never success (its first act after a stall is to check its lease),
+    and does not name itself leader. Nothing acknowledged is lost or duplicated."""
+    c = Cluster(tmp_path).start()
+    leader = create_rf3(c, "paused")
+    others = [b for b in c.nodes if b.node_id != leader]
+    # librdkafka gives up on a request to a silent node after socket.timeout.ms (60 s by default).
+    s = Stream(c.bootstrap, "paused", {"socket.timeout.ms": 3000, "retry.backoff.ms": 100,
+                                       "retry.backoff.max.ms": 500}, pace_s=0.005)
+    wait_for(lambda: len(s.acked) >= 1000, "1000 acknowledged records")
+    c.node(leader).proc.send_signal(signal.SIGSTOP)
+    paused_at = time.monotonic()
+    try:
+        new = c.wait_leader("paused", 0, not_in=(leader,), via=others[0])
+        elected_s = time.monotonic() - paused_at
+        before = len(s.acked)
+        wait_for(lambda: len(s.acked) >= before + 1000, "acknowledgements from the new leader", 30)
+        resumed_s = s.first_ack_after(paused_at) - paused_at
+        # Metadata first, then Produce, on one connection: answered in that order.
+        waiting = presend(c.node(leader).port, metadata_request("paused"),
+                          produce_request("paused", b"to-the-paused-node"))
+        remaining = 10 - (time.monotonic() - paused_at)
+        if remaining > 0:
+            time.sleep(remaining)  # the length of the stall is the point: nothing to wait for
+    finally:
+        c.node(leader).proc.send_signal(signal.SIGCONT)
+    assert metadata_leader(waiting) != leader, "the resumed node named itself leader"
+    assert produce_error(waiting) == NOT_LEADER_OR_FOLLOWER
+    waiting.close()
+    late = presend(c.node(leader).port, produce_request("paused", b"after-resuming"))
+    assert produce_error(late) == NOT_LEADER_OR_FOLLOWER
+    late.close()
+    wait_for(lambda: c.leader_of("paused", 0, via=c.node(leader)) == new, "the resumed node naming the new leader")
+    print(f"node {leader} paused: node {new} elected after {elected_s:.2f} s, acks resumed after {resumed_s:.2f} s")
+    assert elected_s < 3.0, f"election took {elected_s:.2f} s"
+    # The client's socket timeout plus a retry, well before the paused node came back.
+    assert resumed_s < 9.0, f"acknowledgements resumed after {resumed_s:.2f} s"
+    s.close_and_check(c.bootstrap)
+    # Every record produced was acknowledged once: nothing else (the raw ones) is in the log.
+    from clients import high_watermark
+    assert high_watermark(c.bootstrap, "paused", 0)[1] == len(s.acked)
     c.kill()
