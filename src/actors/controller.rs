@@ -252,12 +252,13 @@ impl Actor for Controller {
                 reply,
                 forwarded,
             } => {
-                let (leader, known) = {
+                let known = {
                     let m = st.group.raft.metrics();
                     let m = m.borrow();
                     let known = m.membership_config.membership().nodes().any(|(id, _)| *id == node_id);
-                    (m.current_leader, known)
+                    known
                 };
+                let leader = st.acting_leader();
                 let refuse = |why: &str| Err((ResponseError::NotController, why.to_string()));
                 match (&st.peers, leader) {
                     (None, _) => {

@@ -85,6 +85,10 @@ impl GroupParts {
             routes.set_controller_raft(raft.clone());
         }
         watch_group(raft.clone(), self.leader.clone(), me.clone());
+        if let Some(peers) = &self.peers {
+            let every = Duration::from_millis(self.raft_config.heartbeat_interval.max(1));
+            spawn_pre_vote(raft.clone(), peers.liveness.clone(), self.node_id, every);
+        }
         Ok(Opened {
             raft,
             last_index,
@@ -126,6 +130,34 @@ fn watch_group(raft: Raft, leader_out: Arc<std::sync::atomic::AtomicI32>, me: Ac
             }
             if metrics.changed().await.is_err() {
                 return;
+            }
+        }
+    });
+}
+
+/// A pre-vote on node liveness for the controller group (whose elections are openraft's own
+/// timers): its election timer runs only while this node hears a majority of the voters. Cut
+/// off, it would campaign over and over, and come back with a term that deposes the others'
+/// controller (openraft 0.9 has no pre-vote). Ends when the group stops.
+fn spawn_pre_vote(raft: Raft, liveness: crate::cluster::liveness::Liveness, me: NodeId, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut electing = true;
+        loop {
+            ticker.tick().await;
+            let reachable = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                if m.running_state.is_err() {
+                    return;
+                }
+                liveness.holds_quorum(me, m.membership_config.membership().get_joint_config())
+            };
+            if reachable != electing {
+                electing = reachable;
+                raft.runtime_config().elect(reachable);
+                tracing::debug!(reachable, "controller election timer switched");
             }
         }
     });

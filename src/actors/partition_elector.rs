@@ -59,8 +59,16 @@ pub fn spawn_elector(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leaderless: HashMap<TopicPartition, Leaderless> = HashMap::new();
         let mut last_dead = BTreeSet::new();
+        let mut lease_changes = peers.as_ref().map(|p| p.liveness.changes());
         for round in 0u64.. {
             ticker.tick().await;
+            // Leaderships may have lapsed or come back without any Raft change: waiters on
+            // the registry (a coordinator loading its partition, a topic becoming ready)
+            // look again.
+            if lease_changes.as_mut().is_some_and(|c| c.has_changed().unwrap_or(false)) {
+                lease_changes.as_mut().map(|c| c.borrow_and_update());
+                registry.bump();
+            }
             let returned = peers.as_ref().map(|p| p.liveness.take_returned()).unwrap_or_default();
             let known: BTreeSet<NodeId> = peers
                 .as_ref()
@@ -96,7 +104,7 @@ pub fn spawn_elector(
                     // its higher term would depose the leader the others have once it is back.
                     let reachable = peers
                         .as_ref()
-                        .is_none_or(|p| p.liveness.holds_quorum(cfg.node_id, membership.voter_ids()));
+                        .is_none_or(|p| p.liveness.holds_quorum(cfg.node_id, membership.get_joint_config()));
                     (
                         m.state,
                         m.current_leader,

@@ -17,6 +17,8 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;
 use ractor::{ActorProcessingErr, ActorRef};
+use std::future::Future;
+use tokio::sync::watch;
 
 /// A produce held until the new leader's first entry is applied.
 pub(super) struct HeldProduce {
@@ -108,6 +110,13 @@ impl PartitionState {
                     .record(p.id, p.epoch, p.first_seq, p.count, None, now_ms()),
             }
         }
+        // Subscribed before proposing: a lapse signalled from here on is seen by the wait.
+        let lease = self.peers.as_ref().map(|p| Lease {
+            raft: self.raft.clone(),
+            liveness: p.liveness.clone(),
+            changes: p.liveness.changes(),
+            node_id: self.node_id,
+        });
         let rx = match self.raft.client_write_ff(Command::Batch(batch)).await {
             Ok(rx) => rx,
             Err(fatal) => {
@@ -117,50 +126,7 @@ impl PartitionState {
         };
         let reply =
             crate::actors::broken_build::ack_early(reply, &mut self.predicted_end, &self.log, header.record_count);
-        let me = myself.clone();
-        let lease = self
-            .peers
-            .as_ref()
-            .map(|p| (self.raft.clone(), p.liveness.clone(), self.node_id));
-        tokio::spawn(async move {
-            let mut rx = rx;
-            let mut reply = Some(reply);
-            let outcome = match lease {
-                None => rx.await,
-                Some((raft, liveness, node_id)) => tokio::select! {
-                    outcome = &mut rx => outcome,
-                    () = lapsed(&raft, &liveness, node_id) => {
-                        // Cut off or stalled: the client goes to the new leader now. The entry
-                        // may still commit, so its sequence stays in flight until it is known
-                        // (a retry here waits for it instead of appending it twice).
-                        if let Some(r) = reply.take() {
-                            let _ = r.send(Err(ResponseError::NotLeaderOrFollower));
-                        }
-                        rx.await
-                    }
-                },
-            };
-            let result = match outcome {
-                Ok(Ok(resp)) => Ok(resp.data.base_offset),
-                Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(ResponseError::NotLeaderOrFollower),
-                Ok(Err(_)) => Err(ResponseError::UnknownServerError),
-                // The group stopped (crash or shutdown) before committing: the client must
-                // retry; nothing was promised.
-                Err(_) => Err(ResponseError::NotLeaderOrFollower),
-            };
-            // A reply already sent leaves a closed stand-in (its send is ignored).
-            let reply = reply.unwrap_or_else(|| tokio::sync::oneshot::channel().0);
-            match producer {
-                // If the actor is gone the reply is dropped: the client sees a retriable
-                // error, never a false success.
-                Some(producer) => drop(me.send_message(PartitionMsg::Appended {
-                    producer,
-                    result,
-                    reply,
-                })),
-                None => drop(reply.send(result)),
-            }
-        });
+        tokio::spawn(await_commit(rx, reply, lease, producer, myself.clone()));
         Ok(())
     }
 
@@ -215,16 +181,79 @@ impl PartitionState {
     }
 }
 
+/// A proposal's outcome as openraft reports it.
+type WriteResult = Result<
+    openraft::raft::ClientWriteResponse<crate::cluster::TypeConfig>,
+    ClientWriteError<NodeId, openraft::BasicNode>,
+>;
+
+/// What a commit wait needs to see this node's lease lapse.
+struct Lease {
+    raft: crate::cluster::Raft,
+    liveness: Liveness,
+    /// Subscribed before the entry was proposed.
+    changes: watch::Receiver<u64>,
+    node_id: NodeId,
+}
+
+/// Waits for a proposed batch's outcome and answers it: directly, or through the actor when
+/// the batch carries producer sequences. When this node's lease lapses first (cut off, or
+/// stalled) the client is told NOT_LEADER_OR_FOLLOWER at once, so it moves to the new leader;
+/// the entry may still commit, so its sequence stays in flight until the outcome is known (a
+/// retry here waits for it instead of appending it twice). A producer without idempotence may
+/// then write the batch twice, as after any indeterminate error.
+async fn await_commit<E>(
+    mut rx: impl Future<Output = Result<WriteResult, E>> + Unpin,
+    reply: ProduceReply,
+    lease: Option<Lease>,
+    producer: Option<ProducerInfo>,
+    me: ActorRef<PartitionMsg>,
+) {
+    let mut reply = Some(reply);
+    let outcome = match lease {
+        None => rx.await,
+        Some(lease) => tokio::select! {
+            outcome = &mut rx => outcome,
+            () = lapsed(lease) => {
+                if let Some(r) = reply.take() {
+                    let _ = r.send(Err(ResponseError::NotLeaderOrFollower));
+                }
+                rx.await
+            }
+        },
+    };
+    let result = match outcome {
+        Ok(Ok(resp)) => Ok(resp.data.base_offset),
+        Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(ResponseError::NotLeaderOrFollower),
+        Ok(Err(_)) => Err(ResponseError::UnknownServerError),
+        // The group stopped (crash or shutdown) before committing: the client must retry;
+        // nothing was promised.
+        Err(_) => Err(ResponseError::NotLeaderOrFollower),
+    };
+    // A reply already sent leaves a closed stand-in (its send is ignored).
+    let reply = reply.unwrap_or_else(|| tokio::sync::oneshot::channel().0);
+    match producer {
+        // If the actor is gone the reply is dropped: the client sees a retriable error, never
+        // a false success.
+        Some(producer) => drop(me.send_message(PartitionMsg::Appended {
+            producer,
+            result,
+            reply,
+        })),
+        None => drop(reply.send(result)),
+    }
+}
+
 /// Resolves once this node stops acting as the group's leader because its lease lapsed (the
-/// pinger signals every lapse; the group's own step-down is seen by the commit wait).
-async fn lapsed(raft: &crate::cluster::Raft, liveness: &Liveness, node_id: NodeId) {
-    let mut lapses = liveness.lapses();
+/// pinger signals every change; the group's own step-down is seen by the commit wait).
+async fn lapsed(mut lease: Lease) {
     loop {
-        if lapses.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-        if crate::cluster::acting_leader(&raft.metrics().borrow(), Some(liveness)) != Some(node_id) {
+        let m = lease.raft.metrics();
+        if crate::cluster::acting_leader(&m.borrow(), Some(&lease.liveness)) != Some(lease.node_id) {
             return;
+        }
+        if lease.changes.changed().await.is_err() {
+            return std::future::pending().await;
         }
     }
 }

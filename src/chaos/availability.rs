@@ -16,13 +16,15 @@ const SETTLE_MS: u64 = 5_000;
 /// The longest `partition` may acknowledge nothing under a fault of this kind (its history
 /// name), ms; `None`: reported, not bounded. The "leader" and "follower" faults pick their node
 /// by its role in partition 0; to the other partitions that node may be leader or follower.
-pub fn bound_ms(fault: &str, partition: i32) -> Option<u64> {
+/// After the heal (`healed`), a restarted follower may take its preferred leadership back: a
+/// leader change like the others.
+pub fn bound_ms(fault: &str, partition: i32, healed: bool) -> Option<u64> {
     // The lease and an election (about 1 s) plus a client retry with the suite's settings.
     const LEADER_LOST_MS: u64 = 3_000;
     match fault {
         "kill leader" | "isolate leader" | "kill node" => Some(LEADER_LOST_MS),
         // The leader and one more replica are a majority: nothing should stop.
-        "kill follower" if partition == 0 => Some(1_000),
+        "kill follower" if partition == 0 && !healed => Some(1_000),
         "kill follower" => Some(LEADER_LOST_MS),
         _ => None,
     }
@@ -66,7 +68,10 @@ pub fn assess(events: &[Event], windows: &[Window]) -> Availability {
             kinds.join(" + ")
         };
         out.by_fault.entry(key.clone()).or_default().push(length);
-        let bounds: Option<Vec<u64>> = kinds.iter().map(|k| bound_ms(k, w.partition)).collect();
+        let bounds: Option<Vec<u64>> = under
+            .iter()
+            .map(|s| bound_ms(&s.what, w.partition, w.from_ms >= s.healed_ms))
+            .collect();
         let bound = bounds.filter(|b| !b.is_empty()).and_then(|b| b.into_iter().max());
         if let Some(bound) = bound.filter(|b| length > *b) {
             out.over_bound.add(format!(

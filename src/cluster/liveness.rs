@@ -10,7 +10,8 @@
 //! wait the lease plus a ping before they campaign, so the old leader has stopped answering
 //! as leader before a new one can be elected. A node that finds itself stalled (its pinger
 //! ran late by more than the lease: SIGSTOP, a VM pause, a starved runtime) leads nothing for
-//! one more lease, while its groups ask their followers whether they were replaced.
+//! two more leases, while its groups ask their followers whether they were replaced (a timer,
+//! not a confirmation per group: a group's own quorum round would be exact).
 
 use super::network::Peers;
 use super::wire::{Request, Response};
@@ -36,7 +37,10 @@ struct Seen {
     last_tick: Option<Instant>,
     /// This node leads nothing until then: it was stalled (see the module doc).
     quarantined_until: Option<Instant>,
-    /// The peers heard within the lease at the last tick.
+    /// When each peer last answered a request (a ping, a Raft RPC), as the request's send
+    /// time: proof that both directions worked then (frames heard prove only one).
+    acked: HashMap<NodeId, Instant>,
+    /// The peers whose answers are within the lease, at the last tick.
     live: BTreeSet<NodeId>,
 }
 
@@ -54,9 +58,9 @@ impl Seen {
 #[derive(Clone)]
 pub struct Liveness {
     seen: Arc<Mutex<Seen>>,
-    /// Bumped by the pinger when a peer went unheard for longer than the lease, or this node
-    /// was stalled: leaderships may have lapsed (`lapses`).
-    lapsed: Arc<watch::Sender<u64>>,
+    /// Bumped by the pinger whenever leaderships may have lapsed or come back: a peer's
+    /// answers got older than the lease or fresh again, a stall, a quarantine's end.
+    changes: Arc<watch::Sender<u64>>,
     /// This process's incarnation: different on every start.
     pub incarnation: u64,
     /// How recently a majority must have been heard for this node to lead a group.
@@ -78,7 +82,7 @@ impl Liveness {
             .unwrap_or(1);
         Liveness {
             seen: Arc::default(),
-            lapsed: Arc::new(watch::channel(0).0),
+            changes: Arc::new(watch::channel(0).0),
             incarnation,
             lease,
         }
@@ -111,6 +115,13 @@ impl Liveness {
         }
     }
 
+    /// Notes that `node` answered a request this node sent at `sent_at` (a ping, a Raft RPC).
+    pub fn answered(&self, node: NodeId, sent_at: Instant) {
+        let mut seen = self.seen.lock().expect("liveness lock");
+        let acked = seen.acked.entry(node).or_insert(sent_at);
+        *acked = (*acked).max(sent_at);
+    }
+
     /// Whether `node` was heard from within `within`.
     pub fn within(&self, node: NodeId, within: Duration) -> bool {
         self.seen
@@ -133,38 +144,44 @@ impl Liveness {
         let mut seen = self.seen.lock().expect("liveness lock");
         let stalled = seen.last_tick.is_some_and(|at| now.duration_since(at) > self.lease);
         seen.last_tick = Some(now);
-        let lease = self.lease;
-        let live: BTreeSet<NodeId> = seen
-            .heard
-            .iter()
-            .filter(|(_, at)| now.duration_since(**at) <= lease)
-            .map(|(n, _)| *n)
-            .collect();
-        let lost_some = seen.live.difference(&live).next().is_some();
-        seen.live = live;
-        if lost_some || stalled {
-            self.lapsed.send_modify(|v| *v += 1);
+        let quarantine_over = seen.quarantined_until.is_some_and(|until| now >= until);
+        if quarantine_over {
+            seen.quarantined_until = None;
         }
+        let live = seen.answered_within(now, self.lease);
+        let changed = live != seen.live || stalled || quarantine_over;
+        seen.live = live;
         if stalled {
-            seen.quarantined_until = Some(now + self.lease);
+            // Two leases: the heartbeats below may wait out a replication backoff (openraft
+            // backs off 500 ms after the errors the stall left), and the new leaders' own
+            // requests, queued while this node was stopped, depose it once read.
+            seen.quarantined_until = Some(now + 2 * self.lease);
             // Every group this node leads asks its followers (a heartbeat) at once: one that
             // was replaced during the stall learns the new term and steps down.
-            let peers: Vec<NodeId> = seen.heard.keys().copied().collect();
+            let peers: Vec<NodeId> = seen.heard.keys().chain(seen.acked.keys()).copied().collect();
             seen.returned.extend(peers);
+        }
+        drop(seen);
+        if changed {
+            self.changes.send_modify(|v| *v += 1);
         }
         stalled
     }
 
-    /// A receiver that sees a change whenever leaderships may have lapsed (a peer went unheard
-    /// for longer than the lease, or this node was stalled).
-    pub fn lapses(&self) -> watch::Receiver<u64> {
-        self.lapsed.subscribe()
+    /// A receiver that sees a change whenever leaderships may have lapsed or come back.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
-    /// Check-quorum and lease: whether `me` may act as leader of a group with `voters` now —
-    /// a majority of them (`me` included) heard within the lease, this node's clock running
-    /// (its pinger ran within the lease) and no stall being cleared up.
-    pub fn holds_quorum(&self, me: NodeId, voters: impl IntoIterator<Item = NodeId>) -> bool {
+    /// Check-quorum and lease: whether `me` may act as leader of a group whose voters are
+    /// `configs` (one set, or two during a joint membership change) — a majority of each
+    /// answered a ping sent within the lease (`me` counts), this node's clock ran (its pinger
+    /// ran within the lease) and no stall is being cleared up. A group of this node alone
+    /// always holds: nobody can replace it.
+    pub fn holds_quorum(&self, me: NodeId, configs: &[BTreeSet<NodeId>]) -> bool {
+        if configs.iter().all(|c| c.len() == 1 && c.contains(&me)) {
+            return true;
+        }
         let now = Instant::now();
         let seen = self.seen.lock().expect("liveness lock");
         let clock_ran = seen.last_tick.is_none_or(|at| now.duration_since(at) <= self.lease);
@@ -172,18 +189,27 @@ impl Liveness {
         if !clock_ran || quarantined {
             return false;
         }
-        let (mut count, mut heard) = (0usize, 0usize);
-        for v in voters {
-            count += 1;
-            let recent = seen
-                .heard
-                .get(&v)
-                .is_some_and(|at| now.duration_since(*at) <= self.lease);
-            if v == me || recent {
-                heard += 1;
-            }
-        }
-        2 * heard > count
+        let fresh = |v: &NodeId| {
+            *v == me
+                || seen
+                    .acked
+                    .get(v)
+                    .is_some_and(|at| now.saturating_duration_since(*at) <= self.lease)
+        };
+        configs
+            .iter()
+            .all(|c| 2 * c.iter().filter(|v| fresh(v)).count() > c.len())
+    }
+}
+
+impl Seen {
+    /// The peers that answered a ping sent within `lease` of `now`.
+    fn answered_within(&self, now: Instant, lease: Duration) -> BTreeSet<NodeId> {
+        self.acked
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) <= lease)
+            .map(|(n, _)| *n)
+            .collect()
     }
 }
 
@@ -239,46 +265,63 @@ mod tests {
         assert_eq!(l.take_returned(), BTreeSet::from([2, 3]), "restarted, and a new peer");
     }
 
+    fn set(ids: &[NodeId]) -> Vec<BTreeSet<NodeId>> {
+        vec![ids.iter().copied().collect()]
+    }
+
     #[test]
-    fn a_leader_needs_a_majority_heard_within_the_lease() {
-        let l = Liveness::new(Duration::from_millis(40));
-        assert!(l.holds_quorum(1, [1]), "a group of one");
-        assert!(!l.holds_quorum(1, [1, 2, 3]), "nobody heard");
+    fn a_leader_needs_a_majority_answering_within_the_lease() {
+        let l = Liveness::new(Duration::from_millis(200));
+        assert!(l.holds_quorum(1, &set(&[1])), "a group of one");
+        assert!(!l.holds_quorum(1, &set(&[1, 2, 3])), "nobody answered");
         l.record(2);
-        assert!(l.holds_quorum(1, [1, 2, 3]));
-        assert!(!l.holds_quorum(1, [1, 2, 3, 4]), "two of four is no majority");
-        std::thread::sleep(Duration::from_millis(60));
         assert!(
-            !l.holds_quorum(1, [1, 2, 3]),
-            "node 2 unheard for longer than the lease"
+            !l.holds_quorum(1, &set(&[1, 2, 3])),
+            "heard is not answered: one way may be cut"
         );
-        l.take_returned();
-        l.record(2);
-        assert!(l.holds_quorum(1, [1, 2, 3]));
-        assert_eq!(l.take_returned(), BTreeSet::from([2]), "back after the lease: returned");
+        l.answered(2, Instant::now());
+        assert!(l.holds_quorum(1, &set(&[1, 2, 3])));
+        assert!(!l.holds_quorum(1, &set(&[1, 2, 3, 4])), "two of four is no majority");
+        let joint = vec![BTreeSet::from([1, 2, 3]), BTreeSet::from([1, 4, 5])];
+        assert!(!l.holds_quorum(1, &joint), "a majority of each config");
+        l.answered(4, Instant::now());
+        assert!(l.holds_quorum(1, &joint));
+        l.answered(3, Instant::now() - Duration::from_millis(300));
+        assert!(
+            !l.holds_quorum(1, &set(&[1, 3, 5])),
+            "an answer to a ping sent before the lease"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(
+            !l.holds_quorum(1, &set(&[1, 2, 3])),
+            "node 2's answer older than the lease"
+        );
     }
 
     #[test]
     fn a_stalled_node_leads_nothing_until_a_lease_after_its_clock_runs_again() {
-        let l = Liveness::new(Duration::from_millis(40));
-        l.record(2);
+        let l = Liveness::new(Duration::from_millis(200));
+        let changes = l.changes();
         assert!(!l.tick(), "the first tick");
-        assert!(l.holds_quorum(1, [1, 2, 3]));
-        std::thread::sleep(Duration::from_millis(60));
-        l.record(2);
+        l.answered(2, Instant::now());
+        assert!(l.holds_quorum(1, &set(&[1, 2, 3])));
+        std::thread::sleep(Duration::from_millis(250));
+        l.answered(2, Instant::now());
         assert!(
-            !l.holds_quorum(1, [1, 2, 3]),
+            !l.holds_quorum(1, &set(&[1, 2, 3])),
             "the pinger has not run for longer than the lease"
         );
+        assert!(l.holds_quorum(1, &set(&[1])), "nobody can replace a group of one");
         assert!(l.tick(), "the stall is seen");
-        assert!(!l.holds_quorum(1, [1, 2, 3]), "quarantined after the stall");
+        assert!(changes.has_changed().unwrap());
+        assert!(!l.holds_quorum(1, &set(&[1, 2, 3])), "quarantined after the stall");
         assert!(l.take_returned().contains(&2), "its groups ask their followers");
-        // The pinger runs on (within the lease each time) until the quarantine is over.
-        for _ in 0..2 {
-            std::thread::sleep(Duration::from_millis(25));
-            l.record(2);
+        // The pinger runs on (well within the lease each time) until the quarantine is over.
+        for _ in 0..9 {
+            std::thread::sleep(Duration::from_millis(50));
+            l.answered(2, Instant::now());
             assert!(!l.tick());
         }
-        assert!(l.holds_quorum(1, [1, 2, 3]));
+        assert!(l.holds_quorum(1, &set(&[1, 2, 3])));
     }
 }

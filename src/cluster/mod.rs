@@ -72,7 +72,7 @@ pub fn acting_leader(
     let leader = m.current_leader?;
     let acts = if leader == m.id {
         let confirmed = m.state == openraft::ServerState::Leader && m.millis_since_quorum_ack.is_some();
-        confirmed && liveness.is_none_or(|l| l.holds_quorum(m.id, m.membership_config.membership().voter_ids()))
+        confirmed && liveness.is_none_or(|l| l.holds_quorum(m.id, m.membership_config.membership().get_joint_config()))
     } else {
         liveness.is_none_or(|l| l.within(leader, l.lease()))
     };

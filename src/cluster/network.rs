@@ -118,10 +118,16 @@ impl Peers {
             .connection(target, Lane::of(&req))
             .map_err(CallError::Unreachable)?;
         let (reply, rx) = oneshot::channel();
+        let sent_at = std::time::Instant::now();
         tx.try_send((req, reply))
             .map_err(|_| CallError::Unreachable(format!("queue to node {target} is full or closed")))?;
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(r)) => r.map_err(CallError::Unreachable),
+            Ok(Ok(Ok(r))) => {
+                // An answer proves both directions worked: the leader lease counts on it.
+                self.liveness.answered(target, sent_at);
+                Ok(r)
+            }
+            Ok(Ok(Err(e))) => Err(CallError::Unreachable(e)),
             Ok(Err(_)) => Err(CallError::Unreachable(format!(
                 "connection to node {target} dropped the request"
             ))),
