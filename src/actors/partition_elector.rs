@@ -102,9 +102,15 @@ pub fn spawn_elector(
                     // A pre-vote on node liveness: campaign only while a majority of the
                     // voters is heard from. A cut-off replica would only raise its term, and
                     // its higher term would depose the leader the others have once it is back.
-                    let reachable = peers
-                        .as_ref()
-                        .is_none_or(|p| p.liveness.holds_quorum(cfg.node_id, membership.get_joint_config()));
+                    // And only when a majority lost the leader too (peers' pongs say whom they
+                    // hear): a replica alone in not hearing it (a bridge) would depose it.
+                    let configs = membership.get_joint_config();
+                    let reachable = peers.as_ref().is_none_or(|p| {
+                        p.liveness.holds_quorum(cfg.node_id, configs)
+                            && m.current_leader
+                                .filter(|l| is_voter(*l))
+                                .is_none_or(|l| p.liveness.majority_lost(cfg.node_id, l, configs))
+                    });
                     (
                         m.state,
                         m.current_leader,

@@ -42,6 +42,8 @@ struct Seen {
     acked: HashMap<NodeId, Instant>,
     /// The peers whose answers are within the lease, at the last tick.
     live: BTreeSet<NodeId>,
+    /// Whom each peer heard from within the lease, as its last pong said, and when that came.
+    views: HashMap<NodeId, (Instant, Vec<NodeId>)>,
 }
 
 impl Seen {
@@ -168,6 +170,42 @@ impl Liveness {
         stalled
     }
 
+    /// The peers this node heard from within the lease (what its pongs tell).
+    pub fn hearing(&self) -> Vec<NodeId> {
+        let now = Instant::now();
+        let seen = self.seen.lock().expect("liveness lock");
+        let lease = self.lease;
+        seen.heard
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) <= lease)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// Notes whom `node` hears from, as its pong said.
+    pub fn view(&self, node: NodeId, hears: Vec<NodeId>) {
+        let mut seen = self.seen.lock().expect("liveness lock");
+        seen.views.insert(node, (Instant::now(), hears));
+    }
+
+    /// Pre-vote: whether a majority of each voter config (this node included, which no longer
+    /// hears `leader`) has lost `leader` — each peer by its last pong within the lease. A
+    /// replica that alone cannot hear a leader the others hear (a bridge, a one-way cut) does
+    /// not campaign: it would only depose a working leader.
+    pub fn majority_lost(&self, me: NodeId, leader: NodeId, configs: &[BTreeSet<NodeId>]) -> bool {
+        let now = Instant::now();
+        let seen = self.seen.lock().expect("liveness lock");
+        let lost = |v: &NodeId| {
+            *v == me
+                || seen.views.get(v).is_some_and(|(at, hears)| {
+                    *v != leader && now.saturating_duration_since(*at) <= self.lease && !hears.contains(&leader)
+                })
+        };
+        configs
+            .iter()
+            .all(|c| 2 * c.iter().filter(|v| lost(v)).count() > c.len())
+    }
+
     /// A receiver that sees a change whenever leaderships may have lapsed or come back.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
@@ -236,10 +274,13 @@ pub fn spawn_pinger(
             for node in peers.members().into_keys().filter(|n| *n != me) {
                 let peers = peers.clone();
                 tokio::spawn(async move {
-                    if let Ok(Response::Pong { incarnation: theirs }) =
-                        peers.call(node, Request::Ping { incarnation }, timeout).await
+                    if let Ok(Response::Pong {
+                        incarnation: theirs,
+                        hears,
+                    }) = peers.call(node, Request::Ping { incarnation }, timeout).await
                     {
                         peers.liveness.observe(node, theirs);
+                        peers.liveness.view(node, hears);
                     }
                 });
             }
@@ -296,6 +337,19 @@ mod tests {
             !l.holds_quorum(1, &set(&[1, 2, 3])),
             "node 2's answer older than the lease"
         );
+    }
+
+    #[test]
+    fn a_replica_campaigns_only_when_a_majority_lost_the_leader() {
+        let l = Liveness::new(Duration::from_millis(200));
+        let voters = set(&[1, 2, 3]);
+        // Node 1 no longer hears leader 2; node 3 (the bridge) still does.
+        l.view(3, vec![1, 2]);
+        assert!(!l.majority_lost(1, 2, &voters), "node 3 hears the leader");
+        l.view(3, vec![1]);
+        assert!(l.majority_lost(1, 2, &voters), "nobody hears the leader");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!l.majority_lost(1, 2, &voters), "node 3's view is older than the lease");
     }
 
     #[test]

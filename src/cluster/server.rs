@@ -120,6 +120,7 @@ async fn serve_connection(
             liveness.observe(from, incarnation);
             let pong = Response::Pong {
                 incarnation: liveness.incarnation,
+                hears: liveness.hearing(),
             };
             out_tx.send(wire::encode(id, &pong)?).await?;
             continue;

@@ -80,9 +80,13 @@ pub enum Response {
         cluster_id: String,
         controller_voters: Vec<NodeId>,
     },
-    /// The answer to a ping: this node's incarnation.
+    /// The answer to a ping: this node's incarnation, and the peers it heard from within the
+    /// lease (the elector's pre-vote: a replica campaigns only when a majority no longer hears
+    /// the leader). Absent from older nodes' pongs.
     Pong {
         incarnation: u64,
+        #[serde(default)]
+        hears: Vec<NodeId>,
     },
     /// The request cannot be served here (group not running, wrong cluster, ...).
     Unavailable(String),
