@@ -90,36 +90,15 @@ pub fn spawn_elector(
             let alive = |n: NodeId| n == cfg.node_id || (known.contains(&n) && !last_dead.contains(&n));
             leaderless.retain(|tp, _| registry.get(tp).is_some());
             for (tp, handle) in registry.all() {
-                let (state, leader, healthy, voter, heartbeat, reachable) = {
-                    let m = handle.raft.metrics();
-                    let m = m.borrow();
-                    let membership = m.membership_config.membership();
-                    let is_voter = |n: NodeId| membership.voter_ids().any(|v| v == n);
-                    let healthy = m
-                        .current_leader
-                        .is_some_and(|l| l != cfg.node_id && is_voter(l) && alive(l));
-                    let heartbeat = !returned.is_empty() && membership.nodes().any(|(id, _)| returned.contains(id));
-                    // A pre-vote on node liveness: campaign only while a majority of the
-                    // voters is heard from. A cut-off replica would only raise its term, and
-                    // its higher term would depose the leader the others have once it is back.
-                    // And only when a majority lost the leader too (peers' pongs say whom they
-                    // hear): a replica alone in not hearing it (a bridge) would depose it.
-                    let configs = membership.get_joint_config();
-                    let reachable = peers.as_ref().is_none_or(|p| {
-                        p.liveness.holds_quorum(cfg.node_id, configs)
-                            && m.current_leader
-                                .filter(|l| is_voter(*l))
-                                .is_none_or(|l| p.liveness.majority_lost(cfg.node_id, l, configs))
-                    });
-                    (
-                        m.state,
-                        m.current_leader,
-                        healthy,
-                        is_voter(cfg.node_id),
-                        heartbeat,
-                        reachable,
-                    )
-                };
+                let g = GroupView::of(
+                    &handle.raft.metrics().borrow(),
+                    cfg.node_id,
+                    &alive,
+                    &returned,
+                    peers.as_deref(),
+                );
+                let (state, leader, healthy, voter, heartbeat, reachable) =
+                    (g.state, g.leader, g.healthy, g.voter, g.heartbeat, g.may_campaign);
                 let raft = &handle.raft;
                 if state == ServerState::Leader || healthy || !voter {
                     if leaderless.remove(&tp).is_some_and(|l| l.electing) {
@@ -156,6 +135,54 @@ pub fn spawn_elector(
             }
         }
     })
+}
+
+/// What the elector needs to know of one group, read from its metrics.
+struct GroupView {
+    state: ServerState,
+    leader: Option<NodeId>,
+    /// Another node leads, a voter this node hears from.
+    healthy: bool,
+    /// This node votes in the group.
+    voter: bool,
+    /// A member restarted or came back: a leader here sends it a heartbeat.
+    heartbeat: bool,
+    /// The liveness pre-vote allows a campaign.
+    may_campaign: bool,
+}
+
+impl GroupView {
+    fn of(
+        m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>,
+        me: NodeId,
+        alive: &impl Fn(NodeId) -> bool,
+        returned: &BTreeSet<NodeId>,
+        peers: Option<&Peers>,
+    ) -> GroupView {
+        let membership = m.membership_config.membership();
+        let is_voter = |n: NodeId| membership.voter_ids().any(|v| v == n);
+        let healthy = m.current_leader.is_some_and(|l| l != me && is_voter(l) && alive(l));
+        let heartbeat = !returned.is_empty() && membership.nodes().any(|(id, _)| returned.contains(id));
+        // A pre-vote on node liveness: campaign only while a majority of the voters is reached,
+        // and a majority of them no longer hears the leader (peers' pongs say whom they hear).
+        // A cut-off replica, or one alone in not hearing the leader (a bridge), would only
+        // raise its term and depose the leader the others have.
+        let configs = membership.get_joint_config();
+        let may_campaign = peers.is_none_or(|p| {
+            p.liveness.holds_quorum(me, configs)
+                && m.current_leader
+                    .filter(|l| is_voter(*l))
+                    .is_none_or(|l| p.liveness.majority_lost(me, l, configs))
+        });
+        GroupView {
+            state: m.state,
+            leader: m.current_leader,
+            healthy,
+            voter: is_voter(me),
+            heartbeat,
+            may_campaign,
+        }
+    }
 }
 
 fn reassigning(meta: &RwLock<Arc<ClusterMeta>>, tp: &TopicPartition) -> bool {
