@@ -97,34 +97,32 @@ pub fn spawn_elector(
                     &returned,
                     peers.as_deref(),
                 );
-                let (state, leader, healthy, voter, heartbeat, reachable) =
-                    (g.state, g.leader, g.healthy, g.voter, g.heartbeat, g.may_campaign);
                 let raft = &handle.raft;
-                if state == ServerState::Leader || healthy || !voter {
+                if g.state == ServerState::Leader || g.healthy || !g.voter {
                     if leaderless.remove(&tp).is_some_and(|l| l.electing) {
                         raft.runtime_config().elect(false);
                         // A reassignment's driver keeps the tick (a removed leader's step-down).
                         if !reassigning(&meta, &tp) {
                             raft.runtime_config().tick(false);
                         }
-                        tracing::debug!(partition = ?tp, leader = ?leader, "leader found; election timer off");
+                        tracing::debug!(partition = ?tp, leader = ?g.leader, "leader found; election timer off");
                     }
-                    if state == ServerState::Leader && heartbeat {
+                    if g.state == ServerState::Leader && g.heartbeat {
                         let _ = raft.trigger().heartbeat().await;
                     }
                     continue;
                 }
                 let now = Instant::now();
                 let entry = leaderless.entry(tp.clone()).or_insert_with(|| Leaderless {
-                    elect_from: if leader.is_some() { now } else { now + cfg.dead_after },
+                    elect_from: if g.leader.is_some() { now } else { now + cfg.dead_after },
                     electing: false,
                 });
-                if !entry.electing && now >= entry.elect_from && reachable {
+                if !entry.electing && now >= entry.elect_from && g.may_campaign {
                     entry.electing = true;
                     raft.runtime_config().elect(true);
                     raft.runtime_config().tick(true);
-                    tracing::debug!(partition = ?tp, leader = ?leader, "no live leader; election timer on");
-                } else if entry.electing && !reachable {
+                    tracing::debug!(partition = ?tp, leader = ?g.leader, "no live leader; election timer on");
+                } else if entry.electing && !g.may_campaign {
                     entry.electing = false;
                     raft.runtime_config().elect(false);
                     if !reassigning(&meta, &tp) {

@@ -150,7 +150,7 @@ impl Liveness {
         if quarantine_over {
             seen.quarantined_until = None;
         }
-        let live = seen.answered_within(now, self.lease);
+        let live: BTreeSet<NodeId> = recent(&seen.acked, now, self.lease).collect();
         let changed = live != seen.live || stalled || quarantine_over;
         seen.live = live;
         if stalled {
@@ -174,12 +174,7 @@ impl Liveness {
     pub fn hearing(&self) -> Vec<NodeId> {
         let now = Instant::now();
         let seen = self.seen.lock().expect("liveness lock");
-        let lease = self.lease;
-        seen.heard
-            .iter()
-            .filter(|(_, at)| now.saturating_duration_since(**at) <= lease)
-            .map(|(n, _)| *n)
-            .collect()
+        recent(&seen.heard, now, self.lease).collect()
     }
 
     /// Notes whom `node` hears from, as its pong said.
@@ -240,15 +235,12 @@ impl Liveness {
     }
 }
 
-impl Seen {
-    /// The peers that answered a ping sent within `lease` of `now`.
-    fn answered_within(&self, now: Instant, lease: Duration) -> BTreeSet<NodeId> {
-        self.acked
-            .iter()
-            .filter(|(_, at)| now.saturating_duration_since(**at) <= lease)
-            .map(|(n, _)| *n)
-            .collect()
-    }
+/// The nodes whose time in `times` is within `within` of `now`.
+fn recent(times: &HashMap<NodeId, Instant>, now: Instant, within: Duration) -> impl Iterator<Item = NodeId> + '_ {
+    times
+        .iter()
+        .filter(move |(_, at)| now.saturating_duration_since(**at) <= within)
+        .map(|(n, _)| *n)
 }
 
 /// Pings every known peer each `interval` (waiting at most `timeout` for each answer) until
