@@ -28,6 +28,11 @@ pub const CONNECTIONS: &str = "raftstream_connections";
 /// Node-to-node requests this node received, by kind (`rpc`: append_entries, vote, ping, ...)
 /// and group (`group`: controller, partition, none).
 pub const CLUSTER_RPCS: &str = "raftstream_cluster_requests_received_total";
+/// This node's current term of the controller group (it grows with every controller election).
+pub const CONTROLLER_TERM: &str = "raftstream_controller_term";
+/// AppendEntries retries answered by the earlier request's late answer instead of sending its
+/// records again.
+pub const APPEND_RESENDS_AVOIDED: &str = "raftstream_cluster_append_resends_avoided_total";
 /// Partition actor restarts after a failure.
 pub const ACTOR_RESTARTS: &str = "raftstream_actor_restarts_total";
 

@@ -120,6 +120,9 @@ fn watch_group(raft: Raft, leader_out: Arc<std::sync::atomic::AtomicI32>, me: Ac
                     Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
                     Err(fatal) => Some(fatal.to_string()),
                 };
+                // A changed term is a controller election: the cluster benchmark checks none
+                // happened under load.
+                metrics::gauge!(crate::observability::CONTROLLER_TERM).set(m.current_term as f64);
                 (m.current_leader.map(|l| l as i32).unwrap_or(-1), stopped)
             };
             leader_out.store(leader, std::sync::atomic::Ordering::Relaxed);

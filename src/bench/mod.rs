@@ -60,12 +60,21 @@ pub struct Workload {
     /// Consumer instances (each reads a share of the partitions, from the beginning).
     #[arg(long, default_value_t = 1)]
     pub consumers: u32,
+    /// Replicas of each partition of the topic (a cluster's benchmark: 3).
+    #[arg(long, default_value_t = 1)]
+    #[serde(default = "one")]
+    pub replication_factor: i32,
     /// Pid of the broker when it runs on this machine, for CPU and RSS figures.
     #[arg(long)]
     pub broker_pid: Option<u32>,
     /// How long consumers may take, after producers finish, to read everything.
     #[arg(long, default_value_t = 60.0)]
     pub drain_timeout_s: f64,
+}
+
+/// Runs recorded before `replication_factor` existed were single-replica.
+fn one() -> i32 {
+    1
 }
 
 impl Workload {

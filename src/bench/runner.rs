@@ -108,7 +108,13 @@ pub fn run(name: &str, w: &Workload) -> anyhow::Result<RunResult> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis();
     let topic = format!("{}-{}-{}", w.topic, name, stamp);
-    create_topic(&w.bootstrap, &topic, w.partitions, 1, Duration::from_secs(30))?;
+    create_topic(
+        &w.bootstrap,
+        &topic,
+        w.partitions,
+        w.replication_factor,
+        Duration::from_secs(30),
+    )?;
     let clock = Clock { start: Instant::now() };
     let progress = Arc::new(Progress {
         consumed: AtomicU64::new(0),

@@ -2,6 +2,7 @@
 //! transport: one connection per node pair carries the RPCs of every group (`wire.rs`,
 //! `network.rs` for the client side, `server.rs`). A single node needs no transport.
 
+pub mod append_retry;
 pub mod join;
 pub mod liveness;
 pub mod network;

@@ -2,6 +2,7 @@
 //! reconnecting with backoff. Each group's `Network` names its group in every request. A
 //! single node has no peers, and openraft never sends an RPC in a group of one.
 
+use super::append_retry::{send_append, Unanswered};
 pub use super::liveness::Liveness;
 use super::wire::{self, GroupId, Request, Response};
 use super::{NodeId, TypeConfig};
@@ -114,17 +115,34 @@ impl Peers {
 
     /// Sends `req` to `target` and waits at most `timeout` for the answer.
     pub async fn call(&self, target: NodeId, req: Request, timeout: Duration) -> Result<Response, CallError> {
+        let mut sent = self.send(target, req)?;
+        self.answer(target, &mut sent, tokio::time::Instant::now() + timeout)
+            .await
+    }
+
+    /// Queues `req` for `target`; its answer arrives in the returned `Sent`.
+    pub fn send(&self, target: NodeId, req: Request) -> Result<Sent, CallError> {
         let tx = self
             .connection(target, Lane::of(&req))
             .map_err(CallError::Unreachable)?;
         let (reply, rx) = oneshot::channel();
-        let sent_at = std::time::Instant::now();
         tx.try_send((req, reply))
             .map_err(|_| CallError::Unreachable(format!("queue to node {target} is full or closed")))?;
-        match tokio::time::timeout(timeout, rx).await {
+        Ok(Sent::new(rx))
+    }
+
+    /// Waits until `deadline` for the answer to `sent`; after a `Timeout` it may still come,
+    /// and `sent` can be waited on again.
+    pub async fn answer(
+        &self,
+        target: NodeId,
+        sent: &mut Sent,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response, CallError> {
+        match tokio::time::timeout_at(deadline, &mut sent.rx).await {
             Ok(Ok(Ok(r))) => {
                 // An answer proves both directions worked: the leader lease counts on it.
-                self.liveness.answered(target, sent_at);
+                self.liveness.answered(target, sent.at);
                 Ok(r)
             }
             Ok(Ok(Err(e))) => Err(CallError::Unreachable(e)),
@@ -132,7 +150,8 @@ impl Peers {
                 "connection to node {target} dropped the request"
             ))),
             Err(_) => Err(CallError::Timeout(format!(
-                "node {target} did not answer within {timeout:?}"
+                "node {target} did not answer within {:?}",
+                sent.at.elapsed()
             ))),
         }
     }
@@ -151,6 +170,22 @@ impl Peers {
         tokio::spawn(run_peer(target, addr, rx, hello, self.max_frame_bytes, heard));
         conns.insert((target, lane), tx.clone());
         Ok(tx)
+    }
+}
+
+/// A request on its way to a peer: where its answer arrives, and when it was sent.
+pub struct Sent {
+    rx: oneshot::Receiver<Result<Response, String>>,
+    at: std::time::Instant,
+}
+
+impl Sent {
+    /// A request sent now whose answer arrives on `rx`.
+    pub fn new(rx: oneshot::Receiver<Result<Response, String>>) -> Sent {
+        Sent {
+            rx,
+            at: std::time::Instant::now(),
+        }
     }
 }
 
@@ -293,11 +328,13 @@ impl Network {
     }
 }
 
-/// A client for one peer of one group.
+/// A client for one peer of one group (openraft keeps one per replication stream).
 pub struct PeerClient {
     target: NodeId,
     group: GroupId,
     peers: Option<Arc<Peers>>,
+    /// The AppendEntries with records whose deadline passed unanswered (`append_retry.rs`).
+    kept: Option<Unanswered>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -308,6 +345,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             group: self.group.clone(),
             peers: self.peers.clone(),
+            kept: None,
         }
     }
 }
@@ -320,18 +358,23 @@ impl PeerClient {
             .peers
             .as_ref()
             .ok_or_else(|| unreachable(self.target, "no transport"))?;
-        match peers.call(self.target, req, option.hard_ttl()).await {
-            Ok(Response::Unavailable(why)) => Err(unreachable(self.target, &why)),
-            Ok(resp) => Ok(resp),
-            // Unreachable makes openraft back off (500 ms) instead of resending at once: a
-            // dead peer would otherwise cost a busy loop per group with data for it.
-            Err(CallError::Unreachable(why)) => Err(unreachable(self.target, &why)),
-            Err(CallError::Timeout(why)) => Err(RPCError::Network(NetworkError::new(&std::io::Error::other(why)))),
-        }
+        rpc_outcome(self.target, peers.call(self.target, req, option.hard_ttl()).await)
     }
 
     fn remote<T, E: std::error::Error>(&self, r: Result<T, E>) -> RpcResult<T, E> {
         r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+/// A peer's answer (or why none came) as openraft takes it.
+fn rpc_outcome<E: std::error::Error>(target: NodeId, outcome: Result<Response, CallError>) -> RpcResult<Response, E> {
+    match outcome {
+        Ok(Response::Unavailable(why)) => Err(unreachable(target, &why)),
+        Ok(resp) => Ok(resp),
+        // Unreachable makes openraft back off (500 ms) instead of resending at once: a
+        // dead peer would otherwise cost a busy loop per group with data for it.
+        Err(CallError::Unreachable(why)) => Err(unreachable(target, &why)),
+        Err(CallError::Timeout(why)) => Err(RPCError::Network(NetworkError::new(&std::io::Error::other(why)))),
     }
 }
 
@@ -352,10 +395,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        match self
-            .call(Request::AppendEntries(self.group.clone(), rpc), &option)
-            .await?
-        {
+        let peers = self
+            .peers
+            .as_ref()
+            .ok_or_else(|| unreachable(self.target, "no transport"))?;
+        let deadline = tokio::time::Instant::now() + option.hard_ttl();
+        let outcome = send_append(peers, self.target, &self.group, &mut self.kept, rpc, deadline).await;
+        match rpc_outcome(self.target, outcome)? {
             Response::AppendEntries(r) => self.remote(r),
             other => Err(unexpected(other)),
         }
