@@ -125,7 +125,8 @@ impl ControllerState {
     /// The controller group's leader as this node acts on it: a cut-off leader stops
     /// proposing once its lease ran out (`cluster::acting_leader`).
     fn acting_leader(&self) -> Option<NodeId> {
-        crate::cluster::acting_leader(&self.group.raft.metrics().borrow(), self.liveness.as_ref())
+        let confirmed = self.group.stall_confirmed.load(std::sync::atomic::Ordering::Acquire);
+        crate::cluster::acting_leader(&self.group.raft.metrics().borrow(), self.liveness.as_ref(), confirmed)
     }
 }
 

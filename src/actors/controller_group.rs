@@ -85,15 +85,23 @@ impl GroupParts {
             routes.set_controller_raft(raft.clone());
         }
         watch_group(raft.clone(), self.leader.clone(), me.clone());
+        let stalls = self.peers.as_ref().map(|p| p.liveness.stalls()).unwrap_or(0);
+        let stall_confirmed = Arc::new(std::sync::atomic::AtomicU64::new(stalls));
         if let Some(peers) = &self.peers {
             let every = Duration::from_millis(self.raft_config.heartbeat_interval.max(1));
-            spawn_pre_vote(raft.clone(), peers.liveness.clone(), self.node_id, every);
+            let watched = Watched {
+                raft: raft.clone(),
+                liveness: peers.liveness.clone(),
+                stall_confirmed: stall_confirmed.clone(),
+            };
+            spawn_pre_vote(watched, self.node_id, every);
         }
         Ok(Opened {
             raft,
             last_index,
             progress,
             log,
+            stall_confirmed,
         })
     }
 }
@@ -107,6 +115,15 @@ pub(super) struct Opened {
     pub progress: Arc<std::sync::Mutex<Applied>>,
     /// The metadata log (its unsynced tail is cut after a failed fsync, before a reopen).
     pub log: Arc<PartitionLog>,
+    /// The node's stall count when a quorum last confirmed this node's leadership.
+    pub stall_confirmed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What the pre-vote task looks after.
+struct Watched {
+    raft: Raft,
+    liveness: crate::cluster::liveness::Liveness,
+    stall_confirmed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Keeps `leader_out` equal to the group's leader; reports a stop on an error to `me`.
@@ -141,22 +158,35 @@ fn watch_group(raft: Raft, leader_out: Arc<std::sync::atomic::AtomicI32>, me: Ac
 /// A pre-vote on node liveness for the controller group (whose elections are openraft's own
 /// timers): its election timer runs only while this node hears a majority of the voters. Cut
 /// off, it would campaign over and over, and come back with a term that deposes the others'
-/// controller (openraft 0.9 has no pre-vote). Ends when the group stops.
-fn spawn_pre_vote(raft: Raft, liveness: crate::cluster::liveness::Liveness, me: NodeId, every: Duration) {
+/// controller (openraft 0.9 has no pre-vote). After a stall of this node, a leadership here
+/// counts again once a quorum confirmed it. Ends when the group stops.
+fn spawn_pre_vote(w: Watched, me: NodeId, every: Duration) {
+    let Watched {
+        raft,
+        liveness,
+        stall_confirmed,
+    } = w;
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut electing = true;
         loop {
             ticker.tick().await;
-            let reachable = {
+            let (reachable, leading) = {
                 let m = raft.metrics();
                 let m = m.borrow();
                 if m.running_state.is_err() {
                     return;
                 }
-                liveness.holds_quorum(me, m.membership_config.membership().get_joint_config())
+                let voters = m.membership_config.membership().get_joint_config();
+                (
+                    liveness.holds_quorum(me, voters),
+                    m.state == openraft::ServerState::Leader,
+                )
             };
+            if leading {
+                crate::cluster::confirm_after_stall(&raft, &liveness, &stall_confirmed, liveness.lease()).await;
+            }
             if reachable != electing {
                 electing = reachable;
                 raft.runtime_config().elect(reachable);

@@ -16,6 +16,7 @@ pub mod http;
 pub mod listener;
 pub mod node;
 pub mod partition;
+pub mod partition_confirm;
 pub mod partition_elector;
 pub mod partition_group;
 pub mod partition_handoff;

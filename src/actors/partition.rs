@@ -204,6 +204,8 @@ impl Actor for PartitionActor {
             membership: Default::default(),
             purge_allowed: Default::default(),
             handing_off: Default::default(),
+            // A leadership of this (new) group is acked after any stall so far.
+            stall_confirmed: args.peers.as_ref().map(|p| p.liveness.stalls()).unwrap_or(0).into(),
         });
         let sm = PartitionSm::open(&args.dir, shared.clone(), log.clone());
         let store = LogStore::new(log.clone(), args.sink.clone()).purging_with(shared.clone());
@@ -406,7 +408,8 @@ impl PartitionState {
     /// The group's leader as this node acts on it (`cluster::acting_leader`, with the lease).
     fn acting_leader(&self) -> Option<NodeId> {
         let liveness = self.peers.as_ref().map(|p| &p.liveness);
-        crate::cluster::acting_leader(&self.raft.metrics().borrow(), liveness)
+        let confirmed = self.shared.confirmed_stalls();
+        crate::cluster::acting_leader(&self.raft.metrics().borrow(), liveness, confirmed)
     }
 
     /// Moves leadership to the preferred replica (the first of the partition's replicas), as

@@ -13,9 +13,12 @@
 //! - a leader whose follower or learner restarted (a new incarnation) sends it a heartbeat at
 //!   once, so an idle group's restarted replica learns its leader and is probed for what it
 //!   lacks (otherwise only the next write would reach it).
+//! - after a stall of this node, a leader here asks its group's quorum whether it still leads
+//!   before acting as leader again (`partition_confirm.rs`).
 //!
 //! Data replication retries on its own (openraft's backoff), so only these two need timers.
 
+use super::partition_confirm::StallConfirmations;
 use super::registry::Registry;
 use crate::cluster::network::Peers;
 use crate::cluster::NodeId;
@@ -60,6 +63,10 @@ pub fn spawn_elector(
         let mut leaderless: HashMap<TopicPartition, Leaderless> = HashMap::new();
         let mut last_dead = BTreeSet::new();
         let mut lease_changes = peers.as_ref().map(|p| p.liveness.changes());
+        let confirmations = peers.clone().map(|p| StallConfirmations::new(p, registry.clone()));
+        let mut registry_changes = registry.changed.subscribe();
+        // Leaderships left to confirm after a stall: every round looks again.
+        let mut unconfirmed = false;
         for round in 0u64.. {
             ticker.tick().await;
             // Leaderships may have lapsed or come back without any Raft change: waiters on
@@ -82,13 +89,23 @@ pub fn spawn_elector(
             // Looking at every group is the elector's whole cost: only when something changed,
             // while some group has no leader, or once a second (a membership change that left
             // a leader out).
-            let sweep = round % SWEEP_EVERY == 0 || dead != last_dead || !returned.is_empty() || !leaderless.is_empty();
+            // After a stall, a new leadership here (a registry change) needs confirming too.
+            let stalled_once = peers.as_ref().is_some_and(|p| p.liveness.stalls() > 0);
+            let new_leaders = stalled_once && registry_changes.has_changed().unwrap_or(false);
+            registry_changes.borrow_and_update();
+            let sweep = round % SWEEP_EVERY == 0
+                || dead != last_dead
+                || !returned.is_empty()
+                || !leaderless.is_empty()
+                || unconfirmed
+                || new_leaders;
             last_dead = dead;
             if !sweep {
                 continue;
             }
             let alive = |n: NodeId| n == cfg.node_id || (known.contains(&n) && !last_dead.contains(&n));
             leaderless.retain(|tp, _| registry.get(tp).is_some());
+            unconfirmed = false;
             for (tp, handle) in registry.all() {
                 let g = GroupView::of(
                     &handle.raft.metrics().borrow(),
@@ -109,6 +126,9 @@ pub fn spawn_elector(
                     }
                     if g.state == ServerState::Leader && g.heartbeat {
                         let _ = raft.trigger().heartbeat().await;
+                    }
+                    if g.state == ServerState::Leader {
+                        unconfirmed |= confirmations.as_ref().is_some_and(|c| c.start(&tp, &handle));
                     }
                     continue;
                 }

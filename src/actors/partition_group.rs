@@ -52,7 +52,7 @@ pub fn spawn_leadership_watch(
                 }
                 // Raft's view without the lease: what the controller records (a leader that
                 // cannot reach it reports nothing anyway).
-                (crate::cluster::acting_leader(&m, None), m.current_term)
+                (crate::cluster::acting_leader(&m, None, 0), m.current_term)
             };
             if now != last {
                 last = now;

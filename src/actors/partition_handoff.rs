@@ -63,7 +63,8 @@ impl Handoff {
         };
         let m = self.raft.metrics();
         let m = m.borrow();
-        if crate::cluster::acting_leader(&m, Some(&self.peers.liveness)) != Some(self.node_id) {
+        let confirmed = self.shared.confirmed_stalls();
+        if crate::cluster::acting_leader(&m, Some(&self.peers.liveness), confirmed) != Some(self.node_id) {
             return None;
         }
         let replication = m.replication.as_ref()?;

@@ -40,7 +40,11 @@ impl PartitionState {
             let m = self.raft.metrics();
             let m = m.borrow();
             (
-                crate::cluster::acting_leader(&m, self.peers.as_ref().map(|p| &p.liveness)),
+                crate::cluster::acting_leader(
+                    &m,
+                    self.peers.as_ref().map(|p| &p.liveness),
+                    self.shared.confirmed_stalls(),
+                ),
                 m.current_term,
                 m.last_applied.map(|l| l.leader_id.term),
             )
@@ -116,6 +120,7 @@ impl PartitionState {
             liveness: p.liveness.clone(),
             changes: p.liveness.changes(),
             node_id: self.node_id,
+            shared: self.shared.clone(),
         });
         let rx = match self.raft.client_write_ff(Command::Batch(batch)).await {
             Ok(rx) => rx,
@@ -194,6 +199,7 @@ struct Lease {
     /// Subscribed before the entry was proposed.
     changes: watch::Receiver<u64>,
     node_id: NodeId,
+    shared: std::sync::Arc<crate::storage::partition_sm::PartitionShared>,
 }
 
 /// Waits for a proposed batch's outcome and answers it: directly, or through the actor when
@@ -249,7 +255,8 @@ async fn await_commit<E>(
 async fn lapsed(mut lease: Lease) {
     loop {
         let m = lease.raft.metrics();
-        if crate::cluster::acting_leader(&m.borrow(), Some(&lease.liveness)) != Some(lease.node_id) {
+        let confirmed = lease.shared.confirmed_stalls();
+        if crate::cluster::acting_leader(&m.borrow(), Some(&lease.liveness), confirmed) != Some(lease.node_id) {
             return;
         }
         if lease.changes.changed().await.is_err() {

@@ -32,7 +32,8 @@ impl PartitionHandle {
         let m = self.raft.metrics();
         let m = m.borrow();
         let liveness = self.peers.as_ref().map(|p| &p.liveness);
-        (crate::cluster::acting_leader(&m, liveness), m.current_term)
+        let confirmed = self.shared.confirmed_stalls();
+        (crate::cluster::acting_leader(&m, liveness, confirmed), m.current_term)
     }
 
     /// When this node leads: its in-sync replicas (itself included) — followers heard from
@@ -52,7 +53,7 @@ pub fn in_sync(
 ) -> Option<Vec<i32>> {
     let m = raft.metrics();
     let m = m.borrow();
-    if crate::cluster::acting_leader(&m, peers.map(|p| &p.liveness)) != Some(node_id) {
+    if crate::cluster::acting_leader(&m, peers.map(|p| &p.liveness), shared.confirmed_stalls()) != Some(node_id) {
         return None;
     }
     let caught_up = shared.caught_up.lock().expect("caught-up lock");

@@ -9,14 +9,16 @@
 //! within the lease, and while its own clock kept running. The followers of a cut-off leader
 //! wait the lease plus a ping before they campaign, so the old leader has stopped answering
 //! as leader before a new one can be elected. A node that finds itself stalled (its pinger
-//! ran late by more than the lease: SIGSTOP, a VM pause, a starved runtime) leads nothing for
-//! two more leases, while its groups ask their followers whether they were replaced (a timer,
-//! not a confirmation per group: a group's own quorum round would be exact).
+//! ran late by more than the lease: SIGSTOP, a VM pause, a starved runtime) counts the stall,
+//! and each group it led acts as leader again only once a quorum of its voters answered it
+//! after the stall (`cluster::confirm_after_stall`, run by the elector): a group whose
+//! followers elected another leader meanwhile learns the new term from their answers instead.
 
 use super::network::Peers;
 use super::wire::{Request, Response};
 use super::NodeId;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -35,8 +37,6 @@ struct Seen {
     returned: BTreeSet<NodeId>,
     /// When this node's pinger last ran.
     last_tick: Option<Instant>,
-    /// This node leads nothing until then: it was stalled (see the module doc).
-    quarantined_until: Option<Instant>,
     /// When each peer last answered a request (a ping, a Raft RPC), as the request's send
     /// time: proof that both directions worked then (frames heard prove only one).
     acked: HashMap<NodeId, Instant>,
@@ -61,8 +61,10 @@ impl Seen {
 pub struct Liveness {
     seen: Arc<Mutex<Seen>>,
     /// Bumped by the pinger whenever leaderships may have lapsed or come back: a peer's
-    /// answers got older than the lease or fresh again, a stall, a quarantine's end.
+    /// answers got older than the lease or fresh again, a stall.
     changes: Arc<watch::Sender<u64>>,
+    /// Stalls of this node so far: a leadership confirmed before the latest one does not count.
+    stalls: Arc<AtomicU64>,
     /// This process's incarnation: different on every start.
     pub incarnation: u64,
     /// How recently a majority must have been heard for this node to lead a group.
@@ -85,6 +87,7 @@ impl Liveness {
         Liveness {
             seen: Arc::default(),
             changes: Arc::new(watch::channel(0).0),
+            stalls: Arc::default(),
             incarnation,
             lease,
         }
@@ -146,18 +149,12 @@ impl Liveness {
         let mut seen = self.seen.lock().expect("liveness lock");
         let stalled = seen.last_tick.is_some_and(|at| now.duration_since(at) > self.lease);
         seen.last_tick = Some(now);
-        let quarantine_over = seen.quarantined_until.is_some_and(|until| now >= until);
-        if quarantine_over {
-            seen.quarantined_until = None;
-        }
         let live: BTreeSet<NodeId> = recent(&seen.acked, now, self.lease).collect();
-        let changed = live != seen.live || stalled || quarantine_over;
+        let changed = live != seen.live || stalled;
         seen.live = live;
         if stalled {
-            // Two leases: the heartbeats below may wait out a replication backoff (openraft
-            // backs off 500 ms after the errors the stall left), and the new leaders' own
-            // requests, queued while this node was stopped, depose it once read.
-            seen.quarantined_until = Some(now + 2 * self.lease);
+            // Every leadership here waits for its group's confirmation from now on.
+            self.stalls.fetch_add(1, Ordering::AcqRel);
             // Every group this node leads asks its followers (a heartbeat) at once: one that
             // was replaced during the stall learns the new term and steps down.
             let peers: Vec<NodeId> = seen.heard.keys().chain(seen.acked.keys()).copied().collect();
@@ -208,18 +205,17 @@ impl Liveness {
 
     /// Check-quorum and lease: whether `me` may act as leader of a group whose voters are
     /// `configs` (one set, or two during a joint membership change) — a majority of each
-    /// answered a ping sent within the lease (`me` counts), this node's clock ran (its pinger
-    /// ran within the lease) and no stall is being cleared up. A group of this node alone
-    /// always holds: nobody can replace it.
+    /// answered a ping sent within the lease (`me` counts) and this node's clock ran (its
+    /// pinger ran within the lease). A group of this node alone always holds: nobody can
+    /// replace it.
     pub fn holds_quorum(&self, me: NodeId, configs: &[BTreeSet<NodeId>]) -> bool {
-        if configs.iter().all(|c| c.len() == 1 && c.contains(&me)) {
+        if alone(me, configs) {
             return true;
         }
         let now = Instant::now();
         let seen = self.seen.lock().expect("liveness lock");
         let clock_ran = seen.last_tick.is_none_or(|at| now.duration_since(at) <= self.lease);
-        let quarantined = seen.quarantined_until.is_some_and(|until| now < until);
-        if !clock_ran || quarantined {
+        if !clock_ran {
             return false;
         }
         let fresh = |v: &NodeId| {
@@ -233,6 +229,27 @@ impl Liveness {
             .iter()
             .all(|c| 2 * c.iter().filter(|v| fresh(v)).count() > c.len())
     }
+}
+
+impl Liveness {
+    /// Whether `me` may act as leader of a group of `configs` whose leadership was last
+    /// confirmed by a quorum after `confirmed_stalls` stalls: it holds its lease, and no stall
+    /// came since (a group of this node alone needs neither).
+    pub fn leads(&self, me: NodeId, configs: &[BTreeSet<NodeId>], confirmed_stalls: u64) -> bool {
+        // The lease first: it sees the pinger's latest tick, and a tick that found a stall
+        // counted it before anyone could see that tick.
+        alone(me, configs) || (self.holds_quorum(me, configs) && confirmed_stalls >= self.stalls())
+    }
+
+    /// How many stalls this node had.
+    pub fn stalls(&self) -> u64 {
+        self.stalls.load(Ordering::Acquire)
+    }
+}
+
+/// Whether `me` is the only voter of every config.
+fn alone(me: NodeId, configs: &[BTreeSet<NodeId>]) -> bool {
+    configs.iter().all(|c| c.len() == 1 && c.contains(&me))
 }
 
 /// The nodes whose time in `times` is within `within` of `now`.
@@ -345,29 +362,27 @@ mod tests {
     }
 
     #[test]
-    fn a_stalled_node_leads_nothing_until_a_lease_after_its_clock_runs_again() {
+    fn a_stalled_node_leads_a_group_again_only_once_the_group_confirmed_it() {
         let l = Liveness::new(Duration::from_millis(200));
+        let voters = set(&[1, 2, 3]);
         let changes = l.changes();
         assert!(!l.tick(), "the first tick");
         l.answered(2, Instant::now());
-        assert!(l.holds_quorum(1, &set(&[1, 2, 3])));
+        assert!(l.leads(1, &voters, 0));
         std::thread::sleep(Duration::from_millis(250));
         l.answered(2, Instant::now());
         assert!(
-            !l.holds_quorum(1, &set(&[1, 2, 3])),
+            !l.leads(1, &voters, 0),
             "the pinger has not run for longer than the lease"
         );
-        assert!(l.holds_quorum(1, &set(&[1])), "nobody can replace a group of one");
+        assert!(l.leads(1, &set(&[1]), 0), "nobody can replace a group of one");
         assert!(l.tick(), "the stall is seen");
+        assert_eq!(l.stalls(), 1);
         assert!(changes.has_changed().unwrap());
-        assert!(!l.holds_quorum(1, &set(&[1, 2, 3])), "quarantined after the stall");
         assert!(l.take_returned().contains(&2), "its groups ask their followers");
-        // The pinger runs on (well within the lease each time) until the quarantine is over.
-        for _ in 0..9 {
-            std::thread::sleep(Duration::from_millis(50));
-            l.answered(2, Instant::now());
-            assert!(!l.tick());
-        }
-        assert!(l.holds_quorum(1, &set(&[1, 2, 3])));
+        assert!(l.holds_quorum(1, &voters), "it reaches a majority again");
+        assert!(!l.leads(1, &voters, 0), "but no group confirmed its leadership since");
+        assert!(l.leads(1, &voters, 1), "one that did leads");
+        assert!(l.leads(1, &set(&[1]), 0), "a group of one needs no confirmation");
     }
 }

@@ -66,18 +66,47 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// holds its lease (check-quorum, `Liveness::holds_quorum`): a leader cut off from its
 /// followers stops answering as leader before they can elect another. Another node is named
 /// leader only while it is heard from: clients are not sent to a leader known to be gone.
+/// After a stall of this node, its leadership of a group counts again only once the group
+/// confirmed it (`confirmed_stalls`, see `confirm_after_stall`).
 pub fn acting_leader(
     m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>,
     liveness: Option<&liveness::Liveness>,
+    confirmed_stalls: u64,
 ) -> Option<NodeId> {
     let leader = m.current_leader?;
     let acts = if leader == m.id {
         let confirmed = m.state == openraft::ServerState::Leader && m.millis_since_quorum_ack.is_some();
-        confirmed && liveness.is_none_or(|l| l.holds_quorum(m.id, m.membership_config.membership().get_joint_config()))
+        let voters = m.membership_config.membership().get_joint_config();
+        confirmed && liveness.is_none_or(|l| l.leads(m.id, voters, confirmed_stalls))
     } else {
         liveness.is_none_or(|l| l.within(leader, l.lease()))
     };
     acts.then_some(leader)
+}
+
+/// Asks the followers of a group this node leads whether it still leads, if this node stalled
+/// since `confirmed_stalls` was last set: a quorum's answer (within `within`) sets it to the
+/// stalls counted before asking; a newer term in an answer makes the group step down. Returns
+/// whether the leadership is confirmed.
+pub async fn confirm_after_stall(
+    raft: &Raft,
+    liveness: &liveness::Liveness,
+    confirmed_stalls: &std::sync::atomic::AtomicU64,
+    within: std::time::Duration,
+) -> bool {
+    use std::sync::atomic::Ordering;
+    let stalls = liveness.stalls();
+    if confirmed_stalls.load(Ordering::Acquire) >= stalls {
+        return true;
+    }
+    // openraft's read-index round: a heartbeat to every voter, answered by a quorum in this
+    // leader's term, or an error once it is not the leader.
+    let asked = tokio::time::timeout(within, raft.get_read_log_id()).await;
+    let confirmed = matches!(asked, Ok(Ok(_)));
+    if confirmed {
+        confirmed_stalls.fetch_max(stalls, Ordering::AcqRel);
+    }
+    confirmed
 }
 
 /// A Raft entry.

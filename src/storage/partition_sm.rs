@@ -30,6 +30,16 @@ pub struct PartitionShared {
     pub purge_allowed: std::sync::atomic::AtomicU64,
     /// Set while this node hands leadership to the preferred replica: produce is refused.
     pub handing_off: std::sync::atomic::AtomicBool,
+    /// The node's stall count when a quorum last confirmed this node's leadership
+    /// (`cluster::confirm_after_stall`): a leader acts as one only if no stall came since.
+    pub stall_confirmed: std::sync::atomic::AtomicU64,
+}
+
+impl PartitionShared {
+    /// The stall count the group's leadership was last confirmed at.
+    pub fn confirmed_stalls(&self) -> u64 {
+        self.stall_confirmed.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
