@@ -407,6 +407,13 @@ impl Broker for Node {
         !self.meta.read().expect("meta lock").fenced.contains(&id)
     }
 
+    fn node_heard(&self, id: i32) -> bool {
+        match &self.peers {
+            Some(p) if id != self.info.node_id => id >= 0 && p.heard_within(id as u64, p.liveness.lease()),
+            _ => true,
+        }
+    }
+
     fn controller_id(&self) -> i32 {
         let leader = self.controller_leader.load(std::sync::atomic::Ordering::Relaxed);
         // A leader silent for two election timeouts is being replaced: clients told "none

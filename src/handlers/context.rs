@@ -110,6 +110,9 @@ pub trait Broker: Send + Sync + 'static {
     fn group_op(&self, op: GroupOp) -> BoxFuture<'static, GroupReply>;
     /// Whether node `id` is live as the controller sees it (not fenced).
     fn node_alive(&self, id: i32) -> bool;
+    /// Whether this node heard from node `id` within the leader lease (itself, and any node
+    /// on a single node, always): a leader named to clients must be one.
+    fn node_heard(&self, id: i32) -> bool;
     /// The node leading the controller group (-1 while unknown).
     fn controller_id(&self) -> i32;
     /// (total, usable) bytes of the data dir's filesystem, if it can be read.

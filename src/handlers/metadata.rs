@@ -122,7 +122,8 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
             };
             let view = broker.partition(&tp);
             // A partition without a replica here: the leader its group last recorded in the
-            // controller, or its only replica.
+            // controller, or its only replica, while this node hears from it (a dead or cut-off
+            // node is no leader to send clients to: LEADER_NOT_AVAILABLE, and they ask again).
             let recorded = meta.leaders.get(&name).and_then(|l| l.get(&p)).copied();
             // The leader computes the in-sync replicas; other nodes show what it last recorded in
             // the controller in the same leader epoch (else all replicas).
@@ -133,9 +134,13 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
                     v.leader_epoch,
                     broker.in_sync(&tp).unwrap_or_else(|| recorded_isr(v.leader_epoch)),
                 ),
-                (None, Some((leader, epoch))) => (Some(leader), epoch, recorded_isr(epoch)),
-                (None, None) if replicas.len() == 1 => (Some(replicas[0]), 0, replicas.clone()),
-                (None, None) => (None, -1, Vec::new()),
+                (None, Some((leader, epoch))) if broker.node_heard(leader) => {
+                    (Some(leader), epoch, recorded_isr(epoch))
+                }
+                (None, None) if replicas.len() == 1 && broker.node_heard(replicas[0]) => {
+                    (Some(replicas[0]), 0, replicas.clone())
+                }
+                _ => (None, -1, Vec::new()),
             };
             match leader {
                 Some(leader) => {

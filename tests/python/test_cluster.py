@@ -70,6 +70,30 @@ def test_leader_killed_mid_stream_loses_no_acknowledged_write(tmp_path):
     c.kill()
 
 
+def test_nodes_without_a_replica_stop_naming_a_dead_leader(tmp_path):
+    """A node that holds no replica of a partition knows its leader from the controller's
+    record; once that leader's node is unheard it answers LEADER_NOT_AVAILABLE instead of
+    sending clients to it (it named the dead node until the next leader report)."""
+    c = Cluster(tmp_path).start()
+    from kafka.admin import NewTopic as KafkaPythonNewTopic
+    kp = KafkaAdminClient(bootstrap_servers=c.node(1).bootstrap)
+    kp.create_topics([KafkaPythonNewTopic("lonely", -1, -1, replica_assignments={0: [2]})])
+    kp.close()
+    for via in (1, 3):
+        wait_for(lambda: c.leader_of("lonely", 0, c.node(via)) == 2, f"node {via} naming node 2")
+    c.node(2).kill(signal.SIGKILL)
+    killed_at = time.monotonic()
+    for via in (1, 3):
+        wait_for(lambda: c.leader_of("lonely", 0, c.node(via)) == -1, f"node {via} naming no leader", timeout=5)
+    print(f"no leader named {time.monotonic() - killed_at:.2f} s after the kill")
+    md = AdminClient({"bootstrap.servers": c.node(1).bootstrap}).list_topics("lonely", timeout=10)
+    assert md.topics["lonely"].partitions[0].error.name() == "LEADER_NOT_AVAILABLE"
+    c.node(2).start()
+    for via in (1, 3):
+        wait_for(lambda: c.leader_of("lonely", 0, c.node(via)) == 2, f"node {via} naming node 2 again")
+    c.kill()
+
+
 FAST_ISR = {"RAFTSTREAM_REPLICA_LAG_TIME_MAX_MS": "1000", "RAFTSTREAM_BROKER_SESSION_TIMEOUT_MS": "1000"}
 
 
