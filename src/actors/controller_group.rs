@@ -172,21 +172,18 @@ fn spawn_pre_vote(w: Watched, me: NodeId, every: Duration) {
         let mut electing = true;
         loop {
             ticker.tick().await;
-            let (reachable, leading) = {
+            let leading = raft.metrics().borrow().state == openraft::ServerState::Leader;
+            if leading {
+                crate::cluster::confirm_after_stall(&raft, &liveness, &stall_confirmed, liveness.lease()).await;
+            }
+            let reachable = {
                 let m = raft.metrics();
                 let m = m.borrow();
                 if m.running_state.is_err() {
                     return;
                 }
-                let voters = m.membership_config.membership().get_joint_config();
-                (
-                    liveness.holds_quorum(me, voters),
-                    m.state == openraft::ServerState::Leader,
-                )
+                liveness.holds_quorum(me, m.membership_config.membership().get_joint_config())
             };
-            if leading {
-                crate::cluster::confirm_after_stall(&raft, &liveness, &stall_confirmed, liveness.lease()).await;
-            }
             if reachable != electing {
                 electing = reachable;
                 raft.runtime_config().elect(reachable);

@@ -187,7 +187,9 @@ impl Broker for Node {
                             format!("the leader answered {other:?}"),
                         )),
                         Err(CallError::Timeout(_)) => Err(timed_out()),
-                        Err(CallError::Unreachable(why)) => Err((ResponseError::LeaderNotAvailable, why)),
+                        Err(CallError::Unreachable(why) | CallError::Failed(why)) => {
+                            Err((ResponseError::LeaderNotAvailable, why))
+                        }
                     }
                 }
                 _ => Err((

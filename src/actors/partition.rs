@@ -204,7 +204,9 @@ impl Actor for PartitionActor {
             membership: Default::default(),
             purge_allowed: Default::default(),
             handing_off: Default::default(),
-            // A leadership of this (new) group is acked after any stall so far.
+            // Any stall so far counts as confirmed: a group opened now leads only once a quorum
+            // acked it in this run (`acting_leader` wants `millis_since_quorum_ack`, which a new
+            // Raft instance sets only from acks it received), so after any earlier stall.
             stall_confirmed: args.peers.as_ref().map(|p| p.liveness.stalls()).unwrap_or(0).into(),
         });
         let sm = PartitionSm::open(&args.dir, shared.clone(), log.clone());

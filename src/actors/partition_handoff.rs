@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Margin added to the lease so that every follower's has expired when the campaign starts.
-const LEASE_MARGIN: Duration = Duration::from_millis(50);
+pub(super) const LEASE_MARGIN: Duration = Duration::from_millis(50);
 
 /// What a leadership handoff needs.
 pub struct Handoff {

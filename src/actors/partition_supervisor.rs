@@ -225,10 +225,15 @@ impl PartitionSupervisor {
                 let led = handle.raft.metrics().borrow().current_leader == Some(node_id);
                 // Read before the shutdown, which may clear the replication progress.
                 let replicas = most_caught_up_first(&handle.raft.metrics().borrow());
+                let lease = Duration::from_millis(handle.raft.config().election_timeout_max);
                 shutdown_raft(&handle, Duration::from_secs(5)).await;
                 cut_unsynced(&handle.log, &tp.topic, tp.partition);
                 if let (true, Some(_), Some(peers)) = (led, &disk, &peers) {
                     // The other replicas see this node alive and would wait for it for ever.
+                    // They refuse votes for a lease after the last replication (which the
+                    // shutdown ended): a campaign before that loses, and nobody tries again
+                    // until the elector gives up on the silent leader (1.8 s in chaos runs).
+                    tokio::time::sleep(lease + super::partition_handoff::LEASE_MARGIN).await;
                     ask_to_campaign(peers, &tp, replicas, node_id).await;
                 }
             }

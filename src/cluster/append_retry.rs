@@ -86,11 +86,18 @@ pub async fn send_append(
         Some(rest) if accepted_all(&answer) => rest,
         _ => return Ok(answer),
     };
+    let has_entries = !rest.entries.is_empty();
     match send_keeping(peers, target, group, kept, rest, deadline).await {
-        // The follower holds the earlier part: say so, and the next retry starts after it.
-        Err(CallError::Timeout(_)) => Ok(Response::AppendEntries(Ok(AppendEntriesResponse::PartialSuccess(
-            Some(earlier.last),
-        )))),
+        // The follower holds the earlier part: say so, and the next retry starts after it. (A
+        // commit index alone is not reported as sent: openraft would not send it again.)
+        Err(CallError::Timeout(_)) if has_entries => Ok(Response::AppendEntries(Ok(
+            AppendEntriesResponse::PartialSuccess(Some(earlier.last)),
+        ))),
+        // openraft would take a conflict as one at the retry's start, which the follower
+        // accepted: let it retry from there instead.
+        Ok(Response::AppendEntries(Ok(AppendEntriesResponse::Conflict))) => Err(CallError::Failed(format!(
+            "node {target} no longer holds the entries it accepted"
+        ))),
         other => other,
     }
 }
@@ -143,6 +150,7 @@ mod tests {
     use crate::cluster::{Command, Entry};
     use bytes::Bytes;
     use openraft::CommittedLeaderId;
+    use std::sync::Arc;
 
     fn id(term: u64, index: u64) -> LogId {
         LogId::new(CommittedLeaderId::new(term, 1), index)
@@ -207,20 +215,26 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let (seen_tx, seen) = tokio::sync::mpsc::unbounded_channel();
         let (release, mut released) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let released = Arc::new(tokio::sync::Mutex::new(released));
+        // One connection per lane: requests with records on one, the rest on the other.
         tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            let (mut read, mut write) = stream.into_split();
-            while let Ok(Some((id, req))) = wire::read_frame::<_, Request>(&mut read, 1 << 20).await {
-                let resp = match req {
-                    Request::Hello { .. } => Response::Hello,
-                    Request::AppendEntries(_, rpc) => {
-                        seen_tx.send(rpc).unwrap();
-                        released.recv().await.unwrap();
-                        Response::AppendEntries(Ok(AppendEntriesResponse::Success))
+            while let Ok((stream, _)) = listener.accept().await {
+                let (seen_tx, released) = (seen_tx.clone(), released.clone());
+                tokio::spawn(async move {
+                    let (mut read, mut write) = stream.into_split();
+                    while let Ok(Some((id, req))) = wire::read_frame::<_, Request>(&mut read, 1 << 20).await {
+                        let resp = match req {
+                            Request::Hello { .. } => Response::Hello,
+                            Request::AppendEntries(_, rpc) => {
+                                seen_tx.send(rpc).unwrap();
+                                released.lock().await.recv().await.unwrap();
+                                Response::AppendEntries(Ok(AppendEntriesResponse::Success))
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        };
+                        write.write_all(&wire::encode(id, &resp).unwrap()).await.unwrap();
                     }
-                    other => panic!("unexpected {other:?}"),
-                };
-                write.write_all(&wire::encode(id, &resp).unwrap()).await.unwrap();
+                });
             }
         });
         (addr, seen, release)
@@ -253,6 +267,31 @@ mod tests {
         let indexes: Vec<u64> = rest.entries.iter().map(|e| e.log_id.index).collect();
         assert_eq!((rest.prev_log_id, indexes), (Some(id(2, 12)), vec![13, 14, 15]));
         assert!(kept.is_none() && seen.try_recv().is_err(), "11-12 were not sent again");
+    }
+
+    #[tokio::test]
+    async fn a_newer_commit_index_that_got_no_answer_is_not_reported_as_sent() {
+        let (addr, mut seen, release) = slow_peer().await;
+        let peers = Peers::new(1, [(2, addr)].into(), 1 << 20, std::time::Duration::from_secs(1));
+        let group = GroupId::Partition {
+            topic: "t".into(),
+            partition: 0,
+        };
+        let mut kept = None;
+        let soon = || Instant::now() + std::time::Duration::from_millis(100);
+        let first = send_append(&peers, 2, &group, &mut kept, append(10, 12, 9), soon()).await;
+        assert!(matches!(first, Err(CallError::Timeout(_))), "{first:?}");
+        seen.recv().await.unwrap();
+        release.send(()).unwrap(); // only the first request is answered
+        let retry = send_append(&peers, 2, &group, &mut kept, append(10, 12, 12), soon()).await;
+        assert!(
+            matches!(retry, Err(CallError::Timeout(_))),
+            "the commit index did not arrive: openraft must send it again ({retry:?})"
+        );
+        assert!(
+            seen.recv().await.unwrap().entries.is_empty(),
+            "only the commit index went out"
+        );
     }
 
     #[test]

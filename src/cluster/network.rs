@@ -37,12 +37,14 @@ pub enum CallError {
     Unreachable(String),
     /// No answer in time: the peer may just be slow.
     Timeout(String),
+    /// An answer that cannot be used as it is; the caller retries.
+    Failed(String),
 }
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Unreachable(why) | CallError::Timeout(why) => f.write_str(why),
+            CallError::Unreachable(why) | CallError::Timeout(why) | CallError::Failed(why) => f.write_str(why),
         }
     }
 }
@@ -374,7 +376,9 @@ fn rpc_outcome<E: std::error::Error>(target: NodeId, outcome: Result<Response, C
         // Unreachable makes openraft back off (500 ms) instead of resending at once: a
         // dead peer would otherwise cost a busy loop per group with data for it.
         Err(CallError::Unreachable(why)) => Err(unreachable(target, &why)),
-        Err(CallError::Timeout(why)) => Err(RPCError::Network(NetworkError::new(&std::io::Error::other(why)))),
+        Err(CallError::Timeout(why) | CallError::Failed(why)) => {
+            Err(RPCError::Network(NetworkError::new(&std::io::Error::other(why))))
+        }
     }
 }
 
@@ -399,7 +403,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             .peers
             .as_ref()
             .ok_or_else(|| unreachable(self.target, "no transport"))?;
-        let deadline = tokio::time::Instant::now() + option.hard_ttl();
+        // A little before openraft's own timeout drops this call, so that a partial answer
+        // (what the follower holds of a retry) still reaches it.
+        let ttl = option.hard_ttl();
+        let deadline = tokio::time::Instant::now() + ttl.saturating_sub((ttl / 8).min(Duration::from_millis(10)));
         let outcome = send_append(peers, self.target, &self.group, &mut self.kept, rpc, deadline).await;
         match rpc_outcome(self.target, outcome)? {
             Response::AppendEntries(r) => self.remote(r),
