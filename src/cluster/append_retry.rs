@@ -214,7 +214,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (seen_tx, seen) = tokio::sync::mpsc::unbounded_channel();
-        let (release, mut released) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (release, released) = tokio::sync::mpsc::unbounded_channel::<()>();
         let released = Arc::new(tokio::sync::Mutex::new(released));
         // One connection per lane: requests with records on one, the rest on the other.
         tokio::spawn(async move {
