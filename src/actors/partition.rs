@@ -184,7 +184,6 @@ impl Actor for PartitionActor {
         myself: ActorRef<PartitionMsg>,
         args: PartitionArgs,
     ) -> Result<PartitionState, ActorProcessingErr> {
-        claim_dir(&args.dir, args.topic_id)?;
         // Debug-build test hook: slow recovery down so readiness can be observed before it ends.
         #[cfg(debug_assertions)]
         if let Some(ms) = std::env::var("RS_DEBUG_RECOVERY_DELAY_MS")
@@ -193,7 +192,15 @@ impl Actor for PartitionActor {
         {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
-        let (log, report) = PartitionLog::open(&args.dir, args.log_config)?;
+        // Creating a partition fsyncs its marker and files, and recovery reads its segments: on
+        // the blocking pool, not a runtime worker (a topic of many partitions created at once
+        // held both workers long enough for the controller's 50 ms heartbeats to time out).
+        let (dir, topic_id, log_config) = (args.dir.clone(), args.topic_id, args.log_config);
+        let (log, report) = tokio::task::spawn_blocking(move || {
+            claim_dir(&dir, topic_id)?;
+            PartitionLog::open(&dir, log_config)
+        })
+        .await??;
         if let Some((bytes, why)) = &report.truncated {
             tracing::warn!(partition = ?args.tp, bytes, reason = %why, "cut a torn or corrupt tail during recovery");
         }

@@ -1,5 +1,6 @@
 //! The chaos workload: idempotent acks=all librdkafka producers writing unique values
-//! (`p<producer>.<instance>-<seq>`, round-robin over the partitions) at a fixed rate, plain
+//! (`p<producer>.<instance>-<seq>`, round-robin over the partitions) at a fixed rate, with a
+//! burst of near-megabyte batches every thousand records, plain
 //! readers (one reading on, one seeking back to the start every few seconds) and a consumer
 //! group committing what it read, with one member that leaves and rejoins every few seconds
 //! so rebalances happen all through the run. Every invoke, ack, error, read and commit goes to the history.
@@ -9,7 +10,7 @@
 use super::history::{Event, History};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,10 +82,21 @@ impl ProducerContext for ProducerCtx {
     }
 }
 
+/// Every this many records a producer sends a burst: `BURST_RECORDS` records back to back to
+/// one partition, each with a `BURST_PAD_BYTES` header, so librdkafka's default batching
+/// (batch.size 1,000,000) fills batches near `message.max.bytes` — replication of megabyte
+/// entries under faults, not only of the steady trickle.
+const BURST_EVERY: u64 = 1_000;
+/// Records in one burst.
+const BURST_RECORDS: u64 = 800;
+/// Header bytes of each burst record (the value stays the unique string the checker reads).
+const BURST_PAD_BYTES: usize = 1_024;
+
 fn produce(spec: WorkloadSpec, index: u32, history: Arc<History>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let mut seq = 0u64;
     let mut instance = 0u32;
     let interval = Duration::from_secs_f64(1.0 / spec.rate_per_producer.max(1) as f64);
+    let pad = vec![b'~'; BURST_PAD_BYTES];
     while !stop.load(Ordering::Relaxed) {
         let name = format!("p{index}.{instance}");
         let producer: BaseProducer<ProducerCtx> = ClientConfig::new()
@@ -92,6 +104,7 @@ fn produce(spec: WorkloadSpec, index: u32, history: Arc<History>, stop: Arc<Atom
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
+            .set("batch.size", "1000000")
             .set("message.timeout.ms", "30000")
             .set("request.timeout.ms", "5000")
             .set("retry.backoff.ms", "100")
@@ -100,43 +113,27 @@ fn produce(spec: WorkloadSpec, index: u32, history: Arc<History>, stop: Arc<Atom
                 history: history.clone(),
                 name: name.clone(),
             })?;
+        let sender = Sender {
+            producer: &producer,
+            history: &history,
+            name: &name,
+            topic: &spec.topic,
+            stop: &stop,
+        };
         let mut next = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             if producer.client().fatal_error().is_some() {
                 break;
             }
-            let partition = (seq % spec.partitions as u64) as i32;
-            let value = format!("{name}-{seq}");
-            seq += 1;
-            history.record(|t_ms| Event::Invoke {
-                t_ms,
-                producer: name.clone(),
-                partition,
-                value: value.clone(),
-            });
-            let mut record = BaseRecord::<(), [u8], _>::with_opaque_to(&spec.topic, Box::new(partition))
-                .partition(partition)
-                .payload(value.as_bytes());
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((e, r)) => {
-                        if producer.client().fatal_error().is_some() || stop.load(Ordering::Relaxed) {
-                            let error = e.to_string();
-                            history.record(|t_ms| Event::Fail {
-                                t_ms,
-                                producer: name.clone(),
-                                partition,
-                                value: value.clone(),
-                                error,
-                            });
-                            break;
-                        }
-                        record = r;
-                        producer.poll(Duration::from_millis(10));
-                    }
+            if seq > 0 && seq % BURST_EVERY == 0 {
+                let partition = ((seq / BURST_EVERY) % spec.partitions as u64) as i32;
+                for _ in 0..BURST_RECORDS {
+                    sender.send(partition, seq, Some(&pad));
+                    seq += 1;
                 }
             }
+            sender.send((seq % spec.partitions as u64) as i32, seq, None);
+            seq += 1;
             next += interval;
             let now = Instant::now();
             if next > now {
@@ -151,6 +148,58 @@ fn produce(spec: WorkloadSpec, index: u32, history: Arc<History>, stop: Arc<Atom
         instance += 1;
     }
     Ok(())
+}
+
+/// One producer instance, as the workload sends through it.
+struct Sender<'a> {
+    producer: &'a BaseProducer<ProducerCtx>,
+    history: &'a History,
+    name: &'a str,
+    topic: &'a str,
+    stop: &'a AtomicBool,
+}
+
+impl Sender<'_> {
+    /// Sends value `<name>-<seq>` to `partition` (with a `pad` header if given), waiting while
+    /// librdkafka's queue is full; records the invoke, and the failure if it cannot be queued.
+    fn send(&self, partition: i32, seq: u64, pad: Option<&[u8]>) {
+        let value = format!("{}-{seq}", self.name);
+        self.history.record(|t_ms| Event::Invoke {
+            t_ms,
+            producer: self.name.to_string(),
+            partition,
+            value: value.clone(),
+        });
+        let mut record = BaseRecord::<(), [u8], _>::with_opaque_to(self.topic, Box::new(partition))
+            .partition(partition)
+            .payload(value.as_bytes());
+        if let Some(pad) = pad {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "pad",
+                value: Some(pad),
+            }));
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((e, r)) => {
+                    if self.producer.client().fatal_error().is_some() || self.stop.load(Ordering::Relaxed) {
+                        let error = e.to_string();
+                        self.history.record(|t_ms| Event::Fail {
+                            t_ms,
+                            producer: self.name.to_string(),
+                            partition,
+                            value: value.clone(),
+                            error,
+                        });
+                        return;
+                    }
+                    record = r;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
 }
 
 /// How far back the seeking reader jumps, per partition (re-reading everything each time would

@@ -403,10 +403,14 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             .peers
             .as_ref()
             .ok_or_else(|| unreachable(self.target, "no transport"))?;
-        // A little before openraft's own timeout drops this call, so that a partial answer
-        // (what the follower holds of a retry) still reaches it.
+        // With records: a little before openraft's own timeout drops this call, so that a
+        // partial answer (what the follower holds of a retry) still reaches it.
         let ttl = option.hard_ttl();
-        let deadline = tokio::time::Instant::now() + ttl.saturating_sub((ttl / 8).min(Duration::from_millis(10)));
+        let margin = match rpc.entries.is_empty() {
+            true => Duration::ZERO,
+            false => (ttl / 8).min(Duration::from_millis(10)),
+        };
+        let deadline = tokio::time::Instant::now() + ttl.saturating_sub(margin);
         let outcome = send_append(peers, self.target, &self.group, &mut self.kept, rpc, deadline).await;
         match rpc_outcome(self.target, outcome)? {
             Response::AppendEntries(r) => self.remote(r),
