@@ -125,7 +125,7 @@ fn produce(spec: WorkloadSpec, index: u32, history: Arc<History>, stop: Arc<Atom
             if producer.client().fatal_error().is_some() {
                 break;
             }
-            if seq > 0 && seq % BURST_EVERY == 0 {
+            if seq > 0 && seq.is_multiple_of(BURST_EVERY) {
                 let partition = ((seq / BURST_EVERY) % spec.partitions as u64) as i32;
                 for _ in 0..BURST_RECORDS {
                     sender.send(partition, seq, Some(&pad));
