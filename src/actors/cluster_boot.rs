@@ -97,9 +97,13 @@ async fn propose_retrying(
         let now = tokio::time::Instant::now();
         match rx.await {
             Ok(Ok(v)) => return Ok(v),
-            Ok(Err((ResponseError::NotController, why))) if patience.is_none_or(|p| now < started + p) => {
+            // A controller leader whose data dir is full refuses changes until there is room
+            // (or another node leads): a node starting then waits, it does not give up.
+            Ok(Err((code @ (ResponseError::NotController | ResponseError::KafkaStorageError), why)))
+                if patience.is_none_or(|p| now < started + p) =>
+            {
                 if now >= next_log {
-                    tracing::info!(%why, waited_s = (now - started).as_secs(), "waiting for the controller group to have a leader");
+                    tracing::info!(%why, ?code, waited_s = (now - started).as_secs(), "waiting for the controller group to take a change");
                     next_log = now + WAIT_LOG_INTERVAL;
                 }
                 tracing::debug!(%why, "controller not reachable yet; retrying");

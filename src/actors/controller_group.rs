@@ -6,7 +6,7 @@
 use super::cluster_routes::ClusterRoutes;
 use super::controller::ControllerMsg;
 use crate::cluster::network::{Network, Peers};
-use crate::cluster::wire::GroupId;
+use crate::cluster::wire::{GroupId, Request, Response};
 use crate::cluster::{NodeId, Raft};
 use crate::storage::disk_guard::{DiskGuard, CHECK_INTERVAL};
 use crate::storage::log::{LogConfig, PartitionLog};
@@ -91,8 +91,9 @@ impl GroupParts {
             let every = Duration::from_millis(self.raft_config.heartbeat_interval.max(1));
             let watched = Watched {
                 raft: raft.clone(),
-                liveness: peers.liveness.clone(),
+                peers: peers.clone(),
                 stall_confirmed: stall_confirmed.clone(),
+                disk: self.disk.clone(),
             };
             spawn_pre_vote(watched, self.node_id, every);
         }
@@ -122,8 +123,9 @@ pub(super) struct Opened {
 /// What the pre-vote task looks after.
 struct Watched {
     raft: Raft,
-    liveness: crate::cluster::liveness::Liveness,
+    peers: Arc<Peers>,
     stall_confirmed: Arc<std::sync::atomic::AtomicU64>,
+    disk: Arc<DiskGuard>,
 }
 
 /// Keeps `leader_out` equal to the group's leader; reports a stop on an error to `me`.
@@ -159,13 +161,17 @@ fn watch_group(raft: Raft, leader_out: Arc<std::sync::atomic::AtomicI32>, me: Ac
 /// timers): its election timer runs only while this node hears a majority of the voters. Cut
 /// off, it would campaign over and over, and come back with a term that deposes the others'
 /// controller (openraft 0.9 has no pre-vote). After a stall of this node, a leadership here
-/// counts again once a quorum confirmed it. Ends when the group stops.
+/// counts again once a quorum confirmed it. A node whose data dir is full does not campaign
+/// (it could write no metadata), and hands the leadership over if it has it. Ends when the
+/// group stops.
 fn spawn_pre_vote(w: Watched, me: NodeId, every: Duration) {
     let Watched {
         raft,
-        liveness,
+        peers,
         stall_confirmed,
+        disk,
     } = w;
+    let liveness = peers.liveness.clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -175,6 +181,9 @@ fn spawn_pre_vote(w: Watched, me: NodeId, every: Duration) {
             let leading = raft.metrics().borrow().state == openraft::ServerState::Leader;
             if leading {
                 crate::cluster::confirm_after_stall(&raft, &liveness, &stall_confirmed, liveness.lease()).await;
+                if disk.is_low() {
+                    hand_over(&raft, &peers, me).await;
+                }
             }
             let reachable = {
                 let m = raft.metrics();
@@ -182,7 +191,7 @@ fn spawn_pre_vote(w: Watched, me: NodeId, every: Duration) {
                 if m.running_state.is_err() {
                     return;
                 }
-                liveness.holds_quorum(me, m.membership_config.membership().get_joint_config())
+                liveness.holds_quorum(me, m.membership_config.membership().get_joint_config()) && !disk.is_low()
             };
             if reachable != electing {
                 electing = reachable;
@@ -191,6 +200,40 @@ fn spawn_pre_vote(w: Watched, me: NodeId, every: Duration) {
             }
         }
     });
+}
+
+/// A controller leader whose data dir is full refuses every change (and a node starting then
+/// could not register): it stops heartbeating, so its followers' vote lease runs out, asks a
+/// voter it hears from to campaign, and waits (bounded) for another node to lead. Its own
+/// heartbeats resume either way (a failed handover is tried again on the next tick).
+async fn hand_over(raft: &Raft, peers: &Peers, me: NodeId) {
+    let lease = Duration::from_millis(raft.config().election_timeout_max);
+    let heard = peers.liveness.lease();
+    let voters: Vec<NodeId> = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        let voters = m.membership_config.membership().voter_ids();
+        voters.filter(|v| *v != me && peers.heard_within(*v, heard)).collect()
+    };
+    if voters.is_empty() {
+        return;
+    }
+    raft.runtime_config().heartbeat(false);
+    tokio::time::sleep(lease + super::partition_handoff::LEASE_MARGIN).await;
+    for voter in voters {
+        let asked = peers.call(voter, Request::Campaign(GroupId::Controller), lease).await;
+        if matches!(asked, Ok(Response::Proposed(Ok(_)))) {
+            let moved = raft
+                .wait(Some(2 * lease))
+                .metrics(move |m| m.current_leader.is_some_and(|l| l != me), "controller moved")
+                .await;
+            if moved.is_ok() {
+                tracing::warn!(to = voter, "data dir full: controller leadership handed over");
+                break;
+            }
+        }
+    }
+    raft.runtime_config().heartbeat(true);
 }
 
 /// Reopen bookkeeping: how many in a row, and since when the current group runs.
