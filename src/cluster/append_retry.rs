@@ -240,17 +240,28 @@ mod tests {
         (addr, seen, release)
     }
 
-    #[tokio::test]
-    async fn a_retry_after_a_deadline_waits_for_the_first_answer_and_sends_only_the_new_entries() {
-        let (addr, mut seen, release) = slow_peer().await;
+    /// Peers of node 1 whose node 2 is a `slow_peer`, and the group the tests replicate.
+    async fn slow_client() -> (
+        Arc<Peers>,
+        GroupId,
+        tokio::sync::mpsc::UnboundedReceiver<AppendEntriesRequest<TypeConfig>>,
+        tokio::sync::mpsc::UnboundedSender<()>,
+    ) {
+        let (addr, seen, release) = slow_peer().await;
         let peers = Peers::new(1, [(2, addr)].into(), 1 << 20, std::time::Duration::from_secs(1));
         let group = GroupId::Partition {
             topic: "t".into(),
             partition: 0,
         };
+        (peers, group, seen, release)
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_a_deadline_waits_for_the_first_answer_and_sends_only_the_new_entries() {
+        let (peers, group, mut seen, release) = slow_client().await;
         let mut kept = None;
-        let soon = Instant::now() + std::time::Duration::from_millis(100);
-        let first = send_append(&peers, 2, &group, &mut kept, append(10, 12, 9), soon).await;
+        let soon = || Instant::now() + std::time::Duration::from_millis(100);
+        let first = send_append(&peers, 2, &group, &mut kept, append(10, 12, 9), soon()).await;
         assert!(matches!(first, Err(CallError::Timeout(_))), "{first:?}");
         assert_eq!(
             seen.recv().await.unwrap().entries.len(),
@@ -271,12 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_newer_commit_index_that_got_no_answer_is_not_reported_as_sent() {
-        let (addr, mut seen, release) = slow_peer().await;
-        let peers = Peers::new(1, [(2, addr)].into(), 1 << 20, std::time::Duration::from_secs(1));
-        let group = GroupId::Partition {
-            topic: "t".into(),
-            partition: 0,
-        };
+        let (peers, group, mut seen, release) = slow_client().await;
         let mut kept = None;
         let soon = || Instant::now() + std::time::Duration::from_millis(100);
         let first = send_append(&peers, 2, &group, &mut kept, append(10, 12, 9), soon()).await;
