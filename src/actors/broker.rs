@@ -200,6 +200,14 @@ impl Actor for Broker {
             spawn_leader_reporter(controller.clone(), reports.clone());
             reports
         });
+        // The pinger runs before the node joins: the controller group's pre-vote campaigns only
+        // while pings say a majority is reached, and a node still joining sends no other
+        // requests. Started after the join, a leader lost during the cluster's start left every
+        // joining node's election timer off: no controller, for ever (seen once with 5 nodes).
+        let (ping_interval, dead_after) = ping_timing(&cfg);
+        let pinger = transport
+            .as_ref()
+            .map(|t| spawn_pinger(t.peers.clone(), cfg.node_id as u64, ping_interval, dead_after));
         let identity = match &transport {
             Some(t) => {
                 t.routes.set_controller(controller.clone());
@@ -260,6 +268,7 @@ impl Actor for Broker {
         )
         .await?;
         let mut failure_detection = spawn_failure_detection(&cfg, registry.clone(), peers, meta.clone());
+        failure_detection.extend(pinger);
         failure_detection.push(disk_monitor);
         let sup = supervisor.clone();
         let mut reconcile_rx = version_rx.clone();
@@ -455,22 +464,24 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     tracing::info!(partitions_left = st.registry.all().len(), "shutdown complete");
 }
 
-/// Starts the node pinger (clusters only) and the partition elector: partition groups have
-/// no election or heartbeat timers of their own (`cluster::partition_raft_config`).
+/// (ping interval, how long a node unheard counts as dead).
+fn ping_timing(cfg: &Config) -> (Duration, Duration) {
+    let interval = Duration::from_millis(cfg.raft_partition_heartbeat_interval_ms.max(1));
+    // The followers' leader lease (openraft's election_timeout_max) plus one ping: by then a
+    // dead leader's lease has expired everywhere, so the first campaign can win.
+    (interval, cfg.partition_lease() + interval)
+}
+
+/// Starts the partition elector (the node pinger starts before the node joins): partition
+/// groups have no election or heartbeat timers of their own (`cluster::partition_raft_config`).
 fn spawn_failure_detection(
     cfg: &Config,
     registry: Arc<Registry>,
     peers: Option<Arc<Peers>>,
     meta: Arc<RwLock<Arc<ClusterMeta>>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let interval = Duration::from_millis(cfg.raft_partition_heartbeat_interval_ms.max(1));
-    // The followers' leader lease (openraft's election_timeout_max) plus one ping: by then a
-    // dead leader's lease has expired everywhere, so the first campaign can win.
-    let dead_after = cfg.partition_lease() + interval;
+    let (interval, dead_after) = ping_timing(cfg);
     let mut tasks = Vec::new();
-    if let Some(p) = &peers {
-        tasks.push(spawn_pinger(p.clone(), cfg.node_id as u64, interval, dead_after));
-    }
     let elector = ElectorConfig {
         node_id: cfg.node_id as u64,
         interval,
