@@ -65,29 +65,38 @@ pub struct Unanswered {
     sent: Sent,
 }
 
-/// Sends `rpc` to `target` for `group`, waiting until `deadline`. A retry of a request still
+/// Where an AppendEntries goes: a peer, over this node's connections, for one group.
+#[derive(Clone, Copy)]
+pub struct Link<'a> {
+    /// This node's connections.
+    pub peers: &'a Peers,
+    /// The follower.
+    pub target: NodeId,
+    /// The group the entries belong to.
+    pub group: &'a GroupId,
+}
+
+/// Sends `rpc` over `link`, waiting until `deadline`. A retry of a request still
 /// unanswered in `kept` waits for that answer and sends only the rest; a request with records
 /// whose deadline passes is kept for the next retry.
 pub async fn send_append(
-    peers: &Peers,
-    target: NodeId,
-    group: &GroupId,
+    link: Link<'_>,
     kept: &mut Option<Unanswered>,
     rpc: AppendEntriesRequest<TypeConfig>,
     deadline: Instant,
 ) -> Result<Response, CallError> {
     let Some(earlier) = kept.as_ref().map(|k| k.key).filter(|k| k.covered_by(&rpc)) else {
         *kept = None;
-        return send_keeping(peers, target, group, kept, rpc, deadline).await;
+        return send_keeping(link, kept, rpc, deadline).await;
     };
-    let answer = answer_kept(peers, target, kept, deadline).await?;
+    let answer = answer_kept(link, kept, deadline).await?;
     metrics::counter!(crate::observability::APPEND_RESENDS_AVOIDED).increment(1);
     let rest = match earlier.rest_of(&rpc) {
         Some(rest) if accepted_all(&answer) => rest,
         _ => return Ok(answer),
     };
     let has_entries = !rest.entries.is_empty();
-    match send_keeping(peers, target, group, kept, rest, deadline).await {
+    match send_keeping(link, kept, rest, deadline).await {
         // The follower holds the earlier part: say so, and the next retry starts after it. (A
         // commit index alone is not reported as sent: openraft would not send it again.)
         Err(CallError::Timeout(_)) if has_entries => Ok(Response::AppendEntries(Ok(
@@ -96,7 +105,8 @@ pub async fn send_append(
         // openraft would take a conflict as one at the retry's start, which the follower
         // accepted: let it retry from there instead.
         Ok(Response::AppendEntries(Ok(AppendEntriesResponse::Conflict))) => Err(CallError::Failed(format!(
-            "node {target} no longer holds the entries it accepted"
+            "node {} no longer holds the entries it accepted",
+            link.target
         ))),
         other => other,
     }
@@ -105,34 +115,29 @@ pub async fn send_append(
 /// Sends `rpc` and waits for its answer; a request with records is kept in `kept` meanwhile, so
 /// a deadline that passes (or openraft dropping this wait) leaves it there for the retry.
 async fn send_keeping(
-    peers: &Peers,
-    target: NodeId,
-    group: &GroupId,
+    link: Link<'_>,
     kept: &mut Option<Unanswered>,
     rpc: AppendEntriesRequest<TypeConfig>,
     deadline: Instant,
 ) -> Result<Response, CallError> {
     let key = Key::of(&rpc);
-    let mut sent = peers.send(target, Request::AppendEntries(group.clone(), rpc))?;
+    let mut sent = link
+        .peers
+        .send(link.target, Request::AppendEntries(link.group.clone(), rpc))?;
     match key {
         Some(key) => {
             *kept = Some(Unanswered { key, sent });
-            answer_kept(peers, target, kept, deadline).await
+            answer_kept(link, kept, deadline).await
         }
-        None => peers.answer(target, &mut sent, deadline).await,
+        None => link.peers.answer(link.target, &mut sent, deadline).await,
     }
 }
 
 /// Waits until `deadline` for the answer of the request in `kept`, which stays there unless an
 /// answer (or a failure) came.
-async fn answer_kept(
-    peers: &Peers,
-    target: NodeId,
-    kept: &mut Option<Unanswered>,
-    deadline: Instant,
-) -> Result<Response, CallError> {
+async fn answer_kept(link: Link<'_>, kept: &mut Option<Unanswered>, deadline: Instant) -> Result<Response, CallError> {
     let unanswered = kept.as_mut().expect("a kept request");
-    let outcome = peers.answer(target, &mut unanswered.sent, deadline).await;
+    let outcome = link.peers.answer(link.target, &mut unanswered.sent, deadline).await;
     if !matches!(outcome, Err(CallError::Timeout(_))) {
         *kept = None;
     }
@@ -240,6 +245,14 @@ mod tests {
         (addr, seen, release)
     }
 
+    fn link<'a>(peers: &'a Peers, group: &'a GroupId) -> Link<'a> {
+        Link {
+            peers,
+            target: 2,
+            group,
+        }
+    }
+
     /// Peers of node 1 whose node 2 is a `slow_peer`, and the group the tests replicate.
     async fn slow_client() -> (
         Arc<Peers>,
@@ -261,7 +274,7 @@ mod tests {
         let (peers, group, mut seen, release) = slow_client().await;
         let mut kept = None;
         let soon = || Instant::now() + std::time::Duration::from_millis(100);
-        let first = send_append(&peers, 2, &group, &mut kept, append(10, 12, 9), soon()).await;
+        let first = send_append(link(&peers, &group), &mut kept, append(10, 12, 9), soon()).await;
         assert!(matches!(first, Err(CallError::Timeout(_))), "{first:?}");
         assert_eq!(
             seen.recv().await.unwrap().entries.len(),
@@ -272,7 +285,7 @@ mod tests {
         release.send(()).unwrap(); // the follower answers the first request late
         release.send(()).unwrap(); // and the rest at once
         let later = Instant::now() + std::time::Duration::from_secs(10);
-        let retry = send_append(&peers, 2, &group, &mut kept, append(10, 15, 9), later).await;
+        let retry = send_append(link(&peers, &group), &mut kept, append(10, 15, 9), later).await;
         assert!(accepted_all(&retry.unwrap()), "all of 11-15 accepted");
         let rest = seen.recv().await.unwrap();
         let indexes: Vec<u64> = rest.entries.iter().map(|e| e.log_id.index).collect();
@@ -285,11 +298,11 @@ mod tests {
         let (peers, group, mut seen, release) = slow_client().await;
         let mut kept = None;
         let soon = || Instant::now() + std::time::Duration::from_millis(100);
-        let first = send_append(&peers, 2, &group, &mut kept, append(10, 12, 9), soon()).await;
+        let first = send_append(link(&peers, &group), &mut kept, append(10, 12, 9), soon()).await;
         assert!(matches!(first, Err(CallError::Timeout(_))), "{first:?}");
         seen.recv().await.unwrap();
         release.send(()).unwrap(); // only the first request is answered
-        let retry = send_append(&peers, 2, &group, &mut kept, append(10, 12, 12), soon()).await;
+        let retry = send_append(link(&peers, &group), &mut kept, append(10, 12, 12), soon()).await;
         assert!(
             matches!(retry, Err(CallError::Timeout(_))),
             "the commit index did not arrive: openraft must send it again ({retry:?})"

@@ -2,7 +2,7 @@
 //! reconnecting with backoff. Each group's `Network` names its group in every request. A
 //! single node has no peers, and openraft never sends an RPC in a group of one.
 
-use super::append_retry::{send_append, Unanswered};
+use super::append_retry::{send_append, Link, Unanswered};
 pub use super::liveness::Liveness;
 use super::wire::{self, GroupId, Request, Response};
 use super::{NodeId, TypeConfig};
@@ -411,7 +411,12 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             false => (ttl / 8).min(Duration::from_millis(10)),
         };
         let deadline = tokio::time::Instant::now() + ttl.saturating_sub(margin);
-        let outcome = send_append(peers, self.target, &self.group, &mut self.kept, rpc, deadline).await;
+        let link = Link {
+            peers,
+            target: self.target,
+            group: &self.group,
+        };
+        let outcome = send_append(link, &mut self.kept, rpc, deadline).await;
         match rpc_outcome(self.target, outcome)? {
             Response::AppendEntries(r) => self.remote(r),
             other => Err(unexpected(other)),
