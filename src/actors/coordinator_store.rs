@@ -12,14 +12,14 @@
 //! is moved to the first of them. A replay therefore reads at most about twice the live state
 //! plus the interval, and the records it skips are exactly the ones superseded.
 
+use super::coordinator_load::{spawn_load, LoadId, LoadResult};
 use super::group_coordinator::CoordinatorMsg;
 use super::partition::PartitionMsg;
 use super::registry::{PartitionHandle, Registry};
 use crate::handlers::context::TopicPartition;
-use crate::protocol::batch::{validate_produced, BatchHeader};
-use crate::storage::log::PartitionLog;
+use crate::protocol::batch::validate_produced;
 use crate::storage::offsets::{
-    decode_records, encode_batch, partition_for, Committed, GroupSnapshot, OffsetKey, OffsetsRecord, OFFSETS_TOPIC,
+    encode_batch, partition_for, Committed, GroupSnapshot, OffsetKey, OffsetsRecord, OFFSETS_TOPIC,
 };
 use kafka_protocol::error::ResponseError;
 use ractor::ActorRef;
@@ -27,9 +27,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
-
-/// A replayed record and the log offset of its batch.
-pub type Replayed = (OffsetsRecord, i64);
 
 /// Where a write's outcome goes.
 pub type WriteDone = oneshot::Sender<Result<(), ResponseError>>;
@@ -39,9 +36,6 @@ type GroupOffsets = HashMap<(String, i32), (Committed, i64)>;
 
 /// Live records per compaction batch (one Raft entry each).
 const COMPACTION_BATCH_RECORDS: usize = 1000;
-
-/// How long a replay waits for its partition to have a leader here and a caught-up log.
-const LOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// Settings of the store.
 pub struct StoreConfig {
@@ -56,8 +50,11 @@ pub struct StoreConfig {
 }
 
 enum Load {
-    Loading,
-    Ready,
+    /// Replaying; only the result of this load is applied.
+    Loading(LoadId),
+    /// Replayed by load `id` while this node led the partition in `term`. The cache is exact
+    /// for that leadership only: in a later term another node may have led and written.
+    Ready { id: LoadId, term: u64 },
 }
 
 #[derive(PartialEq, Eq)]
@@ -87,6 +84,9 @@ pub struct Store {
     /// group → (stored generation, log offset of its record).
     groups: HashMap<String, (GroupSnapshot, i64)>,
     writes: HashMap<i32, PartitionWrites>,
+    next_load: LoadId,
+    /// Partitions unloaded since the last `take_unloaded`, whose groups the coordinator drops.
+    unloaded: Vec<i32>,
 }
 
 impl Store {
@@ -99,6 +99,8 @@ impl Store {
             offsets: HashMap::new(),
             groups: HashMap::new(),
             writes: HashMap::new(),
+            next_load: 0,
+            unloaded: Vec::new(),
         }
     }
 
@@ -107,58 +109,67 @@ impl Store {
         partition_for(group, self.cfg.partitions)
     }
 
-    /// `Ok` when the group's partition is loaded; otherwise starts loading it.
+    /// `Ok` when the group's partition is loaded for the leadership this node holds now;
+    /// otherwise starts loading it.
     pub fn ready(&mut self, me: &ActorRef<CoordinatorMsg>, group: &str) -> Result<(), ResponseError> {
         let p = self.partition_of(group);
-        if !self.leads(p) {
+        let Some(term) = self.leading_term(p) else {
             // Not (or no longer) the coordinator: the partition's leader is.
             self.unload(p);
             return Err(ResponseError::NotCoordinator);
-        }
+        };
         match self.loads.get(&p) {
-            Some(Load::Ready) => Ok(()),
-            Some(Load::Loading) => Err(ResponseError::CoordinatorLoadInProgress),
-            None => {
+            Some(Load::Ready { term: loaded, .. }) if *loaded == term => Ok(()),
+            Some(Load::Loading(_)) => Err(ResponseError::CoordinatorLoadInProgress),
+            Some(Load::Ready { .. }) | None => {
+                // Loaded in an earlier leadership (or never): what others wrote since is only
+                // in the log.
+                self.unload(p);
                 self.start_load(me, p);
                 Err(ResponseError::CoordinatorLoadInProgress)
             }
         }
     }
 
-    /// Starts loading every offsets partition that runs here and is not loaded (a partition
-    /// whose leadership arrives here is loaded before its groups ask).
+    /// Brings every offsets partition in line with its leadership here: loads the ones led
+    /// here that are not loaded for the current term, and unloads the ones led elsewhere (as
+    /// Kafka's coordinator does on election and resignation, so nothing stale outlives a
+    /// leadership even when no request asks).
     pub fn load_local(&mut self, me: &ActorRef<CoordinatorMsg>) {
         for p in 0..self.cfg.partitions {
-            if self.loads.contains_key(&p) {
-                continue;
-            }
-            let tp = TopicPartition {
-                topic: OFFSETS_TOPIC.into(),
-                partition: p,
-            };
-            if self
-                .registry
-                .get(&tp)
-                .is_some_and(|h| h.leadership().0 == Some(h.node_id))
-            {
-                self.start_load(me, p);
+            match (self.leading_term(p), self.loads.get(&p)) {
+                (None, None) | (Some(_), Some(Load::Loading(_))) => {}
+                (Some(term), Some(Load::Ready { term: loaded, .. })) if *loaded == term => {}
+                (None, Some(_)) => self.unload(p),
+                (Some(_), _) => {
+                    self.unload(p);
+                    self.start_load(me, p);
+                }
             }
         }
     }
 
-    /// Whether this node leads offsets partition `p`.
-    fn leads(&self, p: i32) -> bool {
+    /// The Raft term in which this node acts as leader of offsets partition `p`, if it does.
+    fn leading_term(&self, p: i32) -> Option<u64> {
         let tp = TopicPartition {
             topic: OFFSETS_TOPIC.into(),
             partition: p,
         };
-        self.registry
-            .get(&tp)
-            .is_some_and(|h| h.leadership().0 == Some(h.node_id))
+        let h = self.registry.get(&tp)?;
+        let (leader, term) = h.leadership();
+        (leader == Some(h.node_id)).then_some(term)
     }
 
-    /// Forgets what was loaded of partition `p` (its leadership moved away); a later leadership
-    /// replays it again.
+    /// The load whose cache of `p` serves the leadership this node holds now, if any.
+    fn serving(&self, p: i32) -> Option<LoadId> {
+        match self.loads.get(&p) {
+            Some(Load::Ready { id, term }) if self.leading_term(p) == Some(*term) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Forgets what was loaded of partition `p` (its leadership moved away, or began anew); a
+    /// later leadership replays it again.
     fn unload(&mut self, p: i32) {
         if self.loads.remove(&p).is_none() {
             return;
@@ -166,11 +177,19 @@ impl Store {
         let parts = self.cfg.partitions;
         self.offsets.retain(|g, _| partition_for(g, parts) != p);
         self.groups.retain(|g, _| partition_for(g, parts) != p);
+        self.unloaded.push(p);
+    }
+
+    /// Partitions unloaded since the last call: the groups they hold are no longer served here.
+    pub fn take_unloaded(&mut self) -> Vec<i32> {
+        std::mem::take(&mut self.unloaded)
     }
 
     fn start_load(&mut self, me: &ActorRef<CoordinatorMsg>, p: i32) {
-        self.loads.insert(p, Load::Loading);
-        spawn_load(me.clone(), self.registry.clone(), p);
+        self.next_load += 1;
+        let id = self.next_load;
+        self.loads.insert(p, Load::Loading(id));
+        spawn_load(me.clone(), self.registry.clone(), p, id);
     }
 
     /// Applies a finished replay; returns the stored generations of its groups, to restore.
@@ -178,21 +197,34 @@ impl Store {
         &mut self,
         me: &ActorRef<CoordinatorMsg>,
         partition: i32,
-        result: Result<Vec<Replayed>, String>,
+        load: LoadId,
+        result: LoadResult,
     ) -> Vec<(String, GroupSnapshot)> {
-        let records = match result {
-            Ok(records) => records,
+        if !matches!(self.loads.get(&partition), Some(Load::Loading(id)) if *id == load) {
+            // Superseded: the partition was unloaded, or loads again, since this one began.
+            return Vec::new();
+        }
+        let (term, records) = match result {
+            Ok(loaded) => loaded,
             Err(why) => {
                 tracing::warn!(partition, error = %why, "offsets partition not loaded; will retry");
                 self.loads.remove(&partition);
                 return Vec::new();
             }
         };
+        debug_assert!(
+            !self
+                .offsets
+                .keys()
+                .chain(self.groups.keys())
+                .any(|g| self.partition_of(g) == partition),
+            "a partition loads into an empty cache"
+        );
         let replayed = records.len() as u64;
         for (record, log_offset) in records {
             self.apply(record, log_offset);
         }
-        self.loads.insert(partition, Load::Ready);
+        self.loads.insert(partition, Load::Ready { id: load, term });
         let w = self.partition_writes(partition);
         w.since_compaction = replayed;
         self.maybe_compact(me, partition);
@@ -297,6 +329,9 @@ impl Store {
         records: Vec<OffsetsRecord>,
     ) -> Result<oneshot::Receiver<Result<(), ResponseError>>, ResponseError> {
         let p = self.partition_of(group);
+        if self.serving(p).is_none() {
+            return Err(ResponseError::NotCoordinator);
+        }
         let max_held = self.cfg.max_queued_writes;
         let (done, rx) = oneshot::channel();
         let w = self.partition_writes(p);
@@ -316,10 +351,11 @@ impl Store {
             topic: OFFSETS_TOPIC.into(),
             partition: p,
         };
-        self.registry.get(&tp).ok_or_else(|| {
-            self.loads.remove(&p);
-            ResponseError::NotCoordinator
-        })
+        let handle = self.registry.get(&tp);
+        if handle.is_none() {
+            self.unload(p);
+        }
+        handle.ok_or(ResponseError::NotCoordinator)
     }
 
     fn send_write(
@@ -329,6 +365,8 @@ impl Store {
         records: Vec<OffsetsRecord>,
         done: WriteDone,
     ) -> Result<(), ResponseError> {
+        // A write is applied only to the cache of the load it was sent under.
+        let load = self.serving(p).ok_or(ResponseError::NotCoordinator)?;
         let handle = self.handle(p)?;
         let rx = propose(&handle, &records)?;
         self.partition_writes(p).in_flight += 1;
@@ -338,6 +376,7 @@ impl Store {
             let result = outcome(timeout, rx).await;
             let _ = me.send_message(CoordinatorMsg::Written {
                 partition: p,
+                load,
                 records,
                 result,
                 done,
@@ -351,17 +390,23 @@ impl Store {
         &mut self,
         me: &ActorRef<CoordinatorMsg>,
         p: i32,
+        load: LoadId,
         records: Vec<OffsetsRecord>,
         result: Result<i64, ResponseError>,
         done: WriteDone,
     ) {
+        let same_load = matches!(self.loads.get(&p), Some(Load::Ready { id, .. }) if *id == load);
         let w = self.partition_writes(p);
         w.in_flight -= 1;
         let answer = match result {
+            // Committed, so the caller is told so; the cache of a later load (or none) has it
+            // from the log, or will.
             Ok(base) => {
                 w.since_compaction += records.len() as u64;
-                for record in records {
-                    self.apply(record, base);
+                if same_load {
+                    for record in records {
+                        self.apply(record, base);
+                    }
                 }
                 Ok(())
             }
@@ -391,6 +436,16 @@ impl Store {
 
     fn maybe_compact(&mut self, me: &ActorRef<CoordinatorMsg>, p: i32) {
         let interval = self.cfg.compaction_interval_records;
+        if self.serving(p).is_none() {
+            // The live records are known only to the cache of the current leadership: without
+            // one, rewriting them and moving the log start would drop what others wrote.
+            let w = self.partition_writes(p);
+            if w.compaction == Compaction::Draining {
+                w.compaction = Compaction::Idle;
+                w.held.clear(); // their callers learn NOT_COORDINATOR
+            }
+            return;
+        }
         let w = self.partition_writes(p);
         if w.compaction == Compaction::Idle && w.since_compaction >= w.threshold {
             let live = self.live_records(p).len() as u64;
@@ -413,11 +468,17 @@ impl Store {
     /// Writes the live records of `p` again (nothing else is being written to it now) and
     /// moves the log start to the first of them.
     fn start_compaction(&mut self, me: &ActorRef<CoordinatorMsg>, p: i32) {
+        debug_assert!(
+            self.serving(p).is_some(),
+            "compacting from the current leadership's cache"
+        );
         let live = self.live_records(p);
         let handle = match self.handle(p) {
             Ok(h) => h,
             Err(code) => return self.compacted(me, p, Err(format!("{code:?}"))),
         };
+        // Every write is applied (none in flight), so the high watermark covers them all.
+        let written_end = *handle.shared.high_watermark.borrow();
         let mut proposals = Vec::new();
         for chunk in live.chunks(COMPACTION_BATCH_RECORDS) {
             match propose(&handle, chunk) {
@@ -444,16 +505,17 @@ impl Store {
             }
             let result = match failed {
                 Some(code) => Err(format!("rewriting live records: {code:?}")),
-                // No live records: everything written so far is superseded (-1: up to the
-                // high watermark, which covers every write, none being in flight).
-                None => purge(&handle, first.unwrap_or(-1), timeout).await.map(|start| {
-                    tracing::info!(
-                        partition = p,
-                        live = live_count,
-                        log_start = start,
-                        "offsets partition compacted"
-                    );
-                }),
+                // No live records: everything written so far is superseded.
+                None => purge(&handle, first.unwrap_or(written_end), timeout)
+                    .await
+                    .map(|start| {
+                        tracing::info!(
+                            partition = p,
+                            live = live_count,
+                            log_start = start,
+                            "offsets partition compacted"
+                        );
+                    }),
             };
             let _ = me.send_message(CoordinatorMsg::Compacted { partition: p, result });
         });
@@ -509,7 +571,7 @@ async fn outcome(timeout: Duration, rx: oneshot::Receiver<Result<i64, ResponseEr
     }
 }
 
-/// Moves the partition's log start to `offset` (-1: the high watermark).
+/// Moves the partition's log start to `offset`.
 async fn purge(handle: &PartitionHandle, offset: i64, timeout: Duration) -> Result<i64, String> {
     let (tx, rx) = oneshot::channel();
     handle
@@ -517,70 +579,4 @@ async fn purge(handle: &PartitionHandle, offset: i64, timeout: Duration) -> Resu
         .send_message(PartitionMsg::DeleteRecords { offset, reply: tx })
         .map_err(|_| "partition stopped".to_string())?;
     outcome(timeout, rx).await.map_err(|code| format!("purging: {code:?}"))
-}
-
-/// Replays offsets partition `p` once it has a leader here and every entry in its log is
-/// committed (after a restart the high watermark catches up with the log end first).
-fn spawn_load(me: ActorRef<CoordinatorMsg>, registry: Arc<Registry>, p: i32) {
-    tokio::spawn(async move {
-        let tp = TopicPartition {
-            topic: OFFSETS_TOPIC.into(),
-            partition: p,
-        };
-        let mut changed = registry.changed.subscribe();
-        let deadline = tokio::time::Instant::now() + LOAD_WAIT;
-        let result = loop {
-            if let Some(h) = registry.get(&tp) {
-                let mut hwm_rx = h.shared.high_watermark.subscribe();
-                let leads = h.leadership().0 == Some(h.node_id);
-                let caught_up = tokio::time::timeout_at(deadline, async {
-                    while *hwm_rx.borrow_and_update() < h.log.end_offset() {
-                        if hwm_rx.changed().await.is_err() {
-                            return false;
-                        }
-                    }
-                    true
-                })
-                .await;
-                if leads && matches!(caught_up, Ok(true)) {
-                    let started = std::time::Instant::now();
-                    let replayed = replay(&h.log, *h.shared.high_watermark.borrow());
-                    if let Ok(records) = &replayed {
-                        let ms = started.elapsed().as_millis() as u64;
-                        tracing::info!("offsets partition {p} loaded: {} records in {ms} ms", records.len());
-                    }
-                    break replayed;
-                }
-            }
-            if tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
-                break Err(format!("offsets partition {p} has no leader here"));
-            }
-        };
-        let _ = me.send_message(CoordinatorMsg::Loaded { partition: p, result });
-    });
-}
-
-/// Every record of a partition below `hwm`, with its batch's log offset.
-fn replay(log: &PartitionLog, hwm: i64) -> Result<Vec<Replayed>, String> {
-    let mut out = Vec::new();
-    let mut offset = log.start_offset();
-    while offset < hwm {
-        let read = log
-            .read_batches(offset, 1 << 20, hwm)
-            .map_err(|_| format!("offset {offset} out of range"))?;
-        let mut rest = read.records.clone();
-        if rest.is_empty() {
-            break;
-        }
-        while !rest.is_empty() {
-            let header = BatchHeader::parse(&rest).ok_or("short batch")?;
-            let len = header.batch_length as usize + 12;
-            let one = rest.split_to(len.min(rest.len()));
-            for record in decode_records(one).map_err(|e| e.to_string())? {
-                out.push((record, header.base_offset));
-            }
-            offset = header.last_offset() + 1;
-        }
-    }
-    Ok(out)
 }

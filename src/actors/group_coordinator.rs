@@ -6,7 +6,8 @@
 //! carry on without a rebalance. Commits come from members (checked against the generation) or
 //! from standalone consumers and are answered once their record is committed.
 
-use super::coordinator_store::{Replayed, Store, StoreConfig, WriteDone};
+use super::coordinator_load::{LoadId, LoadResult};
+use super::coordinator_store::{Store, StoreConfig, WriteDone};
 use super::group_state::Groups;
 use super::registry::Registry;
 use crate::handlers::context::{CommitFrom, GroupDescription, GroupOp, GroupReply};
@@ -49,11 +50,13 @@ pub enum CoordinatorMsg {
     /// A partition's replay finished.
     Loaded {
         partition: i32,
-        result: Result<Vec<Replayed>, String>,
+        load: LoadId,
+        result: LoadResult,
     },
     /// A write to an offsets partition finished (with its batch's log offset).
     Written {
         partition: i32,
+        load: LoadId,
         records: Vec<OffsetsRecord>,
         result: Result<i64, ResponseError>,
         done: WriteDone,
@@ -90,6 +93,15 @@ pub struct CoordinatorState {
 pub struct GroupCoordinator;
 
 impl CoordinatorState {
+    /// Drops the groups of the offsets partitions the store unloaded: their members are
+    /// answered NOT_COORDINATOR and find the partition's leader, which loads them from the log.
+    fn forget_unloaded_groups(&mut self) {
+        for p in self.store.take_unloaded() {
+            let store = &self.store;
+            self.groups.forget(|g| store.partition_of(g) == p);
+        }
+    }
+
     /// Stores the generations that changed (a new stable generation, or no members left).
     fn store_changed_groups(&mut self, me: &ActorRef<CoordinatorMsg>) {
         for (group, snapshot) in self.groups.take_changed() {
@@ -208,32 +220,38 @@ impl Actor for GroupCoordinator {
                     .store
                     .ready(&me, &group)
                     .and_then(|_| st.groups.check_commit(Instant::now(), &group, &from));
-                if let Err(code) = checked {
-                    let _ = reply.send(Err(code));
-                    return Ok(());
+                match checked {
+                    Err(code) => drop(reply.send(Err(code))),
+                    Ok(()) => {
+                        let records = entries
+                            .into_iter()
+                            .map(|(k, v)| OffsetsRecord::Offset(k, Some(v)))
+                            .collect();
+                        answer_when_written(st.store.write(&me, &group, records), reply);
+                    }
                 }
-                let records = entries
-                    .into_iter()
-                    .map(|(k, v)| OffsetsRecord::Offset(k, Some(v)))
-                    .collect();
-                answer_when_written(st.store.write(&me, &group, records), reply);
             }
             CoordinatorMsg::Fetch { group, wanted, reply } => {
                 let result = st.store.ready(&me, &group).map(|_| st.store.committed(&group, wanted));
                 let _ = reply.send(result);
             }
-            CoordinatorMsg::Loaded { partition, result } => {
+            CoordinatorMsg::Loaded {
+                partition,
+                load,
+                result,
+            } => {
                 let now = Instant::now();
-                for (group, snapshot) in st.store.loaded(&me, partition, result) {
+                for (group, snapshot) in st.store.loaded(&me, partition, load, result) {
                     st.groups.restore(now, &group, snapshot);
                 }
             }
             CoordinatorMsg::Written {
                 partition,
+                load,
                 records,
                 result,
                 done,
-            } => st.store.written(&me, partition, records, result, done),
+            } => st.store.written(&me, partition, load, records, result, done),
             CoordinatorMsg::Compacted { partition, result } => st.store.compacted(&me, partition, result),
             CoordinatorMsg::Tick => {
                 let now = Instant::now();
@@ -253,6 +271,7 @@ impl Actor for GroupCoordinator {
                 st.store_changed_groups(&me);
             }
         }
+        st.forget_unloaded_groups();
         Ok(())
     }
 }

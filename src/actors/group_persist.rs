@@ -1,8 +1,10 @@
-//! What of a group is stored in the offsets topic (its stable generation) and how a
-//! coordinator that takes the group over brings it back.
+//! What of a group is stored in the offsets topic (its stable generation), how a
+//! coordinator that takes the group over brings it back, and how one that gives it up forgets it.
 
 use super::{Group, Groups, Member, State};
+use crate::handlers::context::Joined;
 use crate::storage::offsets::{GroupSnapshot, StoredMember};
+use kafka_protocol::error::ResponseError;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -83,5 +85,26 @@ impl Groups {
                 dirty: false,
             },
         );
+    }
+
+    /// Forgets the groups `gone` selects (their offsets partition is no longer served here):
+    /// members waiting in a join or sync are answered NOT_COORDINATOR.
+    pub fn forget(&mut self, gone: impl Fn(&str) -> bool) {
+        self.groups.retain(|name, g| {
+            if !gone(name) {
+                return true;
+            }
+            for (member_id, tx) in g.pending_joins.drain() {
+                let _ = tx.send(Joined {
+                    error: Some(ResponseError::NotCoordinator),
+                    member_id,
+                    ..Default::default()
+                });
+            }
+            for (_, tx) in g.pending_syncs.drain() {
+                let _ = tx.send(Err(ResponseError::NotCoordinator));
+            }
+            false
+        });
     }
 }

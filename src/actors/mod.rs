@@ -9,6 +9,7 @@ pub mod committer;
 pub mod connection;
 pub mod controller;
 pub mod controller_group;
+pub mod coordinator_load;
 pub mod coordinator_store;
 pub mod group_coordinator;
 pub mod group_state;
