@@ -191,10 +191,20 @@ fn report(summary: &raftstream::chaos::checker::Summary) {
         summary.unavailable.len()
     );
     for (fault, lengths) in &summary.availability.by_fault {
-        let longest = lengths.iter().max().copied().unwrap_or(0);
+        let mut sorted = lengths.clone();
+        sorted.sort_unstable();
+        let at = |q: usize| {
+            sorted
+                .get((sorted.len().saturating_sub(1) * q) / 100)
+                .copied()
+                .unwrap_or(0)
+        };
         println!(
-            "   unavailable under {fault}: {} windows, longest {longest} ms",
-            lengths.len()
+            "   unavailable under {fault}: {} windows, median {} ms, p90 {} ms, longest {} ms",
+            sorted.len(),
+            at(50),
+            at(90),
+            at(100)
         );
     }
     if !summary.passed() {

@@ -88,6 +88,10 @@ impl ProducerContext for ProducerCtx {
 /// entries under faults, not only of the steady trickle. (Every 1,000 filled the nodes'
 /// 256 MiB data dirs in a 10-minute run.)
 const BURST_EVERY: u64 = 5_000;
+
+/// The producers' `request.timeout.ms`: how long a request to a paused node waits before the
+/// client looks for another leader (the availability bounds count it).
+pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// Records in one burst.
 const BURST_RECORDS: u64 = 800;
 /// Header bytes of each burst record (the value stays the unique string the checker reads).
@@ -107,7 +111,7 @@ fn produce(spec: WorkloadSpec, index: u32, history: Arc<History>, stop: Arc<Atom
             .set("linger.ms", "5")
             .set("batch.size", "1000000")
             .set("message.timeout.ms", "30000")
-            .set("request.timeout.ms", "5000")
+            .set("request.timeout.ms", REQUEST_TIMEOUT_MS.to_string())
             .set("retry.backoff.ms", "100")
             .set("retry.backoff.max.ms", "500")
             .create_with_context(ProducerCtx {
