@@ -3,7 +3,7 @@
 //! handlers at once and writes their responses strictly in request order; Produce requests
 //! hand their batches to partitions in request order too. A broken frame closes
 //! this connection and nothing else. On shutdown it stops reading, finishes what is in flight
-//! and closes.
+//! and closes; so it does after answering Metadata while the node is cut off from the cluster.
 
 use crate::handlers::context::Broker;
 use crate::handlers::produce_order::ProduceOrder;
@@ -58,9 +58,9 @@ impl Actor for Connection {
     }
 }
 
-/// A request being handled: resolves to its response (or why the connection must close) and
-/// the size of its request frame.
-type InFlight = futures::future::BoxFuture<'static, (Result<Option<Bytes>, String>, usize)>;
+/// A request being handled: resolves to its response (or why the connection must close), the
+/// size of its request frame, and whether it was a Metadata request.
+type InFlight = futures::future::BoxFuture<'static, (Result<Option<Bytes>, String>, usize, bool)>;
 
 /// The connection loop.
 async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
@@ -88,10 +88,13 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
                         }
                         let b = broker.clone();
                         let size = frame.len();
+                        let metadata = req.api_key == ApiKey::Metadata;
                         inflight_bytes += size;
-                        inflight.push_back(async move { (handlers::handle(b, *req).await, size) }.boxed());
+                        inflight.push_back(async move { (handlers::handle(b, *req).await, size, metadata) }.boxed());
                     }
-                    Decoded::Respond(bytes) => inflight.push_back(futures::future::ready((Ok(Some(bytes)), 0)).boxed()),
+                    Decoded::Respond(bytes) => {
+                        inflight.push_back(futures::future::ready((Ok(Some(bytes)), 0, false)).boxed())
+                    }
                     Decoded::Close(why) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why)),
                 },
                 Ok(None) => break,
@@ -108,12 +111,19 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
             return Ok(());
         }
         tokio::select! {
-            Some((resp, size)) = inflight.next(), if !inflight.is_empty() => {
+            Some((resp, size, metadata)) = inflight.next(), if !inflight.is_empty() => {
                 inflight_bytes -= size;
                 match resp {
                     Ok(Some(bytes)) => wr.write_all(&bytes).await?,
                     Ok(None) => {}
                     Err(why) => return Err(std::io::Error::other(why)),
+                }
+                if metadata && reading && broker.cut_off() {
+                    // Cut off, this node knows no leader to send the client to, and a client
+                    // connected to it alone would ask it again and again (librdkafka asks a
+                    // broker it is connected to): closing makes it ask another node.
+                    tracing::debug!("cut off from the cluster: closing a client's connection after Metadata");
+                    reading = false;
                 }
             }
             r = rd.read_buf(&mut buf),

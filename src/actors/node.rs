@@ -416,6 +416,19 @@ impl Broker for Node {
         }
     }
 
+    fn cut_off(&self) -> bool {
+        if self.peers.is_none() {
+            return false;
+        }
+        let meta = self.metadata();
+        let me = self.info.node_id;
+        if !meta.brokers.contains_key(&me) {
+            return false; // not registered yet: no cluster view to be cut off from
+        }
+        let heard = meta.brokers.keys().filter(|id| self.node_heard(**id)).count();
+        2 * heard <= meta.brokers.len()
+    }
+
     fn controller_id(&self) -> i32 {
         let leader = self.controller_leader.load(std::sync::atomic::Ordering::Relaxed);
         // A leader silent for two election timeouts is being replaced: clients told "none

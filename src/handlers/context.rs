@@ -113,6 +113,10 @@ pub trait Broker: Send + Sync + 'static {
     /// Whether this node heard from node `id` within the leader lease (itself, and any node
     /// on a single node, always): a leader named to clients must be one.
     fn node_heard(&self, id: i32) -> bool;
+    /// Whether this node is cut off from the cluster: within the leader lease it heard from no
+    /// majority of the registered nodes (itself counted), so it can commit nothing and names
+    /// no leader. Never on a single node.
+    fn cut_off(&self) -> bool;
     /// The node leading the controller group (-1 while unknown).
     fn controller_id(&self) -> i32;
     /// (total, usable) bytes of the data dir's filesystem, if it can be read.
