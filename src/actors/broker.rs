@@ -262,7 +262,7 @@ impl Actor for Broker {
                     .auto_leader_rebalance_enable
                     .then(|| Duration::from_secs(cfg.leader_imbalance_check_interval_seconds)),
                 replica_lag_time_max: Duration::from_millis(cfg.replica_lag_time_max_ms),
-                disk,
+                disk: disk.clone(),
             },
             myself.get_cell(),
         )
@@ -333,6 +333,7 @@ impl Actor for Broker {
             coordinator: coordinator.clone(),
             peers: transport.as_ref().map(|t| t.peers.clone()),
             controller_leader,
+            disk: disk.clone(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));

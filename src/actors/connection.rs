@@ -3,7 +3,8 @@
 //! handlers at once and writes their responses strictly in request order; Produce requests
 //! hand their batches to partitions in request order too. A broken frame closes
 //! this connection and nothing else. On shutdown it stops reading, finishes what is in flight
-//! and closes; so it does after answering Metadata while the node is cut off from the cluster.
+//! and closes; so it does after answering Metadata while the node is cut off from the cluster
+//! or its disk is full.
 
 use crate::handlers::context::Broker;
 use crate::handlers::produce_order::ProduceOrder;
@@ -118,11 +119,12 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
                     Ok(None) => {}
                     Err(why) => return Err(std::io::Error::other(why)),
                 }
-                if metadata && reading && broker.cut_off() {
-                    // Cut off, this node knows no leader to send the client to, and a client
-                    // connected to it alone would ask it again and again (librdkafka asks a
-                    // broker it is connected to): closing makes it ask another node.
-                    tracing::debug!("cut off from the cluster: closing a client's connection after Metadata");
+                if metadata && reading && broker.sends_clients_elsewhere() {
+                    // Cut off, or with its disk full, this node knows no leader to send the
+                    // client to, and a client connected to it alone would ask it again and
+                    // again (librdkafka asks a broker it is connected to): closing makes it
+                    // ask another node.
+                    tracing::debug!("closing a client's connection after Metadata: cut off or disk full");
                     reading = false;
                 }
             }

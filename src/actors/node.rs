@@ -54,6 +54,8 @@ pub struct Node {
     pub peers: Option<Arc<crate::cluster::network::Peers>>,
     /// The controller group's leader (-1 while unknown), kept by the controller.
     pub controller_leader: Arc<std::sync::atomic::AtomicI32>,
+    /// The data dir's free-space guard.
+    pub disk: Arc<crate::storage::disk_guard::DiskGuard>,
 }
 
 impl Broker for Node {
@@ -414,6 +416,10 @@ impl Broker for Node {
             Some(p) if id != self.info.node_id => id >= 0 && p.heard_within(id as u64, p.liveness.lease()),
             _ => true,
         }
+    }
+
+    fn sends_clients_elsewhere(&self) -> bool {
+        self.peers.is_some() && (self.disk.is_low() || self.cut_off())
     }
 
     fn cut_off(&self) -> bool {

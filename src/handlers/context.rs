@@ -117,6 +117,10 @@ pub trait Broker: Send + Sync + 'static {
     /// majority of the registered nodes (itself counted), so it can commit nothing and names
     /// no leader. Never on a single node.
     fn cut_off(&self) -> bool;
+    /// Whether a client should ask another node after this one answered its Metadata: in a
+    /// cluster, this node is cut off, or its data dir is full (its groups and its copy of the
+    /// cluster metadata stop, so it knows no current leader).
+    fn sends_clients_elsewhere(&self) -> bool;
     /// The node leading the controller group (-1 while unknown).
     fn controller_id(&self) -> i32;
     /// (total, usable) bytes of the data dir's filesystem, if it can be read.

@@ -90,6 +90,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
     }
     let meta = broker.metadata();
     let node = broker.node();
+    let me = node.node_id;
     let mut topics = Vec::new();
     for name in names {
         let mut t = MetadataResponseTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
@@ -134,10 +135,12 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
                     v.leader_epoch,
                     broker.in_sync(&tp).unwrap_or_else(|| recorded_isr(v.leader_epoch)),
                 ),
-                (None, Some((leader, epoch))) if broker.node_heard(leader) => {
+                // This node leads only what its own group says it does (a replica whose group
+                // stopped, on a full disk, would otherwise name itself from its last record).
+                (None, Some((leader, epoch))) if leader != me && broker.node_heard(leader) => {
                     (Some(leader), epoch, recorded_isr(epoch))
                 }
-                (None, None) if replicas.len() == 1 && broker.node_heard(replicas[0]) => {
+                (None, None) if replicas.len() == 1 && replicas[0] != me && broker.node_heard(replicas[0]) => {
                     (Some(replicas[0]), 0, replicas.clone())
                 }
                 _ => (None, -1, Vec::new()),

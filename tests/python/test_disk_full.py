@@ -112,3 +112,55 @@ def test_failed_controller_write_keeps_the_broker_up(tmp_path):
     b.kill()
     log = b.log_text()
     assert "controller group reopened" in log and "stopping the broker" not in log and "panicked" not in log
+
+
+def longest_gap_s(times, since):
+    """The longest time between `since` and the first acknowledgement after it, or between two
+    acknowledgements after it."""
+    later = [t for t in list(times) if t > since]
+    return max(b - a for a, b in zip([since] + later, later))
+
+
+def test_a_leader_whose_full_disk_stops_its_groups_loses_no_client(tmp_path):
+    """In a 3-node cluster the leader's data dir fills up completely: its groups (the
+    controller's too) stop on ENOSPC and the others elect new leaders. A producer that knew only
+    that node (bootstrapped from it, so connected to it alone) carries on with the new leader
+    within seconds, not when space returns: the full node names no leader from its stale
+    records, and closes a client's connection after answering Metadata, so the client asks
+    another node. Nothing acknowledged is lost or duplicated."""
+    import time
+    from cluster import Cluster, Stream
+    from test_cluster import create_rf3
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    dirs = [tmp_path / f"node{i}" for i in (1, 2, 3)]
+    for d in dirs:
+        d.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(d)], check=True)
+    try:
+        c = Cluster(tmp_path, env={"RAFTSTREAM_LOG_DIR_MIN_FREE_BYTES": str(MIN_FREE)}).start()
+        leader = create_rf3(c, "full3")
+        s = Stream(c.node(leader).bootstrap, "full3", {"socket.timeout.ms": 3000, "retry.backoff.ms": 100,
+                                                       "retry.backoff.max.ms": 500}, pace_s=0.002)
+        wait_for(lambda: len(s.acked) >= 500, "500 acknowledged records")
+        ballast = dirs[leader - 1] / "ballast"
+        # Full to the last byte, as a disk fills between free-space checks: the node's Raft
+        # groups (the controller's too) stop on ENOSPC.
+        try:
+            fill(ballast, 0)
+        except OSError:
+            pass
+        filled = time.monotonic()
+        other = next(b for b in c.nodes if b.node_id != leader)
+        before = len(s.acked)
+        wait_for(lambda: c.leader_of("full3", 0, via=other) not in (-1, leader) and len(s.acked) >= before + 500,
+                 "acknowledgements from a new leader while the disk is full", 30)
+        gap_s = longest_gap_s(s.acked_at, filled)
+        print(f"node {leader}'s disk filled: the longest time without an acknowledgement {gap_s:.2f} s")
+        assert gap_s < 5.0, f"no acknowledgement for {gap_s:.2f} s"
+        ballast.unlink()
+        s.close_and_check(c.bootstrap)
+        c.kill()
+    finally:
+        for d in dirs:
+            subprocess.run(["umount", "-l", str(d)], check=False)
