@@ -16,6 +16,11 @@
 //! - after a stall of this node, a leader here asks its group's quorum whether it still leads
 //!   before acting as leader again (`partition_confirm.rs`).
 //!
+//! The replicas that may campaign for a group take turns, one elector interval apart, in an
+//! order that differs by partition: when a leader dies both of its followers notice in the same
+//! ping round, and two campaigns at once split the votes, round after round of openraft's
+//! randomized timeouts (2.5 s in a long chaos run).
+//!
 //! Data replication retries on its own (openraft's backoff), so only these two need timers.
 
 use super::partition_confirm::StallConfirmations;
@@ -133,9 +138,17 @@ pub fn spawn_elector(
                     continue;
                 }
                 let now = Instant::now();
-                let entry = leaderless.entry(tp.clone()).or_insert_with(|| Leaderless {
-                    elect_from: if g.leader.is_some() { now } else { now + cfg.dead_after },
-                    electing: false,
+                let entry = leaderless.entry(tp.clone()).or_insert_with(|| {
+                    let turn = cfg.interval * campaign_turn(&tp, cfg.node_id, &g.candidates);
+                    let unknown_leader = if g.leader.is_some() {
+                        Duration::ZERO
+                    } else {
+                        cfg.dead_after
+                    };
+                    Leaderless {
+                        elect_from: now + turn + unknown_leader,
+                        electing: false,
+                    }
                 });
                 if !entry.electing && now >= entry.elect_from && g.may_campaign {
                     entry.electing = true;
@@ -167,6 +180,8 @@ struct GroupView {
     heartbeat: bool,
     /// The liveness pre-vote allows a campaign.
     may_campaign: bool,
+    /// The live voters other than the leader: those that may campaign.
+    candidates: Vec<NodeId>,
 }
 
 impl GroupView {
@@ -192,6 +207,10 @@ impl GroupView {
                     .filter(|l| is_voter(*l))
                     .is_none_or(|l| p.liveness.majority_lost(me, l, configs))
         });
+        let candidates = membership
+            .voter_ids()
+            .filter(|v| Some(*v) != m.current_leader && alive(*v))
+            .collect();
         GroupView {
             state: m.state,
             leader: m.current_leader,
@@ -199,6 +218,7 @@ impl GroupView {
             voter: is_voter(me),
             heartbeat,
             may_campaign,
+            candidates,
         }
     }
 }
@@ -208,4 +228,47 @@ fn reassigning(meta: &RwLock<Arc<ClusterMeta>>, tp: &TopicPartition) -> bool {
     meta.topics
         .get(&tp.topic)
         .is_some_and(|t| t.reassigning.contains_key(&tp.partition))
+}
+
+/// This node's turn (0 first) among the group's `candidates` to start campaigning: their ids
+/// in order, rotated by a hash of the partition, so the first to campaign (usually the new
+/// leader) differs from partition to partition.
+fn campaign_turn(tp: &TopicPartition, me: NodeId, candidates: &[NodeId]) -> u32 {
+    let mut order: Vec<NodeId> = candidates.to_vec();
+    order.sort_unstable();
+    order.dedup();
+    let Some(mine) = order.iter().position(|n| *n == me) else {
+        return 0;
+    };
+    let shift = crc32c::crc32c_append(crc32c::crc32c(tp.topic.as_bytes()), &tp.partition.to_be_bytes()) as usize;
+    ((mine + order.len() - shift % order.len()) % order.len()) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_take_distinct_turns_and_the_first_differs_by_partition() {
+        let mut firsts = BTreeSet::new();
+        for p in 0..32 {
+            let tp = TopicPartition {
+                topic: "t".into(),
+                partition: p,
+            };
+            let turns: Vec<u32> = [1, 3].iter().map(|me| campaign_turn(&tp, *me, &[3, 1])).collect();
+            assert!(turns.contains(&0) && turns.contains(&1), "{turns:?}");
+            firsts.insert(if turns[0] == 0 { 1 } else { 3 });
+        }
+        assert_eq!(firsts.len(), 2, "each candidate goes first for some partitions");
+        let tp = TopicPartition {
+            topic: "t".into(),
+            partition: 0,
+        };
+        assert_eq!(
+            campaign_turn(&tp, 2, &[1, 3]),
+            0,
+            "a node that is no candidate waits for nothing"
+        );
+    }
 }
