@@ -3,14 +3,14 @@
 //! handlers at once and writes their responses strictly in request order; Produce requests
 //! hand their batches to partitions in request order too. A broken frame closes
 //! this connection and nothing else. On shutdown it stops reading, finishes what is in flight
-//! and closes; so it does after answering Metadata while the node is cut off from the cluster
-//! or its disk is full.
+//! and closes; so it does after a Metadata answer that sends the client elsewhere
+//! (`handlers::metadata::send_elsewhere`).
 
 use crate::handlers::context::Broker;
 use crate::handlers::produce_order::ProduceOrder;
 use crate::handlers::{self, Decoded};
 use crate::protocol::frame::{take_frame, FrameError};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::ApiKey;
@@ -59,9 +59,9 @@ impl Actor for Connection {
     }
 }
 
-/// A request being handled: resolves to its response (or why the connection must close), the
-/// size of its request frame, and whether it was a Metadata request.
-type InFlight = futures::future::BoxFuture<'static, (Result<Option<Bytes>, String>, usize, bool)>;
+/// A request being handled: resolves to its answer (or why the connection must close) and the
+/// size of its request frame.
+type InFlight = futures::future::BoxFuture<'static, (Result<handlers::Reply, String>, usize)>;
 
 /// The connection loop.
 async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
@@ -89,12 +89,15 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
                         }
                         let b = broker.clone();
                         let size = frame.len();
-                        let metadata = req.api_key == ApiKey::Metadata;
                         inflight_bytes += size;
-                        inflight.push_back(async move { (handlers::handle(b, *req).await, size, metadata) }.boxed());
+                        inflight.push_back(async move { (handlers::handle(b, *req).await, size) }.boxed());
                     }
                     Decoded::Respond(bytes) => {
-                        inflight.push_back(futures::future::ready((Ok(Some(bytes)), 0, false)).boxed())
+                        let reply = handlers::Reply {
+                            bytes: Some(bytes),
+                            then_close: false,
+                        };
+                        inflight.push_back(futures::future::ready((Ok(reply), 0)).boxed())
                     }
                     Decoded::Close(why) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why)),
                 },
@@ -112,18 +115,13 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
             return Ok(());
         }
         tokio::select! {
-            Some((resp, size, metadata)) = inflight.next(), if !inflight.is_empty() => {
+            Some((resp, size)) = inflight.next(), if !inflight.is_empty() => {
                 inflight_bytes -= size;
-                match resp {
-                    Ok(Some(bytes)) => wr.write_all(&bytes).await?,
-                    Ok(None) => {}
-                    Err(why) => return Err(std::io::Error::other(why)),
+                let reply = resp.map_err(std::io::Error::other)?;
+                if let Some(bytes) = reply.bytes {
+                    wr.write_all(&bytes).await?;
                 }
-                if metadata && reading && broker.sends_clients_elsewhere() {
-                    // Cut off, or with its disk full, this node knows no leader to send the
-                    // client to, and a client connected to it alone would ask it again and
-                    // again (librdkafka asks a broker it is connected to): closing makes it
-                    // ask another node.
+                if reply.then_close && reading {
                     tracing::debug!("closing a client's connection after Metadata: cut off or disk full");
                     reading = false;
                 }

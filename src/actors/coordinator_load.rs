@@ -48,6 +48,7 @@ async fn load_when_leading(registry: &Registry, p: i32) -> LoadResult {
     let deadline = tokio::time::Instant::now() + LOAD_WAIT;
     loop {
         if let Some(h) = registry.get(&tp) {
+            let before = h.leadership();
             let mut hwm_rx = h.shared.high_watermark.subscribe();
             let caught_up = tokio::time::timeout_at(deadline, async {
                 while *hwm_rx.borrow_and_update() < h.log.end_offset() {
@@ -58,9 +59,10 @@ async fn load_when_leading(registry: &Registry, p: i32) -> LoadResult {
                 true
             })
             .await;
-            // The term is read after the wait: the replay below belongs to this leadership.
+            // Led here in the same term before and after the wait: every entry of the log up to
+            // the high watermark read below belongs to this leadership's view.
             let (leader, term) = h.leadership();
-            if leader == Some(h.node_id) && matches!(caught_up, Ok(true)) {
+            if leader == Some(h.node_id) && before == (leader, term) && matches!(caught_up, Ok(true)) {
                 let started = std::time::Instant::now();
                 let records = replay(&h.log, *h.shared.high_watermark.borrow())?;
                 let ms = started.elapsed().as_millis() as u64;

