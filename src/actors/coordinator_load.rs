@@ -25,6 +25,14 @@ pub type LoadResult = Result<(u64, Vec<Replayed>), String>;
 /// How long a replay waits for its partition to have a leader here and a caught-up log.
 const LOAD_WAIT: Duration = Duration::from_secs(30);
 
+/// Offsets partition `p`.
+pub fn offsets_partition(p: i32) -> TopicPartition {
+    TopicPartition {
+        topic: OFFSETS_TOPIC.into(),
+        partition: p,
+    }
+}
+
 /// Replays offsets partition `p` once it has a leader here and every entry in its log is
 /// committed (after a restart the high watermark catches up with the log end first), and sends
 /// the coordinator `Loaded` with `load`.
@@ -40,10 +48,7 @@ pub fn spawn_load(me: ActorRef<CoordinatorMsg>, registry: Arc<Registry>, p: i32,
 }
 
 async fn load_when_leading(registry: &Registry, p: i32) -> LoadResult {
-    let tp = TopicPartition {
-        topic: OFFSETS_TOPIC.into(),
-        partition: p,
-    };
+    let tp = offsets_partition(p);
     let mut changed = registry.changed.subscribe();
     let deadline = tokio::time::Instant::now() + LOAD_WAIT;
     loop {

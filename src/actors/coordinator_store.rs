@@ -12,15 +12,12 @@
 //! is moved to the first of them. A replay therefore reads at most about twice the live state
 //! plus the interval, and the records it skips are exactly the ones superseded.
 
-use super::coordinator_load::{spawn_load, LoadId, LoadResult};
+use super::coordinator_load::{offsets_partition, spawn_load, LoadId, LoadResult};
 use super::group_coordinator::CoordinatorMsg;
 use super::partition::PartitionMsg;
 use super::registry::{PartitionHandle, Registry};
-use crate::handlers::context::TopicPartition;
 use crate::protocol::batch::validate_produced;
-use crate::storage::offsets::{
-    encode_batch, partition_for, Committed, GroupSnapshot, OffsetKey, OffsetsRecord, OFFSETS_TOPIC,
-};
+use crate::storage::offsets::{encode_batch, partition_for, Committed, GroupSnapshot, OffsetKey, OffsetsRecord};
 use kafka_protocol::error::ResponseError;
 use ractor::ActorRef;
 use std::collections::{HashMap, VecDeque};
@@ -151,10 +148,7 @@ impl Store {
 
     /// The Raft term in which this node acts as leader of offsets partition `p`, if it does.
     fn leading_term(&self, p: i32) -> Option<u64> {
-        let tp = TopicPartition {
-            topic: OFFSETS_TOPIC.into(),
-            partition: p,
-        };
+        let tp = offsets_partition(p);
         let h = self.registry.get(&tp)?;
         let (leader, term) = h.leadership();
         (leader == Some(h.node_id)).then_some(term)
@@ -354,10 +348,7 @@ impl Store {
     }
 
     fn handle(&mut self, p: i32) -> Result<Arc<PartitionHandle>, ResponseError> {
-        let tp = TopicPartition {
-            topic: OFFSETS_TOPIC.into(),
-            partition: p,
-        };
+        let tp = offsets_partition(p);
         let handle = self.registry.get(&tp);
         if handle.is_none() {
             self.unload(p);
