@@ -114,6 +114,10 @@ pub struct Config {
     pub connection_max_inflight_bytes: usize,
     /// Connections accepted at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// How long a connection that was sent elsewhere (a Metadata answer naming no leader from a
+    /// cut-off or full node) stays open while the client is quiet before it closes: requests
+    /// the client pipelined behind that answer are still answered.
+    pub connections_redirect_grace_ms: u64,
     /// `fsync` or `relaxed`: see the README's durability section.
     pub durability: Durability,
     /// In `relaxed` mode, the longest time written data stays unsynced.
@@ -194,6 +198,7 @@ impl Default for Config {
             max_inflight_requests_per_connection: 64,
             connection_max_inflight_bytes: 64 << 20,
             max_connections: 10_000,
+            connections_redirect_grace_ms: 50,
             durability: Durability::Fsync,
             log_flush_interval_ms: 1000,
             committer_max_round_bytes: 64 << 20,

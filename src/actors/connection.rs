@@ -4,7 +4,8 @@
 //! hand their batches to partitions in request order too. A broken frame closes
 //! this connection and nothing else. On shutdown it stops reading, finishes what is in flight
 //! and closes; so it does after a Metadata answer that sends the client elsewhere
-//! (`handlers::metadata::send_elsewhere`).
+//! (`handlers::metadata::send_elsewhere`), once the client has been quiet for
+//! `connections.redirect.grace.ms`.
 
 use crate::handlers::context::Broker;
 use crate::handlers::produce_order::ProduceOrder;
@@ -76,7 +77,13 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
     let mut inflight_bytes = 0usize;
     // Produce requests hand their batches to partitions in the order they were read.
     let mut produce_order = ProduceOrder::default();
+    let redirect_grace = std::time::Duration::from_millis(broker.config().connections_redirect_grace_ms);
     let mut reading = !*shutdown.borrow();
+    // Set by a Metadata answer that sends the client elsewhere: the connection closes once the
+    // client has been quiet for `redirect_grace`. Closing at once lost the answers to requests
+    // the client had pipelined behind it (librdkafka sends its own Metadata request and the
+    // application's back to back; the second failed with a transport error).
+    let mut redirected = false;
     loop {
         // Take every whole frame already buffered, up to the in-flight bounds (a first request
         // is always taken, whatever its size up to the frame bound).
@@ -121,10 +128,7 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
                 if let Some(bytes) = reply.bytes {
                     wr.write_all(&bytes).await?;
                 }
-                if reply.then_close && reading {
-                    tracing::debug!("closing a client's connection after Metadata: cut off or disk full");
-                    reading = false;
-                }
+                redirected |= reply.then_close;
             }
             r = rd.read_buf(&mut buf),
                 if reading && inflight.len() < max_inflight && (inflight.is_empty() || inflight_bytes < max_inflight_bytes) => {
@@ -133,6 +137,11 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
                 }
             }
             _ = shutdown.changed(), if reading => {
+                reading = false;
+            }
+            // Re-armed on every loop turn: it fires only after the client was quiet that long.
+            _ = tokio::time::sleep(redirect_grace), if redirected && reading && inflight.is_empty() && buf.is_empty() => {
+                tracing::debug!("closing a client's connection after Metadata: cut off or disk full");
                 reading = false;
             }
         }
