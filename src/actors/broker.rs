@@ -1,6 +1,6 @@
 //! The broker: root supervisor. Starts the committer, the controller (which replays cluster
 //! metadata), the partition supervisor and the listener, and runs the graceful shutdown:
-//! stop accepting, drain connections, stop partitions, final fsync.
+//! hand leaderships over, stop accepting, drain connections, stop partitions, final fsync.
 
 use super::cluster_boot::{
     await_applied, join_cluster, propose_at_boot, spawn_address_book, spawn_leader_reporter, spawn_liveness_recorder,
@@ -435,11 +435,13 @@ impl Actor for Broker {
     }
 }
 
-/// Stop accepting, let connections finish in-flight requests (bounded), stop partitions and
-/// the controller, and make everything durable.
+/// Hand the leaderships held here to other replicas, stop accepting, let connections finish
+/// in-flight requests (bounded), stop partitions and the controller, and make everything
+/// durable.
 async fn graceful_shutdown(st: &mut BrokerState) {
     st.stopping = true;
     let timeout = Duration::from_millis(st.config.shutdown_timeout_ms);
+    super::partition_handoff::hand_all_away(&st.registry, timeout).await;
     let _ = st.shutdown.send(true);
     st.listener.stop(None);
     let all = st.config.max_connections.max(1) as u32;

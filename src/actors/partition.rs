@@ -27,7 +27,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;
 use openraft::BasicNode;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +39,17 @@ pub type ProduceReply = oneshot::Sender<Result<i64, ResponseError>>;
 
 /// The answer to an election request: done, or a Kafka error and why.
 pub type ElectReply = oneshot::Sender<Result<(), (ResponseError, String)>>;
+
+/// Why a partition actor failed when its Raft group stopped on an error (a failed write or
+/// fsync): the supervisor hands a leadership it held to another replica.
+#[derive(Debug, thiserror::Error)]
+#[error("raft group of {tp:?} stopped: {why}")]
+pub struct GroupStopped {
+    /// The partition.
+    pub tp: TopicPartition,
+    /// The group's fatal error.
+    pub why: String,
+}
 
 /// Messages a partition actor takes.
 pub enum PartitionMsg {
@@ -72,6 +83,10 @@ pub enum PartitionMsg {
     /// ElectLeaders (preferred): hand leadership to the preferred replica now; reply once it
     /// moved, or why it did not.
     ElectPreferred { reply: ElectReply },
+    /// The node is shutting down: hand leadership to any in-sync replica first (Kafka's
+    /// controlled shutdown); reply whether it moved (false at once when this node does not
+    /// lead or no replica can take over).
+    HandAway { reply: RpcReplyPort<bool> },
     /// The Raft group stopped on an error: the actor fails, and the supervisor restarts it.
     GroupStopped(String),
     /// Test hook: panic inside the actor, to exercise supervision.
@@ -355,8 +370,18 @@ impl Actor for PartitionActor {
                 st.hand_off(false);
             }
             PartitionMsg::ElectPreferred { reply } => st.elect_preferred(reply),
+            PartitionMsg::HandAway { reply } => match st.hand_off(true) {
+                Some(handoff) => {
+                    tokio::spawn(async move {
+                        let _ = reply.send(handoff.await.unwrap_or(false));
+                    });
+                }
+                None => {
+                    let _ = reply.send(false);
+                }
+            },
             PartitionMsg::GroupStopped(why) => {
-                return Err(format!("raft group of {:?} stopped: {why}", st.tp).into());
+                return Err(Box::new(GroupStopped { tp: st.tp.clone(), why }));
             }
             PartitionMsg::Reassign => {
                 if let (Some(peers), Some(reports)) = (&st.peers, &st.reports) {

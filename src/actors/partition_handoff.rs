@@ -6,8 +6,11 @@
 //! partition groups send no heartbeats of their own), (3) asks the preferred replica to
 //! campaign. The other followers see their leader alive and do not campaign, so it wins. If it
 //! did not win, the old leader simply carries on. A leader whose data dir is full hands its
-//! leadership the same way to any in-sync replica.
+//! leadership the same way to any in-sync replica, and so does every leader on a node that
+//! shuts down (`hand_all_away`, Kafka's controlled shutdown).
 
+use super::partition::PartitionMsg;
+use super::registry::Registry;
 use crate::cluster::network::Peers;
 use crate::cluster::wire::{GroupId, Request, Response};
 use crate::cluster::{NodeId, Raft};
@@ -119,4 +122,34 @@ impl Handoff {
             moved_away
         }))
     }
+}
+
+/// Kafka's controlled shutdown: every partition led here hands its leadership to an in-sync
+/// replica, all at once, before the node stops serving clients; bounded by `timeout`. Clients
+/// then move while this node still answers them. Draining connections first left the
+/// partitions led here without a leader for as long as the drain took (up to the shutdown
+/// bound: 16.9 s in a chaos run's rolling restart, docs/reliability.md finding 11).
+pub async fn hand_all_away(registry: &Registry, timeout: Duration) {
+    let led: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|(_, h)| h.peers.is_some() && h.leadership().0 == Some(h.node_id))
+        .collect();
+    if led.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let asks = led
+        .iter()
+        .map(|(_, h)| async move { ractor::call!(h.actor, |reply| PartitionMsg::HandAway { reply }) });
+    let moved = match tokio::time::timeout(timeout, futures::future::join_all(asks)).await {
+        Ok(answers) => answers.into_iter().filter(|a| matches!(a, Ok(true))).count(),
+        Err(_) => 0,
+    };
+    tracing::info!(
+        led = led.len(),
+        moved,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "shutdown: leaderships handed to other replicas"
+    );
 }

@@ -2,7 +2,8 @@
 //! that panics or fails: its Raft group is shut down, then a new actor recovers from the files.
 //! Too many restarts of one partition within a window escalate to the broker.
 
-use super::partition::{shutdown_raft, PartitionActor, PartitionArgs, PartitionMsg};
+use super::partition::{shutdown_raft, GroupStopped, PartitionActor, PartitionArgs, PartitionMsg};
+use super::registry::PartitionHandle;
 use super::registry::Registry;
 use crate::cluster::network::Peers;
 use crate::cluster::wire::{GroupId, Request, Response};
@@ -74,6 +75,9 @@ pub struct SupervisorState {
     children: HashMap<TopicPartition, Child>,
     by_actor: HashMap<ActorId, TopicPartition>,
     stopping: bool,
+    /// Leaderships of stopped groups being handed to other replicas: a shutdown waits for them
+    /// (a broker that stops because a partition keeps failing would end them otherwise).
+    handovers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The partition supervisor actor.
@@ -198,11 +202,13 @@ impl PartitionSupervisor {
 
     /// A partition failed: counts the failure (`Err` past the restart limit) and schedules its
     /// restart. A failure while the data dir is full is the disk's, not the partition's: it is
-    /// not counted, a group it led is handed to another replica, and the restart waits for room.
+    /// not counted and the restart waits for room. A group this node led that stopped on an
+    /// error (or on a full disk) is handed to another replica (`hand_over_stopped`).
     fn failed(
         myself: &ActorRef<SupervisorMsg>,
         st: &mut SupervisorState,
         tp: TopicPartition,
+        group_stopped: bool,
     ) -> Result<(), ActorProcessingErr> {
         let disk_full = st.args.disk.check();
         if disk_full {
@@ -216,26 +222,27 @@ impl PartitionSupervisor {
         if st.stopping {
             return Ok(());
         }
-        let registry = st.args.registry.clone();
+        let handle = st.args.registry.remove(&tp);
+        let mut handed_over = None;
+        if let (Some(handle), Some(peers), true) = (&handle, &st.args.peers, disk_full || group_stopped) {
+            st.handovers.retain(|h| !h.is_finished());
+            if let Some((task, done)) = hand_over_stopped(handle, peers.clone(), &tp, st.args.node_id) {
+                st.handovers.push(task);
+                handed_over = Some(done);
+            }
+        }
         let disk = disk_full.then(|| st.args.disk.clone());
-        let (peers, node_id) = (st.args.peers.clone(), st.args.node_id);
         let me = myself.clone();
         tokio::spawn(async move {
-            if let Some(handle) = registry.remove(&tp) {
-                let led = handle.raft.metrics().borrow().current_leader == Some(node_id);
-                // Read before the shutdown, which may clear the replication progress.
-                let replicas = most_caught_up_first(&handle.raft.metrics().borrow());
-                let lease = Duration::from_millis(handle.raft.config().election_timeout_max);
+            if let Some(handle) = handle {
                 shutdown_raft(&handle, Duration::from_secs(5)).await;
                 cut_unsynced(&handle.log, &tp.topic, tp.partition);
-                if let (true, Some(_), Some(peers)) = (led, &disk, &peers) {
-                    // The other replicas see this node alive and would wait for it for ever.
-                    // They refuse votes for a lease after the last replication (which the
-                    // shutdown ended): a campaign before that loses, and nobody tries again
-                    // until the elector gives up on the silent leader (1.8 s in chaos runs).
-                    tokio::time::sleep(lease + super::partition_handoff::LEASE_MARGIN).await;
-                    ask_to_campaign(peers, &tp, replicas, node_id).await;
-                }
+            }
+            // A group restarted before the handover comes back as leader (openraft restores a
+            // leadership its vote records) and replicates, renewing the followers' lease: the
+            // campaign lost, and the others elected only once this broker had stopped.
+            if let Some(done) = handed_over {
+                let _ = done.await;
             }
             if let Some(disk) = disk {
                 disk.wait_not_low(crate::storage::disk_guard::CHECK_INTERVAL).await;
@@ -283,6 +290,7 @@ impl Actor for PartitionSupervisor {
             children: HashMap::new(),
             by_actor: HashMap::new(),
             stopping: false,
+            handovers: Vec::new(),
         })
     }
 
@@ -352,7 +360,7 @@ impl Actor for PartitionSupervisor {
                 Ok(actor) => actor.stop(None),
                 Err(e) => {
                     tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "partition failed to start");
-                    PartitionSupervisor::failed(&myself, st, tp)?;
+                    PartitionSupervisor::failed(&myself, st, tp, false)?;
                 }
             },
             SupervisorMsg::Restart(tp) => {
@@ -365,6 +373,9 @@ impl Actor for PartitionSupervisor {
             }
             SupervisorMsg::StopAll(reply) => {
                 st.stopping = true;
+                for task in st.handovers.drain(..) {
+                    let _ = task.await;
+                }
                 let all: Vec<TopicPartition> = st.children.keys().cloned().collect();
                 for tp in all {
                     PartitionSupervisor::stop_child(st, &tp, false).await;
@@ -388,7 +399,8 @@ impl Actor for PartitionSupervisor {
                 };
                 tracing::error!(topic = %tp.topic, partition = tp.partition, error = %err, "partition actor failed; restarting it");
                 metrics::counter!(crate::observability::ACTOR_RESTARTS).increment(1);
-                PartitionSupervisor::failed(&myself, st, tp)?;
+                let group_stopped = err.downcast_ref::<GroupStopped>().is_some();
+                PartitionSupervisor::failed(&myself, st, tp, group_stopped)?;
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 st.by_actor.remove(&cell.get_id());
@@ -414,6 +426,36 @@ fn most_caught_up_first(m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) 
     let mut voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
     voters.sort_by_key(|id| std::cmp::Reverse(matched(id)));
     voters
+}
+
+/// When this node led `handle`'s group, which stopped (a write or fsync failed, or the disk is
+/// full): a task that waits out the followers' vote lease and asks the most caught-up replica
+/// to campaign. The others see this node alive and would wait for it (a node whose fsyncs fail
+/// stops its broker after `supervisor.max.restarts`, ~0.7 s; then they still wait out the
+/// lease and a dead interval: 2.5–3.1 s without acknowledgements in chaos runs). A campaign
+/// inside the lease loses.
+/// Returns the task and a receiver that resolves when it is done.
+fn hand_over_stopped(
+    handle: &PartitionHandle,
+    peers: Arc<Peers>,
+    tp: &TopicPartition,
+    node_id: NodeId,
+) -> Option<(tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<()>)> {
+    let m = handle.raft.metrics().borrow().clone();
+    if m.current_leader != Some(node_id) {
+        return None;
+    }
+    // Read before the group's shutdown, which may clear the replication progress.
+    let replicas = most_caught_up_first(&m);
+    let lease = Duration::from_millis(handle.raft.config().election_timeout_max);
+    let tp = tp.clone();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(lease + super::partition_handoff::LEASE_MARGIN).await;
+        ask_to_campaign(&peers, &tp, replicas, node_id).await;
+        let _ = done_tx.send(());
+    });
+    Some((task, done_rx))
 }
 
 /// Asks the other voters of `tp`'s group, in turn, to campaign until one agrees (best effort:
