@@ -124,6 +124,10 @@ pub struct Config {
     pub log_flush_interval_ms: u64,
     /// Largest number of bytes one committer round covers before the next round starts.
     pub committer_max_round_bytes: u64,
+    /// An fsync round running longer than this marks the disk stalled: until it returns the
+    /// node refuses produce (KAFKA_STORAGE_ERROR) and moves its leaderships away, as on a
+    /// full disk.
+    pub log_flush_stall_ms: u64,
     /// Idle time after which an idempotent producer's sequence state is forgotten.
     pub producer_id_expiration_ms: u64,
     /// Produce requests waiting in one partition actor before new ones are refused.
@@ -202,6 +206,7 @@ impl Default for Config {
             durability: Durability::Fsync,
             log_flush_interval_ms: 1000,
             committer_max_round_bytes: 64 << 20,
+            log_flush_stall_ms: 1_000,
             producer_id_expiration_ms: 86_400_000,
             partition_max_pending_produces: 4096,
             request_timeout_max_ms: 60_000,

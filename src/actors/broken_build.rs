@@ -3,8 +3,9 @@
 //! soon as the leader's Raft core has taken the batch: before its fsync and before a majority
 //! holds it. A leader cut off or killed then loses writes it acknowledged, which the checker must
 //! report. And with `RS_TEST_FSYNC_FAIL_TRIGGER=<path>`, every fsync fails (EIO) while a
-//! file exists at `<path>`: the chaos suite's injected fsync failure. Release builds contain
-//! neither switch.
+//! file exists at `<path>`: the chaos suite's injected fsync failure; with
+//! `RS_TEST_FSYNC_HANG_TRIGGER=<path>`, every fsync blocks while a file exists there: a disk
+//! that stops answering. Release builds contain none of these switches.
 
 use super::partition::ProduceReply;
 use crate::storage::log::PartitionLog;
@@ -47,4 +48,17 @@ pub fn injected_fsync_error() -> Option<std::io::Error> {
         }
     }
     None
+}
+
+/// The injected hung disk: blocks the calling (blocking-pool) thread while the trigger file
+/// exists (debug builds only).
+pub fn injected_fsync_hang() {
+    #[cfg(debug_assertions)]
+    {
+        static TRIGGER: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+        let trigger = TRIGGER.get_or_init(|| std::env::var_os("RS_TEST_FSYNC_HANG_TRIGGER").map(Into::into));
+        while trigger.as_ref().is_some_and(|t| t.exists()) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
 }

@@ -145,6 +145,7 @@ impl Actor for Broker {
         let node_id = cfg.node_id as u64;
         let raft_cfg = raft_config(cfg.raft_heartbeat_interval_ms, cfg.raft_election_timeout_ms)?;
         let relaxed = cfg.durability == Durability::Relaxed;
+        let disk = DiskGuard::new(cfg.data_dir.clone(), cfg.log_dir_min_free_bytes);
         let (committer, _) = Actor::spawn_linked(
             Some("committer".into()),
             Committer,
@@ -152,6 +153,8 @@ impl Actor for Broker {
                 max_round_bytes: cfg.committer_max_round_bytes,
                 flush_interval_ms: cfg.log_flush_interval_ms,
                 relaxed,
+                stall_ms: cfg.log_flush_stall_ms,
+                disk: disk.clone(),
             },
             myself.get_cell(),
         )
@@ -170,7 +173,6 @@ impl Actor for Broker {
         let transport = start_transport(&cfg, registry.clone(), &args.identity).await?;
         let peers = transport.as_ref().map(|t| t.peers.clone());
         let controller_leader = Arc::new(std::sync::atomic::AtomicI32::new(-1));
-        let disk = DiskGuard::new(cfg.data_dir.clone(), cfg.log_dir_min_free_bytes);
         let (controller, _) = Actor::spawn_linked(
             Some("controller".into()),
             Controller,
@@ -270,6 +272,11 @@ impl Actor for Broker {
         let mut failure_detection = spawn_failure_detection(&cfg, registry.clone(), peers, meta.clone());
         failure_detection.extend(pinger);
         failure_detection.push(disk_monitor);
+        failure_detection.push(super::partition_handoff::spawn_hand_away_when_low(
+            disk.clone(),
+            registry.clone(),
+            Duration::from_millis(cfg.shutdown_timeout_ms),
+        ));
         let sup = supervisor.clone();
         let mut reconcile_rx = version_rx.clone();
         tokio::spawn(async move {

@@ -7,6 +7,7 @@
 //! In `relaxed` durability, logs acknowledge after the write and only register their files
 //! here; a tick every `log.flush.interval.ms` fsyncs them.
 
+use crate::storage::disk_guard::DiskGuard;
 use crate::storage::{FlushDone, FlushSink};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::fs::File;
@@ -35,6 +36,8 @@ pub enum CommitterMsg {
     },
     /// Sync everything now and answer (shutdown).
     SyncAll(ractor::RpcReplyPort<()>),
+    /// Round `n` started `log.flush.stall.ms` ago: if it still runs, the disk is stalled.
+    StallCheck(u64),
 }
 
 /// The committer actor.
@@ -45,6 +48,9 @@ pub struct CommitterArgs {
     pub max_round_bytes: u64,
     pub flush_interval_ms: u64,
     pub relaxed: bool,
+    /// A round running longer than this marks `disk` stalled until it ends.
+    pub stall_ms: u64,
+    pub disk: Arc<DiskGuard>,
 }
 
 /// Committer state.
@@ -52,6 +58,10 @@ pub struct CommitterState {
     max_round_bytes: u64,
     pending: std::collections::VecDeque<FlushRequest>,
     round_running: bool,
+    /// Rounds started so far (names the round a stall check is about).
+    rounds_started: u64,
+    stall: Duration,
+    disk: Arc<DiskGuard>,
     dirty: Vec<Arc<File>>,
     waiting_sync_all: Vec<ractor::RpcReplyPort<()>>,
 }
@@ -87,11 +97,15 @@ impl Committer {
             }
         }
         st.round_running = true;
+        st.rounds_started += 1;
+        let round = st.rounds_started;
+        myself.send_after(st.stall, move || CommitterMsg::StallCheck(round));
         let me = myself.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let mut result = Ok(());
             for f in &files {
+                super::broken_build::injected_fsync_hang();
                 let synced = super::broken_build::injected_fsync_error().map_or_else(|| f.sync_data(), Err);
                 if let Err(e) = synced {
                     result = Err((e.kind(), e.to_string()));
@@ -125,6 +139,9 @@ impl Actor for Committer {
             max_round_bytes: args.max_round_bytes.max(1),
             pending: Default::default(),
             round_running: false,
+            rounds_started: 0,
+            stall: Duration::from_millis(args.stall_ms.max(1)),
+            disk: args.disk,
             dirty: Vec::new(),
             waiting_sync_all: Vec::new(),
         })
@@ -156,6 +173,7 @@ impl Actor for Committer {
             }
             CommitterMsg::RoundDone { done, result } => {
                 st.round_running = false;
+                st.disk.set_stalled(false);
                 if let Err((kind, text)) = &result {
                     tracing::error!(error = %text, "fsync failed; the affected logs stop acknowledging");
                     let _ = kind;
@@ -170,6 +188,11 @@ impl Actor for Committer {
                 }
             }
             CommitterMsg::SyncAll(port) => st.waiting_sync_all.push(port),
+            CommitterMsg::StallCheck(round) => {
+                if st.round_running && round == st.rounds_started {
+                    st.disk.set_stalled(true);
+                }
+            }
         }
         Committer::start_round(&myself, st);
         Ok(())

@@ -124,9 +124,9 @@ impl Handoff {
     }
 }
 
-/// Kafka's controlled shutdown: every partition led here hands its leadership to an in-sync
-/// replica, all at once, before the node stops serving clients; bounded by `timeout`. Clients
-/// then move while this node still answers them. Draining connections first left the
+/// Every partition led here hands its leadership to an in-sync replica, all at once; bounded
+/// by `timeout`. Run when the disk turns low, and at shutdown before the node stops serving
+/// clients (Kafka's controlled shutdown): clients then move while this node still answers them. Draining connections first left the
 /// partitions led here without a leader for as long as the drain took (up to the shutdown
 /// bound: 16.9 s in a chaos run's rolling restart, docs/reliability.md finding 11).
 pub async fn hand_all_away(registry: &Registry, timeout: Duration) {
@@ -150,6 +150,27 @@ pub async fn hand_all_away(registry: &Registry, timeout: Duration) {
         led = led.len(),
         moved,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "shutdown: leaderships handed to other replicas"
+        "leaderships handed to other replicas"
     );
+}
+
+/// Hands every leadership held here away each time the data dir turns low (full, or its fsyncs
+/// stalled), so partitions without produce traffic move too and those with it move at once
+/// (produce refused on a low disk starts a handoff as well, for leaderships won later).
+pub fn spawn_hand_away_when_low(
+    disk: Arc<crate::storage::disk_guard::DiskGuard>,
+    registry: Arc<Registry>,
+    timeout: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let mut low = disk.subscribe();
+    tokio::spawn(async move {
+        loop {
+            if *low.borrow_and_update() {
+                hand_all_away(&registry, timeout).await;
+            }
+            if low.changed().await.is_err() {
+                return;
+            }
+        }
+    })
 }

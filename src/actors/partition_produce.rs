@@ -121,6 +121,7 @@ impl PartitionState {
             changes: p.liveness.changes(),
             node_id: self.node_id,
             shared: self.shared.clone(),
+            disk_changes: self.disk.subscribe(),
         });
         let rx = match self.raft.client_write_ff(Command::Batch(batch)).await {
             Ok(rx) => rx,
@@ -200,6 +201,9 @@ struct Lease {
     changes: watch::Receiver<u64>,
     node_id: NodeId,
     shared: std::sync::Arc<crate::storage::partition_sm::PartitionShared>,
+    /// Whether the data dir is low or its fsyncs stalled (`DiskGuard`), subscribed before the
+    /// entry was proposed.
+    disk_changes: watch::Receiver<bool>,
 }
 
 /// Waits for a proposed batch's outcome and answers it: directly, or through the actor when
@@ -251,16 +255,27 @@ async fn await_commit<E>(
 }
 
 /// Resolves once this node stops acting as the group's leader because its lease lapsed (the
-/// pinger signals every change; the group's own step-down is seen by the commit wait).
+/// pinger signals every change; the group's own step-down is seen by the commit wait), or its
+/// disk stalled or filled: a hung fsync held the producers' requests until their timeout (an
+/// idempotent librdkafka producer sends nothing more meanwhile), while the leadership moves.
 async fn lapsed(mut lease: Lease) {
     loop {
+        if *lease.disk_changes.borrow_and_update() {
+            return;
+        }
         let m = lease.raft.metrics();
         let confirmed = lease.shared.confirmed_stalls();
         if crate::cluster::acting_leader(&m.borrow(), Some(&lease.liveness), confirmed) != Some(lease.node_id) {
             return;
         }
-        if lease.changes.changed().await.is_err() {
-            return std::future::pending().await;
+        tokio::select! {
+            changed = lease.changes.changed() => if changed.is_err() {
+                return std::future::pending().await;
+            },
+            // A closed disk channel (the guard dropped at shutdown) leaves the liveness arm.
+            changed = lease.disk_changes.changed() => if changed.is_err() {
+                return std::future::pending().await;
+            },
         }
     }
 }

@@ -28,11 +28,10 @@ pub fn bound_ms(fault: &str, partition: i32, healed: bool) -> Option<u64> {
     match fault {
         // The leader and one more replica are a majority: nothing should stop.
         "kill follower" if partition == 0 && !healed => Some(1_000),
+        // A rolling restart's node hands its leaderships over before it stops (controlled
+        // shutdown); before that, its drain held them for seconds (finding 11).
         "kill leader" | "kill follower" | "kill node" | "isolate leader" | "split minority" | "bridge"
-        | "disk full" | "fsync fails" => Some(LEADER_LOST_MS),
-        // Not bounded yet (open finding 11, docs/reliability.md): a graceful shutdown drains
-        // client connections before its leaderships move, which sometimes takes seconds.
-        "rolling restart" => None,
+        | "disk full" | "fsync fails" | "fsync hangs" | "rolling restart" => Some(LEADER_LOST_MS),
         "pause leader" | "pause node" => Some(PAUSED_MS),
         _ => None,
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 pub struct Applied {
     ballast: Vec<(i32, std::path::PathBuf)>,
     fsync_failing: Vec<i32>,
+    fsync_hanging: Vec<i32>,
     killed: Vec<i32>,
     paused: Vec<i32>,
     partitioned: bool,
@@ -65,7 +66,12 @@ pub fn apply(
             .filter(|i| !done.killed.contains(i) && !done.paused.contains(i))
             .collect();
         let hit: Vec<i32> = match fault {
-            Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader | Fault::DiskFull | Fault::FsyncFail => {
+            Fault::KillLeader
+            | Fault::PauseLeader
+            | Fault::IsolateLeader
+            | Fault::DiskFull
+            | Fault::FsyncFail
+            | Fault::FsyncHang => {
                 vec![leader]
             }
             Fault::KillFollower => vec![if followers.is_empty() {
@@ -120,6 +126,10 @@ pub fn apply(
                 std::fs::write(nodes.fsync_trigger(hit[0]), b"")?;
                 done.fsync_failing.push(hit[0]);
             }
+            Fault::FsyncHang => {
+                std::fs::write(nodes.fsync_hang_trigger(hit[0]), b"")?;
+                done.fsync_hanging.push(hit[0]);
+            }
             Fault::RollingRestart => {
                 for id in &ids {
                     nodes.stop(*id, Duration::from_secs(30))?;
@@ -167,6 +177,13 @@ pub fn heal(done: Applied, nodes: &mut Nodes, network: &Network, history: &Histo
         if !nodes.running(*id) {
             nodes.start(*id)?;
         }
+    }
+    for id in &done.fsync_hanging {
+        std::fs::remove_file(nodes.fsync_hang_trigger(*id))?;
+        anyhow::ensure!(
+            nodes.running(*id),
+            "node {id} stopped while its fsyncs hung; see node{id}.log"
+        );
     }
     for id in &done.paused {
         nodes.signal(*id, Signal::CONT)?;

@@ -80,6 +80,11 @@ impl Nodes {
         self.dir.join(format!("node{id}-fsync-fail"))
     }
 
+    /// The file whose existence makes node `id`'s fsyncs block (debug brokers only).
+    pub fn fsync_hang_trigger(&self, id: i32) -> PathBuf {
+        self.dir.join(format!("node{id}-fsync-hang"))
+    }
+
     fn slot(&self, id: i32) -> usize {
         self.ids.iter().position(|i| *i == id).expect("known node id")
     }
@@ -120,6 +125,8 @@ impl Nodes {
             .env("RAFTSTREAM_OFFSETS_TOPIC_NUM_PARTITIONS", "3")
             // A debug broker fails every fsync while this file exists (the fsync-failure fault).
             .env("RS_TEST_FSYNC_FAIL_TRIGGER", self.fsync_trigger(id))
+            // ... and blocks every fsync while this one exists (the hung-disk fault).
+            .env("RS_TEST_FSYNC_HANG_TRIGGER", self.fsync_hang_trigger(id))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

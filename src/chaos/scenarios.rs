@@ -30,11 +30,14 @@ pub enum Fault {
     /// Make every fsync of the leader of partition 0 fail (a debug broker's test switch); the
     /// node is restarted at the heal if it stopped.
     FsyncFail,
+    /// Make every fsync of the leader of partition 0 block until the heal (a debug broker's
+    /// test switch): a disk that stops answering.
+    FsyncHang,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 12] = [
         Fault::KillLeader,
         Fault::KillFollower,
         Fault::KillRandom,
@@ -46,6 +49,7 @@ impl Fault {
         Fault::RollingRestart,
         Fault::DiskFull,
         Fault::FsyncFail,
+        Fault::FsyncHang,
     ];
 
     /// Name used in the history and the picture.
@@ -62,6 +66,7 @@ impl Fault {
             Fault::RollingRestart => "rolling restart",
             Fault::DiskFull => "disk full",
             Fault::FsyncFail => "fsync fails",
+            Fault::FsyncHang => "fsync hangs",
         }
     }
 }
@@ -124,7 +129,7 @@ pub fn named(name: &str, seed: u64) -> Option<Scenario> {
         "pause" => vec![step(3_000, 4_000, &[PauseLeader]), step(10_000, 3_000, &[PauseRandom])],
         "rolling-restart" => vec![step(3_000, 0, &[RollingRestart])],
         "disk-full" => vec![step(3_000, 6_000, &[DiskFull]), step(13_000, 4_000, &[DiskFull])],
-        "fsync-failure" => vec![step(3_000, 5_000, &[FsyncFail])],
+        "fsync-failure" => vec![step(3_000, 5_000, &[FsyncFail]), step(12_000, 5_000, &[FsyncHang])],
         _ => return None,
     };
     Some(Scenario {
@@ -164,8 +169,12 @@ impl Rng {
 /// with a partition now and then), held 2-8 s, 2-6 s apart.
 pub fn long(duration_ms: u64, seed: u64) -> Scenario {
     use Fault::*;
-    // Not FsyncFail: its switch exists in debug brokers only, and long runs use release ones.
-    let single: Vec<Fault> = Fault::ALL.into_iter().filter(|f| *f != FsyncFail).collect();
+    // Not the fsync faults: their switches exist in debug brokers only, and long runs use
+    // release ones.
+    let single: Vec<Fault> = Fault::ALL
+        .into_iter()
+        .filter(|f| !matches!(f, FsyncFail | FsyncHang))
+        .collect();
     let mut rng = Rng::new(seed);
     let mut steps = Vec::new();
     let mut at = 3_000;
@@ -212,11 +221,11 @@ mod tests {
     }
 
     #[test]
-    fn a_long_schedule_uses_every_fault_but_fsync_failure_and_replays_from_its_seed() {
+    fn a_long_schedule_uses_every_fault_but_the_fsync_ones_and_replays_from_its_seed() {
         let a = long(1_200_000, 42);
         let used: std::collections::HashSet<Fault> = a.steps.iter().flat_map(|s| s.faults.clone()).collect();
-        assert_eq!(used.len(), Fault::ALL.len() - 1, "{used:?}");
-        assert!(!used.contains(&Fault::FsyncFail));
+        assert_eq!(used.len(), Fault::ALL.len() - 2, "{used:?}");
+        assert!(!used.contains(&Fault::FsyncFail) && !used.contains(&Fault::FsyncHang));
         assert_eq!(
             serde_json::to_string(&long(1_200_000, 42)).unwrap(),
             serde_json::to_string(&a).unwrap()

@@ -104,6 +104,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
     let meta = broker.metadata();
     let node = broker.node();
     let me = node.node_id;
+    let elsewhere = broker.sends_clients_elsewhere();
     let mut topics = Vec::new();
     for name in names {
         let mut t = MetadataResponseTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
@@ -143,6 +144,9 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
             // the controller in the same leader epoch (else all replicas).
             let recorded_isr = |epoch: i32| meta.isr_in(&name, p, epoch).unwrap_or_else(|| replicas.clone());
             let (leader, epoch, in_sync) = match (view, recorded) {
+                // A node that sends clients elsewhere (its disk full or its fsyncs stalled: it
+                // refuses produce while its leaderships move) names no leader of its own.
+                (Some(v), _) if v.leader == Some(me) && elsewhere => (None, -1, Vec::new()),
                 (Some(v), _) => (
                     v.leader,
                     v.leader_epoch,

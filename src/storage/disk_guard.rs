@@ -3,7 +3,9 @@
 //! another in-sync replica, and a partition whose group stopped on a failed write is restarted
 //! only once space has returned (a full disk must not crash-loop a partition into taking the
 //! broker down). A write that fails outright (ENOSPC below the threshold) stops that group only:
-//! nothing unwritten is ever acknowledged.
+//! nothing unwritten is ever acknowledged. A disk that stops answering counts as low too: the
+//! committer marks the guard stalled while one fsync round has run longer than
+//! `log.flush.stall.ms` (a hung disk held every partition led here for as long as it hung).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +20,11 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
 pub struct DiskGuard {
     dir: PathBuf,
     min_free_bytes: u64,
+    /// Free space below the minimum at the last check.
+    space_low: AtomicBool,
+    /// An fsync round has run longer than `log.flush.stall.ms` and not ended yet.
+    stalled: AtomicBool,
+    /// `space_low || stalled`, as last announced on `changed`.
     low: AtomicBool,
     free_bytes: AtomicU64,
     changed: watch::Sender<bool>,
@@ -29,6 +36,8 @@ impl DiskGuard {
         let guard = Arc::new(DiskGuard {
             dir,
             min_free_bytes,
+            space_low: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
             low: AtomicBool::new(false),
             free_bytes: AtomicU64::new(u64::MAX),
             changed: watch::channel(false).0,
@@ -37,7 +46,7 @@ impl DiskGuard {
         guard
     }
 
-    /// Whether free space was below the minimum at the last check.
+    /// Whether free space was below the minimum at the last check, or fsyncs are stalled.
     pub fn is_low(&self) -> bool {
         self.low.load(Ordering::Acquire)
     }
@@ -56,25 +65,50 @@ impl DiskGuard {
         self.free_bytes.load(Ordering::Relaxed)
     }
 
-    /// Reads the free space now; returns whether it is low. An unreadable filesystem counts as
-    /// not low (the writes themselves will tell).
+    /// Reads the free space now; returns whether the disk is low (or stalled). An unreadable
+    /// filesystem counts as not low (the writes themselves will tell).
     pub fn check(&self) -> bool {
         let Ok(st) = rustix::fs::statvfs(&self.dir) else {
             return self.is_low();
         };
         let free = st.f_bavail.saturating_mul(st.f_frsize);
         self.free_bytes.store(free, Ordering::Relaxed);
-        let low = free < self.min_free_bytes;
-        if self.low.swap(low, Ordering::AcqRel) != low {
-            if low {
+        let space_low = free < self.min_free_bytes;
+        if self.space_low.swap(space_low, Ordering::AcqRel) != space_low {
+            if space_low {
                 tracing::warn!(free_bytes = free, min_free_bytes = self.min_free_bytes, dir = %self.dir.display(),
                     "data dir almost full: refusing produce here, moving leadership away");
             } else {
                 tracing::warn!(free_bytes = free, "data dir has room again: taking writes");
             }
+        }
+        self.announce()
+    }
+
+    /// Marks fsyncs as stalled (a round runs too long) or answering again.
+    pub fn set_stalled(&self, stalled: bool) {
+        if self.stalled.swap(stalled, Ordering::AcqRel) != stalled {
+            if stalled {
+                tracing::warn!(dir = %self.dir.display(), "an fsync has not returned: refusing produce here, moving leadership away");
+            } else {
+                tracing::warn!("fsyncs answer again: taking writes");
+            }
+            self.announce();
+        }
+    }
+
+    /// Recomputes `low` from its causes and tells the waiters when it changed.
+    fn announce(&self) -> bool {
+        let low = self.space_low.load(Ordering::Acquire) || self.stalled.load(Ordering::Acquire);
+        if self.low.swap(low, Ordering::AcqRel) != low {
             self.changed.send_replace(low);
         }
         low
+    }
+
+    /// A receiver told of every change of `is_low`.
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.changed.subscribe()
     }
 
     /// Waits until the space is not low (checking at least every `interval`).
@@ -107,5 +141,15 @@ mod tests {
         assert!(!DiskGuard::new(dir.path().into(), 0).is_low());
         let guard = DiskGuard::new(dir.path().into(), u64::MAX);
         assert!(guard.is_low() && guard.free_bytes() < u64::MAX);
+    }
+
+    #[test]
+    fn low_while_fsyncs_are_stalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = DiskGuard::new(dir.path().into(), 0);
+        guard.set_stalled(true);
+        assert!(guard.is_low() && guard.check(), "a check of the space keeps the stall");
+        guard.set_stalled(false);
+        assert!(!guard.is_low() && !guard.check());
     }
 }
