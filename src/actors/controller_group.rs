@@ -5,8 +5,9 @@
 
 use super::cluster_routes::ClusterRoutes;
 use super::controller::ControllerMsg;
+use crate::cluster::handover::hand_leadership;
 use crate::cluster::network::{Network, Peers};
-use crate::cluster::wire::{GroupId, Request, Response};
+use crate::cluster::wire::GroupId;
 use crate::cluster::{NodeId, Raft};
 use crate::storage::disk_guard::{DiskGuard, CHECK_INTERVAL};
 use crate::storage::log::{LogConfig, PartitionLog};
@@ -219,19 +220,13 @@ async fn hand_over(raft: &Raft, peers: &Peers, me: NodeId) {
         return;
     }
     raft.runtime_config().heartbeat(false);
-    tokio::time::sleep(lease + super::partition_handoff::LEASE_MARGIN).await;
-    for voter in voters {
-        let asked = peers.call(voter, Request::Campaign(GroupId::Controller), lease).await;
-        if matches!(asked, Ok(Response::Proposed(Ok(_)))) {
-            let moved = raft
-                .wait(Some(2 * lease))
-                .metrics(move |m| m.current_leader.is_some_and(|l| l != me), "controller moved")
-                .await;
-            if moved.is_ok() {
-                tracing::warn!(to = voter, "data dir full: controller leadership handed over");
-                break;
-            }
-        }
+    let moved_away = |_: NodeId| async move {
+        let moved = raft.wait(Some(2 * lease));
+        let moved = moved.metrics(move |m| m.current_leader.is_some_and(|l| l != me), "controller moved");
+        moved.await.is_ok()
+    };
+    if let Some(to) = hand_leadership(peers, &GroupId::Controller, &voters, lease, moved_away).await {
+        tracing::warn!(to, "data dir full: controller leadership handed over");
     }
     raft.runtime_config().heartbeat(true);
 }

@@ -11,8 +11,9 @@
 
 use super::partition::PartitionMsg;
 use super::registry::Registry;
+use crate::cluster::handover::hand_leadership;
 use crate::cluster::network::Peers;
-use crate::cluster::wire::{GroupId, Request, Response};
+use crate::cluster::wire::GroupId;
 use crate::cluster::{NodeId, Raft};
 use crate::handlers::context::TopicPartition;
 use crate::storage::meta_sm::ClusterMeta;
@@ -20,9 +21,6 @@ use crate::storage::partition_sm::PartitionShared;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-/// Margin added to the lease so that every follower's has expired when the campaign starts.
-pub(super) const LEASE_MARGIN: Duration = Duration::from_millis(50);
 
 /// What a leadership handoff needs.
 pub struct Handoff {
@@ -93,33 +91,25 @@ impl Handoff {
             return None;
         }
         Some(tokio::spawn(async move {
-            let mut moved_away = false;
             let lease = Duration::from_millis(self.raft.config().election_timeout_max);
-            tokio::time::sleep(lease + LEASE_MARGIN).await;
-            let group = GroupId::of(&self.tp);
-            match self.peers.call(preferred, Request::Campaign(group), lease).await {
-                Ok(Response::Proposed(Ok(_))) => {
-                    // Done when the target leads (not merely when this node stopped leading: it
-                    // does on granting the vote, and the target may still lose).
-                    let moved = self
-                        .raft
-                        .wait(Some(lease * 2))
-                        .metrics(move |m| m.current_leader == Some(preferred), "leadership moved")
-                        .await;
-                    match moved {
-                        Ok(_) => {
-                            moved_away = true;
-                            tracing::info!(partition = ?self.tp, to = preferred, "leadership handed over")
-                        }
-                        Err(_) => {
-                            tracing::debug!(partition = ?self.tp, "the target replica did not win; leading on")
-                        }
-                    }
+            // Done when the target leads (not merely when this node stopped leading: it does on
+            // granting the vote, and the target may still lose).
+            let leads = |target: NodeId| {
+                let raft = self.raft.clone();
+                async move {
+                    let moved = raft.wait(Some(lease * 2));
+                    let moved = moved.metrics(move |m| m.current_leader == Some(target), "leadership moved");
+                    moved.await.is_ok()
                 }
-                other => tracing::debug!(partition = ?self.tp, answer = ?other, "target replica did not campaign"),
+            };
+            let group = GroupId::of(&self.tp);
+            let moved = hand_leadership(&self.peers, &group, &[preferred], lease, leads).await;
+            match moved {
+                Some(to) => tracing::info!(partition = ?self.tp, to, "leadership handed over"),
+                None => tracing::debug!(partition = ?self.tp, "the target replica did not take over; leading on"),
             }
             self.shared.handing_off.store(false, Ordering::Release);
-            moved_away
+            moved.is_some()
         }))
     }
 }

@@ -5,8 +5,9 @@
 use super::partition::{shutdown_raft, GroupStopped, PartitionActor, PartitionArgs, PartitionMsg};
 use super::registry::PartitionHandle;
 use super::registry::Registry;
+use crate::cluster::handover::hand_leadership;
 use crate::cluster::network::Peers;
-use crate::cluster::wire::{GroupId, Request, Response};
+use crate::cluster::wire::GroupId;
 use crate::cluster::NodeId;
 use crate::handlers::context::TopicPartition;
 use crate::storage::log::LogConfig;
@@ -451,26 +452,16 @@ fn hand_over_stopped(
     let tp = tp.clone();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
-        tokio::time::sleep(lease + super::partition_handoff::LEASE_MARGIN).await;
-        ask_to_campaign(&peers, &tp, replicas, node_id).await;
+        // Only a replica holding every committed entry can win, and this node's group is down:
+        // asking is all it can do (the candidate's own timers take over if it loses).
+        let candidates: Vec<NodeId> = replicas.into_iter().filter(|v| *v != node_id).collect();
+        let group = GroupId::of(&tp);
+        if let Some(to) = hand_leadership(&peers, &group, &candidates, lease, |_| async { true }).await {
+            tracing::info!(partition = ?tp, to, "asked a replica to take over leadership");
+        }
         let _ = done_tx.send(());
     });
     Some((task, done_rx))
-}
-
-/// Asks the other voters of `tp`'s group, in turn, to campaign until one agrees (best effort:
-/// its own election timer takes over if the first attempt loses to a follower's lease).
-async fn ask_to_campaign(peers: &Peers, tp: &TopicPartition, voters: Vec<NodeId>, me: NodeId) {
-    let group = GroupId::of(tp);
-    for voter in voters.into_iter().filter(|v| *v != me) {
-        let answer = peers
-            .call(voter, Request::Campaign(group.clone()), Duration::from_secs(1))
-            .await;
-        if matches!(answer, Ok(Response::Proposed(Ok(_)))) {
-            tracing::info!(partition = ?tp, to = voter, "asked a replica to take over leadership");
-            return;
-        }
-    }
 }
 
 /// After a failed fsync, cuts the log back to what was last synced before its group restarts
