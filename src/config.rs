@@ -124,9 +124,9 @@ pub struct Config {
     pub log_flush_interval_ms: u64,
     /// Largest number of bytes one committer round covers before the next round starts.
     pub committer_max_round_bytes: u64,
-    /// An fsync round running longer than this marks the disk stalled: until it returns the
-    /// node refuses produce (KAFKA_STORAGE_ERROR) and moves its leaderships away, as on a
-    /// full disk.
+    /// An fsync round that finished no file's fsync for this long marks the disk stalled:
+    /// until it returns the node refuses produce (KAFKA_STORAGE_ERROR) and moves its
+    /// leaderships away, as on a full disk (clusters with `fsync` durability only).
     pub log_flush_stall_ms: u64,
     /// Idle time after which an idempotent producer's sequence state is forgotten.
     pub producer_id_expiration_ms: u64,

@@ -68,6 +68,10 @@ pub struct BrokerState {
     stopping: bool,
     /// The node-to-node server (multi-node clusters only).
     cluster_server: Option<tokio::task::JoinHandle<()>>,
+    /// What peers reach on this node (multi-node clusters only): told when it shuts down.
+    routes: Option<Arc<super::cluster_routes::ClusterRoutes>>,
+    /// Failed partitions being stopped, handed over and restarted (`SupervisorArgs::handovers`).
+    handovers: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// The node pinger, the partition elector and the disk monitor.
     failure_detection: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -153,7 +157,8 @@ impl Actor for Broker {
                 max_round_bytes: cfg.committer_max_round_bytes,
                 flush_interval_ms: cfg.log_flush_interval_ms,
                 relaxed,
-                stall_ms: cfg.log_flush_stall_ms,
+                // Only where a leadership can move away and acknowledgements wait for fsyncs.
+                stall_ms: (!relaxed && !cfg.peer_addrs()?.is_empty()).then_some(cfg.log_flush_stall_ms),
                 disk: disk.clone(),
             },
             myself.get_cell(),
@@ -228,6 +233,7 @@ impl Actor for Broker {
         };
 
         let disk_monitor = disk.spawn_monitor(crate::storage::disk_guard::CHECK_INTERVAL);
+        let handovers = Arc::new(Mutex::new(Vec::new()));
         let (supervisor, _) = Actor::spawn_linked(
             Some("partitions".into()),
             PartitionSupervisor,
@@ -265,6 +271,7 @@ impl Actor for Broker {
                     .then(|| Duration::from_secs(cfg.leader_imbalance_check_interval_seconds)),
                 replica_lag_time_max: Duration::from_millis(cfg.replica_lag_time_max_ms),
                 disk: disk.clone(),
+                handovers: handovers.clone(),
             },
             myself.get_cell(),
         )
@@ -383,8 +390,10 @@ impl Actor for Broker {
             shutdown,
             failure: args.failure,
             stopping: false,
+            routes: transport.as_ref().map(|t| t.routes.clone()),
             cluster_server: transport.map(|t| t.server),
             failure_detection,
+            handovers,
         })
     }
 
@@ -448,7 +457,12 @@ impl Actor for Broker {
 async fn graceful_shutdown(st: &mut BrokerState) {
     st.stopping = true;
     let timeout = Duration::from_millis(st.config.shutdown_timeout_ms);
+    if let Some(routes) = &st.routes {
+        routes.set_leaving();
+    }
     super::partition_handoff::hand_all_away(&st.registry, timeout).await;
+    let stopped: Vec<_> = st.handovers.lock().expect("handovers lock").drain(..).collect();
+    let _ = tokio::time::timeout(timeout, futures::future::join_all(stopped)).await;
     let _ = st.shutdown.send(true);
     st.listener.stop(None);
     let all = st.config.max_connections.max(1) as u32;

@@ -29,6 +29,8 @@ pub struct ClusterRoutes {
     registry: Arc<Registry>,
     /// This node's cluster id (empty until adopted from the controller).
     pub cluster_id: Arc<RwLock<String>>,
+    /// Set when the node starts shutting down (`LocalGroups::leaving`).
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 impl ClusterRoutes {
@@ -39,7 +41,13 @@ impl ClusterRoutes {
             controller: OnceLock::new(),
             registry,
             cluster_id,
+            leaving: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The node is shutting down: peers' requests to campaign are refused from now on.
+    pub fn set_leaving(&self) {
+        self.leaving.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// The controller group exists (again, after a reopen).
@@ -58,6 +66,10 @@ impl ClusterRoutes {
 }
 
 impl LocalGroups for ClusterRoutes {
+    fn leaving(&self) -> bool {
+        self.leaving.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn raft(&self, group: &GroupId) -> Option<Raft> {
         match group {
             GroupId::Controller => self.controller_raft(),

@@ -11,8 +11,9 @@ use crate::storage::disk_guard::DiskGuard;
 use crate::storage::{FlushDone, FlushSink};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One log's request to make its writes durable.
 pub struct FlushRequest {
@@ -36,7 +37,8 @@ pub enum CommitterMsg {
     },
     /// Sync everything now and answer (shutdown).
     SyncAll(ractor::RpcReplyPort<()>),
-    /// Round `n` started `log.flush.stall.ms` ago: if it still runs, the disk is stalled.
+    /// Round `n` may have stalled: if it still runs and finished no fsync for
+    /// `log.flush.stall.ms`, the disk is stalled.
     StallCheck(u64),
 }
 
@@ -48,8 +50,11 @@ pub struct CommitterArgs {
     pub max_round_bytes: u64,
     pub flush_interval_ms: u64,
     pub relaxed: bool,
-    /// A round running longer than this marks `disk` stalled until it ends.
-    pub stall_ms: u64,
+    /// An fsync round that has not finished a file for this long marks `disk` stalled until
+    /// it ends (`None`: never, as on a single node or with relaxed durability, where no
+    /// leadership can move or nothing waits for the fsync).
+    pub stall_ms: Option<u64>,
+    /// The data dir's guard, told of stalls.
     pub disk: Arc<DiskGuard>,
 }
 
@@ -60,7 +65,11 @@ pub struct CommitterState {
     round_running: bool,
     /// Rounds started so far (names the round a stall check is about).
     rounds_started: u64,
-    stall: Duration,
+    stall: Option<Duration>,
+    /// When the running round last made progress (started, or finished a file's fsync), in ms
+    /// since `epoch`.
+    progress_ms: Arc<AtomicU64>,
+    epoch: Instant,
     disk: Arc<DiskGuard>,
     dirty: Vec<Arc<File>>,
     waiting_sync_all: Vec<ractor::RpcReplyPort<()>>,
@@ -73,6 +82,25 @@ fn add_unique(files: &mut Vec<Arc<File>>, f: &Arc<File>) {
 }
 
 impl Committer {
+    /// Round `round` was due to have made progress by now: if it still runs and has not finished
+    /// a file's fsync for `stall`, the disk is stalled; if it progressed, look again `stall`
+    /// after that progress. A round with many files is slow, not stalled, while files finish.
+    fn check_stall(myself: &ActorRef<CommitterMsg>, st: &CommitterState, round: u64) {
+        let Some(stall) = st.stall else { return };
+        if !st.round_running || round != st.rounds_started {
+            return;
+        }
+        let idle_ms = (st.epoch.elapsed().as_millis() as u64).saturating_sub(st.progress_ms.load(Ordering::Acquire));
+        let stall_ms = stall.as_millis() as u64;
+        if idle_ms >= stall_ms {
+            st.disk.set_stalled(true);
+        } else {
+            myself.send_after(Duration::from_millis(stall_ms - idle_ms), move || {
+                CommitterMsg::StallCheck(round)
+            });
+        }
+    }
+
     fn start_round(myself: &ActorRef<CommitterMsg>, st: &mut CommitterState) {
         if st.round_running || (st.pending.is_empty() && st.waiting_sync_all.is_empty()) {
             return;
@@ -99,7 +127,11 @@ impl Committer {
         st.round_running = true;
         st.rounds_started += 1;
         let round = st.rounds_started;
-        myself.send_after(st.stall, move || CommitterMsg::StallCheck(round));
+        let (progress, epoch) = (st.progress_ms.clone(), st.epoch);
+        progress.store(epoch.elapsed().as_millis() as u64, Ordering::Release);
+        if let Some(stall) = st.stall {
+            myself.send_after(stall, move || CommitterMsg::StallCheck(round));
+        }
         let me = myself.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
@@ -107,6 +139,7 @@ impl Committer {
             for f in &files {
                 super::broken_build::injected_fsync_hang();
                 let synced = super::broken_build::injected_fsync_error().map_or_else(|| f.sync_data(), Err);
+                progress.store(epoch.elapsed().as_millis() as u64, Ordering::Release);
                 if let Err(e) = synced {
                     result = Err((e.kind(), e.to_string()));
                     break;
@@ -140,7 +173,9 @@ impl Actor for Committer {
             pending: Default::default(),
             round_running: false,
             rounds_started: 0,
-            stall: Duration::from_millis(args.stall_ms.max(1)),
+            stall: args.stall_ms.map(|ms| Duration::from_millis(ms.max(1))),
+            progress_ms: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
             disk: args.disk,
             dirty: Vec::new(),
             waiting_sync_all: Vec::new(),
@@ -188,11 +223,7 @@ impl Actor for Committer {
                 }
             }
             CommitterMsg::SyncAll(port) => st.waiting_sync_all.push(port),
-            CommitterMsg::StallCheck(round) => {
-                if st.round_running && round == st.rounds_started {
-                    st.disk.set_stalled(true);
-                }
-            }
+            CommitterMsg::StallCheck(round) => Committer::check_stall(&myself, st, round),
         }
         Committer::start_round(&myself, st);
         Ok(())

@@ -128,7 +128,8 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
                 if let Some(bytes) = reply.bytes {
                     wr.write_all(&bytes).await?;
                 }
-                redirected |= reply.then_close;
+                // The latest answer decides: a node that recovered keeps its connections.
+                redirected = reply.then_close;
             }
             r = rd.read_buf(&mut buf),
                 if reading && inflight.len() < max_inflight && (inflight.is_empty() || inflight_bytes < max_inflight_bytes) => {

@@ -316,7 +316,10 @@ impl Actor for Controller {
                 }
                 if st.parts.disk.is_low() {
                     // Nothing is proposed that this node may fail to write.
-                    let _ = reply.send(Err((ResponseError::KafkaStorageError, "the data dir is full".into())));
+                    let _ = reply.send(Err((
+                        ResponseError::KafkaStorageError,
+                        "the data dir is full or not answering".into(),
+                    )));
                     return Ok(());
                 }
                 let bytes = serde_json::to_vec(&cmd)?;

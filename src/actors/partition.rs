@@ -51,6 +51,16 @@ pub struct GroupStopped {
     pub why: String,
 }
 
+impl GroupStopped {
+    /// The actor's failure for `tp`'s group stopping on `why`.
+    pub fn failure(tp: &TopicPartition, why: impl std::fmt::Display) -> ActorProcessingErr {
+        Box::new(GroupStopped {
+            tp: tp.clone(),
+            why: why.to_string(),
+        })
+    }
+}
+
 /// Messages a partition actor takes.
 pub enum PartitionMsg {
     /// Append a validated batch; reply once it is committed.
@@ -381,7 +391,7 @@ impl Actor for PartitionActor {
                 }
             },
             PartitionMsg::GroupStopped(why) => {
-                return Err(Box::new(GroupStopped { tp: st.tp.clone(), why }));
+                return Err(GroupStopped::failure(&st.tp, why));
             }
             PartitionMsg::Reassign => {
                 if let (Some(peers), Some(reports)) = (&st.peers, &st.reports) {
@@ -413,7 +423,7 @@ impl Actor for PartitionActor {
                         Ok(rx) => rx,
                         Err(fatal) => {
                             let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
-                            return Err(format!("raft group of {:?} stopped: {fatal}", st.tp).into());
+                            return Err(GroupStopped::failure(&st.tp, fatal));
                         }
                     };
                     tokio::spawn(async move {

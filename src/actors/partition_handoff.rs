@@ -38,7 +38,8 @@ pub struct Handoff {
     pub shared: Arc<PartitionShared>,
     /// A replica not heard from within this long is not handed leadership.
     pub alive_within: Duration,
-    /// Leadership should leave this node (its disk is full), not only go to the preferred
+    /// Leadership should leave this node (its disk is full or stalled, or it shuts down), not
+    /// only go to the preferred
     /// replica.
     pub away: bool,
 }
@@ -49,7 +50,7 @@ impl Handoff {
     /// or having held them within `alive_within`, as Kafka's ISR: under steady produce a
     /// follower is rarely level at any one instant; produce stops during the lease wait, so it
     /// catches up before it campaigns). Normally
-    /// only the preferred replica; with `away` (this node's disk is full) any such replica,
+    /// only the preferred replica; with `away` (leaving this node) any such replica,
     /// the preferred one first.
     fn target(&self) -> Option<NodeId> {
         let replicas: Vec<NodeId> = {
@@ -116,9 +117,10 @@ impl Handoff {
 
 /// Every partition led here hands its leadership to an in-sync replica, all at once; bounded
 /// by `timeout`. Run when the disk turns low, and at shutdown before the node stops serving
-/// clients (Kafka's controlled shutdown): clients then move while this node still answers them. Draining connections first left the
-/// partitions led here without a leader for as long as the drain took (up to the shutdown
-/// bound: 16.9 s in a chaos run's rolling restart, docs/reliability.md finding 11).
+/// clients (Kafka's controlled shutdown): clients then move while this node still answers
+/// them. Draining connections first left the partitions led here without a leader for as long
+/// as the drain took (up to the shutdown bound: 16.9 s in a chaos run's rolling restart,
+/// docs/reliability.md finding 11).
 pub async fn hand_all_away(registry: &Registry, timeout: Duration) {
     let led: Vec<_> = registry
         .all()
@@ -129,13 +131,14 @@ pub async fn hand_all_away(registry: &Registry, timeout: Duration) {
         return;
     }
     let started = std::time::Instant::now();
-    let asks = led
-        .iter()
-        .map(|(_, h)| async move { ractor::call!(h.actor, |reply| PartitionMsg::HandAway { reply }) });
-    let moved = match tokio::time::timeout(timeout, futures::future::join_all(asks)).await {
-        Ok(answers) => answers.into_iter().filter(|a| matches!(a, Ok(true))).count(),
-        Err(_) => 0,
-    };
+    let moved = std::sync::atomic::AtomicUsize::new(0);
+    let asks = led.iter().map(|(_, h)| async {
+        if let Ok(true) = ractor::call!(h.actor, |reply| PartitionMsg::HandAway { reply }) {
+            moved.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let _ = tokio::time::timeout(timeout, futures::future::join_all(asks)).await;
+    let moved = moved.load(Ordering::Relaxed);
     tracing::info!(
         led = led.len(),
         moved,

@@ -121,13 +121,14 @@ impl PartitionState {
             changes: p.liveness.changes(),
             node_id: self.node_id,
             shared: self.shared.clone(),
+            disk: self.disk.clone(),
             disk_changes: self.disk.subscribe(),
         });
         let rx = match self.raft.client_write_ff(Command::Batch(batch)).await {
             Ok(rx) => rx,
             Err(fatal) => {
                 let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
-                return Err(format!("raft group of {:?} stopped: {fatal}", self.tp).into());
+                return Err(super::GroupStopped::failure(&self.tp, fatal));
             }
         };
         let reply =
@@ -201,8 +202,8 @@ struct Lease {
     changes: watch::Receiver<u64>,
     node_id: NodeId,
     shared: std::sync::Arc<crate::storage::partition_sm::PartitionShared>,
-    /// Whether the data dir is low or its fsyncs stalled (`DiskGuard`), subscribed before the
-    /// entry was proposed.
+    /// The data dir's guard, and its changes subscribed before the entry was proposed.
+    disk: std::sync::Arc<crate::storage::disk_guard::DiskGuard>,
     disk_changes: watch::Receiver<bool>,
 }
 
@@ -256,11 +257,13 @@ async fn await_commit<E>(
 
 /// Resolves once this node stops acting as the group's leader because its lease lapsed (the
 /// pinger signals every change; the group's own step-down is seen by the commit wait), or its
-/// disk stalled or filled: a hung fsync held the producers' requests until their timeout (an
-/// idempotent librdkafka producer sends nothing more meanwhile), while the leadership moves.
+/// fsyncs stalled: a hung fsync held the producers' requests until their timeout (an idempotent
+/// librdkafka producer sends nothing more meanwhile), while the leadership moves. (A full disk
+/// whose fsyncs still answer commits what it took: its waits run their course.)
 async fn lapsed(mut lease: Lease) {
     loop {
-        if *lease.disk_changes.borrow_and_update() {
+        lease.disk_changes.borrow_and_update();
+        if lease.disk.is_stalled() {
             return;
         }
         let m = lease.raft.metrics();
@@ -272,7 +275,7 @@ async fn lapsed(mut lease: Lease) {
             changed = lease.changes.changed() => if changed.is_err() {
                 return std::future::pending().await;
             },
-            // A closed disk channel (the guard dropped at shutdown) leaves the liveness arm.
+            // A closed channel (its sender dropped at shutdown) leaves nothing to wait for.
             changed = lease.disk_changes.changed() => if changed.is_err() {
                 return std::future::pending().await;
             },

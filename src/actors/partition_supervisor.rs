@@ -62,6 +62,10 @@ pub struct SupervisorArgs {
     /// Free space of the data dir: a partition that failed while it is low restarts once there
     /// is room, without counting towards `max_restarts`.
     pub disk: Arc<crate::storage::disk_guard::DiskGuard>,
+    /// The tasks that stop a failed partition's group, hand a leadership it held over and
+    /// restart it: the broker waits for them as it stops (a broker stopping because a
+    /// partition keeps failing would end a handover otherwise).
+    pub handovers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 struct Child {
@@ -76,9 +80,6 @@ pub struct SupervisorState {
     children: HashMap<TopicPartition, Child>,
     by_actor: HashMap<ActorId, TopicPartition>,
     stopping: bool,
-    /// Leaderships of stopped groups being handed to other replicas: a shutdown waits for them
-    /// (a broker that stops because a partition keeps failing would end them otherwise).
-    handovers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The partition supervisor actor.
@@ -204,7 +205,8 @@ impl PartitionSupervisor {
     /// A partition failed: counts the failure (`Err` past the restart limit) and schedules its
     /// restart. A failure while the data dir is full is the disk's, not the partition's: it is
     /// not counted and the restart waits for room. A group this node led that stopped on an
-    /// error (or on a full disk) is handed to another replica (`hand_over_stopped`).
+    /// error (or on a full disk) is handed to another replica first (`hand_over_stopped`), even
+    /// when this failure escalates: the broker waits for that handover as it stops.
     fn failed(
         myself: &ActorRef<SupervisorMsg>,
         st: &mut SupervisorState,
@@ -212,45 +214,28 @@ impl PartitionSupervisor {
         group_stopped: bool,
     ) -> Result<(), ActorProcessingErr> {
         let disk_full = st.args.disk.check();
+        if !st.stopping {
+            let handle = st.args.registry.remove(&tp);
+            let hand_over = disk_full || group_stopped;
+            let peers = st.args.peers.clone().filter(|_| hand_over);
+            let restart = Restart {
+                supervisor: myself.clone(),
+                disk: disk_full.then(|| st.args.disk.clone()),
+            };
+            let task = tokio::spawn(stop_and_restart(handle, peers, st.args.node_id, tp.clone(), restart));
+            let mut tasks = st.args.handovers.lock().expect("handovers lock");
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
         if disk_full {
             tracing::warn!(topic = %tp.topic, partition = tp.partition, "partition stopped with the data dir full; restarting it once there is room");
             if let Some(child) = st.children.get_mut(&tp) {
                 child.actor = None;
             }
+            Ok(())
         } else {
-            PartitionSupervisor::note_failure(st, &tp)?;
+            PartitionSupervisor::note_failure(st, &tp)
         }
-        if st.stopping {
-            return Ok(());
-        }
-        let handle = st.args.registry.remove(&tp);
-        let mut handed_over = None;
-        if let (Some(handle), Some(peers), true) = (&handle, &st.args.peers, disk_full || group_stopped) {
-            st.handovers.retain(|h| !h.is_finished());
-            if let Some((task, done)) = hand_over_stopped(handle, peers.clone(), &tp, st.args.node_id) {
-                st.handovers.push(task);
-                handed_over = Some(done);
-            }
-        }
-        let disk = disk_full.then(|| st.args.disk.clone());
-        let me = myself.clone();
-        tokio::spawn(async move {
-            if let Some(handle) = handle {
-                shutdown_raft(&handle, Duration::from_secs(5)).await;
-                cut_unsynced(&handle.log, &tp.topic, tp.partition);
-            }
-            // A group restarted before the handover comes back as leader (openraft restores a
-            // leadership its vote records) and replicates, renewing the followers' lease: the
-            // campaign lost, and the others elected only once this broker had stopped.
-            if let Some(done) = handed_over {
-                let _ = done.await;
-            }
-            if let Some(disk) = disk {
-                disk.wait_not_low(crate::storage::disk_guard::CHECK_INTERVAL).await;
-            }
-            let _ = me.send_message(SupervisorMsg::Restart(tp));
-        });
-        Ok(())
     }
 
     async fn stop_child(st: &mut SupervisorState, tp: &TopicPartition, delete_data: bool) {
@@ -291,7 +276,6 @@ impl Actor for PartitionSupervisor {
             children: HashMap::new(),
             by_actor: HashMap::new(),
             stopping: false,
-            handovers: Vec::new(),
         })
     }
 
@@ -374,9 +358,6 @@ impl Actor for PartitionSupervisor {
             }
             SupervisorMsg::StopAll(reply) => {
                 st.stopping = true;
-                for task in st.handovers.drain(..) {
-                    let _ = task.await;
-                }
                 let all: Vec<TopicPartition> = st.children.keys().cloned().collect();
                 for tp in all {
                     PartitionSupervisor::stop_child(st, &tp, false).await;
@@ -412,12 +393,15 @@ impl Actor for PartitionSupervisor {
     }
 }
 
-/// The group's voters, those holding the most of the log first (as this leader last saw them
-/// replicate): only a replica with every committed entry can win, and the others see the
-/// stopped leader alive, so they would not campaign themselves. Asking a replica behind
-/// another left the partition without a leader until this node had room again (8.5 s in a
-/// chaos run).
-fn most_caught_up_first(m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) -> Vec<NodeId> {
+/// The group's voters, those holding the most of the log first: by the replication progress
+/// the group last reported and, once that is gone (a group that stopped clears it), by when
+/// each was last seen holding every entry. Only a replica with every committed entry can win,
+/// and the others see the stopped leader alive, so they would not campaign themselves. Asking
+/// a replica behind another left the partition without a leader until this node had room
+/// again (8.5 s in a chaos run).
+fn most_caught_up_first(handle: &PartitionHandle) -> Vec<NodeId> {
+    let m = handle.raft.metrics().borrow().clone();
+    let caught_up = handle.shared.caught_up.lock().expect("caught-up lock").clone();
     let matched = |id: &NodeId| {
         m.replication
             .as_ref()
@@ -425,43 +409,64 @@ fn most_caught_up_first(m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) 
             .map(|l| l.index)
     };
     let mut voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-    voters.sort_by_key(|id| std::cmp::Reverse(matched(id)));
+    voters.sort_by_key(|id| std::cmp::Reverse((matched(id), caught_up.get(id).copied())));
     voters
 }
 
-/// When this node led `handle`'s group, which stopped (a write or fsync failed, or the disk is
-/// full): a task that waits out the followers' vote lease and asks the most caught-up replica
-/// to campaign. The others see this node alive and would wait for it (a node whose fsyncs fail
-/// stops its broker after `supervisor.max.restarts`, ~0.7 s; then they still wait out the
-/// lease and a dead interval: 2.5–3.1 s without acknowledgements in chaos runs). A campaign
-/// inside the lease loses.
-/// Returns the task and a receiver that resolves when it is done.
-fn hand_over_stopped(
-    handle: &PartitionHandle,
-    peers: Arc<Peers>,
-    tp: &TopicPartition,
+/// Where a failed partition goes once its group is down and any handover is done.
+struct Restart {
+    supervisor: ActorRef<SupervisorMsg>,
+    /// Set when the data dir is full: the restart waits for room.
+    disk: Option<Arc<crate::storage::disk_guard::DiskGuard>>,
+}
+
+/// Shuts a failed partition's group down (cutting what a failed fsync may have dropped); if
+/// this node led it and `peers` is given, hands the leadership over (`hand_over_stopped`); then
+/// restarts the partition (on its own task, so the broker's wait for handovers does not wait
+/// for a full disk to empty). The handover comes before the restart: openraft restores a
+/// leadership its vote records, and a group restarted at once led again, replicated (renewing
+/// the followers' lease, so the campaign lost) and failed again, until the broker stopped.
+async fn stop_and_restart(
+    handle: Option<Arc<PartitionHandle>>,
+    peers: Option<Arc<Peers>>,
     node_id: NodeId,
-) -> Option<(tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<()>)> {
-    let m = handle.raft.metrics().borrow().clone();
-    if m.current_leader != Some(node_id) {
-        return None;
-    }
-    // Read before the group's shutdown, which may clear the replication progress.
-    let replicas = most_caught_up_first(&m);
-    let lease = Duration::from_millis(handle.raft.config().election_timeout_max);
-    let tp = tp.clone();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        // Only a replica holding every committed entry can win, and this node's group is down:
-        // asking is all it can do (the candidate's own timers take over if it loses).
-        let candidates: Vec<NodeId> = replicas.into_iter().filter(|v| *v != node_id).collect();
-        let group = GroupId::of(&tp);
-        if let Some(to) = hand_leadership(&peers, &group, &candidates, lease, |_| async { true }).await {
-            tracing::info!(partition = ?tp, to, "asked a replica to take over leadership");
+    tp: TopicPartition,
+    restart: Restart,
+) {
+    if let Some(handle) = handle {
+        // Read before the shutdown: who led, and how far each replica got.
+        let led = handle.raft.metrics().borrow().current_leader == Some(node_id);
+        let candidates: Vec<NodeId> = most_caught_up_first(&handle)
+            .into_iter()
+            .filter(|v| *v != node_id)
+            .collect();
+        let lease = Duration::from_millis(handle.raft.config().election_timeout_max);
+        // The lease runs from the group's last replication, which the shutdown ends.
+        shutdown_raft(&handle, Duration::from_secs(5)).await;
+        cut_unsynced(&handle.log, &tp.topic, tp.partition);
+        if let (true, Some(peers)) = (led, peers) {
+            hand_over_stopped(&peers, &tp, &candidates, lease).await;
         }
-        let _ = done_tx.send(());
+    }
+    tokio::spawn(async move {
+        if let Some(disk) = restart.disk {
+            disk.wait_not_low(crate::storage::disk_guard::CHECK_INTERVAL).await;
+        }
+        let _ = restart.supervisor.send_message(SupervisorMsg::Restart(tp));
     });
-    Some((task, done_rx))
+}
+
+/// Asks the most caught-up of `candidates` to campaign for a group this node led, which
+/// stopped (a write or fsync failed, or the disk is full), once the followers' vote lease ran
+/// out. The others see this node alive and would wait for it: 2.5–3.1 s without
+/// acknowledgements under failing fsyncs in chaos runs, 0.6–0.7 s with this. This node's group
+/// is down, so it cannot see who won: the first candidate that campaigns is the answer (its own
+/// election timer takes over if it loses).
+async fn hand_over_stopped(peers: &Peers, tp: &TopicPartition, candidates: &[NodeId], lease: Duration) {
+    let group = GroupId::of(tp);
+    if let Some(to) = hand_leadership(peers, &group, candidates, lease, |_| async { true }).await {
+        tracing::info!(partition = ?tp, to, "asked a replica to take over leadership");
+    }
 }
 
 /// After a failed fsync, cuts the log back to what was last synced before its group restarts

@@ -23,6 +23,9 @@ pub trait LocalGroups: Send + Sync + 'static {
     fn cluster_id(&self) -> String;
     /// The controller group's voters (empty before it is initialized).
     fn controller_voters(&self) -> Vec<NodeId>;
+    /// Whether this node is shutting down: it has handed its leaderships away and must not take
+    /// one back (a `Campaign` is refused).
+    fn leaving(&self) -> bool;
     /// Hands the leadership of partition group `group`, led here, to its preferred replica.
     fn elect_preferred(&self, group: &GroupId) -> BoxFuture<'static, Result<i64, (i16, String)>>;
     /// Adds `node_id` at `addr` to the controller group as a learner (through the leader).
@@ -181,6 +184,7 @@ async fn handle(groups: &dyn LocalGroups, req: Request) -> Response {
             None => missing(&g),
         },
         Request::Propose(cmd) => Response::Proposed(groups.propose(cmd).await),
+        Request::Campaign(_) if groups.leaving() => Response::Unavailable("this node is shutting down".into()),
         Request::Campaign(g) => match groups.raft(&g) {
             Some(raft) => match raft.trigger().elect().await {
                 Ok(()) => Response::Proposed(Ok(0)),

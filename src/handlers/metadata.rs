@@ -145,8 +145,9 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
             let recorded_isr = |epoch: i32| meta.isr_in(&name, p, epoch).unwrap_or_else(|| replicas.clone());
             let (leader, epoch, in_sync) = match (view, recorded) {
                 // A node that sends clients elsewhere (its disk full or its fsyncs stalled: it
-                // refuses produce while its leaderships move) names no leader of its own.
-                (Some(v), _) if v.leader == Some(me) && elsewhere => (None, -1, Vec::new()),
+                // refuses produce while its leaderships move) names no leader of its own where
+                // another replica can take over (a single replica stays readable).
+                (Some(v), _) if v.leader == Some(me) && elsewhere && replicas.len() > 1 => (None, -1, Vec::new()),
                 (Some(v), _) => (
                     v.leader,
                     v.leader_epoch,

@@ -85,7 +85,13 @@ impl DiskGuard {
         self.announce()
     }
 
-    /// Marks fsyncs as stalled (a round runs too long) or answering again.
+    /// Whether fsyncs are stalled (a round made no progress for `log.flush.stall.ms`).
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
+    }
+
+    /// Marks fsyncs as stalled (a round made no progress for too long) or answering again;
+    /// subscribers are told even when the disk was low already (commit waits react to stalls).
     pub fn set_stalled(&self, stalled: bool) {
         if self.stalled.swap(stalled, Ordering::AcqRel) != stalled {
             if stalled {
@@ -93,7 +99,8 @@ impl DiskGuard {
             } else {
                 tracing::warn!("fsyncs answer again: taking writes");
             }
-            self.announce();
+            let low = self.announce();
+            self.changed.send_replace(low);
         }
     }
 
@@ -106,7 +113,7 @@ impl DiskGuard {
         low
     }
 
-    /// A receiver told of every change of `is_low`.
+    /// A receiver told of every change of `is_low` and of `is_stalled`.
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.changed.subscribe()
     }
