@@ -53,6 +53,10 @@ pub enum BrokerMsg {
     CrashPartitions,
 }
 
+/// A partition not appended to for this long trims its tail cache back to
+/// `log.tail.cache.bytes`.
+const TAIL_IDLE: Duration = Duration::from_secs(1);
+
 /// Broker state.
 pub struct BrokerState {
     config: Arc<Config>,
@@ -279,6 +283,7 @@ impl Actor for Broker {
         let mut failure_detection = spawn_failure_detection(&cfg, registry.clone(), peers, meta.clone());
         failure_detection.extend(pinger);
         failure_detection.push(disk_monitor);
+        failure_detection.push(super::registry::spawn_tail_trimmer(registry.clone(), TAIL_IDLE));
         failure_detection.push(super::partition_handoff::spawn_hand_away_when_low(
             disk.clone(),
             registry.clone(),

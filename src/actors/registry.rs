@@ -120,3 +120,16 @@ impl Registry {
         self.changed.send_modify(|v| *v += 1);
     }
 }
+
+/// Trims the tail cache of every partition not appended to for `idle` back to its plain limit,
+/// every `idle` (a busy partition may hold more: `TailCache`), until the task is aborted.
+pub fn spawn_tail_trimmer(registry: Arc<Registry>, idle: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(idle).await;
+            for (_, handle) in registry.all() {
+                handle.log.trim_idle_tail(idle);
+            }
+        }
+    })
+}

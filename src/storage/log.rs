@@ -26,6 +26,21 @@ pub struct LogConfig {
     pub max_append_bytes: u64,
 }
 
+impl LogConfig {
+    /// What the tail cache may hold while entries are appended: four AppendEntries' worth (at
+    /// least `tail_cache_bytes`, at most 64 MiB), so that the entries a follower or commit-time
+    /// apply reads are still in memory when batches are near `message.max.bytes` (0 when the
+    /// cache is off).
+    pub fn tail_burst_bytes(&self) -> usize {
+        const MAX_BURST_BYTES: u64 = 64 << 20;
+        if self.tail_cache_bytes == 0 {
+            return 0;
+        }
+        let burst = self.max_append_bytes.saturating_mul(4).min(MAX_BURST_BYTES) as usize;
+        self.tail_cache_bytes.max(burst)
+    }
+}
+
 /// What recovery found, for the start-up log line.
 #[derive(Debug, Default)]
 pub struct RecoveryReport {
@@ -168,7 +183,7 @@ impl PartitionLog {
             inner: RwLock::new(segments),
             log_start: std::sync::atomic::AtomicI64::new(super::retention::read_log_start(dir)?),
             producers: std::sync::Mutex::new((report.producers.clone(), true)),
-            tail: std::sync::Mutex::new(TailCache::new(cfg.tail_cache_bytes)),
+            tail: std::sync::Mutex::new(TailCache::new(cfg.tail_cache_bytes, cfg.tail_burst_bytes())),
             synced_upto: Default::default(),
             sync_failed: Default::default(),
             cuts: Default::default(),
@@ -383,6 +398,11 @@ impl PartitionLog {
     /// and whether they are exact (not after a truncation). A new leader takes them over.
     pub fn producer_states(&self) -> (super::producer_state::ProducerStates, bool) {
         self.producers.lock().expect("producers lock").clone()
+    }
+
+    /// Trims the cached tail back to `tail_cache_bytes` if nothing was appended for `idle`.
+    pub fn trim_idle_tail(&self, idle: std::time::Duration) {
+        self.tail.lock().expect("tail lock").trim_if_idle(idle);
     }
 
     /// Forgets the cached tail and the producer sequences (the log was replaced under them).
