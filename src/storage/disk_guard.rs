@@ -82,7 +82,8 @@ impl DiskGuard {
                 tracing::warn!(free_bytes = free, "data dir has room again: taking writes");
             }
         }
-        self.announce()
+        self.announce();
+        self.is_low()
     }
 
     /// Whether fsyncs are stalled (a round made no progress for `log.flush.stall.ms`).
@@ -99,18 +100,22 @@ impl DiskGuard {
             } else {
                 tracing::warn!("fsyncs answer again: taking writes");
             }
-            let low = self.announce();
-            self.changed.send_replace(low);
+            if !self.announce() {
+                // `low` did not change (the space was low already): tell the waiters anyway.
+                self.changed.send_replace(self.is_low());
+            }
         }
     }
 
-    /// Recomputes `low` from its causes and tells the waiters when it changed.
+    /// Recomputes `low` from its causes and tells the waiters when it changed; returns whether
+    /// it did.
     fn announce(&self) -> bool {
         let low = self.space_low.load(Ordering::Acquire) || self.stalled.load(Ordering::Acquire);
-        if self.low.swap(low, Ordering::AcqRel) != low {
+        let changed = self.low.swap(low, Ordering::AcqRel) != low;
+        if changed {
             self.changed.send_replace(low);
         }
-        low
+        changed
     }
 
     /// A receiver told of every change of `is_low` and of `is_stalled`.

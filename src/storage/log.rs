@@ -26,21 +26,6 @@ pub struct LogConfig {
     pub max_append_bytes: u64,
 }
 
-impl LogConfig {
-    /// What the tail cache may hold while entries are appended: four AppendEntries' worth (at
-    /// least `tail_cache_bytes`, at most 64 MiB), so that the entries a follower or commit-time
-    /// apply reads are still in memory when batches are near `message.max.bytes` (0 when the
-    /// cache is off).
-    pub fn tail_burst_bytes(&self) -> usize {
-        const MAX_BURST_BYTES: u64 = 64 << 20;
-        if self.tail_cache_bytes == 0 {
-            return 0;
-        }
-        let burst = self.max_append_bytes.saturating_mul(4).min(MAX_BURST_BYTES) as usize;
-        self.tail_cache_bytes.max(burst)
-    }
-}
-
 /// What recovery found, for the start-up log line.
 #[derive(Debug, Default)]
 pub struct RecoveryReport {
