@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 runs="${1:-3}"
 seconds="${2:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release --quiet --features bench --bins
+cargo build --release --quiet --workspace --bins
 bin="$CARGO_TARGET_DIR/release"
 dir=$(mktemp -d)
 out="${OUT:-bench-out/cluster}"

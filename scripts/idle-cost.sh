@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release --quiet --features bench --bins
+cargo build --release --quiet --workspace --bins
 bin="$CARGO_TARGET_DIR/release"
 dir=$(mktemp -d)
 # Nine free loopback ports (Kafka, cluster and HTTP listeners of three nodes).

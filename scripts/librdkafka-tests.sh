@@ -65,7 +65,7 @@ if [ -z "$SRC" ]; then
 fi
 if [ -z "$SRC" ] || [ ! -f "$SRC/tests/test.c" ]; then
     echo "librdkafka source (rdkafka-sys $RDKAFKA_SYS_VERSION) not found in the cargo registry;" \
-         "build with --features bench first (or set LIBRDKAFKA_SRC)" >&2
+         "build the workspace (cargo build --workspace) first (or set LIBRDKAFKA_SRC)" >&2
     exit 2
 fi
 SRC_VERSION="$(grep -m1 '^#define RD_KAFKA_VERSION ' "$SRC/src/rdkafka.h" | awk '{print $3}')"

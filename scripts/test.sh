@@ -29,13 +29,13 @@ echo "== cargo fmt --check / clippy"
 # Both ship with the machine's toolchain; a toolchain without them cannot fetch them here.
 if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; else echo "rustfmt not installed: skipped"; fi
 if cargo clippy --version >/dev/null 2>&1; then
-    cargo clippy --all-targets --features bench --quiet -- -D warnings
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
 else
     echo "clippy not installed: skipped"
 fi
 
 echo "== cargo test (unit + Rust integration tests)"
-cargo test --quiet --features bench
+cargo test --workspace --quiet
 
 echo "== client suites: librdkafka's test-runner and rskafka's integration tests (built once, cached)"
 # Built before pytest so their compile time is not spent inside a test's timeout; the runs are

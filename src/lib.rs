@@ -6,13 +6,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod actors;
-#[cfg(feature = "bench")]
-pub mod bench;
-#[cfg(feature = "bench")]
-pub mod chaos;
 pub mod cluster;
 pub mod config;
 pub mod handlers;
+pub mod inspect;
 pub mod observability;
 pub mod protocol;
 pub mod storage;

@@ -7,9 +7,9 @@
 //!   raftstream-chaos replay chaos-out/long-7/scenario.json   the exact schedule of an earlier run
 
 use clap::{Args, Parser, Subcommand};
-use raftstream::chaos::network::NetworkMode;
-use raftstream::chaos::run::{run, RunOptions};
-use raftstream::chaos::scenarios::{self, Scenario};
+use raftstream_chaos::network::NetworkMode;
+use raftstream_chaos::run::{run, RunOptions};
+use raftstream_chaos::scenarios::{self, Scenario};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -118,7 +118,7 @@ fn main() -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("no scenario {name:?}; known: {:?}", scenarios::NAMES))?],
         Cmd::Replay { file } => vec![serde_json::from_slice(&std::fs::read(&file)?)?],
         Cmd::Check { dir } => {
-            let summary = raftstream::chaos::run::check_dir(&dir)?;
+            let summary = raftstream_chaos::run::check_dir(&dir)?;
             println!("== {}", dir.display());
             report(&summary);
             anyhow::ensure!(summary.passed(), "checker failed");
@@ -164,7 +164,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Prints a run's summary (and the first examples of what failed).
-fn report(summary: &raftstream::chaos::checker::Summary) {
+fn report(summary: &raftstream_chaos::checker::Summary) {
     println!(
         "   acked {} of {} invoked ({} indeterminate), {} records and {} replicas checked, {} reads, {} commits",
         summary.acked,

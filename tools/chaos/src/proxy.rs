@@ -6,7 +6,6 @@
 //! well-formed for after the heal). Clients talk to the nodes directly, as they do under
 //! namespaces.
 
-use crate::cluster::wire::Request;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -98,7 +97,7 @@ async fn relay(caller: TcpStream, target: SocketAddr, callee: i32, blocked: Bloc
     let Ok(Some(hello)) = read_frame(&mut from_caller).await else {
         return;
     };
-    let Ok(Request::Hello { node_id, .. }) = rmp_serde::from_slice::<Request>(&hello[12..]) else {
+    let Some(node_id) = raftstream::inspect::hello_node_id(&hello) else {
         return;
     };
     let pair = (node_id as i32, callee);

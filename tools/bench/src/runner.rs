@@ -278,7 +278,7 @@ fn verify(producers: &[ProducerOutcome], readers: &[ConsumerOutcome]) -> Verific
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::producer::set_bit;
+    use crate::producer::set_bit;
 
     fn producer(acked: &[u64], sent: u64) -> ProducerOutcome {
         let mut p = ProducerOutcome {

@@ -2,7 +2,7 @@
 //! throughput and latency. `run` for one workload, `scenarios` for the OpenMessaging-style set.
 
 use clap::{Parser, Subcommand};
-use raftstream::bench::{idle, report, runner, scenarios, Workload};
+use raftstream_bench::{idle, report, runner, scenarios, Workload};
 use std::path::PathBuf;
 
 #[derive(Parser)]

@@ -67,7 +67,7 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
     nodes.wait_all_ready(Duration::from_secs(120))?;
     check_identity(&nodes)?;
     let bootstrap = nodes.bootstrap();
-    crate::bench::runner::create_topic(
+    raftstream_bench::runner::create_topic(
         &bootstrap,
         TOPIC,
         opts.partitions,
