@@ -7,7 +7,7 @@
 //! `RS_TEST_FSYNC_HANG_TRIGGER=<path>`, every fsync blocks while a file exists there: a disk
 //! that stops answering. Release builds contain none of these switches.
 
-use super::partition::ProduceReply;
+use crate::actors::partition::actor::ProduceReply;
 use crate::storage::log::PartitionLog;
 
 /// Whether this process runs broken (read once).

@@ -2,21 +2,21 @@
 //! metadata), the partition supervisor and the listener, and runs the graceful shutdown:
 //! hand leaderships over, stop accepting, drain connections, stop partitions, final fsync.
 
-use super::cluster_boot::{
+use crate::actors::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
+use crate::actors::controller::actor::{Controller, ControllerArgs, ControllerMsg};
+use crate::actors::controller::boot::{
     await_applied, join_cluster, propose_at_boot, spawn_address_book, spawn_leader_reporter, spawn_liveness_recorder,
     start_transport, LeaderReports,
 };
-use super::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
-use super::controller::{Controller, ControllerArgs, ControllerMsg};
-use super::controller_group::GroupParts;
-use super::coordinator_store::StoreConfig;
-use super::group_coordinator::{CoordinatorArgs, GroupCoordinator};
-use super::http::{Http, HttpArgs, HttpMsg, HttpState};
-use super::listener::{Listener, ListenerArgs, ListenerMsg};
-use super::node::Node;
-use super::partition_elector::{spawn_elector, ElectorConfig};
-use super::partition_supervisor::{PartitionSupervisor, SupervisorArgs, SupervisorMsg};
-use super::registry::Registry;
+use crate::actors::controller::group::GroupParts;
+use crate::actors::group::coordinator::{CoordinatorArgs, GroupCoordinator};
+use crate::actors::group::store::StoreConfig;
+use crate::actors::http::{Http, HttpArgs, HttpMsg, HttpState};
+use crate::actors::listener::{Listener, ListenerArgs, ListenerMsg};
+use crate::actors::node::Node;
+use crate::actors::partition::elector::{spawn_elector, ElectorConfig};
+use crate::actors::partition::registry::Registry;
+use crate::actors::partition::supervisor::{PartitionSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::cluster::liveness::spawn_pinger;
 use crate::cluster::network::Peers;
 use crate::cluster::{partition_raft_config, raft_config};
@@ -73,7 +73,7 @@ pub struct BrokerState {
     /// The node-to-node server (multi-node clusters only).
     cluster_server: Option<tokio::task::JoinHandle<()>>,
     /// What peers reach on this node (multi-node clusters only): told when it shuts down.
-    routes: Option<Arc<super::cluster_routes::ClusterRoutes>>,
+    routes: Option<Arc<crate::actors::controller::routes::ClusterRoutes>>,
     /// Failed partitions being stopped, handed over and restarted (`SupervisorArgs::handovers`).
     handovers: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// The node pinger, the partition elector and the disk monitor.
@@ -260,7 +260,7 @@ impl Actor for Broker {
                 meta: meta.clone(),
                 max_pending_produces: cfg.partition_max_pending_produces,
                 producer_expiration_ms: cfg.producer_id_expiration_ms as i64,
-                retention: crate::storage::retention::RetentionLimits {
+                retention: crate::storage::log::retention::RetentionLimits {
                     retention_ms: cfg.log_retention_ms,
                     retention_bytes: cfg.log_retention_bytes,
                 },
@@ -283,8 +283,11 @@ impl Actor for Broker {
         let mut failure_detection = spawn_failure_detection(&cfg, registry.clone(), peers, meta.clone());
         failure_detection.extend(pinger);
         failure_detection.push(disk_monitor);
-        failure_detection.push(super::registry::spawn_tail_trimmer(registry.clone(), TAIL_IDLE));
-        failure_detection.push(super::partition_handoff::spawn_hand_away_when_low(
+        failure_detection.push(crate::actors::partition::registry::spawn_tail_trimmer(
+            registry.clone(),
+            TAIL_IDLE,
+        ));
+        failure_detection.push(crate::actors::partition::handoff::spawn_hand_away_when_low(
             disk.clone(),
             registry.clone(),
             Duration::from_millis(cfg.shutdown_timeout_ms),
@@ -369,7 +372,7 @@ impl Actor for Broker {
         )
         .await?;
         started.store(true, Ordering::Release);
-        if super::broken_build::enabled() {
+        if crate::actors::broken_build::enabled() {
             tracing::warn!("BROKEN BUILD: produce is acknowledged before it is durable or committed (test switch)");
         }
         tracing::info!(
@@ -419,7 +422,9 @@ impl Actor for Broker {
             BrokerMsg::CrashPartitions => {
                 for (tp, h) in st.registry.all() {
                     tracing::warn!(topic = %tp.topic, partition = tp.partition, "test hook: crashing partition actor");
-                    let _ = h.actor.send_message(super::partition::PartitionMsg::Crash);
+                    let _ = h
+                        .actor
+                        .send_message(crate::actors::partition::actor::PartitionMsg::Crash);
                 }
             }
         }
@@ -465,7 +470,7 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     if let Some(routes) = &st.routes {
         routes.set_leaving();
     }
-    super::partition_handoff::hand_all_away(&st.registry, timeout).await;
+    crate::actors::partition::handoff::hand_all_away(&st.registry, timeout).await;
     let stopped: Vec<_> = st.handovers.lock().expect("handovers lock").drain(..).collect();
     let _ = tokio::time::timeout(timeout, futures::future::join_all(stopped)).await;
     let _ = st.shutdown.send(true);

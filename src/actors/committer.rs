@@ -137,8 +137,8 @@ impl Committer {
             let started = std::time::Instant::now();
             let mut result = Ok(());
             for f in &files {
-                super::broken_build::injected_fsync_hang();
-                let synced = super::broken_build::injected_fsync_error().map_or_else(|| f.sync_data(), Err);
+                crate::actors::broken_build::injected_fsync_hang();
+                let synced = crate::actors::broken_build::injected_fsync_error().map_or_else(|| f.sync_data(), Err);
                 progress.store(epoch.elapsed().as_millis() as u64, Ordering::Release);
                 if let Err(e) = synced {
                     result = Err((e.kind(), e.to_string()));

@@ -3,7 +3,7 @@
 //! a leader), on
 //! `http.listen`, apart from the Kafka port.
 
-use super::registry::Registry;
+use crate::actors::partition::registry::Registry;
 use crate::handlers::context::TopicPartition;
 use crate::storage::meta_sm::ClusterMeta;
 use axum::extract::State;

@@ -1,7 +1,7 @@
 //! The listener: accepts Kafka connections (at most `max.connections` at once) and starts a
 //! connection actor, linked to it, for each.
 
-use super::connection::{Connection, ConnectionArgs};
+use crate::actors::connection::{Connection, ConnectionArgs};
 use crate::handlers::context::Broker;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::sync::Arc;

@@ -1,10 +1,10 @@
 //! `Node`: the broker as handlers see it (the `handlers::context::Broker` trait), backed by the
 //! registry of partitions and the controller actor.
 
-use super::controller::ControllerMsg;
-use super::group_coordinator::CoordinatorMsg;
-use super::partition::PartitionMsg;
-use super::registry::Registry;
+use crate::actors::controller::actor::ControllerMsg;
+use crate::actors::group::coordinator::CoordinatorMsg;
+use crate::actors::partition::actor::PartitionMsg;
+use crate::actors::partition::registry::Registry;
 use crate::cluster::network::CallError;
 use crate::cluster::wire::{GroupId, Request, Response};
 use crate::config::Config;

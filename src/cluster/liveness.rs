@@ -2,7 +2,7 @@
 //! stands in for the per-group heartbeats of thousands of partition groups (which run with
 //! openraft's timers off). Every frame from a peer counts as hearing from it; a ping also
 //! carries the sender's incarnation, so a peer that restarted is noticed even when it was
-//! back before anyone missed it. Who acts on it: `actors/partition_elector.rs`.
+//! back before anyone missed it. Who acts on it: `actors/partition/elector.rs`.
 //!
 //! The same record is every leader's check-quorum and lease (`cluster::acting_leader`): a
 //! node acts as a group's leader only while it heard from a majority of the group's voters

@@ -125,7 +125,7 @@ pub fn raft_config(heartbeat_ms: u64, election_ms: u64) -> anyhow::Result<std::s
 /// A partition group's config: openraft's per-group tick, heartbeats and election timers are
 /// off, because thousands of groups each heartbeating every follower cost a third of a core
 /// while idle. Node-level pings (`liveness.rs`) detect failures and
-/// `actors/partition_elector.rs` starts the elections; replication, the committed index and
+/// `actors/partition/elector.rs` starts the elections; replication, the committed index and
 /// everything else work as usual. The intervals still set the leader lease and detection.
 pub fn partition_raft_config(heartbeat_ms: u64, election_ms: u64) -> anyhow::Result<std::sync::Arc<openraft::Config>> {
     let cfg = openraft::Config {

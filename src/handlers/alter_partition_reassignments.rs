@@ -1,6 +1,6 @@
 //! AlterPartitionReassignments: records target replicas (or cancels a pending move) in the
 //! controller and answers once recorded, as Kafka does; each partition's leader then moves its
-//! Raft group (see `actors::partition_reassign`) and ListPartitionReassignments shows progress.
+//! Raft group (see `actors::partition::reassign`) and ListPartitionReassignments shows progress.
 
 use super::context::Broker;
 use crate::storage::meta_sm::MetaCommand;

@@ -74,7 +74,7 @@ pub fn decode(buf: &mut Bytes) -> anyhow::Result<ListOffsetsV0> {
 
 /// Answers a v0 request: each partition's offsets from its leader, or an error code.
 pub fn handle(broker: &dyn Broker, req: &ListOffsetsV0) -> Vec<(String, Vec<PartitionAnswer>)> {
-    let now_ms = crate::storage::segment::now_ms();
+    let now_ms = crate::storage::log::segment::now_ms();
     let mut budget = MAX_OFFSETS;
     req.topics
         .iter()

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 pub async fn handle(broker: &dyn Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = req.group_id.0.to_string();
     let meta = broker.metadata();
-    let now_ms = crate::storage::segment::now_ms();
+    let now_ms = crate::storage::log::segment::now_ms();
     let from = CommitFrom {
         member_id: req.member_id.to_string(),
         generation: req.generation_id_or_member_epoch,

@@ -46,5 +46,5 @@ fn end_of(
     epoch: i32,
 ) -> Result<(i32, i64), ResponseError> {
     let view = super::leader_view::leader_view(broker, topic, partition, current_epoch)?;
-    crate::storage::epochs::end_offset_for(&view.log, epoch).map_err(|_| ResponseError::KafkaStorageError)
+    crate::storage::log::epochs::end_offset_for(&view.log, epoch).map_err(|_| ResponseError::KafkaStorageError)
 }

@@ -42,7 +42,7 @@ impl StoreForm {
             Some(codec) if codec as i16 != batch.header.codec() => self.recompress(batch, codec).await?,
             _ => batch,
         };
-        let now_ms = crate::storage::segment::now_ms();
+        let now_ms = crate::storage::log::segment::now_ms();
         let batch = batch_rules::apply(batch, &self.rules, now_ms)?;
         Ok((batch, if self.rules.log_append_time { now_ms } else { -1 }))
     }

@@ -3,7 +3,7 @@
 //! the newest record's timestamp, where Kafka used the file's modification time); a non-empty
 //! active segment adds the log end at the broker's clock.
 
-use super::log::PartitionLog;
+use crate::storage::log::PartitionLog;
 
 /// ListOffsets v0's "latest" and "earliest" times.
 const LATEST: i64 = -1;

@@ -545,5 +545,4 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
 }
 
 #[cfg(test)]
-#[path = "meta_sm_tests.rs"]
 mod tests;

@@ -3,21 +3,14 @@
 //! Imports no actor: the committer is reached through the `FlushSink` trait.
 
 pub mod disk_guard;
-pub mod entry;
-pub mod epochs;
 pub mod legacy_offsets;
 pub mod log;
-pub mod log_times;
 pub mod meta_sm;
 pub mod node_meta;
 pub mod offsets;
 pub mod partition_sm;
 pub mod producer_state;
 pub mod raft_log;
-pub mod retention;
-pub mod seal;
-pub mod segment;
-pub mod tail_cache;
 
 use std::fs::File;
 use std::sync::Arc;

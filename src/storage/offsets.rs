@@ -114,7 +114,7 @@ impl OffsetsRecord {
 
 /// One uncompressed batch holding `entries` (written atomically by one Raft entry).
 pub fn encode_batch(entries: &[OffsetsRecord]) -> anyhow::Result<Bytes> {
-    let now = crate::storage::segment::now_ms();
+    let now = crate::storage::log::segment::now_ms();
     let records: Vec<Record> = entries
         .iter()
         .enumerate()

@@ -3,9 +3,9 @@
 //! Kafka base offset. The applied position is kept in a small file (written without fsync:
 //! re-applying from an older position is harmless) so that restart does not re-read the log.
 
-use super::log::PartitionLog;
 use crate::cluster::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::protocol::batch::BatchHeader;
+use crate::storage::log::PartitionLog;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     AnyError, BasicNode, EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
@@ -88,7 +88,7 @@ impl PartitionSm {
             .unwrap_or_default();
         // The applied file is written lazily; if retention purged past it, everything up to the
         // purge was applied, and the purge record carries the membership.
-        if let Some(record) = super::retention::read_purge_record(dir) {
+        if let Some(record) = crate::storage::log::retention::read_purge_record(dir) {
             if applied.last_applied.is_none_or(|a| a.index < record.purged.index) {
                 applied.last_applied = Some(record.purged);
                 applied.membership = record.membership;

@@ -2,9 +2,9 @@
 //! segment and asks the committer to make them durable; openraft's flush callback fires only
 //! once the committer says the fsync is done (in `relaxed` durability it says so at once).
 
-use super::log::PartitionLog;
 use super::{write_file_durably, FlushSink};
 use crate::cluster::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::storage::log::PartitionLog;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use std::fmt::Debug;
@@ -23,7 +23,7 @@ pub struct LogStore {
     committed_written: Option<std::time::Instant>,
     /// Where the group's membership is found when openraft purges (partitions only; the
     /// controller's log is never purged).
-    purge_membership: Option<Arc<super::partition_sm::PartitionShared>>,
+    purge_membership: Option<Arc<crate::storage::partition_sm::PartitionShared>>,
 }
 
 /// How stale the committed-index hint may get; a stale hint only delays a restart's re-apply.
@@ -54,7 +54,7 @@ impl LogStore {
     }
 
     /// Lets openraft's purges remove whole segments (recording `shared`'s membership).
-    pub fn purging_with(mut self, shared: Arc<super::partition_sm::PartitionShared>) -> LogStore {
+    pub fn purging_with(mut self, shared: Arc<crate::storage::partition_sm::PartitionShared>) -> LogStore {
         self.purge_membership = Some(shared);
         self
     }
@@ -129,7 +129,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last = self.log.last_log_id();
         // Retention removes whole committed segments; its record says how far.
-        let purged = super::retention::read_purge_record(self.log.dir()).map(|r| r.purged);
+        let purged = crate::storage::log::retention::read_purge_record(self.log.dir()).map(|r| r.purged);
         Ok(LogState {
             last_purged_log_id: purged,
             last_log_id: last.or(purged),

@@ -1,9 +1,9 @@
 //! A partition's Raft group around its actor: forming a new group (who initializes it) and
 //! watching its leadership (registry bumps, controller reports, carrying on reassignments).
 
-use super::cluster_boot::LeaderReports;
-use super::partition::PartitionMsg;
-use super::registry::Registry;
+use crate::actors::controller::boot::LeaderReports;
+use crate::actors::partition::actor::PartitionMsg;
+use crate::actors::partition::registry::Registry;
 use crate::cluster::network::Peers;
 use crate::cluster::{NodeId, Raft};
 use crate::handlers::context::TopicPartition;

@@ -23,8 +23,8 @@
 //!
 //! Data replication retries on its own (openraft's backoff), so only these two need timers.
 
-use super::partition_confirm::StallConfirmations;
-use super::registry::Registry;
+use crate::actors::partition::confirm::StallConfirmations;
+use crate::actors::partition::registry::Registry;
 use crate::cluster::network::Peers;
 use crate::cluster::NodeId;
 use crate::handlers::context::TopicPartition;

@@ -2,9 +2,9 @@
 //! cluster's id from the controller (a node that belongs to another cluster refuses to start),
 //! and registering the node's Kafka address for Metadata.
 
-use super::cluster_routes::ClusterRoutes;
-use super::controller::ControllerMsg;
-use super::registry::Registry;
+use crate::actors::controller::actor::ControllerMsg;
+use crate::actors::controller::routes::ClusterRoutes;
+use crate::actors::partition::registry::Registry;
 use crate::cluster::network::Peers;
 use crate::cluster::server::serve;
 use crate::config::Config;

@@ -12,10 +12,10 @@
 //! is moved to the first of them. A replay therefore reads at most about twice the live state
 //! plus the interval, and the records it skips are exactly the ones superseded.
 
-use super::coordinator_load::{offsets_partition, spawn_load, LoadId, LoadResult};
-use super::group_coordinator::CoordinatorMsg;
-use super::partition::PartitionMsg;
-use super::registry::{PartitionHandle, Registry};
+use crate::actors::group::coordinator::CoordinatorMsg;
+use crate::actors::group::load::{offsets_partition, spawn_load, LoadId, LoadResult};
+use crate::actors::partition::actor::PartitionMsg;
+use crate::actors::partition::registry::{PartitionHandle, Registry};
 use crate::protocol::batch::validate_produced;
 use crate::storage::offsets::{encode_batch, partition_for, Committed, GroupSnapshot, OffsetKey, OffsetsRecord};
 use kafka_protocol::error::ResponseError;

@@ -18,14 +18,14 @@ pub enum State {
     Stable,
 }
 
-struct Member {
-    client_id: String,
-    instance_id: Option<String>,
-    protocols: Vec<(String, Bytes)>,
-    session_timeout: Duration,
-    rebalance_timeout: Duration,
-    last_seen: Instant,
-    assignment: Bytes,
+pub(super) struct Member {
+    pub(super) client_id: String,
+    pub(super) instance_id: Option<String>,
+    pub(super) protocols: Vec<(String, Bytes)>,
+    pub(super) session_timeout: Duration,
+    pub(super) rebalance_timeout: Duration,
+    pub(super) last_seen: Instant,
+    pub(super) assignment: Bytes,
 }
 
 impl Member {
@@ -39,31 +39,31 @@ impl Member {
     }
 }
 
-struct Group {
-    state: State,
-    generation: i32,
-    protocol_type: String,
-    protocol: String,
-    leader: String,
-    members: BTreeMap<String, Member>,
-    pending_joins: HashMap<String, oneshot::Sender<Joined>>,
-    pending_syncs: HashMap<String, oneshot::Sender<Result<Bytes, ResponseError>>>,
+pub(super) struct Group {
+    pub(super) state: State,
+    pub(super) generation: i32,
+    pub(super) protocol_type: String,
+    pub(super) protocol: String,
+    pub(super) leader: String,
+    pub(super) members: BTreeMap<String, Member>,
+    pub(super) pending_joins: HashMap<String, oneshot::Sender<Joined>>,
+    pub(super) pending_syncs: HashMap<String, oneshot::Sender<Result<Bytes, ResponseError>>>,
     /// Static members: group.instance.id → current member id.
-    static_members: HashMap<String, String>,
+    pub(super) static_members: HashMap<String, String>,
     /// When the current rebalance must end (members that did not rejoin are dropped).
-    rebalance_deadline: Instant,
+    pub(super) rebalance_deadline: Instant,
     /// A new group waits this long for more members before its first generation.
-    initial_delay_until: Instant,
+    pub(super) initial_delay_until: Instant,
     /// The group's stored form (its stable generation, or having no members) changed.
-    dirty: bool,
+    pub(super) dirty: bool,
 }
 
 /// Every group this coordinator serves.
 pub struct Groups {
-    groups: HashMap<String, Group>,
-    issued_ids: HashSet<String>,
-    next_id: u64,
-    initial_delay: Duration,
+    pub(super) groups: HashMap<String, Group>,
+    pub(super) issued_ids: HashSet<String>,
+    pub(super) next_id: u64,
+    pub(super) initial_delay: Duration,
 }
 
 impl Groups {
@@ -571,9 +571,5 @@ fn try_complete_join(g: &mut Group, now: Instant) {
     }
 }
 
-#[path = "group_persist.rs"]
-mod persist;
-
 #[cfg(test)]
-#[path = "group_state_tests.rs"]
 mod tests;

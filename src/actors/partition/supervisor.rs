@@ -2,9 +2,9 @@
 //! that panics or fails: its Raft group is shut down, then a new actor recovers from the files.
 //! Too many restarts of one partition within a window escalate to the broker.
 
-use super::partition::{shutdown_raft, GroupStopped, PartitionActor, PartitionArgs, PartitionMsg};
-use super::registry::PartitionHandle;
-use super::registry::Registry;
+use crate::actors::partition::actor::{shutdown_raft, GroupStopped, PartitionActor, PartitionArgs, PartitionMsg};
+use crate::actors::partition::registry::PartitionHandle;
+use crate::actors::partition::registry::Registry;
 use crate::cluster::handover::hand_leadership;
 use crate::cluster::network::Peers;
 use crate::cluster::wire::GroupId;
@@ -45,14 +45,14 @@ pub struct SupervisorArgs {
     pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
     pub max_pending_produces: usize,
     pub producer_expiration_ms: i64,
-    pub retention: crate::storage::retention::RetentionLimits,
+    pub retention: crate::storage::log::retention::RetentionLimits,
     pub retention_check_interval_ms: u64,
     pub max_restarts: u32,
     pub restart_window: Duration,
     /// The other nodes (none for a single node).
     pub peers: Option<Arc<Peers>>,
     /// Where partitions report won leaderships (multi-node clusters).
-    pub leader_reports: Option<Arc<super::cluster_boot::LeaderReports>>,
+    pub leader_reports: Option<Arc<crate::actors::controller::boot::LeaderReports>>,
     /// Bound of one catch-up wait of a reassignment.
     pub reassignment_catch_up_timeout: Duration,
     /// How often leaders check for their preferred replica (None: never).

@@ -4,7 +4,7 @@
 //! again. A group whose followers elected another leader meanwhile learns the new term from
 //! their answers and steps down; the others lead on as soon as their quorum answered.
 
-use super::registry::{PartitionHandle, Registry};
+use crate::actors::partition::registry::{PartitionHandle, Registry};
 use crate::cluster::network::Peers;
 use crate::handlers::context::TopicPartition;
 use std::collections::HashSet;

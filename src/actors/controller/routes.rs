@@ -2,9 +2,9 @@
 //! as it exists, before it has a leader, so that votes can be answered), the partitions'
 //! groups through the registry, and the controller actor for forwarded proposals.
 
-use super::controller::ControllerMsg;
-use super::partition::PartitionMsg;
-use super::registry::Registry;
+use crate::actors::controller::actor::ControllerMsg;
+use crate::actors::partition::actor::PartitionMsg;
+use crate::actors::partition::registry::Registry;
 use crate::cluster::server::LocalGroups;
 use crate::cluster::wire::GroupId;
 use crate::cluster::{NodeId, Raft};

@@ -4,7 +4,7 @@
 //! once that is committed), then learners left over are removed and the controller is told.
 //! Every step is idempotent, so a new leader (or a retry after a timeout) starts over safely.
 
-use super::cluster_boot::LeaderReports;
+use crate::actors::controller::boot::LeaderReports;
 use crate::cluster::network::Peers;
 use crate::cluster::{NodeId, Raft};
 use crate::handlers::context::TopicPartition;

@@ -1,15 +1,15 @@
 //! The group coordinator actor. Membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup)
 //! follows Kafka's state machine in `group_state.rs`; committed offsets and each group's last
 //! stable generation are records of the Raft-replicated `__consumer_offsets` partitions
-//! (`coordinator_store.rs`). Before serving a group, the coordinator replays the group's
+//! (`actors/group/store.rs`). Before serving a group, the coordinator replays the group's
 //! partition, answering COORDINATOR_LOAD_IN_PROGRESS meanwhile; restored generations let members
 //! carry on without a rebalance. Commits come from members (checked against the generation) or
 //! from standalone consumers and are answered once their record is committed.
 
-use super::coordinator_load::{LoadId, LoadResult};
-use super::coordinator_store::{Store, StoreConfig, WriteDone};
-use super::group_state::Groups;
-use super::registry::Registry;
+use crate::actors::group::load::{LoadId, LoadResult};
+use crate::actors::group::state::Groups;
+use crate::actors::group::store::{Store, StoreConfig, WriteDone};
+use crate::actors::partition::registry::Registry;
 use crate::handlers::context::{CommitFrom, GroupDescription, GroupOp, GroupReply};
 use crate::storage::offsets::{Committed, OffsetKey, OffsetsRecord};
 use kafka_protocol::error::ResponseError;
@@ -263,7 +263,7 @@ impl Actor for GroupCoordinator {
                 }
                 if now.duration_since(st.last_retention_check) >= st.retention_check_interval {
                     st.last_retention_check = now;
-                    st.expire_offsets(&me, crate::storage::segment::now_ms());
+                    st.expire_offsets(&me, crate::storage::log::segment::now_ms());
                 }
             }
             CoordinatorMsg::Group { op, reply } => {

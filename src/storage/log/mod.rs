@@ -1,12 +1,21 @@
 //! A partition's log: an ordered list of segments holding Raft entries, each a Kafka batch (or a
 //! Raft-internal entry). The Raft log store writes it; fetches read it; both share it.
+//! Owns the segment files, their seals and indexes, the tail cache and retention; imports
+//! nothing of the actors or handlers.
 
-use super::entry::{self, EntryInfo};
-use super::seal;
-use super::segment::{ScanReport, Segment};
-use super::tail_cache::TailCache;
+pub mod entry;
+pub mod epochs;
+pub mod retention;
+pub mod seal;
+pub mod segment;
+pub mod tail_cache;
+pub mod times;
+
+use self::segment::{ScanReport, Segment};
+use self::tail_cache::TailCache;
 use crate::cluster::{Command, Entry, LogId};
 use bytes::{Bytes, BytesMut};
+use entry::EntryInfo;
 use openraft::EntryPayload;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -34,7 +43,7 @@ pub struct RecoveryReport {
     /// Bytes cut from a torn or corrupt tail, and why.
     pub truncated: Option<(u64, String)>,
     /// Idempotent-producer state rebuilt from the batch headers.
-    pub producers: super::producer_state::ProducerStates,
+    pub producers: crate::storage::producer_state::ProducerStates,
 }
 
 /// Files an append wrote to, to be made durable.
@@ -68,7 +77,7 @@ pub struct PartitionLog {
     pub(super) log_start: std::sync::atomic::AtomicI64,
     /// Producer state of everything appended (for seals), and whether it is exact (a
     /// truncation makes it inexact: seals are then skipped and recovery scans instead).
-    producers: std::sync::Mutex<(super::producer_state::ProducerStates, bool)>,
+    producers: std::sync::Mutex<(crate::storage::producer_state::ProducerStates, bool)>,
     /// The most recently appended entries, as written: commit-time apply (which openraft
     /// reads back through the log store) and tail fetches are served from memory.
     tail: std::sync::Mutex<TailCache>,
@@ -98,11 +107,14 @@ impl PartitionLog {
         };
         let mut segments: Vec<Segment> = Vec::new();
         // The first segment continues after what retention (or a snapshot install) purged.
-        let mut next_index = super::retention::read_purge_record(dir)
+        let mut next_index = crate::storage::log::retention::read_purge_record(dir)
             .map(|r| r.purged.index + 1)
             .unwrap_or(0);
         // Closed segments up to the newest valid seal load from their seals; the rest is scanned.
-        let paths: Vec<PathBuf> = bases.iter().map(|b| dir.join(super::segment::file_name(*b))).collect();
+        let paths: Vec<PathBuf> = bases
+            .iter()
+            .map(|b| dir.join(crate::storage::log::segment::file_name(*b)))
+            .collect();
         // Each seal is read once; the active (last) segment never has a valid one.
         let mut seals: Vec<Option<seal::SegmentSeal>> = paths
             .iter()
@@ -132,7 +144,7 @@ impl PartitionLog {
                         seal::remove(path)?;
                     }
                     // Before the newest seal, producer state comes from that seal instead.
-                    let mut scratch = super::producer_state::ProducerStates::default();
+                    let mut scratch = crate::storage::producer_state::ProducerStates::default();
                     let producers = if sealed_upto.is_some_and(|upto| i <= upto) {
                         &mut scratch
                     } else {
@@ -166,7 +178,7 @@ impl PartitionLog {
             segment_bytes: std::sync::atomic::AtomicU64::new(cfg.segment_bytes),
             segment_ms: std::sync::atomic::AtomicI64::new(cfg.segment_ms),
             inner: RwLock::new(segments),
-            log_start: std::sync::atomic::AtomicI64::new(super::retention::read_log_start(dir)?),
+            log_start: std::sync::atomic::AtomicI64::new(crate::storage::log::retention::read_log_start(dir)?),
             producers: std::sync::Mutex::new((report.producers.clone(), true)),
             tail: std::sync::Mutex::new(TailCache::new(cfg.tail_cache_bytes, cfg.tail_burst_bytes())),
             synced_upto: Default::default(),
@@ -305,7 +317,7 @@ impl PartitionLog {
         let mut buf = Vec::new();
         let mut infos = Vec::with_capacity(entries.len());
         let mut total = 0u64;
-        let now_ms = super::segment::now_ms();
+        let now_ms = crate::storage::log::segment::now_ms();
         for e in entries {
             let active = segs.last().expect("a log has a segment");
             if let Some(last) = infos.last().copied().or(active.last) {
@@ -381,7 +393,7 @@ impl PartitionLog {
 
     /// Producer sequences of every batch appended so far (leader and follower appends alike),
     /// and whether they are exact (not after a truncation). A new leader takes them over.
-    pub fn producer_states(&self) -> (super::producer_state::ProducerStates, bool) {
+    pub fn producer_states(&self) -> (crate::storage::producer_state::ProducerStates, bool) {
         self.producers.lock().expect("producers lock").clone()
     }
 
@@ -433,7 +445,7 @@ impl PartitionLog {
             .rev()
             .find_map(|i| seal::read_valid(&segs[i].path).map(|s| (s.producers, i + 1)))
             .unwrap_or_default();
-        let now_ms = super::segment::now_ms();
+        let now_ms = crate::storage::log::segment::now_ms();
         for seg in &segs[scan_from..] {
             let mut pos = 0;
             while pos < seg.size_bytes {
@@ -543,7 +555,7 @@ impl PartitionLog {
                     p.first_seq,
                     p.count,
                     Some(info.base_offset),
-                    super::segment::now_ms(),
+                    crate::storage::log::segment::now_ms(),
                 );
             }
             let at = (info.pos - base) as usize;
@@ -583,5 +595,4 @@ impl PartitionLog {
 }
 
 #[cfg(test)]
-#[path = "log_tests.rs"]
 mod tests;

@@ -3,25 +3,25 @@
 //! state machine moves the high watermark on commit. Fetches read the log directly through the
 //! registry (reads change no state).
 
-use super::cluster_boot::LeaderReports;
-use super::partition_group::{initialize_group, spawn_leadership_watch};
-use super::partition_handoff::Handoff;
-use super::partition_reassign::Reassigner;
-use super::registry::{in_sync, PartitionHandle, Registry};
+use crate::actors::controller::boot::LeaderReports;
+use crate::actors::partition::group::{initialize_group, spawn_leadership_watch};
+use crate::actors::partition::handoff::Handoff;
+use crate::actors::partition::reassign::Reassigner;
+use crate::actors::partition::registry::{in_sync, PartitionHandle, Registry};
 use crate::cluster::network::{Network, Peers};
 use crate::cluster::wire::GroupId;
 use crate::cluster::{Command, NodeId, Raft};
 use crate::handlers::context::TopicPartition;
 use crate::protocol::batch::BatchHeader;
 use crate::storage::disk_guard::DiskGuard;
-use crate::storage::entry::ProducerInfo;
+use crate::storage::log::entry::ProducerInfo;
+use crate::storage::log::retention::RetentionLimits;
+use crate::storage::log::segment::now_ms;
 use crate::storage::log::{LogConfig, PartitionLog};
 use crate::storage::meta_sm::ClusterMeta;
 use crate::storage::partition_sm::{PartitionShared, PartitionSm};
 use crate::storage::producer_state::ProducerStates;
 use crate::storage::raft_log::LogStore;
-use crate::storage::retention::RetentionLimits;
-use crate::storage::segment::now_ms;
 use crate::storage::FlushSink;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -140,48 +140,45 @@ pub struct PartitionArgs {
 
 /// A running partition's state.
 pub struct PartitionState {
-    tp: TopicPartition,
-    raft: Raft,
-    node_id: NodeId,
+    pub(super) tp: TopicPartition,
+    pub(super) raft: Raft,
+    pub(super) node_id: NodeId,
     /// Idempotent producers' sequences, including batches still being appended.
-    producers: ProducerStates,
+    pub(super) producers: ProducerStates,
     /// The Raft term in which `producers` was last taken over from the log.
-    led_term: Option<u64>,
+    pub(super) led_term: Option<u64>,
     /// Retries of a batch that is still being appended, answered with it.
-    waiters: HashMap<(i64, i32), Vec<ProduceReply>>,
-    producer_expiration_ms: i64,
-    last_expiry_ms: i64,
-    log: Arc<PartitionLog>,
-    shared: Arc<PartitionShared>,
-    meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
-    retention: RetentionLimits,
-    peers: Option<Arc<Peers>>,
-    reports: Option<Arc<LeaderReports>>,
-    reassignment_catch_up_timeout: Duration,
+    pub(super) waiters: HashMap<(i64, i32), Vec<ProduceReply>>,
+    pub(super) producer_expiration_ms: i64,
+    pub(super) last_expiry_ms: i64,
+    pub(super) log: Arc<PartitionLog>,
+    pub(super) shared: Arc<PartitionShared>,
+    pub(super) meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
+    pub(super) retention: RetentionLimits,
+    pub(super) peers: Option<Arc<Peers>>,
+    pub(super) reports: Option<Arc<LeaderReports>>,
+    pub(super) reassignment_catch_up_timeout: Duration,
     /// Set while this node drives a reassignment of the partition.
-    reassigning: Arc<std::sync::atomic::AtomicBool>,
-    replica_lag_time_max: Duration,
-    disk: Arc<DiskGuard>,
+    pub(super) reassigning: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) replica_lag_time_max: Duration,
+    pub(super) disk: Arc<DiskGuard>,
     /// The (leader epoch, in-sync replicas) last reported to the controller.
-    reported_isr: Option<(i32, Vec<i32>)>,
+    pub(super) reported_isr: Option<(i32, Vec<i32>)>,
     /// Log end once every batch submitted in this term is appended (the broken build's
     /// early acknowledgements name offsets from it; see `broken_build`).
-    predicted_end: i64,
+    pub(super) predicted_end: i64,
     /// Produces held until this new leader's first entry is applied, in arrival order.
-    held: std::collections::VecDeque<produce::HeldProduce>,
+    pub(super) held: std::collections::VecDeque<super::produce::HeldProduce>,
     /// The term whose first applied entry is being waited for.
-    held_term: Option<u64>,
+    pub(super) held_term: Option<u64>,
     /// Most produces held at once (`partition.max.pending.produces`).
-    max_held: usize,
+    pub(super) max_held: usize,
     /// Longest wait for a new leader's first entry (the election timeout).
-    leader_ready_wait: Duration,
+    pub(super) leader_ready_wait: Duration,
 }
 
 /// The partition actor.
 pub struct PartitionActor;
-
-#[path = "partition_produce.rs"]
-mod produce;
 
 /// Wipes `dir` if it holds data of an earlier topic with the same name.
 fn claim_dir(dir: &std::path::Path, topic_id: uuid::Uuid) -> anyhow::Result<()> {
@@ -499,7 +496,7 @@ impl PartitionState {
 
     /// Starts a leadership handoff: to the preferred replica, or with `away` to any in-sync one.
     /// The handoff's task (resolving to whether leadership moved), if one started.
-    fn hand_off(&self, away: bool) -> Option<tokio::task::JoinHandle<bool>> {
+    pub(super) fn hand_off(&self, away: bool) -> Option<tokio::task::JoinHandle<bool>> {
         let peers = self.peers.as_ref()?;
         Handoff {
             tp: self.tp.clone(),

@@ -1,7 +1,7 @@
 //! What of a group is stored in the offsets topic (its stable generation), how a
 //! coordinator that takes the group over brings it back, and how one that gives it up forgets it.
 
-use super::{Group, Groups, Member, State};
+use super::state::{Group, Groups, Member, State};
 use crate::handlers::context::Joined;
 use crate::storage::offsets::{GroupSnapshot, StoredMember};
 use kafka_protocol::error::ResponseError;

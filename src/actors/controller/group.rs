@@ -3,8 +3,8 @@
 //! state machine had applied. The broker keeps serving meanwhile; metadata changes are refused
 //! with a retriable error until the group is back.
 
-use super::cluster_routes::ClusterRoutes;
-use super::controller::ControllerMsg;
+use crate::actors::controller::actor::ControllerMsg;
+use crate::actors::controller::routes::ClusterRoutes;
 use crate::cluster::handover::hand_leadership;
 use crate::cluster::network::{Network, Peers};
 use crate::cluster::wire::GroupId;

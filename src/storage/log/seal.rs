@@ -4,9 +4,9 @@
 //! the active segment), so start-up time does not grow with the size of the log. A seal whose
 //! recorded size differs from the file's is ignored and the segment is scanned instead.
 
-use super::entry::EntryInfo;
-use super::producer_state::ProducerStates;
-use super::segment::{IndexPoint, Segment, TimePoint};
+use crate::storage::log::entry::EntryInfo;
+use crate::storage::log::segment::{IndexPoint, Segment, TimePoint};
+use crate::storage::producer_state::ProducerStates;
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -48,7 +48,7 @@ pub fn write(seg: &Segment, producers: &ProducerStates) -> std::io::Result<()> {
         producers: producers.clone(),
     };
     let data = serde_json::to_vec(&seal).map_err(std::io::Error::other)?;
-    super::write_file_durably(&seal_path(&seg.path), &data)
+    crate::storage::write_file_durably(&seal_path(&seg.path), &data)
 }
 
 /// Reads a seal that matches its segment file's size, or `None`.

@@ -1,7 +1,7 @@
 //! Time queries of a partition log that look inside its batches (ListOffsets -3).
 
-use super::entry;
-use super::log::PartitionLog;
+use crate::storage::log::entry;
+use crate::storage::log::PartitionLog;
 
 impl PartitionLog {
     /// Offset and timestamp of the record with the largest timestamp (ListOffsets -3).

@@ -2,8 +2,8 @@
 //! was appended in, and terms never decrease along the log, so the end of an epoch is found by
 //! binary search over the log's entries: no epoch cache to keep in step with truncation.
 
-use super::log::PartitionLog;
 use crate::cluster::Command;
+use crate::storage::log::PartitionLog;
 use openraft::EntryPayload;
 
 /// Kafka's answer for "where does `epoch` end": (the largest epoch <= `epoch` in the log, the

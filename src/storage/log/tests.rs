@@ -98,9 +98,10 @@ fn sealed_segments_load_without_a_scan() {
     assert_eq!(log.entries(1, 30).unwrap().len(), 29);
     assert!(!log.read_batches(10, 1, end).unwrap().records.is_empty());
     // A seal that no longer matches its segment is ignored (the segment is scanned).
-    let first = dir.path().join(crate::storage::segment::file_name(0));
-    let sealed = crate::storage::seal::seal_path(&first);
-    let mut seal: crate::storage::seal::SegmentSeal = serde_json::from_slice(&std::fs::read(&sealed).unwrap()).unwrap();
+    let first = dir.path().join(crate::storage::log::segment::file_name(0));
+    let sealed = crate::storage::log::seal::seal_path(&first);
+    let mut seal: crate::storage::log::seal::SegmentSeal =
+        serde_json::from_slice(&std::fs::read(&sealed).unwrap()).unwrap();
     seal.size_bytes += 1;
     std::fs::write(&sealed, serde_json::to_vec(&seal).unwrap()).unwrap();
     drop(log);
@@ -128,7 +129,7 @@ fn torn_and_corrupt_tails_are_cut() {
             log.append(&[batch_entry(i, 2)]).unwrap();
         }
         drop(log);
-        let path = dir.path().join(crate::storage::segment::file_name(0));
+        let path = dir.path().join(crate::storage::log::segment::file_name(0));
         let mut data = std::fs::read(&path).unwrap();
         if flip {
             let n = data.len() - 3;

@@ -6,8 +6,8 @@
 //! any file is deleted, the last removed entry's log id and the group's membership, so that on
 //! restart openraft sees a consistent purged prefix and the membership is never lost with it.
 
-use super::log::PartitionLog;
 use crate::cluster::{LogId, NodeId};
+use crate::storage::log::PartitionLog;
 use openraft::{BasicNode, StoredMembership};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -93,13 +93,13 @@ impl PartitionLog {
             membership,
         };
         let data = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-        super::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
+        crate::storage::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
         let mut segs = self.inner.write().expect("log lock");
         let n = plan.segments.min(segs.len().saturating_sub(1));
         let mut removed = 0;
         for seg in segs.drain(..n) {
             removed += seg.size_bytes;
-            super::seal::remove(&seg.path)?;
+            crate::storage::log::seal::remove(&seg.path)?;
             std::fs::remove_file(&seg.path)?;
         }
         std::fs::File::open(&self.dir)?.sync_all()?;
@@ -134,15 +134,15 @@ impl PartitionLog {
         next_offset: i64,
     ) -> std::io::Result<()> {
         let data = serde_json::to_vec(&PurgeRecord { purged, membership }).map_err(std::io::Error::other)?;
-        super::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
-        super::write_file_durably(&self.dir.join(LOG_START_FILE), next_offset.to_string().as_bytes())?;
+        crate::storage::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
+        crate::storage::write_file_durably(&self.dir.join(LOG_START_FILE), next_offset.to_string().as_bytes())?;
         self.log_start.store(next_offset, Ordering::SeqCst);
         let mut segs = self.inner.write().expect("log lock");
         for seg in segs.drain(..) {
-            super::seal::remove(&seg.path)?;
+            crate::storage::log::seal::remove(&seg.path)?;
             std::fs::remove_file(&seg.path)?;
         }
-        segs.push(super::segment::Segment::create(
+        segs.push(crate::storage::log::segment::Segment::create(
             &self.dir,
             next_offset,
             purged.index + 1,
@@ -158,7 +158,7 @@ impl PartitionLog {
         if offset <= self.log_start.load(Ordering::SeqCst) {
             return Ok(());
         }
-        super::write_file_durably(&self.dir.join(LOG_START_FILE), offset.to_string().as_bytes())?;
+        crate::storage::write_file_durably(&self.dir.join(LOG_START_FILE), offset.to_string().as_bytes())?;
         self.log_start.store(offset, Ordering::SeqCst);
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! back from disk and its CRC verified on every node); one idle for a second is trimmed back
 //! to the plain limit (`trim_if_idle`), so memory grows with the busy partitions only.
 
-use super::entry::EntryInfo;
+use crate::storage::log::entry::EntryInfo;
 use bytes::Bytes;
 
 /// Consecutive recent entries (by Raft index), each with its encoded bytes.
@@ -90,7 +90,7 @@ impl TailCache {
     }
 }
 
-impl super::log::LogConfig {
+impl crate::storage::log::LogConfig {
     /// What the tail cache may hold while entries are appended: four AppendEntries' worth (at
     /// least `tail_cache_bytes`, at most 64 MiB), so that the entries a follower or commit-time
     /// apply reads are still in memory when batches are near `message.max.bytes` (0 when the

@@ -2,8 +2,8 @@
 //! configs). On one node it is a group of one with its own log under `<data_dir>/meta`,
 //! replayed at start before the broker serves.
 
-use super::cluster_boot::WAIT_LOG_INTERVAL;
-use super::controller_group::{schedule_reopen, GroupParts, Opened, Reopens};
+use crate::actors::controller::boot::WAIT_LOG_INTERVAL;
+use crate::actors::controller::group::{schedule_reopen, GroupParts, Opened, Reopens};
 use crate::cluster::join::{decide, spawn_join, ControllerStart};
 use crate::cluster::network::{join_via, propose_to, Peers};
 use crate::cluster::{Command, NodeId};

@@ -3,8 +3,8 @@
 //! Raft term it was made in. The cache it builds is exact for that leadership only: in a later
 //! term another node may have led and written, so a leadership in a new term loads again.
 
-use super::group_coordinator::CoordinatorMsg;
-use super::registry::Registry;
+use crate::actors::group::coordinator::CoordinatorMsg;
+use crate::actors::partition::registry::Registry;
 use crate::handlers::context::TopicPartition;
 use crate::protocol::batch::BatchHeader;
 use crate::storage::log::PartitionLog;

@@ -2,8 +2,8 @@
 //! Segments are named by their first Kafka offset (20 digits). Every segment after the first
 //! starts with a batch, so names never collide.
 
-use super::entry::{self, DecodeError, EntryInfo, ENTRY_HEADER_BYTES};
-use super::producer_state::ProducerStates;
+use crate::storage::log::entry::{self, DecodeError, EntryInfo, ENTRY_HEADER_BYTES};
+use crate::storage::producer_state::ProducerStates;
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;

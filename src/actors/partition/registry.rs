@@ -1,7 +1,7 @@
 //! Where connections find running partitions. Partition actors register themselves once
 //! recovered; the supervisor removes them when they stop or crash.
 
-use super::partition::PartitionMsg;
+use crate::actors::partition::actor::PartitionMsg;
 use crate::cluster::network::Peers;
 use crate::cluster::{NodeId, Raft};
 use crate::handlers::context::TopicPartition;

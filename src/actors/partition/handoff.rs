@@ -9,8 +9,8 @@
 //! leadership the same way to any in-sync replica, and so does every leader on a node that
 //! shuts down (`hand_all_away`, Kafka's controlled shutdown).
 
-use super::partition::PartitionMsg;
-use super::registry::Registry;
+use crate::actors::partition::actor::PartitionMsg;
+use crate::actors::partition::registry::Registry;
 use crate::cluster::handover::hand_leadership;
 use crate::cluster::network::Peers;
 use crate::cluster::wire::GroupId;

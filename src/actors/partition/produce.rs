@@ -6,13 +6,13 @@
 //! not be acknowledged as a duplicate before it is. Held produces go ahead in arrival order (the
 //! sequence checks depend on it).
 
-use super::{PartitionMsg, PartitionState, ProduceReply};
+use super::actor::{GroupStopped, PartitionMsg, PartitionState, ProduceReply};
 use crate::cluster::liveness::Liveness;
 use crate::cluster::{Command, NodeId};
 use crate::protocol::batch::BatchHeader;
-use crate::storage::entry::ProducerInfo;
+use crate::storage::log::entry::ProducerInfo;
+use crate::storage::log::segment::now_ms;
 use crate::storage::producer_state::SeqCheck;
-use crate::storage::segment::now_ms;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;
@@ -128,7 +128,7 @@ impl PartitionState {
             Ok(rx) => rx,
             Err(fatal) => {
                 let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
-                return Err(super::GroupStopped::failure(&self.tp, fatal));
+                return Err(GroupStopped::failure(&self.tp, fatal));
             }
         };
         let reply =
