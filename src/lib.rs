@@ -13,3 +13,4 @@ pub mod inspect;
 pub mod observability;
 pub mod protocol;
 pub mod storage;
+pub mod types;

@@ -6,7 +6,7 @@ use crate::actors::committer::{Committer, CommitterArgs, CommitterHandle, Commit
 use crate::actors::controller::actor::{Controller, ControllerArgs, ControllerMsg};
 use crate::actors::controller::boot::{
     await_applied, join_cluster, propose_at_boot, spawn_address_book, spawn_leader_reporter, spawn_liveness_recorder,
-    start_transport, LeaderReports,
+    start_transport,
 };
 use crate::actors::controller::group::GroupParts;
 use crate::actors::group::coordinator::{CoordinatorArgs, GroupCoordinator};
@@ -16,16 +16,17 @@ use crate::actors::listener::{Listener, ListenerArgs, ListenerMsg};
 use crate::actors::node::Node;
 use crate::actors::partition::elector::{spawn_elector, ElectorConfig};
 use crate::actors::partition::registry::Registry;
+use crate::actors::partition::reports::LeaderReports;
 use crate::actors::partition::supervisor::{PartitionSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::cluster::liveness::spawn_pinger;
 use crate::cluster::network::Peers;
 use crate::cluster::{partition_raft_config, raft_config};
 use crate::config::{Config, Durability};
-use crate::handlers::context::NodeInfo;
 use crate::storage::disk_guard::DiskGuard;
 use crate::storage::log::LogConfig;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::node_meta::NodeMeta;
+use crate::types::NodeInfo;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

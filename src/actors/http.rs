@@ -4,8 +4,8 @@
 //! `http.listen`, apart from the Kafka port.
 
 use crate::actors::partition::registry::Registry;
-use crate::handlers::context::TopicPartition;
 use crate::storage::meta_sm::ClusterMeta;
+use crate::types::TopicPartition;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;

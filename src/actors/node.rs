@@ -8,12 +8,11 @@ use crate::actors::partition::registry::Registry;
 use crate::cluster::network::CallError;
 use crate::cluster::wire::{GroupId, Request, Response};
 use crate::config::Config;
-use crate::handlers::context::{
-    Appending, Broker, CommitFrom, GroupOp, GroupReply, NodeInfo, PartitionView, TopicPartition,
-};
+use crate::handlers::context::{Appending, Broker, CommitFrom, GroupOp, GroupReply, PartitionView};
 use crate::protocol::batch::ValidBatch;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::offsets::{partition_for, Committed, OffsetKey, OFFSETS_TOPIC};
+use crate::types::{NodeInfo, TopicPartition};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
@@ -178,7 +177,7 @@ impl Broker for Node {
                 }
                 (Some(l), _, Some(peers)) if l != me => {
                     let req = Request::ElectPreferred(GroupId::of(&tp));
-                    match peers.call(l as crate::cluster::NodeId, req, timeout).await {
+                    match peers.call(l as crate::types::NodeId, req, timeout).await {
                         Ok(Response::Proposed(Ok(_))) => Ok(()),
                         Ok(Response::Proposed(Err((code, why)))) => Err((
                             ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),

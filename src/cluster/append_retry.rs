@@ -9,7 +9,7 @@
 
 use super::network::{CallError, Peers, Sent};
 use super::wire::{GroupId, Request, Response};
-use super::{LogId, NodeId, TypeConfig};
+use crate::types::{LogId, NodeId, TypeConfig};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use openraft::Vote;
 use tokio::time::Instant;
@@ -152,7 +152,7 @@ pub fn accepted_all(resp: &Response) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Command, Entry};
+    use crate::types::{Command, Entry};
     use bytes::Bytes;
     use openraft::CommittedLeaderId;
     use std::sync::Arc;

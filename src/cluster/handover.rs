@@ -8,7 +8,7 @@
 
 use super::network::Peers;
 use super::wire::{GroupId, Request, Response};
-use super::NodeId;
+use crate::types::NodeId;
 use std::future::Future;
 use std::time::Duration;
 

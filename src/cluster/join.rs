@@ -3,7 +3,7 @@
 //! is a node added to a running cluster and asks to follow the controller group.
 
 use super::network::{cluster_info, join_via, Peers};
-use super::NodeId;
+use crate::types::NodeId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -16,7 +16,7 @@
 
 use super::network::Peers;
 use super::wire::{Request, Response};
-use super::NodeId;
+use crate::types::NodeId;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

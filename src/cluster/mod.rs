@@ -1,5 +1,5 @@
-//! Raft types shared by every group (the controller and each partition) and the node-to-node
-//! transport: one connection per node pair carries the RPCs of every group (`wire.rs`,
+//! The node-to-node transport and what every Raft group shares (leadership as the node acts on
+//! it, openraft configs); the Raft types themselves are in `crate::types`. The transport: one connection per node pair carries the RPCs of every group (`wire.rs`,
 //! `network.rs` for the client side, `server.rs`). A single node needs no transport.
 
 pub mod append_retry;
@@ -10,50 +10,7 @@ pub mod network;
 pub mod server;
 pub mod wire;
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use std::io::Cursor;
-
-/// Raft node id (Kafka `node.id`).
-pub type NodeId = u64;
-
-/// A Raft entry's application payload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Command {
-    /// A Kafka record batch for a partition group; the log assigns its offsets.
-    Batch(Bytes),
-    /// A cluster-metadata change for the controller group (JSON of `MetaCommand`).
-    Meta(Bytes),
-    /// DeleteRecords on a partition group: every replica moves its log start offset here, so
-    /// deleted records stay deleted after a failover.
-    LogStart(i64),
-}
-
-/// What applying an entry produced.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CommandResult {
-    /// For a batch: the Kafka offset the log gave its first record.
-    pub base_offset: i64,
-    /// For a metadata change: an error text if the change was refused.
-    pub error: Option<String>,
-    /// For a metadata change that allocates: the first value allocated (producer ids).
-    #[serde(default)]
-    pub value: i64,
-}
-
-openraft::declare_raft_types!(
-    /// The openraft type configuration of every raftstream group.
-    pub TypeConfig:
-        D = Command,
-        R = CommandResult,
-        NodeId = NodeId,
-        Node = openraft::BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
-);
-
-/// One Raft group handle.
-pub type Raft = openraft::Raft<TypeConfig>;
+use crate::types::{NodeId, Raft};
 
 /// The group's leader as this node should act on it (`liveness`: the node's peers, `None` on a
 /// single node).
@@ -109,13 +66,6 @@ pub async fn confirm_after_stall(
     }
     confirmed
 }
-
-/// A Raft entry.
-pub type Entry = openraft::Entry<TypeConfig>;
-/// A Raft log id.
-pub type LogId = openraft::LogId<NodeId>;
-/// Storage error type.
-pub type StorageError = openraft::StorageError<NodeId>;
 
 /// Raft timing from the broker config (the controller group: openraft's own timers).
 pub fn raft_config(heartbeat_ms: u64, election_ms: u64) -> anyhow::Result<std::sync::Arc<openraft::Config>> {

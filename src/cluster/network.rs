@@ -5,7 +5,7 @@
 use super::append_retry::{send_append, Link, Unanswered};
 pub use super::liveness::Liveness;
 use super::wire::{self, GroupId, Request, Response};
-use super::{NodeId, TypeConfig};
+use crate::types::{NodeId, TypeConfig};
 use bytes::Bytes;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -500,7 +500,7 @@ mod tests {
     fn append(group: GroupId, entries: usize) -> Request {
         let entry = Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
-            payload: EntryPayload::Normal(crate::cluster::Command::Batch(Bytes::from_static(b"x"))),
+            payload: EntryPayload::Normal(crate::types::Command::Batch(Bytes::from_static(b"x"))),
         };
         Request::AppendEntries(
             group,

@@ -5,7 +5,7 @@
 
 use super::network::Liveness;
 use super::wire::{self, GroupId, Request, Response};
-use super::{NodeId, Raft};
+use crate::types::{NodeId, Raft};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! One connection per node pair carries the Raft RPCs of every group, each request naming its
 //! group; responses carry the id of their request and may arrive in any order.
 
-use super::{NodeId, TypeConfig};
+use crate::types::{NodeId, TypeConfig};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -23,7 +23,7 @@ pub enum GroupId {
 
 impl GroupId {
     /// The group of partition `tp`.
-    pub fn of(tp: &crate::handlers::context::TopicPartition) -> GroupId {
+    pub fn of(tp: &crate::types::TopicPartition) -> GroupId {
         GroupId::Partition {
             topic: tp.topic.clone(),
             partition: tp.partition,
@@ -137,7 +137,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> std:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::Command;
+    use crate::types::Command;
     use openraft::{Entry, EntryPayload, LogId, Vote};
 
     #[tokio::test]

@@ -6,28 +6,13 @@ use crate::protocol::batch::ValidBatch;
 use crate::storage::log::PartitionLog;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::offsets::{Committed, OffsetKey};
+use crate::types::{NodeInfo, TopicPartition};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use kafka_protocol::error::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// A topic name and partition index.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: i32,
-}
-
-/// This node as clients see it.
-#[derive(Debug, Clone)]
-pub struct NodeInfo {
-    pub node_id: i32,
-    pub cluster_id: String,
-    pub advertised_host: String,
-    pub advertised_port: i32,
-}
 
 /// Read access to a local partition (fetch, list offsets, metadata).
 #[derive(Clone)]

@@ -1,7 +1,9 @@
 //! DeleteRecords: moves each partition's log start offset forward (durably); whole segments
 //! below it are removed at once, and reads below it get OFFSET_OUT_OF_RANGE.
 
-use super::context::{Broker, TopicPartition};
+use super::context::Broker;
+
+use crate::types::TopicPartition;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 

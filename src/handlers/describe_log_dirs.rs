@@ -3,7 +3,9 @@
 //! a partition's log here is always the current one (no replica is being moved between dirs),
 //! as Kafka answers for a current log. v4 adds the filesystem's total and usable bytes.
 
-use super::context::{Broker, TopicPartition};
+use super::context::Broker;
+
+use crate::types::TopicPartition;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };

@@ -14,7 +14,9 @@
 //! Null partitions means every partition; then, as Kafka, partitions that needed no election
 //! are left out of the answer.
 
-use super::context::{Broker, TopicPartition};
+use super::context::Broker;
+
+use crate::types::TopicPartition;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};

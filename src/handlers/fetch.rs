@@ -3,9 +3,11 @@
 //! Topics are named (v4–v12) or given by id (v13+). No fetch sessions: session id 0 tells
 //! clients to send full requests.
 
-use super::context::{Broker, PartitionView, TopicPartition};
+use super::context::{Broker, PartitionView};
+
 use super::topic_config::compression_target;
 use crate::protocol::compression::Codec;
+use crate::types::TopicPartition;
 use bytes::Bytes;
 use futures::future::select_all;
 use futures::FutureExt;

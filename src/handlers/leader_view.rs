@@ -1,7 +1,9 @@
 //! The partition a leader-only request is about, when this node leads it: the checks ListOffsets
 //! and OffsetForLeaderEpoch share (unknown partition, not the leader, KIP-320 epoch fencing).
 
-use super::context::{Broker, PartitionView, TopicPartition};
+use super::context::{Broker, PartitionView};
+
+use crate::types::TopicPartition;
 use kafka_protocol::error::ResponseError;
 
 /// This node's view of `topic`/`partition` if it leads it in `current_epoch` (-1: unchecked).

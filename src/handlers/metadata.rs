@@ -2,8 +2,10 @@
 //! leader, leader epoch (the Raft term), replicas and in-sync replicas. Unknown topics are
 //! created when `auto.create.topics.enable` and the request allows it.
 
-use super::context::{Broker, TopicPartition};
+use super::context::Broker;
+
 use super::topic_validation;
+use crate::types::TopicPartition;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -209,10 +211,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
 }
 
 /// Every registered node (a single node: itself).
-fn brokers(
-    meta: &crate::storage::meta_sm::ClusterMeta,
-    node: &super::context::NodeInfo,
-) -> Vec<MetadataResponseBroker> {
+fn brokers(meta: &crate::storage::meta_sm::ClusterMeta, node: &crate::types::NodeInfo) -> Vec<MetadataResponseBroker> {
     let one = |id: i32, host: &str, port: i32| {
         MetadataResponseBroker::default()
             .with_node_id(BrokerId(id))

@@ -2,13 +2,15 @@
 //! group, in the connection's request order; partitions of one request proceed concurrently. acks=0 requests get no response (the
 //! connection drops it) but are otherwise handled the same.
 
-use super::context::{Appending, Broker, TopicPartition};
+use super::context::{Appending, Broker};
+
 use super::produce_batch::StoreForm;
 use super::produce_order::ProduceTurn;
 use super::topic_config::{compression_target, effective_i64, timestamp_rules};
 use super::topic_validation;
 use crate::protocol::batch::{validate_produced, ValidBatch};
 use crate::protocol::batch_rules::Refusal;
+use crate::types::TopicPartition;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::TopicProduceData;

@@ -57,11 +57,11 @@ impl PartitionLog {
 
 #[cfg(test)]
 mod tests {
-    use crate::cluster::Command;
     use crate::storage::log::{LogConfig, PartitionLog};
+    use crate::types::Command;
     use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 
-    fn entry(index: u64, timestamp: i64) -> Entry<crate::cluster::TypeConfig> {
+    fn entry(index: u64, timestamp: i64) -> Entry<crate::types::TypeConfig> {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(Command::Batch(crate::protocol::batch::tests::batch(

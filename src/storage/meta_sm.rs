@@ -1,8 +1,8 @@
 //! The controller group's state machine: topics, their ids, partition counts and configs.
 //! Rebuilt at start by replaying the controller log (it is small).
 
-use crate::cluster::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::storage::partition_sm::MetaOnlySnapshot;
+use crate::types::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{BasicNode, EntryPayload, OptionalSend, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Serialize};

@@ -3,9 +3,9 @@
 //! Kafka base offset. The applied position is kept in a small file (written without fsync:
 //! re-applying from an older position is harmless) so that restart does not re-read the log.
 
-use crate::cluster::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::protocol::batch::BatchHeader;
 use crate::storage::log::PartitionLog;
+use crate::types::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     AnyError, BasicNode, EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,

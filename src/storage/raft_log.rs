@@ -3,8 +3,8 @@
 //! once the committer says the fsync is done (in `relaxed` durability it says so at once).
 
 use super::{write_file_durably, FlushSink};
-use crate::cluster::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::storage::log::PartitionLog;
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use std::fmt::Debug;
@@ -116,7 +116,7 @@ const LIMITED_READ_STEP: u64 = 16;
 /// The bytes an entry adds to an AppendEntries (its payload; the rest is a few dozen bytes).
 fn payload_bytes(e: &Entry) -> u64 {
     match &e.payload {
-        openraft::EntryPayload::Normal(crate::cluster::Command::Batch(b) | crate::cluster::Command::Meta(b)) => {
+        openraft::EntryPayload::Normal(crate::types::Command::Batch(b) | crate::types::Command::Meta(b)) => {
             b.len() as u64
         }
         _ => 64,
@@ -253,8 +253,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::Command;
     use crate::storage::log::LogConfig;
+    use crate::types::Command;
     use openraft::{CommittedLeaderId, EntryPayload};
 
     struct NoSink;

@@ -6,8 +6,8 @@ use crate::actors::controller::boot::WAIT_LOG_INTERVAL;
 use crate::actors::controller::group::{schedule_reopen, GroupParts, Opened, Reopens};
 use crate::cluster::join::{decide, spawn_join, ControllerStart};
 use crate::cluster::network::{join_via, propose_to, Peers};
-use crate::cluster::{Command, NodeId};
 use crate::storage::meta_sm::MetaCommand;
+use crate::types::{Command, NodeId};
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;
 use openraft::BasicNode;
@@ -88,7 +88,7 @@ pub struct Controller;
 /// replayed its metadata log up to `last_index`. A single node gives up after `timeout`; a
 /// cluster node waits for as long as its peers take to start, saying so every few seconds.
 async fn await_ready(
-    raft: &crate::cluster::Raft,
+    raft: &crate::types::Raft,
     node_id: NodeId,
     single: bool,
     last_index: Option<u64>,

@@ -5,10 +5,10 @@
 
 use crate::actors::group::coordinator::CoordinatorMsg;
 use crate::actors::partition::registry::Registry;
-use crate::handlers::context::TopicPartition;
 use crate::protocol::batch::BatchHeader;
 use crate::storage::log::PartitionLog;
 use crate::storage::offsets::{decode_records, OffsetsRecord, OFFSETS_TOPIC};
+use crate::types::TopicPartition;
 use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,15 +3,13 @@
 //! state machine moves the high watermark on commit. Fetches read the log directly through the
 //! registry (reads change no state).
 
-use crate::actors::controller::boot::LeaderReports;
 use crate::actors::partition::group::{initialize_group, spawn_leadership_watch};
 use crate::actors::partition::handoff::Handoff;
 use crate::actors::partition::reassign::Reassigner;
 use crate::actors::partition::registry::{in_sync, PartitionHandle, Registry};
+use crate::actors::partition::reports::LeaderReports;
 use crate::cluster::network::{Network, Peers};
 use crate::cluster::wire::GroupId;
-use crate::cluster::{Command, NodeId, Raft};
-use crate::handlers::context::TopicPartition;
 use crate::protocol::batch::BatchHeader;
 use crate::storage::disk_guard::DiskGuard;
 use crate::storage::log::entry::ProducerInfo;
@@ -23,6 +21,8 @@ use crate::storage::partition_sm::{PartitionShared, PartitionSm};
 use crate::storage::producer_state::ProducerStates;
 use crate::storage::raft_log::LogStore;
 use crate::storage::FlushSink;
+use crate::types::TopicPartition;
+use crate::types::{Command, NodeId, Raft};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;

@@ -6,7 +6,7 @@
 
 use crate::actors::partition::registry::{PartitionHandle, Registry};
 use crate::cluster::network::Peers;
-use crate::handlers::context::TopicPartition;
+use crate::types::TopicPartition;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;

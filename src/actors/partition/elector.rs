@@ -26,9 +26,9 @@
 use crate::actors::partition::confirm::StallConfirmations;
 use crate::actors::partition::registry::Registry;
 use crate::cluster::network::Peers;
-use crate::cluster::NodeId;
-use crate::handlers::context::TopicPartition;
 use crate::storage::meta_sm::ClusterMeta;
+use crate::types::NodeId;
+use crate::types::TopicPartition;
 use openraft::ServerState;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};

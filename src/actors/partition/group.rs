@@ -1,14 +1,14 @@
 //! A partition's Raft group around its actor: forming a new group (who initializes it) and
 //! watching its leadership (registry bumps, controller reports, carrying on reassignments).
 
-use crate::actors::controller::boot::LeaderReports;
 use crate::actors::partition::actor::PartitionMsg;
 use crate::actors::partition::registry::Registry;
+use crate::actors::partition::reports::LeaderReports;
 use crate::cluster::network::Peers;
-use crate::cluster::{NodeId, Raft};
-use crate::handlers::context::TopicPartition;
 use crate::storage::meta_sm::ClusterMeta;
 use crate::storage::partition_sm::PartitionShared;
+use crate::types::TopicPartition;
+use crate::types::{NodeId, Raft};
 use openraft::BasicNode;
 use ractor::ActorRef;
 use std::collections::BTreeMap;

@@ -10,4 +10,5 @@ pub mod handoff;
 pub mod produce;
 pub mod reassign;
 pub mod registry;
+pub mod reports;
 pub mod supervisor;

@@ -8,11 +8,11 @@
 
 use super::actor::{GroupStopped, PartitionMsg, PartitionState, ProduceReply};
 use crate::cluster::liveness::Liveness;
-use crate::cluster::{Command, NodeId};
 use crate::protocol::batch::BatchHeader;
 use crate::storage::log::entry::ProducerInfo;
 use crate::storage::log::segment::now_ms;
 use crate::storage::producer_state::SeqCheck;
+use crate::types::{Command, NodeId};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use openraft::error::ClientWriteError;
@@ -190,13 +190,13 @@ impl PartitionState {
 
 /// A proposal's outcome as openraft reports it.
 type WriteResult = Result<
-    openraft::raft::ClientWriteResponse<crate::cluster::TypeConfig>,
+    openraft::raft::ClientWriteResponse<crate::types::TypeConfig>,
     ClientWriteError<NodeId, openraft::BasicNode>,
 >;
 
 /// What a commit wait needs to see this node's lease lapse.
 struct Lease {
-    raft: crate::cluster::Raft,
+    raft: crate::types::Raft,
     liveness: Liveness,
     /// Subscribed before the entry was proposed.
     changes: watch::Receiver<u64>,

@@ -4,11 +4,11 @@
 //! once that is committed), then learners left over are removed and the controller is told.
 //! Every step is idempotent, so a new leader (or a retry after a timeout) starts over safely.
 
-use crate::actors::controller::boot::LeaderReports;
+use crate::actors::partition::reports::LeaderReports;
 use crate::cluster::network::Peers;
-use crate::cluster::{NodeId, Raft};
-use crate::handlers::context::TopicPartition;
 use crate::storage::meta_sm::ClusterMeta;
+use crate::types::TopicPartition;
+use crate::types::{NodeId, Raft};
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,10 +3,10 @@
 
 use crate::actors::partition::actor::PartitionMsg;
 use crate::cluster::network::Peers;
-use crate::cluster::{NodeId, Raft};
-use crate::handlers::context::TopicPartition;
 use crate::storage::log::PartitionLog;
 use crate::storage::partition_sm::PartitionShared;
+use crate::types::TopicPartition;
+use crate::types::{NodeId, Raft};
 use ractor::ActorRef;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -8,11 +8,11 @@ use crate::actors::partition::registry::Registry;
 use crate::cluster::handover::hand_leadership;
 use crate::cluster::network::Peers;
 use crate::cluster::wire::GroupId;
-use crate::cluster::NodeId;
-use crate::handlers::context::TopicPartition;
 use crate::storage::log::LogConfig;
 use crate::storage::meta_sm::ClusterMeta;
 use crate::storage::FlushSink;
+use crate::types::NodeId;
+use crate::types::TopicPartition;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -52,7 +52,7 @@ pub struct SupervisorArgs {
     /// The other nodes (none for a single node).
     pub peers: Option<Arc<Peers>>,
     /// Where partitions report won leaderships (multi-node clusters).
-    pub leader_reports: Option<Arc<crate::actors::controller::boot::LeaderReports>>,
+    pub leader_reports: Option<Arc<crate::actors::partition::reports::LeaderReports>>,
     /// Bound of one catch-up wait of a reassignment.
     pub reassignment_catch_up_timeout: Duration,
     /// How often leaders check for their preferred replica (None: never).

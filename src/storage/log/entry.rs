@@ -6,8 +6,8 @@
 //! payload is the client's RecordBatch with its base offset and leader epoch patched (both
 //! outside the batch's own CRC), so fetches serve it byte-exact.
 
-use crate::cluster::{Command, Entry, LogId, NodeId};
 use crate::protocol::batch::{BatchHeader, LEADER_EPOCH_POS};
+use crate::types::{Command, Entry, LogId, NodeId};
 use bytes::{BufMut, Bytes};
 use openraft::{CommittedLeaderId, EntryPayload};
 

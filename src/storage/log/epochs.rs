@@ -2,8 +2,8 @@
 //! was appended in, and terms never decrease along the log, so the end of an epoch is found by
 //! binary search over the log's entries: no epoch cache to keep in step with truncation.
 
-use crate::cluster::Command;
 use crate::storage::log::PartitionLog;
+use crate::types::Command;
 use openraft::EntryPayload;
 
 /// Kafka's answer for "where does `epoch` end": (the largest epoch <= `epoch` in the log, the
@@ -66,9 +66,9 @@ fn first_offset_from(log: &PartitionLog, index: u64) -> anyhow::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::Entry;
     use crate::protocol::batch::tests::batch;
     use crate::storage::log::LogConfig;
+    use crate::types::Entry;
     use openraft::{CommittedLeaderId, LogId};
 
     fn entry(term: u64, index: u64, records: Option<usize>) -> Entry {

@@ -13,7 +13,7 @@ pub mod times;
 
 use self::segment::{ScanReport, Segment};
 use self::tail_cache::TailCache;
-use crate::cluster::{Command, Entry, LogId};
+use crate::types::{Command, Entry, LogId};
 use bytes::{Bytes, BytesMut};
 use entry::EntryInfo;
 use openraft::EntryPayload;

@@ -6,8 +6,8 @@
 //! any file is deleted, the last removed entry's log id and the group's membership, so that on
 //! restart openraft sees a consistent purged prefix and the membership is never lost with it.
 
-use crate::cluster::{LogId, NodeId};
 use crate::storage::log::PartitionLog;
+use crate::types::{LogId, NodeId};
 use openraft::{BasicNode, StoredMembership};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -167,9 +167,9 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Command, Entry};
     use crate::protocol::batch::tests::batch;
     use crate::storage::log::LogConfig;
+    use crate::types::{Command, Entry};
     use openraft::{CommittedLeaderId, EntryPayload};
 
     #[test]
