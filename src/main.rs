@@ -1,10 +1,11 @@
 //! `raftstream`: serve Kafka with defaults, or with a config file, env vars and flags.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use parking_lot::Mutex;
 use raftstream::actors::broker::{Broker, BrokerArgs, BrokerMsg};
 use raftstream::config::{Config, Overrides};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A Kafka-compatible streaming broker; every partition is replicated by its own Raft group.
@@ -121,7 +122,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
-    let reason = failure.lock().expect("failure lock").take();
+    let reason = failure.lock().take();
     match reason {
         Some(r) => Err(anyhow::anyhow!("broker stopped: {r}")),
         None => Ok(()),

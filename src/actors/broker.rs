@@ -27,10 +27,11 @@ use crate::storage::log::LogConfig;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::node_meta::NodeMeta;
 use crate::types::NodeInfo;
+use parking_lot::{Mutex, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -445,14 +446,14 @@ impl Actor for Broker {
                     cell.get_name().unwrap_or_else(|| cell.get_id().to_string())
                 );
                 tracing::error!("{reason}; stopping the broker");
-                *st.failure.lock().expect("failure lock") = Some(reason);
+                *st.failure.lock() = Some(reason);
                 graceful_shutdown(st).await;
                 myself.stop(None);
             }
             SupervisionEvent::ActorTerminated(cell, _, _) if !st.stopping => {
                 let reason = format!("{} stopped unexpectedly", cell.get_name().unwrap_or_default());
                 tracing::error!("{reason}; stopping the broker");
-                *st.failure.lock().expect("failure lock") = Some(reason);
+                *st.failure.lock() = Some(reason);
                 graceful_shutdown(st).await;
                 myself.stop(None);
             }
@@ -472,7 +473,7 @@ async fn graceful_shutdown(st: &mut BrokerState) {
         routes.set_leaving();
     }
     crate::actors::partition::handoff::hand_all_away(&st.registry, timeout).await;
-    let stopped: Vec<_> = st.handovers.lock().expect("handovers lock").drain(..).collect();
+    let stopped: Vec<_> = st.handovers.lock().drain(..).collect();
     let _ = tokio::time::timeout(timeout, futures::future::join_all(stopped)).await;
     let _ = st.shutdown.send(true);
     st.listener.stop(None);

@@ -10,9 +10,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use parking_lot::RwLock;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// What readiness is judged from.
@@ -66,7 +67,7 @@ impl Actor for Http {
 
 /// Partitions hosted here that are not yet serving (recovering, or without a leader).
 pub fn not_ready(state: &HttpState) -> Vec<TopicPartition> {
-    let meta = state.meta.read().expect("meta lock");
+    let meta = state.meta.read();
     let me = state.node_id;
     meta.topics
         .values()

@@ -16,8 +16,9 @@ use crate::types::{NodeInfo, TopicPartition};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
+use parking_lot::RwLock;
 use ractor::ActorRef;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -47,7 +48,7 @@ pub struct Node {
     pub registry: Arc<Registry>,
     pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
     pub controller: ActorRef<ControllerMsg>,
-    pub producer_ids: Arc<std::sync::Mutex<IdBlock>>,
+    pub producer_ids: Arc<parking_lot::Mutex<IdBlock>>,
     pub coordinator: ActorRef<CoordinatorMsg>,
     /// The other nodes (none for a single node).
     pub peers: Option<Arc<crate::cluster::network::Peers>>,
@@ -67,7 +68,7 @@ impl Broker for Node {
     }
 
     fn metadata(&self) -> Arc<ClusterMeta> {
-        self.meta.read().expect("meta lock").clone()
+        self.meta.read().clone()
     }
 
     fn partition(&self, tp: &TopicPartition) -> Option<PartitionView> {
@@ -138,7 +139,7 @@ impl Broker for Node {
         if let Some(handle) = self.registry.get(tp) {
             return handle.leadership().0.map(|l| l as i32);
         }
-        let meta = self.meta.read().expect("meta lock");
+        let meta = self.meta.read();
         meta.leaders
             .get(&tp.topic)
             .and_then(|l| l.get(&tp.partition))
@@ -235,7 +236,6 @@ impl Broker for Node {
         let known = self
             .meta
             .read()
-            .expect("meta lock")
             .topics
             .get(&tp.topic)
             .is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions);
@@ -262,7 +262,7 @@ impl Broker for Node {
     }
 
     fn find_coordinator(&self, group: String) -> BoxFuture<'static, Result<i32, ResponseError>> {
-        let exists = self.meta.read().expect("meta lock").topics.contains_key(OFFSETS_TOPIC);
+        let exists = self.meta.read().topics.contains_key(OFFSETS_TOPIC);
         let partitions = self.config.offsets_topic_num_partitions;
         let create = (!exists).then(|| {
             // Committed offsets must never be cut by time or size retention.
@@ -273,10 +273,7 @@ impl Broker for Node {
                 topic_id: uuid::Uuid::new_v4(),
                 partitions,
                 // Kafka's offsets.topic.replication.factor (3), capped by the cluster's size.
-                replication_factor: crate::handlers::topic_validation::cluster_nodes(
-                    &self.meta.read().expect("meta lock"),
-                )
-                .min(3),
+                replication_factor: crate::handlers::topic_validation::cluster_nodes(&self.meta.read()).min(3),
                 configs: configs.into_iter().collect(),
                 assignment: None,
             };
@@ -293,7 +290,7 @@ impl Broker for Node {
                 }
             }
             wait.await;
-            let meta = meta.read().expect("meta lock").clone();
+            let meta = meta.read().clone();
             // The topic's own partition count decides, whatever this node's config says.
             let partitions = meta.topics.get(OFFSETS_TOPIC).map_or(partitions, |t| t.partitions);
             let tp = TopicPartition {
@@ -383,7 +380,7 @@ impl Broker for Node {
             10_000,
         );
         async move {
-            if let Some(id) = ids.lock().expect("producer id lock").take() {
+            if let Some(id) = ids.lock().take() {
                 return Ok(id);
             }
             // The block is used up: reserve the next one through the controller group.
@@ -395,7 +392,7 @@ impl Broker for Node {
                     ResponseError::CoordinatorNotAvailable
                 }
             })?;
-            let mut block = ids.lock().expect("producer id lock");
+            let mut block = ids.lock();
             *block = IdBlock {
                 next: first + 1,
                 end: first + PRODUCER_ID_BLOCK,
@@ -407,7 +404,7 @@ impl Broker for Node {
 
     fn node_alive(&self, id: i32) -> bool {
         // The controller's view, so that every node answers alike.
-        !self.meta.read().expect("meta lock").fenced.contains(&id)
+        !self.meta.read().fenced.contains(&id)
     }
 
     fn node_heard(&self, id: i32) -> bool {
@@ -459,7 +456,7 @@ impl Broker for Node {
         async move {
             // Every partition with a replica here has a leader.
             let ready = || {
-                let Some(t) = meta.read().expect("meta lock").topics.get(&topic).cloned() else {
+                let Some(t) = meta.read().topics.get(&topic).cloned() else {
                     return false;
                 };
                 t.partitions > 0

@@ -17,9 +17,10 @@
 use super::network::Peers;
 use super::wire::{Request, Response};
 use crate::types::NodeId;
+use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
@@ -105,15 +106,12 @@ impl Liveness {
 
     /// Notes that `node` was just heard from.
     pub fn record(&self, node: NodeId) {
-        self.seen
-            .lock()
-            .expect("liveness lock")
-            .heard(node, Instant::now(), self.lease);
+        self.seen.lock().heard(node, Instant::now(), self.lease);
     }
 
     /// Notes `node`'s incarnation (from a ping or pong); a new one marks it returned.
     pub fn observe(&self, node: NodeId, incarnation: u64) {
-        let mut seen = self.seen.lock().expect("liveness lock");
+        let mut seen = self.seen.lock();
         seen.heard(node, Instant::now(), self.lease);
         if seen.incarnation.insert(node, incarnation) != Some(incarnation) {
             seen.returned.insert(node);
@@ -122,7 +120,7 @@ impl Liveness {
 
     /// Notes that `node` answered a request this node sent at `sent_at` (a ping, a Raft RPC).
     pub fn answered(&self, node: NodeId, sent_at: Instant) {
-        let mut seen = self.seen.lock().expect("liveness lock");
+        let mut seen = self.seen.lock();
         let acked = seen.acked.entry(node).or_insert(sent_at);
         *acked = (*acked).max(sent_at);
     }
@@ -131,7 +129,6 @@ impl Liveness {
     pub fn within(&self, node: NodeId, within: Duration) -> bool {
         self.seen
             .lock()
-            .expect("liveness lock")
             .heard
             .get(&node)
             .is_some_and(|at| at.elapsed() <= within)
@@ -139,14 +136,14 @@ impl Liveness {
 
     /// The peers that restarted or were first met since the last call.
     pub fn take_returned(&self) -> BTreeSet<NodeId> {
-        std::mem::take(&mut self.seen.lock().expect("liveness lock").returned)
+        std::mem::take(&mut self.seen.lock().returned)
     }
 
     /// The pinger's clock: called every ping interval. A call later than the lease after the
     /// previous one means this node was stalled; returns whether it was.
     pub fn tick(&self) -> bool {
         let now = Instant::now();
-        let mut seen = self.seen.lock().expect("liveness lock");
+        let mut seen = self.seen.lock();
         let stalled = seen.last_tick.is_some_and(|at| now.duration_since(at) > self.lease);
         seen.last_tick = Some(now);
         let live: BTreeSet<NodeId> = recent(&seen.acked, now, self.lease).collect();
@@ -170,13 +167,13 @@ impl Liveness {
     /// The peers this node heard from within the lease (what its pongs tell).
     pub fn hearing(&self) -> Vec<NodeId> {
         let now = Instant::now();
-        let seen = self.seen.lock().expect("liveness lock");
+        let seen = self.seen.lock();
         recent(&seen.heard, now, self.lease).collect()
     }
 
     /// Notes whom `node` hears from, as its pong said.
     pub fn view(&self, node: NodeId, hears: Vec<NodeId>) {
-        let mut seen = self.seen.lock().expect("liveness lock");
+        let mut seen = self.seen.lock();
         seen.views.insert(node, (Instant::now(), hears));
     }
 
@@ -186,7 +183,7 @@ impl Liveness {
     /// not campaign: it would only depose a working leader.
     pub fn majority_lost(&self, me: NodeId, leader: NodeId, configs: &[BTreeSet<NodeId>]) -> bool {
         let now = Instant::now();
-        let seen = self.seen.lock().expect("liveness lock");
+        let seen = self.seen.lock();
         let lost = |v: &NodeId| {
             *v == me
                 || seen.views.get(v).is_some_and(|(at, hears)| {
@@ -213,7 +210,7 @@ impl Liveness {
             return true;
         }
         let now = Instant::now();
-        let seen = self.seen.lock().expect("liveness lock");
+        let seen = self.seen.lock();
         let clock_ran = seen.last_tick.is_none_or(|at| now.duration_since(at) <= self.lease);
         if !clock_ran {
             return false;

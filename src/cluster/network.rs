@@ -14,8 +14,9 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::BasicNode;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
@@ -90,12 +91,12 @@ impl Peers {
 
     /// Every node known, this one included, with its cluster address.
     pub fn members(&self) -> HashMap<NodeId, String> {
-        self.addrs.read().expect("peers lock").clone()
+        self.addrs.read().clone()
     }
 
     /// The cluster address of `node`, if known.
     pub fn addr_of(&self, node: NodeId) -> Option<String> {
-        self.addrs.read().expect("peers lock").get(&node).cloned()
+        self.addrs.read().get(&node).cloned()
     }
 
     /// Records where `node` listens (a node added to a running cluster); a changed address
@@ -105,13 +106,13 @@ impl Peers {
             return;
         }
         let changed = {
-            let mut addrs = self.addrs.write().expect("peers lock");
+            let mut addrs = self.addrs.write();
             addrs.insert(node, addr.to_string()).as_deref() != Some(addr)
         };
         // (`connection` takes the two locks the other way round: never both here.)
         if changed {
             tracing::info!(node, addr, "learned a node's cluster address");
-            self.conns.lock().expect("peers lock").retain(|(n, _), _| *n != node);
+            self.conns.lock().retain(|(n, _), _| *n != node);
         }
     }
 
@@ -159,7 +160,7 @@ impl Peers {
     }
 
     fn connection(&self, target: NodeId, lane: Lane) -> Result<Outbox, String> {
-        let mut conns = self.conns.lock().expect("peers lock");
+        let mut conns = self.conns.lock();
         if let Some(tx) = conns.get(&(target, lane)).filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());
         }
@@ -247,19 +248,19 @@ async fn run_peer(
         let (mut read, write) = stream.into_split();
         let mut write = BufWriter::new(write);
         let pending: Arc<Mutex<HashMap<u64, Reply>>> = Arc::default();
-        let cluster_id = hello.1.read().expect("cluster id lock").clone();
+        let cluster_id = hello.1.read().clone();
         let greeting = Request::Hello {
             node_id: hello.0,
             cluster_id,
         };
         let (hello_tx, hello_rx) = oneshot::channel();
-        pending.lock().expect("pending lock").insert(0, hello_tx);
+        pending.lock().insert(0, hello_tx);
         let reader_pending = pending.clone();
         let heard = heard.clone();
         let mut reader = tokio::spawn(async move {
             while let Ok(Some((id, resp))) = wire::read_frame::<_, Response>(&mut read, max_frame_bytes).await {
                 heard.record(target);
-                if let Some(reply) = reader_pending.lock().expect("pending lock").remove(&id) {
+                if let Some(reply) = reader_pending.lock().remove(&id) {
                     let _ = reply.send(Ok(resp));
                 }
             }
@@ -278,7 +279,7 @@ async fn run_peer(
                     while let Some((req, reply)) = next.take() {
                         let id = next_id;
                         next_id += 1;
-                        pending.lock().expect("pending lock").insert(id, reply);
+                        pending.lock().insert(id, reply);
                         ok = write_one(&mut write, id, &req).await;
                         batched += 1;
                         if ok && batched < MAX_WRITE_BATCH {
@@ -298,7 +299,7 @@ async fn run_peer(
             }
         }
         reader.abort();
-        for (_, reply) in pending.lock().expect("pending lock").drain() {
+        for (_, reply) in pending.lock().drain() {
             let _ = reply.send(Err(format!("connection to node {target} lost")));
         }
         if rx.is_closed() {

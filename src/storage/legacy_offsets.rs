@@ -19,7 +19,7 @@ impl PartitionLog {
             return Vec::new();
         }
         let points: Vec<(i64, i64)> = {
-            let segs = self.inner.read().expect("log lock");
+            let segs = self.inner.read();
             let start = self.start_of(&segs);
             let mut points: Vec<(i64, i64)> = segs
                 .iter()

@@ -5,10 +5,11 @@ use crate::storage::partition_sm::MetaOnlySnapshot;
 use crate::types::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{BasicNode, EntryPayload, OptionalSend, SnapshotMeta, StoredMembership};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// A change to cluster metadata, proposed through the controller group.
@@ -250,7 +251,7 @@ pub struct MetaSm {
     view: Arc<RwLock<Arc<ClusterMeta>>>,
     version: watch::Sender<u64>,
     /// The last applied entry and membership; shared, so a reopened group carries on from it.
-    progress: Arc<std::sync::Mutex<Applied>>,
+    progress: Arc<parking_lot::Mutex<Applied>>,
 }
 
 /// How far a controller state machine got: its last applied entry and membership.
@@ -269,17 +270,17 @@ impl MetaSm {
         MetaSm {
             view,
             version,
-            progress: Arc::new(std::sync::Mutex::new(applied)),
+            progress: Arc::new(parking_lot::Mutex::new(applied)),
         }
     }
 
     /// How far this state machine got, kept current as it applies.
-    pub fn progress(&self) -> Arc<std::sync::Mutex<Applied>> {
+    pub fn progress(&self) -> Arc<parking_lot::Mutex<Applied>> {
         self.progress.clone()
     }
 
-    fn applied(&self) -> std::sync::MutexGuard<'_, Applied> {
-        self.progress.lock().expect("progress lock")
+    fn applied(&self) -> parking_lot::MutexGuard<'_, Applied> {
+        self.progress.lock()
     }
 }
 
@@ -496,7 +497,7 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
             match e.payload {
                 EntryPayload::Normal(Command::Meta(bytes)) => match serde_json::from_slice::<MetaCommand>(&bytes) {
                     Ok(cmd) => {
-                        let mut view = self.view.write().expect("meta lock");
+                        let mut view = self.view.write();
                         match apply_command(Arc::make_mut(&mut view), cmd) {
                             Ok(value) => {
                                 res.value = value;

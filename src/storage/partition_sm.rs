@@ -22,9 +22,9 @@ pub struct PartitionShared {
     /// Offset after the last committed record.
     pub high_watermark: watch::Sender<i64>,
     /// While this node leads: when each follower last had every entry the leader had.
-    pub caught_up: std::sync::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>,
+    pub caught_up: parking_lot::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>,
     /// The group's membership as applied (recorded with every purge of the log).
-    pub membership: std::sync::Mutex<StoredMembership<NodeId, BasicNode>>,
+    pub membership: parking_lot::Mutex<StoredMembership<NodeId, BasicNode>>,
     /// Highest Raft index retention allows to remove. openraft purges up to its snapshots on
     /// its own; segments go only as far as retention (time, size, log start) says.
     pub purge_allowed: std::sync::atomic::AtomicU64,
@@ -62,7 +62,7 @@ pub struct PartitionSm {
 }
 
 /// The snapshot last built, shared by the state machine and its builders.
-type CurrentSnapshot = Arc<std::sync::Mutex<Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>>>;
+type CurrentSnapshot = Arc<parking_lot::Mutex<Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>>>;
 
 /// A partition snapshot's data: where the Kafka offsets continue after it. The records
 /// themselves are not in it: a follower that needs a snapshot lacks only records the leader's
@@ -106,7 +106,7 @@ impl PartitionSm {
             applied.high_watermark = log_end_offset;
         }
         shared.high_watermark.send_replace(applied.high_watermark);
-        *shared.membership.lock().expect("membership lock") = applied.membership.clone();
+        *shared.membership.lock() = applied.membership.clone();
         PartitionSm {
             applied,
             path,
@@ -164,7 +164,7 @@ impl RaftStateMachine<TypeConfig> for PartitionSm {
                 }
                 EntryPayload::Membership(m) => {
                     self.applied.membership = StoredMembership::new(Some(e.log_id), m);
-                    *self.shared.membership.lock().expect("membership lock") = self.applied.membership.clone();
+                    *self.shared.membership.lock() = self.applied.membership.clone();
                 }
                 _ => {}
             }
@@ -216,22 +216,17 @@ impl RaftStateMachine<TypeConfig> for PartitionSm {
         }
         self.applied.last_applied = meta.last_log_id;
         self.applied.membership = meta.last_membership.clone();
-        *self.shared.membership.lock().expect("membership lock") = self.applied.membership.clone();
+        *self.shared.membership.lock() = self.applied.membership.clone();
         self.applied.high_watermark = self.applied.high_watermark.max(data.next_offset);
         self.shared.high_watermark.send_replace(self.applied.high_watermark);
         self.persist()
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self
-            .current
-            .lock()
-            .expect("snapshot lock")
-            .clone()
-            .map(|(meta, data)| Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data)),
-            }))
+        Ok(self.current.lock().clone().map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 }
 
@@ -255,7 +250,7 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionSnapshot {
             next_offset: self.next_offset,
         })
         .map_err(|e| sm_err(&e))?;
-        *self.current.lock().expect("snapshot lock") = Some((meta.clone(), data.clone()));
+        *self.current.lock() = Some((meta.clone(), data.clone()));
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

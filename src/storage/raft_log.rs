@@ -237,7 +237,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let Some(shared) = &self.purge_membership else {
             return Ok(());
         };
-        let membership = shared.membership.lock().expect("membership lock").clone();
+        let membership = shared.membership.lock().clone();
         let allowed = shared.purge_allowed.load(std::sync::atomic::Ordering::SeqCst);
         if let Some(plan) = self.log.purge_plan(log_id.index.min(allowed)) {
             let bytes = self

@@ -211,13 +211,7 @@ impl Actor for Controller {
                 };
                 tracing::error!(error = %why, ?pause, "controller group stopped; reopening it when the data dir has room");
                 let _ = tokio::time::timeout(Duration::from_secs(5), st.group.raft.shutdown()).await;
-                let applied_next = st
-                    .group
-                    .progress
-                    .lock()
-                    .expect("progress lock")
-                    .0
-                    .map_or(0, |l| l.index + 1);
+                let applied_next = st.group.progress.lock().0.map_or(0, |l| l.index + 1);
                 if st.group.log.sync_failed() && applied_next > st.group.log.synced_upto() {
                     // Committed by the others, applied here, then cut: the state machine cannot
                     // carry on from a log that lacks what it applied. A broker restart replays.
@@ -234,7 +228,7 @@ impl Actor for Controller {
                 schedule_reopen(myself, st.parts.disk.clone(), pause);
             }
             ControllerMsg::Reopen => {
-                let resume = st.group.progress.lock().expect("progress lock").clone();
+                let resume = st.group.progress.lock().clone();
                 match st.parts.open(&myself, Some(resume)).await {
                     Ok(opened) => {
                         tracing::info!("controller group reopened");

@@ -12,8 +12,9 @@ use crate::config::Config;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::node_meta::{record_joined, NodeMeta};
 use kafka_protocol::error::ResponseError;
+use parking_lot::RwLock;
 use ractor::ActorRef;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -49,7 +50,7 @@ pub async fn start_transport(
         cfg.partition_lease(),
     );
     if identity.joined {
-        *peers.cluster_id.write().expect("cluster id lock") = identity.cluster_id.clone();
+        *peers.cluster_id.write() = identity.cluster_id.clone();
     }
     let routes = ClusterRoutes::new(registry, peers.cluster_id.clone());
     let listener = TcpListener::bind(&cfg.cluster_listen)
@@ -126,7 +127,7 @@ pub async fn join_cluster(
     identity: NodeMeta,
     transport: &Transport,
 ) -> anyhow::Result<NodeMeta> {
-    let current = || meta.read().expect("meta lock").cluster_id.clone();
+    let current = || meta.read().cluster_id.clone();
     if current().is_empty() {
         let voters = transport.peers.members().keys().map(|id| *id as i32).collect();
         let cmd = MetaCommand::InitCluster {
@@ -157,10 +158,10 @@ pub async fn join_cluster(
     } else {
         record_joined(&cfg.data_dir, cfg.node_id, &cluster_id)?
     };
-    *transport.routes.cluster_id.write().expect("cluster id lock") = cluster_id;
+    *transport.routes.cluster_id.write() = cluster_id;
     // A node added to the running cluster: replicas may be placed on it from now on.
     let me = cfg.node_id;
-    if !meta.read().expect("meta lock").voters.contains(&me) {
+    if !meta.read().voters.contains(&me) {
         propose_at_boot(controller, MetaCommand::AddNode { node_id: me }).await?;
         tracing::info!(node_id = me, "joined the running cluster");
     }
@@ -175,7 +176,7 @@ pub async fn await_applied(
     cond: impl Fn(&ClusterMeta) -> bool,
 ) {
     let wait = async {
-        while !cond(&meta.read().expect("meta lock")) {
+        while !cond(&meta.read()) {
             if version.changed().await.is_err() {
                 return;
             }
@@ -211,7 +212,7 @@ pub fn spawn_liveness_recorder(
             let since = *leading_since.get_or_insert_with(tokio::time::Instant::now);
             let settled = since.elapsed() >= session;
             let changes: Vec<(i32, bool)> = {
-                let meta = meta.read().expect("meta lock");
+                let meta = meta.read();
                 meta.brokers
                     .keys()
                     .filter_map(|id| {
@@ -240,7 +241,7 @@ pub fn spawn_liveness_recorder(
 pub fn spawn_address_book(peers: Arc<Peers>, meta: Arc<RwLock<Arc<ClusterMeta>>>, mut version: watch::Receiver<u64>) {
     tokio::spawn(async move {
         loop {
-            let brokers = meta.read().expect("meta lock").brokers.clone();
+            let brokers = meta.read().brokers.clone();
             for (id, b) in brokers {
                 peers.learn(id as u64, &b.cluster);
             }

@@ -14,9 +14,10 @@ use crate::storage::meta_sm::{Applied, ClusterMeta, MetaSm};
 use crate::storage::raft_log::LogStore;
 use crate::storage::FlushSink;
 use crate::types::{NodeId, Raft};
+use parking_lot::RwLock;
 use ractor::{ActorProcessingErr, ActorRef};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -114,7 +115,7 @@ pub(super) struct Opened {
     /// The metadata log's last index when it was opened.
     pub last_index: Option<u64>,
     /// How far its state machine got (what a reopen carries on from).
-    pub progress: Arc<std::sync::Mutex<Applied>>,
+    pub progress: Arc<parking_lot::Mutex<Applied>>,
     /// The metadata log (its unsynced tail is cut after a failed fsync, before a reopen).
     pub log: Arc<PartitionLog>,
     /// The node's stall count when a quorum last confirmed this node's leadership.

@@ -14,8 +14,9 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
+use parking_lot::RwLock;
 use ractor::ActorRef;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 /// Longest a peer's ElectPreferred waits for the handoff (a lease wait and an election take
 /// about a second).
@@ -52,11 +53,11 @@ impl ClusterRoutes {
 
     /// The controller group exists (again, after a reopen).
     pub fn set_controller_raft(&self, raft: Raft) {
-        *self.controller_raft.write().expect("controller raft lock") = Some(raft);
+        *self.controller_raft.write() = Some(raft);
     }
 
     fn controller_raft(&self) -> Option<Raft> {
-        self.controller_raft.read().expect("controller raft lock").clone()
+        self.controller_raft.read().clone()
     }
 
     /// The controller actor runs.
@@ -141,7 +142,7 @@ impl LocalGroups for ClusterRoutes {
     }
 
     fn cluster_id(&self) -> String {
-        self.cluster_id.read().expect("cluster id lock").clone()
+        self.cluster_id.read().clone()
     }
 
     fn controller_voters(&self) -> Vec<NodeId> {

@@ -118,7 +118,7 @@ pub struct PartitionArgs {
     /// Idle time after which a producer's sequence state is forgotten.
     pub producer_expiration_ms: i64,
     /// Cluster metadata (for the topic's retention overrides).
-    pub meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
+    pub meta: Arc<parking_lot::RwLock<Arc<ClusterMeta>>>,
     /// Broker-wide retention defaults.
     pub retention: RetentionLimits,
     pub retention_check_interval_ms: u64,
@@ -153,7 +153,7 @@ pub struct PartitionState {
     pub(super) last_expiry_ms: i64,
     pub(super) log: Arc<PartitionLog>,
     pub(super) shared: Arc<PartitionShared>,
-    pub(super) meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
+    pub(super) meta: Arc<parking_lot::RwLock<Arc<ClusterMeta>>>,
     pub(super) retention: RetentionLimits,
     pub(super) peers: Option<Arc<Peers>>,
     pub(super) reports: Option<Arc<LeaderReports>>,
@@ -457,7 +457,7 @@ impl PartitionState {
     /// ElectLeaders asks; `reply` learns the outcome once the handoff is over.
     fn elect_preferred(&self, reply: ElectReply) {
         let preferred = {
-            let meta = self.meta.read().expect("meta lock");
+            let meta = self.meta.read();
             meta.topics
                 .get(&self.tp.topic)
                 .and_then(|t| t.replicas.get(self.tp.partition as usize))
@@ -515,7 +515,7 @@ impl PartitionState {
     /// offset allow; failures are logged and retried on the next tick.
     async fn apply_retention(&mut self) {
         let mut limits = self.retention;
-        if let Some(topic) = self.meta.read().expect("meta lock").topics.get(&self.tp.topic) {
+        if let Some(topic) = self.meta.read().topics.get(&self.tp.topic) {
             let get = |k: &str, d: i64| topic.configs.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
             limits.retention_ms = get("retention.ms", limits.retention_ms);
             limits.retention_bytes = get("retention.bytes", limits.retention_bytes);
@@ -538,7 +538,7 @@ impl PartitionState {
         let result = if purged >= Some(plan.last.index) {
             // openraft purged this far already (it purges up to every snapshot): it never
             // reads these entries again, so the segments can go now.
-            let membership = self.shared.membership.lock().expect("membership lock").clone();
+            let membership = self.shared.membership.lock().clone();
             match self.log.apply_retention(plan, membership) {
                 Ok(bytes) => {
                     tracing::info!(topic = %self.tp.topic, partition = self.tp.partition, segments = plan.segments, bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");

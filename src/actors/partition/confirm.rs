@@ -7,8 +7,9 @@
 use crate::actors::partition::registry::{PartitionHandle, Registry};
 use crate::cluster::network::Peers;
 use crate::types::TopicPartition;
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// Groups asking their quorum at one time, at most (each sends one heartbeat per voter).
@@ -40,7 +41,7 @@ impl StallConfirmations {
         if handle.shared.confirmed_stalls() >= self.peers.liveness.stalls() {
             return false;
         }
-        if !self.in_flight.lock().expect("confirmations lock").insert(tp.clone()) {
+        if !self.in_flight.lock().insert(tp.clone()) {
             return true;
         }
         let (tp, handle) = (tp.clone(), handle.clone());
@@ -60,7 +61,7 @@ impl StallConfirmations {
                 lease,
             )
             .await;
-            in_flight.lock().expect("confirmations lock").remove(&tp);
+            in_flight.lock().remove(&tp);
             tracing::debug!(partition = ?tp, confirmed, "leadership checked after a stall");
             if confirmed {
                 registry.bump();

@@ -30,8 +30,9 @@ use crate::storage::meta_sm::ClusterMeta;
 use crate::types::NodeId;
 use crate::types::TopicPartition;
 use openraft::ServerState;
+use parking_lot::RwLock;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How the elector decides.
@@ -224,7 +225,7 @@ impl GroupView {
 }
 
 fn reassigning(meta: &RwLock<Arc<ClusterMeta>>, tp: &TopicPartition) -> bool {
-    let meta = meta.read().expect("meta lock");
+    let meta = meta.read();
     meta.topics
         .get(&tp.topic)
         .is_some_and(|t| t.reassigning.contains_key(&tp.partition))

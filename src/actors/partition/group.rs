@@ -35,7 +35,7 @@ pub fn spawn_leadership_watch(
                 // in-sync set counts those caught up within replica.lag.time.max.ms).
                 if let Some(replication) = &m.replication {
                     let at = std::time::Instant::now();
-                    let mut caught_up = shared.caught_up.lock().expect("caught-up lock");
+                    let mut caught_up = shared.caught_up.lock();
                     for (id, matched) in replication {
                         if matched.map(|l| l.index) >= m.last_log_index {
                             caught_up.insert(*id, at);
@@ -86,13 +86,13 @@ pub async fn initialize_group(
     me: NodeId,
     peers: Option<Arc<Peers>>,
     tp: TopicPartition,
-    meta: Arc<std::sync::RwLock<Arc<ClusterMeta>>>,
+    meta: Arc<parking_lot::RwLock<Arc<ClusterMeta>>>,
 ) {
     // A group that ever had a leader exists elsewhere: a replica without data (it was down
     // when the group formed, or lost its disk) joins it by replication and never initializes,
     // which would only start competing elections.
     let formed = move || {
-        let meta = meta.read().expect("meta lock");
+        let meta = meta.read();
         meta.leaders
             .get(&tp.topic)
             .is_some_and(|l| l.contains_key(&tp.partition))

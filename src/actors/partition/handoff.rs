@@ -18,8 +18,9 @@ use crate::storage::meta_sm::ClusterMeta;
 use crate::storage::partition_sm::PartitionShared;
 use crate::types::TopicPartition;
 use crate::types::{NodeId, Raft};
+use parking_lot::RwLock;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a leadership handoff needs.
@@ -54,7 +55,7 @@ impl Handoff {
     /// the preferred one first.
     fn target(&self) -> Option<NodeId> {
         let replicas: Vec<NodeId> = {
-            let meta = self.meta.read().expect("meta lock");
+            let meta = self.meta.read();
             let topic = meta.topics.get(&self.tp.topic)?;
             if topic.reassigning.contains_key(&self.tp.partition) {
                 return None;
@@ -70,7 +71,7 @@ impl Handoff {
             return None;
         }
         let replication = m.replication.as_ref()?;
-        let caught_up = self.shared.caught_up.lock().expect("caught-up lock");
+        let caught_up = self.shared.caught_up.lock();
         replicas.into_iter().find(|r| {
             let level = replication
                 .get(r)

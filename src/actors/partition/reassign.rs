@@ -10,9 +10,10 @@ use crate::storage::meta_sm::ClusterMeta;
 use crate::types::TopicPartition;
 use crate::types::{NodeId, Raft};
 use openraft::{BasicNode, ChangeMembers};
+use parking_lot::RwLock;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Pause between attempts when a step failed (a target node down, a lost proposal).
@@ -43,7 +44,7 @@ pub struct Reassigner {
 impl Reassigner {
     /// The target replicas of a pending reassignment of this partition.
     fn target(&self) -> Option<Vec<i32>> {
-        let meta = self.meta.read().expect("meta lock");
+        let meta = self.meta.read();
         meta.topics
             .get(&self.tp.topic)
             .and_then(|t| t.reassigning.get(&self.tp.partition).cloned())

@@ -7,9 +7,10 @@ use crate::storage::log::PartitionLog;
 use crate::storage::partition_sm::PartitionShared;
 use crate::types::TopicPartition;
 use crate::types::{NodeId, Raft};
+use parking_lot::RwLock;
 use ractor::ActorRef;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
@@ -56,7 +57,7 @@ pub fn in_sync(
     if crate::cluster::acting_leader(&m, peers.map(|p| &p.liveness), shared.confirmed_stalls()) != Some(node_id) {
         return None;
     }
-    let caught_up = shared.caught_up.lock().expect("caught-up lock");
+    let caught_up = shared.caught_up.lock();
     let mut ids = vec![node_id as i32];
     for (id, matched) in m.replication.iter().flatten() {
         let alive = peers.is_none_or(|p| p.heard_within(*id, lag));
@@ -89,30 +90,25 @@ impl Default for Registry {
 impl Registry {
     /// The running partition `tp`, if any.
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionHandle>> {
-        self.map.read().expect("registry lock").get(tp).cloned()
+        self.map.read().get(tp).cloned()
     }
 
     /// Registers a partition that finished recovery.
     pub fn insert(&self, tp: TopicPartition, handle: Arc<PartitionHandle>) {
-        self.map.write().expect("registry lock").insert(tp, handle);
+        self.map.write().insert(tp, handle);
         self.bump();
     }
 
     /// Unregisters `tp`, returning its handle.
     pub fn remove(&self, tp: &TopicPartition) -> Option<Arc<PartitionHandle>> {
-        let h = self.map.write().expect("registry lock").remove(tp);
+        let h = self.map.write().remove(tp);
         self.bump();
         h
     }
 
     /// Every registered partition.
     pub fn all(&self) -> Vec<(TopicPartition, Arc<PartitionHandle>)> {
-        self.map
-            .read()
-            .expect("registry lock")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.map.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Tells waiters that something changed.

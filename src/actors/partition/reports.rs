@@ -13,9 +13,9 @@ type PartitionKey = (String, i32);
 /// holds.
 #[derive(Default)]
 pub struct LeaderReports {
-    pending: std::sync::Mutex<HashMap<(String, i32), (i32, i32)>>,
-    reassigned: std::sync::Mutex<HashMap<(String, i32), Vec<i32>>>,
-    isr: std::sync::Mutex<HashMap<PartitionKey, (i32, Vec<i32>)>>,
+    pending: parking_lot::Mutex<HashMap<(String, i32), (i32, i32)>>,
+    reassigned: parking_lot::Mutex<HashMap<(String, i32), Vec<i32>>>,
+    isr: parking_lot::Mutex<HashMap<PartitionKey, (i32, Vec<i32>)>>,
     /// Woken on every new report.
     pub notify: tokio::sync::Notify,
 }
@@ -25,40 +25,33 @@ impl LeaderReports {
     pub fn report(&self, topic: &str, partition: i32, leader: i32, epoch: i32) {
         self.pending
             .lock()
-            .expect("reports lock")
             .insert((topic.to_string(), partition), (leader, epoch));
         self.notify.notify_one();
     }
 
     /// The Raft group of `topic`/`partition` now has exactly `replicas` as voters.
     pub fn reassigned(&self, topic: &str, partition: i32, replicas: Vec<i32>) {
-        self.reassigned
-            .lock()
-            .expect("reports lock")
-            .insert((topic.to_string(), partition), replicas);
+        self.reassigned.lock().insert((topic.to_string(), partition), replicas);
         self.notify.notify_one();
     }
 
     /// The in-sync replicas of `topic`/`partition`, led here in `epoch`, changed.
     pub fn isr(&self, topic: &str, partition: i32, epoch: i32, isr: Vec<i32>) {
-        self.isr
-            .lock()
-            .expect("reports lock")
-            .insert((topic.to_string(), partition), (epoch, isr));
+        self.isr.lock().insert((topic.to_string(), partition), (epoch, isr));
         self.notify.notify_one();
     }
 
     /// Everything pending, as controller commands.
     pub fn take(&self) -> Vec<MetaCommand> {
-        let leaders: Vec<(String, i32, i32, i32)> = std::mem::take(&mut *self.pending.lock().expect("reports lock"))
+        let leaders: Vec<(String, i32, i32, i32)> = std::mem::take(&mut *self.pending.lock())
             .into_iter()
             .map(|((t, p), (leader, epoch))| (t, p, leader, epoch))
             .collect();
-        let done: Vec<(String, i32, Vec<i32>)> = std::mem::take(&mut *self.reassigned.lock().expect("reports lock"))
+        let done: Vec<(String, i32, Vec<i32>)> = std::mem::take(&mut *self.reassigned.lock())
             .into_iter()
             .map(|((t, p), replicas)| (t, p, replicas))
             .collect();
-        let isr: Vec<(String, i32, i32, Vec<i32>)> = std::mem::take(&mut *self.isr.lock().expect("reports lock"))
+        let isr: Vec<(String, i32, i32, Vec<i32>)> = std::mem::take(&mut *self.isr.lock())
             .into_iter()
             .map(|((t, p), (epoch, isr))| (t, p, epoch, isr))
             .collect();
@@ -79,19 +72,19 @@ impl LeaderReports {
     pub fn restore(&self, cmd: MetaCommand) {
         match cmd {
             MetaCommand::PartitionLeaders { leaders } => {
-                let mut pending = self.pending.lock().expect("reports lock");
+                let mut pending = self.pending.lock();
                 for (t, p, leader, epoch) in leaders {
                     pending.entry((t, p)).or_insert((leader, epoch));
                 }
             }
             MetaCommand::PartitionIsr { isr } => {
-                let mut pending = self.isr.lock().expect("reports lock");
+                let mut pending = self.isr.lock();
                 for (t, p, epoch, replicas) in isr {
                     pending.entry((t, p)).or_insert((epoch, replicas));
                 }
             }
             MetaCommand::ReassignmentsDone { done } => {
-                let mut pending = self.reassigned.lock().expect("reports lock");
+                let mut pending = self.reassigned.lock();
                 for (t, p, replicas) in done {
                     pending.entry((t, p)).or_insert(replicas);
                 }

@@ -13,10 +13,11 @@ use crate::storage::meta_sm::ClusterMeta;
 use crate::storage::FlushSink;
 use crate::types::NodeId;
 use crate::types::TopicPartition;
+use parking_lot::RwLock;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Messages the partition supervisor takes.
@@ -65,7 +66,7 @@ pub struct SupervisorArgs {
     /// The tasks that stop a failed partition's group, hand a leadership it held over and
     /// restart it: the broker waits for them as it stops (a broker stopping because a
     /// partition keeps failing would end a handover otherwise).
-    pub handovers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    pub handovers: Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 struct Child {
@@ -96,7 +97,7 @@ fn partition_dir(data_dir: &std::path::Path, tp: &TopicPartition) -> PathBuf {
 
 impl PartitionSupervisor {
     fn start_child(myself: &ActorRef<SupervisorMsg>, st: &SupervisorState, tp: TopicPartition, topic_id: uuid::Uuid) {
-        let topic = st.args.meta.read().expect("meta lock").topics.get(&tp.topic).cloned();
+        let topic = st.args.meta.read().topics.get(&tp.topic).cloned();
         let args = PartitionArgs {
             dir: partition_dir(&st.args.data_dir, &tp),
             tp: tp.clone(),
@@ -147,7 +148,7 @@ impl PartitionSupervisor {
     /// Gives every running partition its topic's `segment.bytes` and `segment.ms` (override or
     /// broker default).
     fn apply_segment_sizes(st: &SupervisorState) {
-        let meta = st.args.meta.read().expect("meta lock").clone();
+        let meta = st.args.meta.read().clone();
         for (tp, handle) in st.args.registry.all() {
             if let Some(topic) = meta.topics.get(&tp.topic) {
                 handle
@@ -162,7 +163,7 @@ impl PartitionSupervisor {
 
     /// Tells every running partition with a pending reassignment; its leader drives it.
     fn nudge_reassignments(st: &SupervisorState) {
-        let meta = st.args.meta.read().expect("meta lock").clone();
+        let meta = st.args.meta.read().clone();
         for t in meta.topics.values().filter(|t| !t.reassigning.is_empty()) {
             for p in t.reassigning.keys() {
                 let tp = TopicPartition {
@@ -223,7 +224,7 @@ impl PartitionSupervisor {
                 disk: disk_full.then(|| st.args.disk.clone()),
             };
             let task = tokio::spawn(stop_and_restart(handle, peers, st.args.node_id, tp.clone(), restart));
-            let mut tasks = st.args.handovers.lock().expect("handovers lock");
+            let mut tasks = st.args.handovers.lock();
             tasks.retain(|t| !t.is_finished());
             tasks.push(task);
         }
@@ -291,7 +292,7 @@ impl Actor for PartitionSupervisor {
                 // The partitions this node holds a replica of, or is to hold (reassignments).
                 let local = st.args.node_id as i32;
                 let wanted: HashMap<TopicPartition, uuid::Uuid> = {
-                    let meta = st.args.meta.read().expect("meta lock");
+                    let meta = st.args.meta.read();
                     meta.topics
                         .values()
                         .flat_map(|t| {
@@ -401,7 +402,7 @@ impl Actor for PartitionSupervisor {
 /// again (8.5 s in a chaos run).
 fn most_caught_up_first(handle: &PartitionHandle) -> Vec<NodeId> {
     let m = handle.raft.metrics().borrow().clone();
-    let caught_up = handle.shared.caught_up.lock().expect("caught-up lock").clone();
+    let caught_up = handle.shared.caught_up.lock().clone();
     let matched = |id: &NodeId| {
         m.replication
             .as_ref()

@@ -17,10 +17,11 @@ use crate::types::{Command, Entry, LogId};
 use bytes::{Bytes, BytesMut};
 use entry::EntryInfo;
 use openraft::EntryPayload;
+use parking_lot::RwLock;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Sizes that shape a log.
 #[derive(Debug, Clone, Copy)]
@@ -77,10 +78,10 @@ pub struct PartitionLog {
     pub(super) log_start: std::sync::atomic::AtomicI64,
     /// Producer state of everything appended (for seals), and whether it is exact (a
     /// truncation makes it inexact: seals are then skipped and recovery scans instead).
-    producers: std::sync::Mutex<(crate::storage::producer_state::ProducerStates, bool)>,
+    producers: parking_lot::Mutex<(crate::storage::producer_state::ProducerStates, bool)>,
     /// The most recently appended entries, as written: commit-time apply (which openraft
     /// reads back through the log store) and tail fetches are served from memory.
-    tail: std::sync::Mutex<TailCache>,
+    tail: parking_lot::Mutex<TailCache>,
     /// One past the last Raft index known durable (what was there at open counts as durable).
     synced_upto: std::sync::atomic::AtomicU64,
     /// A flush of this log failed: what follows `synced_upto` may be gone from the disk.
@@ -179,8 +180,8 @@ impl PartitionLog {
             segment_ms: std::sync::atomic::AtomicI64::new(cfg.segment_ms),
             inner: RwLock::new(segments),
             log_start: std::sync::atomic::AtomicI64::new(crate::storage::log::retention::read_log_start(dir)?),
-            producers: std::sync::Mutex::new((report.producers.clone(), true)),
-            tail: std::sync::Mutex::new(TailCache::new(cfg.tail_cache_bytes, cfg.tail_burst_bytes())),
+            producers: parking_lot::Mutex::new((report.producers.clone(), true)),
+            tail: parking_lot::Mutex::new(TailCache::new(cfg.tail_cache_bytes, cfg.tail_burst_bytes())),
             synced_upto: Default::default(),
             sync_failed: Default::default(),
             cuts: Default::default(),
@@ -277,29 +278,24 @@ impl PartitionLog {
 
     /// The last entry's log id.
     pub fn last_log_id(&self) -> Option<LogId> {
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         segs.iter().rev().find_map(|s| s.last.map(|l| l.log_id))
     }
 
     /// The first Raft index still in the log.
     pub fn first_index(&self) -> Option<u64> {
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         segs.iter().find(|s| s.last.is_some()).map(|s| s.base_index)
     }
 
     /// Kafka offset after the last batch (the log end offset).
     pub fn end_offset(&self) -> i64 {
-        self.inner
-            .read()
-            .expect("log lock")
-            .last()
-            .map(|s| s.next_offset)
-            .unwrap_or(0)
+        self.inner.read().last().map(|s| s.next_offset).unwrap_or(0)
     }
 
     /// First Kafka offset still in the log.
     pub fn start_offset(&self) -> i64 {
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         self.start_of(&segs)
     }
 
@@ -312,7 +308,7 @@ impl PartitionLog {
     /// Writes `entries` (consecutive Raft indexes after the current last) at the end of the log,
     /// giving each batch the next Kafka offsets. Not yet durable: flush the returned files.
     pub fn append(&self, entries: &[Entry]) -> anyhow::Result<Appended> {
-        let mut segs = self.inner.write().expect("log lock");
+        let mut segs = self.inner.write();
         let mut files: Vec<Arc<File>> = Vec::new();
         let mut buf = Vec::new();
         let mut infos = Vec::with_capacity(entries.len());
@@ -358,13 +354,13 @@ impl PartitionLog {
 
     /// Reads the entries with Raft index in `start..end`.
     pub fn entries(&self, start: u64, end: u64) -> anyhow::Result<Vec<Entry>> {
-        if let Some(cached) = self.tail.lock().expect("tail lock").range(start, end) {
+        if let Some(cached) = self.tail.lock().range(start, end) {
             return cached
                 .into_iter()
                 .map(|(info, bytes)| entry::decode(bytes, &info))
                 .collect();
         }
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         let mut out = Vec::new();
         let mut idx = start;
         for seg in segs.iter() {
@@ -394,24 +390,24 @@ impl PartitionLog {
     /// Producer sequences of every batch appended so far (leader and follower appends alike),
     /// and whether they are exact (not after a truncation). A new leader takes them over.
     pub fn producer_states(&self) -> (crate::storage::producer_state::ProducerStates, bool) {
-        self.producers.lock().expect("producers lock").clone()
+        self.producers.lock().clone()
     }
 
     /// Trims the cached tail back to `tail_cache_bytes` if nothing was appended for `idle`.
     pub fn trim_idle_tail(&self, idle: std::time::Duration) {
-        self.tail.lock().expect("tail lock").trim_if_idle(idle);
+        self.tail.lock().trim_if_idle(idle);
     }
 
     /// Forgets the cached tail and the producer sequences (the log was replaced under them).
     pub(super) fn clear_tail_and_producers(&self) {
-        self.tail.lock().expect("tail lock").clear();
-        *self.producers.lock().expect("producers lock") = (Default::default(), false);
+        self.tail.lock().clear();
+        *self.producers.lock() = (Default::default(), false);
     }
 
     /// Deletes every entry with Raft index >= `index`.
     pub fn truncate_from(&self, index: u64) -> anyhow::Result<()> {
-        let mut segs = self.inner.write().expect("log lock");
-        self.tail.lock().expect("tail lock").clear();
+        let mut segs = self.inner.write();
+        self.tail.lock().clear();
         while segs.len() > 1 && segs.last().is_some_and(|s| s.base_index >= index) {
             let seg = segs.pop().expect("segment");
             seal::remove(&seg.path)?;
@@ -456,14 +452,14 @@ impl PartitionLog {
                 pos += info.disk_bytes;
             }
         }
-        *self.producers.lock().expect("producers lock") = (rebuilt, true);
+        *self.producers.lock() = (rebuilt, true);
         Ok(())
     }
 
     /// Whole batches from the one holding `offset` up to `max_bytes` (at least one batch),
     /// stopping before `high_watermark`.
     pub fn read_batches(&self, offset: i64, max_bytes: usize, high_watermark: i64) -> Result<FetchRead, OutOfRange> {
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         let start = self.start_of(&segs);
         let end = segs.last().map(|s| s.next_offset).unwrap_or(0);
         // Out of range only outside the log, as Kafka answers: between the high watermark and
@@ -507,7 +503,7 @@ impl PartitionLog {
     /// The first record (offset order) whose timestamp is >= `timestamp`, with its timestamp:
     /// found inside the first batch whose max timestamp is >= `timestamp`.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         for seg in segs.iter() {
             if seg.max_timestamp < timestamp {
                 continue;
@@ -545,8 +541,8 @@ impl PartitionLog {
         seg.file.write_all_at(buf, seg.size_bytes)?;
         let written = Bytes::from(std::mem::take(buf));
         let base = seg.size_bytes;
-        let mut tail = self.tail.lock().expect("tail lock");
-        let mut producers = self.producers.lock().expect("producers lock");
+        let mut tail = self.tail.lock();
+        let mut producers = self.producers.lock();
         for info in infos.drain(..) {
             if let Some(p) = info.producer {
                 producers.0.record(
@@ -572,7 +568,7 @@ impl PartitionLog {
     /// state is inexact after a truncation: recovery then scans that segment instead).
     fn seal(&self, seg: &Segment) -> anyhow::Result<()> {
         seg.file.sync_data()?;
-        let producers = self.producers.lock().expect("producers lock");
+        let producers = self.producers.lock();
         if producers.1 {
             seal::write(seg, &producers.0)?;
         }
@@ -581,12 +577,12 @@ impl PartitionLog {
 
     /// Bytes the log's segment files hold.
     pub fn size_bytes(&self) -> u64 {
-        self.inner.read().expect("log lock").iter().map(|s| s.size_bytes).sum()
+        self.inner.read().iter().map(|s| s.size_bytes).sum()
     }
 
     /// Forces every segment to disk (shutdown).
     pub fn sync_all(&self) -> std::io::Result<()> {
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         for s in segs.iter() {
             s.file.sync_data()?;
         }

@@ -60,7 +60,7 @@ pub struct Plan {
 impl PartitionLog {
     /// Which leading segments may go at `now_ms`, given the high watermark.
     pub fn retention_plan(&self, now_ms: i64, limits: RetentionLimits, high_watermark: i64) -> Option<Plan> {
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         let log_start = self.log_start.load(Ordering::SeqCst);
         let mut total: u64 = segs.iter().map(|s| s.size_bytes).sum();
         let mut plan = None;
@@ -94,7 +94,7 @@ impl PartitionLog {
         };
         let data = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
         crate::storage::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
-        let mut segs = self.inner.write().expect("log lock");
+        let mut segs = self.inner.write();
         let n = plan.segments.min(segs.len().saturating_sub(1));
         let mut removed = 0;
         for seg in segs.drain(..n) {
@@ -108,7 +108,7 @@ impl PartitionLog {
 
     /// Leading closed segments whose entries all lie at or below Raft index `upto`.
     pub fn purge_plan(&self, upto: u64) -> Option<Plan> {
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         let mut plan = None;
         for (i, seg) in segs.iter().enumerate().take(segs.len().saturating_sub(1)) {
             match seg.last {
@@ -137,7 +137,7 @@ impl PartitionLog {
         crate::storage::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
         crate::storage::write_file_durably(&self.dir.join(LOG_START_FILE), next_offset.to_string().as_bytes())?;
         self.log_start.store(next_offset, Ordering::SeqCst);
-        let mut segs = self.inner.write().expect("log lock");
+        let mut segs = self.inner.write();
         for seg in segs.drain(..) {
             crate::storage::log::seal::remove(&seg.path)?;
             std::fs::remove_file(&seg.path)?;

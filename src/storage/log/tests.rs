@@ -267,14 +267,14 @@ fn an_active_segment_older_than_segment_ms_rolls_on_the_next_append() {
     log.append(&[batch_entry(2, 2)]).unwrap();
     assert_eq!(segments(), before, "a young segment takes more batches");
     // The segment is now older than segment.ms (the clock moved on an hour).
-    log.inner.write().unwrap().last_mut().unwrap().created_ms -= 3_600_000;
+    log.inner.write().last_mut().unwrap().created_ms -= 3_600_000;
     log.append(&[batch_entry(3, 2)]).unwrap();
     assert_eq!(segments(), before + 1, "the old segment rolled before the append");
     assert_eq!(log.end_offset(), 6);
     assert!(!log.read_batches(4, 1 << 20, 6).unwrap().records.is_empty());
     // A segment.ms set while the log runs applies from the next append.
     log.set_segment_ms(1);
-    log.inner.write().unwrap().last_mut().unwrap().created_ms -= 3_600_000;
+    log.inner.write().last_mut().unwrap().created_ms -= 3_600_000;
     log.append(&[batch_entry(4, 2)]).unwrap();
     assert_eq!(segments(), before + 2, "the segment holding batch 3 rolled");
 }

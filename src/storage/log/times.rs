@@ -6,7 +6,7 @@ use crate::storage::log::PartitionLog;
 impl PartitionLog {
     /// Offset and timestamp of the record with the largest timestamp (ListOffsets -3).
     pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
-        let segs = self.inner.read().expect("log lock");
+        let segs = self.inner.read();
         let seg = segs
             .iter()
             .filter(|s| s.last.is_some())
