@@ -2,6 +2,8 @@
 //! configuration with the commands its entries carry. Imports nothing of the broker, so
 //! storage, cluster, actors and handlers may all depend on it without depending on each other.
 
+pub mod meta_error;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
@@ -42,8 +44,8 @@ pub enum Command {
 pub struct CommandResult {
     /// For a batch: the Kafka offset the log gave its first record.
     pub base_offset: i64,
-    /// For a metadata change: an error text if the change was refused.
-    pub error: Option<String>,
+    /// For a metadata change: why it was refused.
+    pub error: Option<crate::types::meta_error::MetaError>,
     /// For a metadata change that allocates: the first value allocated (producer ids).
     #[serde(default)]
     pub value: i64,

@@ -2,6 +2,7 @@
 //! Rebuilt at start by replaying the controller log (it is small).
 
 use crate::storage::partition_sm::MetaOnlySnapshot;
+use crate::types::meta_error::MetaError;
 use crate::types::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{BasicNode, EntryPayload, OptionalSend, SnapshotMeta, StoredMembership};
@@ -187,15 +188,16 @@ impl ClusterMeta {
 
 /// Replicas for partitions `from..to` of a topic: leaders and followers spread round-robin
 /// over the voters, starting where the previous topic's placement ended.
-fn place(meta: &mut ClusterMeta, from: i32, to: i32, replication_factor: i16) -> Result<Vec<Vec<i32>>, String> {
+fn place(meta: &mut ClusterMeta, from: i32, to: i32, replication_factor: i16) -> Result<Vec<Vec<i32>>, MetaError> {
     if meta.voters.is_empty() {
         return Ok(Vec::new());
     }
     let n = meta.voters.len();
     if replication_factor < 1 || replication_factor as usize > n {
-        return Err(format!(
-            "invalid replication factor {replication_factor}: the cluster has {n} node(s)"
-        ));
+        return Err(MetaError::InvalidReplicationFactor {
+            asked: replication_factor,
+            nodes: n,
+        });
     }
     let start = meta.placements as usize;
     meta.placements += 1;
@@ -216,12 +218,14 @@ fn assigned(
     given: Vec<Vec<i32>>,
     partitions: i32,
     replication_factor: i16,
-) -> Result<Vec<Vec<i32>>, String> {
+) -> Result<Vec<Vec<i32>>, MetaError> {
     if meta.voters.is_empty() {
         return Ok(Vec::new());
     }
     if given.len() != partitions as usize || given.iter().any(|r| r.len() != replication_factor as usize) {
-        return Err("invalid replica assignment: it does not match the partitions asked for".into());
+        return Err(MetaError::InvalidReplicaAssignment(
+            "it does not match the partitions asked for".into(),
+        ));
     }
     for replicas in &given {
         check_assignment(replicas, &meta.voters)?;
@@ -230,18 +234,20 @@ fn assigned(
 }
 
 /// Checks a reassignment target: some replicas, each a node of the cluster, none twice.
-fn check_assignment(target: &[i32], nodes: &[i32]) -> Result<(), String> {
+fn check_assignment(target: &[i32], nodes: &[i32]) -> Result<(), MetaError> {
     if target.is_empty() {
-        return Err("invalid replica assignment: no replicas".into());
+        return Err(MetaError::InvalidReplicaAssignment("no replicas".into()));
     }
     if let Some(id) = target.iter().find(|id| !nodes.contains(id)) {
-        return Err(format!("invalid replica assignment: node {id} is not in the cluster"));
+        return Err(MetaError::InvalidReplicaAssignment(format!(
+            "node {id} is not in the cluster"
+        )));
     }
     let mut seen = target.to_vec();
     seen.sort_unstable();
     seen.dedup();
     if seen.len() != target.len() {
-        return Err("invalid replica assignment: a node is listed twice".into());
+        return Err(MetaError::InvalidReplicaAssignment("a node is listed twice".into()));
     }
     Ok(())
 }
@@ -286,7 +292,7 @@ impl MetaSm {
 
 /// Applies one command to `meta`, or says why it cannot be applied. Returns the allocated value
 /// for allocations, 0 otherwise.
-pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, String> {
+pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, MetaError> {
     match cmd {
         MetaCommand::CreateTopic {
             name,
@@ -297,7 +303,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
             assignment,
         } => {
             if meta.topics.contains_key(&name) {
-                return Err(format!("topic {name} already exists"));
+                return Err(MetaError::TopicExists(name));
             }
             let replicas = match assignment {
                 Some(given) => assigned(meta, given, partitions, replication_factor)?,
@@ -318,7 +324,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
         }
         MetaCommand::DeleteTopic { name } => {
             if meta.topics.remove(&name).is_none() {
-                return Err(format!("topic {name} does not exist"));
+                return Err(MetaError::UnknownTopic(name));
             }
             meta.leaders.remove(&name);
             meta.isr.remove(&name);
@@ -363,7 +369,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
             let topic = meta
                 .topics
                 .get_mut(&name)
-                .ok_or_else(|| format!("topic {name} does not exist"))?;
+                .ok_or_else(|| MetaError::UnknownTopic(name.clone()))?;
             if replace {
                 topic.configs.clear();
             }
@@ -380,12 +386,12 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
             let topic = meta
                 .topics
                 .get(&name)
-                .ok_or_else(|| format!("topic {name} does not exist"))?;
+                .ok_or_else(|| MetaError::UnknownTopic(name.clone()))?;
             if count <= topic.partitions {
-                return Err(format!(
-                    "invalid partitions: topic {name} has {} partitions already",
+                return Err(MetaError::InvalidPartitions(format!(
+                    "topic {name} has {} partitions already",
                     topic.partitions
-                ));
+                )));
             }
             let (from, rf, placed) = (topic.partitions, topic.replication_factor, !topic.replicas.is_empty());
             let more = match (placed, assignment) {
@@ -407,9 +413,14 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
                 .topics
                 .get_mut(&topic)
                 .filter(|t| (0..t.partitions).contains(&partition))
-                .ok_or_else(|| format!("partition {topic}-{partition} does not exist"))?;
+                .ok_or_else(|| MetaError::UnknownPartition {
+                    topic: topic.clone(),
+                    partition,
+                })?;
             if t.replicas.is_empty() {
-                return Err("invalid replica assignment: a single node cannot move partitions".into());
+                return Err(MetaError::InvalidReplicaAssignment(
+                    "a single node cannot move partitions".into(),
+                ));
             }
             match target {
                 Some(target) => {
@@ -418,7 +429,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
                 }
                 None => {
                     if !t.reassigning.contains_key(&partition) {
-                        return Err(format!("no reassignment in progress for {topic}-{partition}"));
+                        return Err(MetaError::NoReassignmentInProgress { topic, partition });
                     }
                     let back = t.replicas_of(partition, -1);
                     t.reassigning.insert(partition, back);
@@ -467,7 +478,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, St
         }
         MetaCommand::AllocateProducerIds { count } => {
             if count <= 0 {
-                return Err(format!("cannot allocate {count} producer ids"));
+                return Err(MetaError::InvalidProducerIdCount(count));
             }
             let first = meta.next_producer_id;
             meta.next_producer_id += count;
@@ -506,7 +517,7 @@ impl RaftStateMachine<TypeConfig> for MetaSm {
                             Err(why) => res.error = Some(why),
                         }
                     }
-                    Err(e) => res.error = Some(format!("undecodable metadata command: {e}")),
+                    Err(e) => res.error = Some(MetaError::Undecodable(e.to_string())),
                 },
                 EntryPayload::Membership(m) => self.applied().1 = StoredMembership::new(Some(e.log_id), m),
                 _ => {}

@@ -329,25 +329,7 @@ impl Actor for Controller {
                     let result = match rx.await {
                         Ok(Ok(resp)) => match resp.data.error {
                             None => Ok(resp.data.value),
-                            Some(why) if why.contains("already exists") => {
-                                Err((ResponseError::TopicAlreadyExists, why))
-                            }
-                            Some(why) if why.contains("does not exist") => {
-                                Err((ResponseError::UnknownTopicOrPartition, why))
-                            }
-                            Some(why) if why.starts_with("invalid replication factor") => {
-                                Err((ResponseError::InvalidReplicationFactor, why))
-                            }
-                            Some(why) if why.starts_with("invalid replica assignment") => {
-                                Err((ResponseError::InvalidReplicaAssignment, why))
-                            }
-                            Some(why) if why.starts_with("no reassignment in progress") => {
-                                Err((ResponseError::NoReassignmentInProgress, why))
-                            }
-                            Some(why) if why.starts_with("invalid partitions") => {
-                                Err((ResponseError::InvalidPartitions, why))
-                            }
-                            Some(why) => Err((ResponseError::InvalidRequest, why)),
+                            Some(refused) => Err((refused.code(), refused.to_string())),
                         },
                         Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
                             Err((ResponseError::NotController, "controller leadership moved".into()))

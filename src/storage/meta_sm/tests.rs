@@ -1,5 +1,7 @@
 //! Unit tests of the controller state machine's commands.
 use super::*;
+use crate::types::meta_error::MetaError;
+use kafka_protocol::error::ResponseError;
 
 fn cluster_with_topic() -> ClusterMeta {
     let mut meta = ClusterMeta::default();
@@ -26,7 +28,7 @@ fn cluster_with_topic() -> ClusterMeta {
     meta
 }
 
-fn reassign(meta: &mut ClusterMeta, partition: i32, target: Option<Vec<i32>>) -> Result<i64, String> {
+fn reassign(meta: &mut ClusterMeta, partition: i32, target: Option<Vec<i32>>) -> Result<i64, MetaError> {
     apply_command(
         meta,
         MetaCommand::ReassignPartition {
@@ -81,9 +83,10 @@ fn a_done_report_for_an_older_target_keeps_the_newer_one_pending() {
 fn cancelling_goes_back_to_the_current_replicas() {
     let mut meta = cluster_with_topic();
     let before = meta.topics["t"].replicas_of(0, 0);
-    assert!(reassign(&mut meta, 0, None)
-        .unwrap_err()
-        .starts_with("no reassignment in progress"));
+    assert!(matches!(
+        reassign(&mut meta, 0, None),
+        Err(MetaError::NoReassignmentInProgress { .. })
+    ));
     reassign(&mut meta, 0, Some(vec![4])).unwrap();
     reassign(&mut meta, 0, None).unwrap();
     assert_eq!(meta.topics["t"].reassigning.get(&0), Some(&before));
@@ -130,10 +133,14 @@ fn bad_targets_are_refused() {
     let mut meta = cluster_with_topic();
     for target in [vec![], vec![1, 1], vec![1, 9]] {
         let err = reassign(&mut meta, 0, Some(target.clone())).unwrap_err();
-        assert!(err.starts_with("invalid replica assignment"), "{target:?}: {err}");
+        assert!(
+            matches!(err, MetaError::InvalidReplicaAssignment(_)),
+            "{target:?}: {err}"
+        );
     }
-    assert!(reassign(&mut meta, 5, Some(vec![1]))
-        .unwrap_err()
-        .contains("does not exist"));
+    assert_eq!(
+        reassign(&mut meta, 5, Some(vec![1])).unwrap_err().code(),
+        ResponseError::UnknownTopicOrPartition
+    );
     assert!(meta.topics["t"].reassigning.is_empty());
 }
