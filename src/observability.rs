@@ -35,6 +35,11 @@ pub const CONTROLLER_TERM: &str = "raftstream_controller_term";
 pub const APPEND_RESENDS_AVOIDED: &str = "raftstream_cluster_append_resends_avoided_total";
 /// Partition actor restarts after a failure.
 pub const ACTOR_RESTARTS: &str = "raftstream_actor_restarts_total";
+/// Client connections closed because a request's handler panicked (`api`: the request's API).
+pub const CONNECTION_PANICS: &str = "raftstream_connection_panics_total";
+/// Long-lived tasks that ended while the node was running (`task`: its name; `how`: panic or
+/// exit), each also logged: a supervision event, not a silent loss.
+pub const TASK_EXITS: &str = "raftstream_task_exits_total";
 
 /// Installs the process-wide recorder (once); later calls return `None`.
 pub fn install() -> Option<PrometheusHandle> {

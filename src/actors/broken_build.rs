@@ -5,7 +5,9 @@
 //! report. And with `RS_TEST_FSYNC_FAIL_TRIGGER=<path>`, every fsync fails (EIO) while a
 //! file exists at `<path>`: the chaos suite's injected fsync failure; with
 //! `RS_TEST_FSYNC_HANG_TRIGGER=<path>`, every fsync blocks while a file exists there: a disk
-//! that stops answering. Release builds contain none of these switches.
+//! that stops answering. With `RS_TEST_PANIC_CLIENT_ID=<id>`, a request from a client with that
+//! client id panics in its handler (the connection-isolation test). Release builds contain none
+//! of these switches.
 
 use crate::actors::partition::actor::ProduceReply;
 use crate::storage::log::PartitionLog;
@@ -61,4 +63,19 @@ pub fn injected_fsync_hang() {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
+}
+
+/// The injected handler panic: panics if `client_id` is the one `RS_TEST_PANIC_CLIENT_ID` names
+/// (debug builds only).
+pub fn injected_handler_panic(client_id: Option<&str>) {
+    #[cfg(debug_assertions)]
+    {
+        static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let id = ID.get_or_init(|| std::env::var("RS_TEST_PANIC_CLIENT_ID").ok());
+        if id.is_some() && id.as_deref() == client_id {
+            panic!("injected handler panic (RS_TEST_PANIC_CLIENT_ID)");
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = client_id;
 }

@@ -5,7 +5,9 @@
 //! this connection and nothing else. On shutdown it stops reading, finishes what is in flight
 //! and closes; so it does after a Metadata answer that sends the client elsewhere
 //! (`handlers::metadata::send_elsewhere`), once the client has been quiet for
-//! `connections.redirect.grace.ms`.
+//! `connections.redirect.grace.ms`. A handler that panics closes this connection only: it is
+//! counted (`raftstream_connection_panics_total`) and logged, and nothing else is harmed (the
+//! locks it may have held cannot poison).
 
 use crate::handlers::context::Broker;
 use crate::handlers::produce_order::ProduceOrder;
@@ -50,8 +52,14 @@ impl Actor for Connection {
         Ok(tokio::spawn(async move {
             metrics::gauge!(crate::observability::CONNECTIONS).increment(1.0);
             let peer = args.socket.peer_addr().ok();
-            if let Err(e) = serve(args.socket, args.broker, args.shutdown).await {
-                tracing::debug!(?peer, error = %e, "connection closed");
+            let served = std::panic::AssertUnwindSafe(serve(args.socket, args.broker, args.shutdown));
+            match served.catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(?peer, error = %e, "connection closed"),
+                Err(_) => {
+                    metrics::counter!(crate::observability::CONNECTION_PANICS, "api" => "none").increment(1);
+                    tracing::error!(?peer, "a connection's I/O loop panicked; closed it");
+                }
             }
             metrics::gauge!(crate::observability::CONNECTIONS).decrement(1.0);
             drop(args.permit);
@@ -63,6 +71,26 @@ impl Actor for Connection {
 /// A request being handled: resolves to its answer (or why the connection must close) and the
 /// size of its request frame.
 type InFlight = futures::future::BoxFuture<'static, (Result<handlers::Reply, String>, usize)>;
+
+/// Runs one request's handler; a panic in it becomes an error that closes this connection.
+fn handle_caught(broker: Arc<dyn Broker>, req: handlers::Request, size: usize) -> InFlight {
+    let api = handlers::api_name(req.api_key);
+    let handled = async move {
+        crate::actors::broken_build::injected_handler_panic(req.header.client_id.as_deref());
+        handlers::handle(broker, req).await
+    };
+    std::panic::AssertUnwindSafe(handled)
+        .catch_unwind()
+        .map(move |caught| {
+            let reply = caught.unwrap_or_else(|_| {
+                metrics::counter!(crate::observability::CONNECTION_PANICS, "api" => api).increment(1);
+                tracing::error!(api, "a request handler panicked; closing its connection");
+                Err(format!("the {api} handler panicked"))
+            });
+            (reply, size)
+        })
+        .boxed()
+}
 
 /// The connection loop.
 async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
@@ -94,10 +122,9 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
                         if req.api_key == ApiKey::Produce {
                             req.produce_turn = Some(produce_order.next_turn());
                         }
-                        let b = broker.clone();
                         let size = frame.len();
                         inflight_bytes += size;
-                        inflight.push_back(async move { (handlers::handle(b, *req).await, size) }.boxed());
+                        inflight.push_back(handle_caught(broker.clone(), *req, size));
                     }
                     Decoded::Respond(bytes) => {
                         let reply = handlers::Reply {
