@@ -13,4 +13,5 @@ pub mod inspect;
 pub mod observability;
 pub mod protocol;
 pub mod storage;
+pub mod tasks;
 pub mod types;

@@ -50,6 +50,8 @@ pub struct BrokerArgs {
 pub enum BrokerMsg {
     /// Graceful shutdown; answered when done.
     Shutdown(RpcReplyPort<()>),
+    /// A node-wide task panicked (`crate::tasks`): stop as when a child actor fails.
+    TaskFailed(String),
     /// Debug-build test hook: make every partition actor panic (supervision tests).
     #[cfg(debug_assertions)]
     CrashPartitions,
@@ -296,7 +298,7 @@ impl Actor for Broker {
         ));
         let sup = supervisor.clone();
         let mut reconcile_rx = version_rx.clone();
-        tokio::spawn(async move {
+        crate::tasks::spawn_essential("partition-reconcile", async move {
             while reconcile_rx.changed().await.is_ok() {
                 if sup.send_message(SupervisorMsg::Reconcile).is_err() {
                     return;
@@ -388,6 +390,7 @@ impl Actor for Broker {
             cfg.node_id,
             identity.cluster_id
         );
+        forward_task_failures(myself.clone());
         Ok(BrokerState {
             config: cfg,
             committer,
@@ -420,6 +423,8 @@ impl Actor for Broker {
                 let _ = reply.send(());
                 myself.stop(None);
             }
+            BrokerMsg::TaskFailed(reason) if !st.stopping => fail(&myself, st, reason).await,
+            BrokerMsg::TaskFailed(_) => {}
             #[cfg(debug_assertions)]
             BrokerMsg::CrashPartitions => {
                 for (tp, h) in st.registry.all() {
@@ -441,26 +446,36 @@ impl Actor for Broker {
     ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorFailed(cell, err) => {
-                let reason = format!(
-                    "{} failed: {err}",
-                    cell.get_name().unwrap_or_else(|| cell.get_id().to_string())
-                );
-                tracing::error!("{reason}; stopping the broker");
-                *st.failure.lock() = Some(reason);
-                graceful_shutdown(st).await;
-                myself.stop(None);
+                let name = cell.get_name().unwrap_or_else(|| cell.get_id().to_string());
+                fail(&myself, st, format!("{name} failed: {err}")).await;
             }
             SupervisionEvent::ActorTerminated(cell, _, _) if !st.stopping => {
-                let reason = format!("{} stopped unexpectedly", cell.get_name().unwrap_or_default());
-                tracing::error!("{reason}; stopping the broker");
-                *st.failure.lock() = Some(reason);
-                graceful_shutdown(st).await;
-                myself.stop(None);
+                let name = cell.get_name().unwrap_or_default();
+                fail(&myself, st, format!("{name} stopped unexpectedly")).await;
             }
             _ => {}
         }
         Ok(())
     }
+}
+
+/// Stops the broker after a failure it cannot heal (exit 1).
+async fn fail(myself: &ActorRef<BrokerMsg>, st: &mut BrokerState, reason: String) {
+    tracing::error!("{reason}; stopping the broker");
+    *st.failure.lock() = Some(reason);
+    graceful_shutdown(st).await;
+    myself.stop(None);
+}
+
+/// Sends the broker the first node-wide task failure (`crate::tasks::spawn_essential`).
+fn forward_task_failures(broker: ActorRef<BrokerMsg>) {
+    let mut failures = crate::tasks::failures();
+    tokio::spawn(async move {
+        if let Ok(failed) = failures.wait_for(Option::is_some).await {
+            let reason = failed.clone().unwrap_or_default();
+            let _ = broker.send_message(BrokerMsg::TaskFailed(reason));
+        }
+    });
 }
 
 /// Hand the leaderships held here to other replicas, stop accepting, let connections finish

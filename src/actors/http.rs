@@ -52,7 +52,7 @@ impl Actor for Http {
             .route("/health/ready", get(ready))
             .route("/metrics", get(render_metrics))
             .with_state(args.state);
-        Ok(tokio::spawn(async move {
+        Ok(crate::tasks::spawn_essential("http-server", async move {
             if let Err(e) = axum::serve(args.listener, app).await {
                 tracing::error!(error = %e, "http server stopped");
             }

@@ -48,7 +48,7 @@ impl Actor for Listener {
             mut shutdown,
             ..
         } = args;
-        let accept_task = tokio::spawn(async move {
+        let accept_task = crate::tasks::spawn_essential("listener-accept", async move {
             loop {
                 let permit = tokio::select! {
                     p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },

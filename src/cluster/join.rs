@@ -66,7 +66,7 @@ pub async fn decide(peers: &Peers, me: NodeId, log_every: Duration) -> Controlle
 /// Asks `via` to add this node to the controller group until `joined` says it is in (the
 /// leader replicates to it).
 pub fn spawn_join(peers: Arc<Peers>, me: NodeId, via: NodeId, joined: impl Fn() -> bool + Send + 'static) {
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("join", async move {
         let addr = peers.addr_of(me).unwrap_or_default();
         while !joined() {
             match join_via(&peers, via, me, addr.clone(), false, PROBE_TIMEOUT * 4).await {

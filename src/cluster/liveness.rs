@@ -265,7 +265,7 @@ pub fn spawn_pinger(
     interval: Duration,
     timeout: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("pinger", async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let incarnation = peers.liveness.incarnation;

@@ -170,7 +170,10 @@ impl Peers {
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let hello = (self.node_id, self.cluster_id.clone());
         let heard = self.liveness.clone();
-        tokio::spawn(run_peer(target, addr, rx, hello, self.max_frame_bytes, heard));
+        crate::tasks::spawn_essential(
+            "peer-connection",
+            run_peer(target, addr, rx, hello, self.max_frame_bytes, heard),
+        );
         conns.insert((target, lane), tx.clone());
         Ok(tx)
     }

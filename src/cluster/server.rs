@@ -50,11 +50,17 @@ pub async fn serve(
             Ok((stream, peer)) => {
                 let groups = groups.clone();
                 let liveness = liveness.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = serve_connection(stream, groups, liveness, max_frame_bytes, max_inflight).await {
-                        tracing::debug!(%peer, error = %e, "cluster connection closed");
-                    }
-                });
+                crate::tasks::spawn_watched(
+                    "cluster-connection",
+                    async move {
+                        if let Err(e) = serve_connection(stream, groups, liveness, max_frame_bytes, max_inflight).await
+                        {
+                            tracing::debug!(%peer, error = %e, "cluster connection closed");
+                        }
+                    },
+                    // The unwind closed that connection; the peer reconnects.
+                    |_| {},
+                );
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cluster accept failed");

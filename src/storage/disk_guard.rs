@@ -134,7 +134,7 @@ impl DiskGuard {
     /// Checks every `interval` until the returned task is aborted.
     pub fn spawn_monitor(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
-        tokio::spawn(async move {
+        crate::tasks::spawn_essential("disk-monitor", async move {
             loop {
                 tokio::time::sleep(interval).await;
                 me.check();

@@ -57,13 +57,16 @@ pub async fn start_transport(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (cluster): {e}", cfg.cluster_listen))?;
     tracing::info!("cluster listening on {}", listener.local_addr()?);
-    let server = tokio::spawn(serve(
-        listener,
-        routes.clone(),
-        peers.liveness.clone(),
-        cfg.cluster_max_frame_bytes,
-        cfg.cluster_max_inflight_requests,
-    ));
+    let server = crate::tasks::spawn_essential(
+        "cluster-server",
+        serve(
+            listener,
+            routes.clone(),
+            peers.liveness.clone(),
+            cfg.cluster_max_frame_bytes,
+            cfg.cluster_max_inflight_requests,
+        ),
+    );
     Ok(Some(Transport { peers, routes, server }))
 }
 
@@ -199,7 +202,7 @@ pub fn spawn_liveness_recorder(
     meta: Arc<RwLock<Arc<ClusterMeta>>>,
     session: Duration,
 ) {
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("liveness-recorder", async move {
         let mut leading_since: Option<tokio::time::Instant> = None;
         let mut tick = tokio::time::interval((session / 4).max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -239,7 +242,7 @@ pub fn spawn_liveness_recorder(
 /// Keeps `peers` knowing every registered node's cluster address (nodes added to the running
 /// cluster are in no configured peer list).
 pub fn spawn_address_book(peers: Arc<Peers>, meta: Arc<RwLock<Arc<ClusterMeta>>>, mut version: watch::Receiver<u64>) {
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("address-book", async move {
         loop {
             let brokers = meta.read().brokers.clone();
             for (id, b) in brokers {
@@ -254,7 +257,7 @@ pub fn spawn_address_book(peers: Arc<Peers>, meta: Arc<RwLock<Arc<ClusterMeta>>>
 
 /// Records what partitions report in the controller, many reports per proposal.
 pub fn spawn_leader_reporter(controller: ActorRef<ControllerMsg>, reports: Arc<LeaderReports>) {
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("leader-reporter", async move {
         loop {
             reports.notify.notified().await;
             let mut failed = false;

@@ -133,7 +133,7 @@ struct Watched {
 /// Keeps `leader_out` equal to the group's leader; reports a stop on an error to `me`.
 fn watch_group(raft: Raft, leader_out: Arc<std::sync::atomic::AtomicI32>, me: ActorRef<ControllerMsg>) {
     let mut metrics = raft.metrics();
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("controller-watch", async move {
         loop {
             let (leader, stopped) = {
                 let m = metrics.borrow_and_update();
@@ -174,7 +174,7 @@ fn spawn_pre_vote(w: Watched, me: NodeId, every: Duration) {
         disk,
     } = w;
     let liveness = peers.liveness.clone();
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("controller-pre-vote", async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut electing = true;

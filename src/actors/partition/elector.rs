@@ -63,7 +63,7 @@ pub fn spawn_elector(
     peers: Option<Arc<Peers>>,
     meta: Arc<RwLock<Arc<ClusterMeta>>>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("partition-elector", async move {
         let mut ticker = tokio::time::interval(cfg.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leaderless: HashMap<TopicPartition, Leaderless> = HashMap::new();

@@ -26,51 +26,59 @@ pub fn spawn_leadership_watch(
 ) {
     let mut metrics = raft.metrics();
     drop(raft);
-    tokio::spawn(async move {
-        let mut last = (None, 0);
-        loop {
-            let now = {
-                let m = metrics.borrow_and_update();
-                // Followers holding everything the leader holds are caught up now (the
-                // in-sync set counts those caught up within replica.lag.time.max.ms).
-                if let Some(replication) = &m.replication {
-                    let at = std::time::Instant::now();
-                    let mut caught_up = shared.caught_up.lock();
-                    for (id, matched) in replication {
-                        if matched.map(|l| l.index) >= m.last_log_index {
-                            caught_up.insert(*id, at);
+    let owner = actor.clone();
+    let fail_partition = move |why: String| {
+        let _ = owner.send_message(PartitionMsg::GroupStopped(why));
+    };
+    crate::tasks::spawn_watched(
+        "leadership-watch",
+        async move {
+            let mut last = (None, 0);
+            loop {
+                let now = {
+                    let m = metrics.borrow_and_update();
+                    // Followers holding everything the leader holds are caught up now (the
+                    // in-sync set counts those caught up within replica.lag.time.max.ms).
+                    if let Some(replication) = &m.replication {
+                        let at = std::time::Instant::now();
+                        let mut caught_up = shared.caught_up.lock();
+                        for (id, matched) in replication {
+                            if matched.map(|l| l.index) >= m.last_log_index {
+                                caught_up.insert(*id, at);
+                            }
+                        }
+                    }
+                    // A group that stopped on an error (a failed write) makes its actor fail, so
+                    // the supervisor restarts it: followers would otherwise never notice.
+                    if let Err(fatal) = &m.running_state {
+                        if !matches!(fatal, openraft::error::Fatal::Stopped) {
+                            let _ = actor.send_message(PartitionMsg::GroupStopped(fatal.to_string()));
+                        }
+                        return;
+                    }
+                    // Raft's view without the lease: what the controller records (a leader that
+                    // cannot reach it reports nothing anyway).
+                    (crate::cluster::acting_leader(&m, None, 0), m.current_term)
+                };
+                if now != last {
+                    last = now;
+                    registry.bump();
+                    if let Some((reports, tp, me)) = &reports {
+                        if now.0 == Some(*me) {
+                            let epoch = now.1.min(i32::MAX as u64) as i32;
+                            reports.report(&tp.topic, tp.partition, *me as i32, epoch);
+                            // A new leader carries on with a pending reassignment.
+                            let _ = actor.send_message(PartitionMsg::Reassign);
                         }
                     }
                 }
-                // A group that stopped on an error (a failed write) makes its actor fail, so
-                // the supervisor restarts it: followers would otherwise never notice.
-                if let Err(fatal) = &m.running_state {
-                    if !matches!(fatal, openraft::error::Fatal::Stopped) {
-                        let _ = actor.send_message(PartitionMsg::GroupStopped(fatal.to_string()));
-                    }
+                if metrics.changed().await.is_err() {
                     return;
                 }
-                // Raft's view without the lease: what the controller records (a leader that
-                // cannot reach it reports nothing anyway).
-                (crate::cluster::acting_leader(&m, None, 0), m.current_term)
-            };
-            if now != last {
-                last = now;
-                registry.bump();
-                if let Some((reports, tp, me)) = &reports {
-                    if now.0 == Some(*me) {
-                        let epoch = now.1.min(i32::MAX as u64) as i32;
-                        reports.report(&tp.topic, tp.partition, *me as i32, epoch);
-                        // A new leader carries on with a pending reassignment.
-                        let _ = actor.send_message(PartitionMsg::Reassign);
-                    }
-                }
             }
-            if metrics.changed().await.is_err() {
-                return;
-            }
-        }
-    });
+        },
+        fail_partition,
+    );
 }
 
 /// Forms a new group. openraft's `initialize` starts an election at once, so the preferred

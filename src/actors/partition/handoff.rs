@@ -157,7 +157,7 @@ pub fn spawn_hand_away_when_low(
     timeout: Duration,
 ) -> tokio::task::JoinHandle<()> {
     let mut low = disk.subscribe();
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("hand-away-when-low", async move {
         loop {
             if *low.borrow_and_update() {
                 hand_all_away(&registry, timeout).await;

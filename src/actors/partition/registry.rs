@@ -120,7 +120,7 @@ impl Registry {
 /// Trims the tail cache of every partition not appended to for `idle` back to its plain limit,
 /// every `idle` (a busy partition may hold more: `TailCache`), until the task is aborted.
 pub fn spawn_tail_trimmer(registry: Arc<Registry>, idle: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    crate::tasks::spawn_essential("tail-trimmer", async move {
         loop {
             tokio::time::sleep(idle).await;
             for (_, handle) in registry.all() {
