@@ -31,6 +31,15 @@ pub fn send_elsewhere(broker: &dyn Broker, resp: &MetadataResponse) -> bool {
     leaderless && broker.sends_clients_elsewhere()
 }
 
+/// Answers a Metadata request; the connection closes after it if the answer sends the client
+/// elsewhere (`send_elsewhere`).
+pub async fn reply(broker: &dyn Broker, req: MetadataRequest, cx: &super::RequestCx) -> anyhow::Result<super::Reply> {
+    let resp = handle(broker, req, cx.version).await;
+    let mut reply = cx.answer(&resp)?;
+    reply.then_close = send_elsewhere(broker, &resp);
+    Ok(reply)
+}
+
 pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
     let cfg = broker.config();
     let allow_create = cfg.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);

@@ -44,6 +44,23 @@ struct Slot {
     checked: Result<Checked, Refusal>,
 }
 
+/// Answers a Produce request; acks=0 gets no response at all.
+pub async fn reply(
+    broker: &dyn Broker,
+    req: ProduceRequest,
+    cx: &mut super::RequestCx,
+) -> anyhow::Result<super::Reply> {
+    let acks = req.acks;
+    let resp = handle(broker, req, cx.version, cx.produce_turn.take()).await;
+    if acks == 0 {
+        return Ok(super::Reply {
+            bytes: None,
+            then_close: false,
+        });
+    }
+    cx.answer(&resp)
+}
+
 /// Handles a Produce request: checks every partition's batch, then — in its connection's order
 /// (`turn`) — hands the accepted ones to their partitions, then waits for them to commit.
 /// Partitions of one request proceed concurrently.
