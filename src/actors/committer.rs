@@ -33,6 +33,8 @@ pub enum CommitterMsg {
     /// A round's fsyncs finished.
     RoundDone {
         done: Vec<FlushDone>,
+        /// Arrival number of the round's first request (its requests are consecutive).
+        first_seq: u64,
         result: Result<(), (std::io::ErrorKind, String)>,
     },
     /// Sync everything now and answer (shutdown).
@@ -73,6 +75,55 @@ pub struct CommitterState {
     disk: Arc<DiskGuard>,
     dirty: Vec<Arc<File>>,
     waiting_sync_all: Vec<ractor::RpcReplyPort<()>>,
+    /// Flush requests received so far (numbers them in arrival order).
+    received_seq: u64,
+    /// Flush requests whose callbacks have run (always a prefix of the received ones).
+    completed_seq: u64,
+}
+
+/// What one fsync round does: sync `files`, then run `done` in order.
+struct Round {
+    files: Vec<Arc<File>>,
+    done: Vec<FlushDone>,
+    bytes: u64,
+    /// Arrival number of the first request in `done`.
+    first_seq: u64,
+}
+
+impl CommitterState {
+    /// Takes the next round off the queue: requests in arrival order up to `max_round_bytes`
+    /// (the first always, whatever its size), each file once; the dirty files of relaxed mode
+    /// join a round with no requests or one a shutdown waits for.
+    fn take_round(&mut self) -> Round {
+        let first_seq = self.completed_seq + 1;
+        let mut round = Round {
+            files: Vec::new(),
+            done: Vec::new(),
+            bytes: 0,
+            first_seq,
+        };
+        while let Some(req) = self.pending.front() {
+            if !round.done.is_empty() && round.bytes + req.bytes > self.max_round_bytes {
+                break;
+            }
+            let req = self.pending.pop_front().expect("front exists");
+            round.bytes += req.bytes;
+            for f in &req.files {
+                add_unique(&mut round.files, f);
+            }
+            round.done.push(req.done);
+        }
+        if !self.waiting_sync_all.is_empty() || round.done.is_empty() {
+            for f in self.dirty.drain(..) {
+                add_unique(&mut round.files, &f);
+            }
+        }
+        debug_assert!(
+            round.bytes <= self.max_round_bytes || round.done.len() == 1,
+            "round over its bound"
+        );
+        round
+    }
 }
 
 fn add_unique(files: &mut Vec<Arc<File>>, f: &Arc<File>) {
@@ -105,25 +156,17 @@ impl Committer {
         if st.round_running || (st.pending.is_empty() && st.waiting_sync_all.is_empty()) {
             return;
         }
-        let mut files: Vec<Arc<File>> = Vec::new();
-        let mut done = Vec::new();
-        let mut bytes = 0u64;
-        while let Some(req) = st.pending.front() {
-            if !done.is_empty() && bytes + req.bytes > st.max_round_bytes {
-                break;
-            }
-            let req = st.pending.pop_front().expect("front exists");
-            bytes += req.bytes;
-            for f in &req.files {
-                add_unique(&mut files, f);
-            }
-            done.push(req.done);
-        }
-        if !st.waiting_sync_all.is_empty() || done.is_empty() {
-            for f in st.dirty.drain(..) {
-                add_unique(&mut files, &f);
-            }
-        }
+        let Round {
+            files,
+            done,
+            bytes,
+            first_seq,
+        } = st.take_round();
+        debug_assert_eq!(
+            first_seq,
+            st.completed_seq + 1,
+            "rounds complete requests in arrival order"
+        );
         st.round_running = true;
         st.rounds_started += 1;
         let round = st.rounds_started;
@@ -148,7 +191,11 @@ impl Committer {
             metrics::counter!(crate::observability::FSYNC_ROUNDS).increment(1);
             metrics::histogram!(crate::observability::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
             metrics::histogram!(crate::observability::FSYNC_ROUND_BYTES).record(bytes as f64);
-            let _ = me.send_message(CommitterMsg::RoundDone { done, result });
+            let _ = me.send_message(CommitterMsg::RoundDone {
+                done,
+                first_seq,
+                result,
+            });
         });
     }
 }
@@ -179,6 +226,8 @@ impl Actor for Committer {
             disk: args.disk,
             dirty: Vec::new(),
             waiting_sync_all: Vec::new(),
+            received_seq: 0,
+            completed_seq: 0,
         })
     }
 
@@ -189,7 +238,10 @@ impl Actor for Committer {
         st: &mut CommitterState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CommitterMsg::Flush(req) => st.pending.push_back(req),
+            CommitterMsg::Flush(req) => {
+                st.received_seq += 1;
+                st.pending.push_back(req);
+            }
             CommitterMsg::MarkDirty(files) => {
                 for f in &files {
                     add_unique(&mut st.dirty, f);
@@ -206,7 +258,17 @@ impl Actor for Committer {
                     });
                 }
             }
-            CommitterMsg::RoundDone { done, result } => {
+            CommitterMsg::RoundDone {
+                done,
+                first_seq,
+                result,
+            } => {
+                debug_assert_eq!(
+                    first_seq,
+                    st.completed_seq + 1,
+                    "a round completes after the one before"
+                );
+                st.completed_seq += done.len() as u64;
                 st.round_running = false;
                 st.disk.set_stalled(false);
                 if let Err((kind, text)) = &result {
@@ -250,5 +312,139 @@ impl FlushSink for CommitterHandle {
         {
             (req.done)(Err(std::io::Error::other("committer stopped")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    fn state(max_round_bytes: u64) -> CommitterState {
+        CommitterState {
+            max_round_bytes,
+            pending: Default::default(),
+            round_running: false,
+            rounds_started: 0,
+            stall: None,
+            progress_ms: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
+            disk: DiskGuard::new(std::env::temp_dir(), 0),
+            dirty: Vec::new(),
+            waiting_sync_all: Vec::new(),
+            received_seq: 0,
+            completed_seq: 0,
+        }
+    }
+
+    fn request(files: &[&Arc<File>], bytes: u64, log: &Arc<Mutex<Vec<u64>>>, id: u64) -> FlushRequest {
+        let log = log.clone();
+        FlushRequest {
+            files: files.iter().map(|f| (*f).clone()).collect(),
+            bytes,
+            done: Box::new(move |r| {
+                assert!(r.is_ok());
+                log.lock().push(id);
+            }),
+        }
+    }
+
+    #[test]
+    fn a_round_takes_requests_in_order_up_to_its_bytes_and_syncs_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(File::create(dir.path().join("a")).unwrap());
+        let b = Arc::new(File::create(dir.path().join("b")).unwrap());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut st = state(100);
+        for (id, (files, bytes)) in [(vec![&a], 40), (vec![&a, &b], 40), (vec![&b], 40), (vec![&a], 500)]
+            .into_iter()
+            .enumerate()
+        {
+            st.pending.push_back(request(&files, bytes, &log, id as u64));
+        }
+        // 40 + 40 fit in 100; the third would not: it opens the next round.
+        let first = st.take_round();
+        assert_eq!(
+            (first.done.len(), first.bytes, first.files.len(), first.first_seq),
+            (2, 80, 2, 1)
+        );
+        for d in first.done {
+            d(Ok(()));
+        }
+        st.completed_seq += 2;
+        // A round takes its first request whatever its size, and nothing after an oversized one.
+        let second = st.take_round();
+        assert_eq!((second.done.len(), second.bytes, second.first_seq), (1, 40, 3));
+        for d in second.done {
+            d(Ok(()));
+        }
+        st.completed_seq += 1;
+        let third = st.take_round();
+        assert_eq!((third.done.len(), third.bytes, third.first_seq), (1, 500, 4));
+        for d in third.done {
+            d(Ok(()));
+        }
+        assert_eq!(*log.lock(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn dirty_files_join_only_a_round_without_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(File::create(dir.path().join("a")).unwrap());
+        let dirty = Arc::new(File::create(dir.path().join("dirty")).unwrap());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut st = state(100);
+        st.dirty.push(dirty.clone());
+        st.pending.push_back(request(&[&a], 10, &log, 0));
+        assert_eq!(st.take_round().files.len(), 1, "a request round leaves the dirty files");
+        let tick = st.take_round();
+        assert!(tick.done.is_empty());
+        assert!(Arc::ptr_eq(&tick.files[0], &dirty));
+    }
+
+    #[tokio::test]
+    async fn the_actor_answers_every_flush_in_request_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<Arc<File>> = (0..4)
+            .map(|i| Arc::new(File::create(dir.path().join(format!("f{i}"))).unwrap()))
+            .collect();
+        let args = CommitterArgs {
+            max_round_bytes: 1 << 20,
+            flush_interval_ms: 1000,
+            relaxed: false,
+            stall_ms: None,
+            disk: DiskGuard::new(dir.path().to_path_buf(), 0),
+        };
+        let (actor, handle) = Actor::spawn(None, Committer, args).await.unwrap();
+        let sink = CommitterHandle {
+            actor: actor.clone(),
+            relaxed: false,
+        };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (all_done, done_rx) = tokio::sync::oneshot::channel();
+        let all_done = Arc::new(Mutex::new(Some(all_done)));
+        for id in 0..200u64 {
+            let (log, all_done) = (log.clone(), all_done.clone());
+            let file = files[id as usize % files.len()].clone();
+            sink.flush(
+                vec![file],
+                100,
+                Box::new(move |r| {
+                    assert!(r.is_ok(), "{r:?}");
+                    let mut log = log.lock();
+                    log.push(id);
+                    if log.len() == 200 {
+                        let _ = all_done.lock().take().expect("once").send(());
+                    }
+                }),
+            );
+        }
+        tokio::time::timeout(Duration::from_secs(30), done_rx)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*log.lock(), (0..200).collect::<Vec<_>>());
+        actor.stop(None);
+        handle.await.unwrap();
     }
 }
