@@ -132,5 +132,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
 async fn shutdown(broker: &ractor::ActorRef<BrokerMsg>, timeout: Duration) {
     tracing::info!("shutting down");
     // Every step inside is bounded by `timeout`; this outer bound covers the sum.
-    let _ = tokio::time::timeout(timeout * 4, async { ractor::call!(broker, BrokerMsg::Shutdown) }).await;
+    let shutdown = |r: tokio::sync::oneshot::Sender<()>| BrokerMsg::Shutdown(r.into());
+    let _ = raftstream::actors::ask::ask(&broker, shutdown, Some(timeout * 4)).await;
 }

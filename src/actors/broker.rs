@@ -2,6 +2,7 @@
 //! metadata), the partition supervisor and the listener, and runs the graceful shutdown:
 //! hand leaderships over, stop accepting, drain connections, stop partitions, final fsync.
 
+use crate::actors::ask::ask;
 use crate::actors::committer::{Committer, CommitterArgs, CommitterHandle, CommitterMsg};
 use crate::actors::controller::actor::{Controller, ControllerArgs, ControllerMsg};
 use crate::actors::controller::boot::{
@@ -502,7 +503,7 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     for task in st.failure_detection.drain(..) {
         task.abort();
     }
-    let _ = tokio::time::timeout(timeout, async { ractor::call!(st.supervisor, SupervisorMsg::StopAll) }).await;
+    let _ = ask(&st.supervisor, |r| SupervisorMsg::StopAll(r.into()), Some(timeout)).await;
     st.supervisor.stop(None);
     if let Some(http) = &st.http {
         http.stop(None);
@@ -511,7 +512,7 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     if let Some(server) = st.cluster_server.take() {
         server.abort();
     }
-    let _ = tokio::time::timeout(timeout, async { ractor::call!(st.committer, CommitterMsg::SyncAll) }).await;
+    let _ = ask(&st.committer, |r| CommitterMsg::SyncAll(r.into()), Some(timeout)).await;
     tracing::info!(partitions_left = st.registry.all().len(), "shutdown complete");
 }
 

@@ -5,6 +5,7 @@
 //! actors, their Raft groups and supervision), `group/` (consumer groups and committed offsets),
 //! `controller/` (the metadata Raft group and the routes to the other nodes).
 
+pub mod ask;
 pub mod broken_build;
 pub mod broker;
 pub mod committer;

@@ -1,6 +1,7 @@
 //! `Node`: the broker as handlers see it (the `handlers::context::Broker` trait), backed by the
 //! registry of partitions and the controller actor.
 
+use crate::actors::ask::{ask, send_ask, AskError};
 use crate::actors::controller::actor::ControllerMsg;
 use crate::actors::group::coordinator::CoordinatorMsg;
 use crate::actors::partition::actor::PartitionMsg;
@@ -20,7 +21,6 @@ use parking_lot::RwLock;
 use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 /// Producer ids reserved per controller round trip.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -106,27 +106,20 @@ impl Broker for Node {
                 Ok(Err(_)) => return Err(ResponseError::NotLeaderOrFollower),
                 Err(_) => return Err(ResponseError::RequestTimedOut),
             };
-            let (tx, rx) = oneshot::channel();
-            if handle
-                .actor
-                .send_message(PartitionMsg::Produce {
-                    batch: batch.bytes,
-                    header: batch.header,
-                    reply: tx,
-                })
-                .is_err()
-            {
-                return Err(ResponseError::NotLeaderOrFollower);
-            }
+            let asked = send_ask(&handle.actor, |reply| PartitionMsg::Produce {
+                batch: batch.bytes,
+                header: batch.header,
+                reply,
+            })
+            .map_err(|e| e.code(ResponseError::NotLeaderOrFollower))?;
             // acks=1 and acks=-1 both wait for commit: on a group of one, commit is the
             // leader's own fsync; in a cluster acks=1 is still never weaker than promised.
             let _ = acks;
             let committed = async move {
-                let result = match tokio::time::timeout_at(deadline, rx).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower),
-                    Err(_) => Err(ResponseError::RequestTimedOut),
-                };
+                let result = asked
+                    .until(deadline)
+                    .await
+                    .unwrap_or_else(|e| Err(e.code(ResponseError::NotLeaderOrFollower)));
                 drop(permit);
                 result
             };
@@ -165,15 +158,18 @@ impl Broker for Node {
             };
             match (leader, local, peers) {
                 (Some(l), Some(handle), _) if l == me => {
-                    let (tx, rx) = oneshot::channel();
-                    handle
-                        .actor
-                        .send_message(PartitionMsg::ElectPreferred { reply: tx })
-                        .map_err(|_| (ResponseError::NotLeaderOrFollower, "the partition stopped".to_string()))?;
-                    match tokio::time::timeout(timeout, rx).await {
-                        Ok(Ok(answer)) => answer,
-                        Ok(Err(_)) => Err((ResponseError::NotLeaderOrFollower, "the partition stopped".into())),
-                        Err(_) => Err(timed_out()),
+                    match ask(
+                        &handle.actor,
+                        |reply| PartitionMsg::ElectPreferred { reply },
+                        Some(timeout),
+                    )
+                    .await
+                    {
+                        Ok(answer) => answer,
+                        Err(AskError::Gone) => {
+                            Err((ResponseError::NotLeaderOrFollower, "the partition stopped".into()))
+                        }
+                        Err(AskError::TimedOut) => Err(timed_out()),
                     }
                 }
                 (Some(l), _, Some(peers)) if l != me => {
@@ -206,18 +202,16 @@ impl Broker for Node {
     fn propose(&self, cmd: MetaCommand, timeout_ms: u64) -> BoxFuture<'static, Result<i64, (ResponseError, String)>> {
         let controller = self.controller.clone();
         async move {
-            let (tx, rx) = oneshot::channel();
-            controller
-                .send_message(ControllerMsg::Propose {
-                    cmd,
-                    reply: tx,
-                    forwarded: false,
-                })
-                .map_err(|_| (ResponseError::NotController, "controller is not running".to_string()))?;
-            match tokio::time::timeout(Duration::from_millis(timeout_ms.max(1)), rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err((ResponseError::NotController, "controller stopped".into())),
-                Err(_) => Err((
+            let asked = send_ask(&controller, |reply| ControllerMsg::Propose {
+                cmd,
+                reply,
+                forwarded: false,
+            })
+            .map_err(|_| (ResponseError::NotController, "controller is not running".to_string()))?;
+            match asked.within(Some(Duration::from_millis(timeout_ms.max(1)))).await {
+                Ok(r) => r,
+                Err(AskError::Gone) => Err((ResponseError::NotController, "controller stopped".into())),
+                Err(AskError::TimedOut) => Err((
                     ResponseError::RequestTimedOut,
                     "metadata change not applied in time".into(),
                 )),
@@ -247,16 +241,14 @@ impl Broker for Node {
                     ResponseError::UnknownTopicOrPartition
                 });
             };
-            let (tx, rx) = oneshot::channel();
-            handle
-                .actor
-                .send_message(PartitionMsg::DeleteRecords { offset, reply: tx })
-                .map_err(|_| ResponseError::NotLeaderOrFollower)?;
-            match tokio::time::timeout(Duration::from_millis(timeout_ms), rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower),
-                Err(_) => Err(ResponseError::RequestTimedOut),
-            }
+            let timeout = Some(Duration::from_millis(timeout_ms));
+            ask(
+                &handle.actor,
+                |reply| PartitionMsg::DeleteRecords { offset, reply },
+                timeout,
+            )
+            .await
+            .unwrap_or_else(|e| Err(e.code(ResponseError::NotLeaderOrFollower)))
         }
         .boxed()
     }
@@ -321,16 +313,16 @@ impl Broker for Node {
     ) -> BoxFuture<'static, Result<(), ResponseError>> {
         let coordinator = self.coordinator.clone();
         async move {
-            let (tx, rx) = oneshot::channel();
-            coordinator
-                .send_message(CoordinatorMsg::Commit {
-                    group,
-                    from,
-                    entries,
-                    reply: tx,
-                })
-                .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
-            rx.await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+            let commit = |reply| CoordinatorMsg::Commit {
+                group,
+                from,
+                entries,
+                reply,
+            };
+            // Unbounded here: the coordinator bounds its writes (offsets.commit.timeout).
+            ask(&coordinator, commit, None)
+                .await
+                .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
         }
         .boxed()
     }
@@ -342,15 +334,13 @@ impl Broker for Node {
     ) -> BoxFuture<'static, Result<Vec<(OffsetKey, Committed)>, ResponseError>> {
         let coordinator = self.coordinator.clone();
         async move {
-            let (tx, rx) = oneshot::channel();
-            coordinator
-                .send_message(CoordinatorMsg::Fetch {
-                    group,
-                    wanted,
-                    reply: tx,
-                })
-                .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
-            rx.await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+            ask(
+                &coordinator,
+                |reply| CoordinatorMsg::Fetch { group, wanted, reply },
+                None,
+            )
+            .await
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
         }
         .boxed()
     }
@@ -358,15 +348,10 @@ impl Broker for Node {
     fn group_op(&self, op: GroupOp) -> BoxFuture<'static, GroupReply> {
         let coordinator = self.coordinator.clone();
         async move {
-            let failed = || GroupReply::Heartbeat(Err(ResponseError::CoordinatorNotAvailable));
-            let (tx, rx) = oneshot::channel();
-            if coordinator
-                .send_message(CoordinatorMsg::Group { op, reply: tx })
-                .is_err()
-            {
-                return failed();
-            }
-            rx.await.unwrap_or_else(|_| failed())
+            // Unbounded: a join waits out its rebalance; the coordinator bounds every wait.
+            ask(&coordinator, |reply| CoordinatorMsg::Group { op, reply }, None)
+                .await
+                .unwrap_or(GroupReply::Heartbeat(Err(ResponseError::CoordinatorNotAvailable)))
         }
         .boxed()
     }

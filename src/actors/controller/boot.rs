@@ -2,6 +2,7 @@
 //! cluster's id from the controller (a node that belongs to another cluster refuses to start),
 //! and registering the node's Kafka address for Metadata.
 
+use crate::actors::ask::ask;
 use crate::actors::controller::actor::ControllerMsg;
 use crate::actors::controller::routes::ClusterRoutes;
 use crate::actors::partition::registry::Registry;
@@ -17,7 +18,7 @@ use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// How long a proposal after start-up keeps retrying while the controller has no leader.
@@ -90,16 +91,14 @@ async fn propose_retrying(
     let started = tokio::time::Instant::now();
     let mut next_log = started + WAIT_LOG_INTERVAL;
     loop {
-        let (tx, rx) = oneshot::channel();
-        controller
-            .send_message(ControllerMsg::Propose {
-                cmd: cmd.clone(),
-                reply: tx,
-                forwarded: false,
-            })
-            .map_err(|_| anyhow::anyhow!("controller stopped"))?;
+        let propose = |reply| ControllerMsg::Propose {
+            cmd: cmd.clone(),
+            reply,
+            forwarded: false,
+        };
+        let answer = ask(controller, propose, None).await;
         let now = tokio::time::Instant::now();
-        match rx.await {
+        match answer {
             Ok(Ok(v)) => return Ok(v),
             // A controller leader whose data dir is full refuses changes until there is room
             // (or another node leads): a node starting then waits, it does not give up.

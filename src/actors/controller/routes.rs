@@ -2,6 +2,7 @@
 //! as it exists, before it has a leader, so that votes can be answered), the partitions'
 //! groups through the registry, and the controller actor for forwarded proposals.
 
+use crate::actors::ask::{ask, AskError};
 use crate::actors::controller::actor::ControllerMsg;
 use crate::actors::partition::actor::PartitionMsg;
 use crate::actors::partition::registry::Registry;
@@ -91,15 +92,12 @@ impl LocalGroups for ClusterRoutes {
             let actor = actor.ok_or((not_controller, "controller not running".to_string()))?;
             let cmd: MetaCommand =
                 serde_json::from_slice(&cmd).map_err(|e| (ResponseError::InvalidRequest.code(), e.to_string()))?;
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            actor
-                .send_message(ControllerMsg::Propose {
-                    cmd,
-                    reply: tx,
-                    forwarded: true,
-                })
-                .map_err(|_| (not_controller, "controller stopped".to_string()))?;
-            match rx.await {
+            let propose = |reply| ControllerMsg::Propose {
+                cmd,
+                reply,
+                forwarded: true,
+            };
+            match ask(&actor, propose, None).await {
                 Ok(r) => r.map_err(|(code, why)| (code.code(), why)),
                 Err(_) => Err((not_controller, "controller stopped".to_string())),
             }
@@ -123,16 +121,12 @@ impl LocalGroups for ClusterRoutes {
                 )
             };
             let handle = handle.ok_or_else(not_leader)?;
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            handle
-                .actor
-                .send_message(PartitionMsg::ElectPreferred { reply: tx })
-                .map_err(|_| not_leader())?;
             // Bounded: the request holds one of the connection's server permits meanwhile.
-            match tokio::time::timeout(ELECT_PREFERRED_TIMEOUT, rx).await {
-                Ok(Ok(r)) => r.map(|()| 0).map_err(|(code, why)| (code.code(), why)),
-                Ok(Err(_)) => Err(not_leader()),
-                Err(_) => Err((
+            let elect = |reply| PartitionMsg::ElectPreferred { reply };
+            match ask(&handle.actor, elect, Some(ELECT_PREFERRED_TIMEOUT)).await {
+                Ok(r) => r.map(|()| 0).map_err(|(code, why)| (code.code(), why)),
+                Err(AskError::Gone) => Err(not_leader()),
+                Err(AskError::TimedOut) => Err((
                     ResponseError::RequestTimedOut.code(),
                     "the handoff did not finish in time".to_string(),
                 )),
@@ -168,16 +162,13 @@ impl LocalGroups for ClusterRoutes {
         async move {
             let not_controller = ResponseError::NotController.code();
             let actor = actor.ok_or((not_controller, "controller not running".to_string()))?;
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            actor
-                .send_message(ControllerMsg::AddLearner {
-                    node_id,
-                    addr,
-                    reply: tx,
-                    forwarded,
-                })
-                .map_err(|_| (not_controller, "controller stopped".to_string()))?;
-            match rx.await {
+            let add = |reply| ControllerMsg::AddLearner {
+                node_id,
+                addr,
+                reply,
+                forwarded,
+            };
+            match ask(&actor, add, None).await {
                 Ok(r) => r.map_err(|(code, why)| (code.code(), why)),
                 Err(_) => Err((not_controller, "controller stopped".to_string())),
             }

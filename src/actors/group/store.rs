@@ -12,6 +12,7 @@
 //! is moved to the first of them. A replay therefore reads at most about twice the live state
 //! plus the interval, and the records it skips are exactly the ones superseded.
 
+use crate::actors::ask::{send_ask, AskError, Asked};
 use crate::actors::group::coordinator::CoordinatorMsg;
 use crate::actors::group::load::{offsets_partition, spawn_load, LoadId, LoadResult};
 use crate::actors::partition::actor::PartitionMsg;
@@ -544,37 +545,32 @@ impl Store {
 fn propose(
     handle: &PartitionHandle,
     records: &[OffsetsRecord],
-) -> Result<oneshot::Receiver<Result<i64, ResponseError>>, ResponseError> {
+) -> Result<Asked<Result<i64, ResponseError>>, ResponseError> {
     let batch = encode_batch(records).map_err(|_| ResponseError::UnknownServerError)?;
     let valid = validate_produced(&batch, i32::MAX).map_err(|_| ResponseError::UnknownServerError)?;
-    let (tx, rx) = oneshot::channel();
-    handle
-        .actor
-        .send_message(PartitionMsg::Produce {
-            batch: valid.bytes,
-            header: valid.header,
-            reply: tx,
-        })
-        .map_err(|_| ResponseError::NotCoordinator)?;
-    Ok(rx)
+    let produce = |reply| PartitionMsg::Produce {
+        batch: valid.bytes,
+        header: valid.header,
+        reply,
+    };
+    send_ask(&handle.actor, produce).map_err(|_| ResponseError::NotCoordinator)
 }
 
 /// A proposal's outcome, in the coordinator's error codes.
-async fn outcome(timeout: Duration, rx: oneshot::Receiver<Result<i64, ResponseError>>) -> Result<i64, ResponseError> {
-    match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(Ok(base))) => Ok(base),
-        Ok(Ok(Err(ResponseError::NotLeaderOrFollower))) | Ok(Err(_)) => Err(ResponseError::NotCoordinator),
-        Ok(Ok(Err(_))) => Err(ResponseError::UnknownServerError),
-        Err(_) => Err(ResponseError::RequestTimedOut),
+async fn outcome(timeout: Duration, asked: Asked<Result<i64, ResponseError>>) -> Result<i64, ResponseError> {
+    match asked.within(Some(timeout)).await {
+        Ok(Ok(base)) => Ok(base),
+        Ok(Err(ResponseError::NotLeaderOrFollower)) | Err(AskError::Gone) => Err(ResponseError::NotCoordinator),
+        Ok(Err(_)) => Err(ResponseError::UnknownServerError),
+        Err(AskError::TimedOut) => Err(ResponseError::RequestTimedOut),
     }
 }
 
 /// Moves the partition's log start to `offset`.
 async fn purge(handle: &PartitionHandle, offset: i64, timeout: Duration) -> Result<i64, String> {
-    let (tx, rx) = oneshot::channel();
-    handle
-        .actor
-        .send_message(PartitionMsg::DeleteRecords { offset, reply: tx })
+    let asked = send_ask(&handle.actor, |reply| PartitionMsg::DeleteRecords { offset, reply })
         .map_err(|_| "partition stopped".to_string())?;
-    outcome(timeout, rx).await.map_err(|code| format!("purging: {code:?}"))
+    outcome(timeout, asked)
+        .await
+        .map_err(|code| format!("purging: {code:?}"))
 }

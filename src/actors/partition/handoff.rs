@@ -9,6 +9,7 @@
 //! leadership the same way to any in-sync replica, and so does every leader on a node that
 //! shuts down (`hand_all_away`, Kafka's controlled shutdown).
 
+use crate::actors::ask::ask;
 use crate::actors::partition::actor::PartitionMsg;
 use crate::actors::partition::registry::Registry;
 use crate::cluster::handover::hand_leadership;
@@ -134,7 +135,7 @@ pub async fn hand_all_away(registry: &Registry, timeout: Duration) {
     let started = std::time::Instant::now();
     let moved = std::sync::atomic::AtomicUsize::new(0);
     let asks = led.iter().map(|(_, h)| async {
-        if let Ok(true) = ractor::call!(h.actor, |reply| PartitionMsg::HandAway { reply }) {
+        if let Ok(true) = ask(&h.actor, |r| PartitionMsg::HandAway { reply: r.into() }, None).await {
             moved.fetch_add(1, Ordering::Relaxed);
         }
     });
