@@ -133,5 +133,5 @@ async fn shutdown(broker: &ractor::ActorRef<BrokerMsg>, timeout: Duration) {
     tracing::info!("shutting down");
     // Every step inside is bounded by `timeout`; this outer bound covers the sum.
     let shutdown = |r: tokio::sync::oneshot::Sender<()>| BrokerMsg::Shutdown(r.into());
-    let _ = raftstream::actors::ask::ask(&broker, shutdown, Some(timeout * 4)).await;
+    let _ = raftstream::actors::ask::ask(broker, shutdown, Some(timeout * 4)).await;
 }
