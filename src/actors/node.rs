@@ -4,16 +4,21 @@
 use crate::actors::ask::{ask, send_ask, AskError};
 use crate::actors::controller::actor::ControllerMsg;
 use crate::actors::group::coordinator::CoordinatorMsg;
+use crate::actors::group::ops::GroupOp;
 use crate::actors::partition::actor::PartitionMsg;
 use crate::actors::partition::registry::Registry;
 use crate::cluster::network::CallError;
 use crate::cluster::wire::{GroupId, Request, Response};
 use crate::config::Config;
-use crate::handlers::context::{Appending, Broker, CommitFrom, GroupOp, GroupReply, PartitionView};
+use crate::handlers::context::{
+    Appending, Broker, CommitFrom, EachResult, GroupDescription, GroupListing, HeartbeatArgs, JoinArgs, Joined,
+    PartitionView, SyncArgs,
+};
 use crate::protocol::batch::ValidBatch;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::offsets::{partition_for, Committed, OffsetKey, OFFSETS_TOPIC};
 use crate::types::{NodeInfo, TopicPartition};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
@@ -56,6 +61,26 @@ pub struct Node {
     pub controller_leader: Arc<std::sync::atomic::AtomicI32>,
     /// The data dir's free-space guard.
     pub disk: Arc<crate::storage::disk_guard::DiskGuard>,
+}
+
+impl Node {
+    /// Asks the group coordinator; unbounded (a join waits out its rebalance, and the
+    /// coordinator bounds every wait of its own). A coordinator that is gone or dropped the
+    /// request is COORDINATOR_NOT_AVAILABLE.
+    fn ask_coordinator<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(tokio::sync::oneshot::Sender<R>) -> GroupOp,
+    ) -> BoxFuture<'static, Result<R, ResponseError>> {
+        let asked = send_ask(&self.coordinator, |reply| CoordinatorMsg::Group(op(reply)));
+        async move {
+            asked
+                .map_err(|_| ResponseError::CoordinatorNotAvailable)?
+                .within(None)
+                .await
+                .map_err(|_| ResponseError::CoordinatorNotAvailable)
+        }
+        .boxed()
+    }
 }
 
 impl Broker for Node {
@@ -345,15 +370,44 @@ impl Broker for Node {
         .boxed()
     }
 
-    fn group_op(&self, op: GroupOp) -> BoxFuture<'static, GroupReply> {
-        let coordinator = self.coordinator.clone();
-        async move {
-            // Unbounded: a join waits out its rebalance; the coordinator bounds every wait.
-            ask(&coordinator, |reply| CoordinatorMsg::Group { op, reply }, None)
-                .await
-                .unwrap_or(GroupReply::Heartbeat(Err(ResponseError::CoordinatorNotAvailable)))
-        }
-        .boxed()
+    fn join_group(&self, args: JoinArgs) -> BoxFuture<'static, Result<Joined, ResponseError>> {
+        self.ask_coordinator(|reply| GroupOp::Join(args, reply))
+    }
+
+    fn sync_group(&self, args: SyncArgs) -> BoxFuture<'static, Result<Bytes, ResponseError>> {
+        let asked = self.ask_coordinator(|reply| GroupOp::Sync(args, reply));
+        async move { asked.await.and_then(|r| r) }.boxed()
+    }
+
+    fn heartbeat(&self, args: HeartbeatArgs) -> BoxFuture<'static, Result<(), ResponseError>> {
+        let asked = self.ask_coordinator(|reply| GroupOp::Heartbeat(args, reply));
+        async move { asked.await.and_then(|r| r) }.boxed()
+    }
+
+    fn leave_group(&self, group: String, members: Vec<(String, Option<String>)>) -> BoxFuture<'static, EachResult> {
+        self.ask_coordinator(|reply| GroupOp::Leave { group, members, reply })
+    }
+
+    fn describe_groups(&self, groups: Vec<String>) -> BoxFuture<'static, Result<Vec<GroupDescription>, ResponseError>> {
+        self.ask_coordinator(|reply| GroupOp::Describe { groups, reply })
+    }
+
+    fn list_groups(&self) -> BoxFuture<'static, Result<Vec<GroupListing>, ResponseError>> {
+        self.ask_coordinator(|reply| GroupOp::List { reply })
+    }
+
+    fn delete_groups(&self, groups: Vec<String>) -> BoxFuture<'static, EachResult> {
+        let asked = self.ask_coordinator(|reply| GroupOp::Delete { groups, reply });
+        async move { asked.await.and_then(|r| r) }.boxed()
+    }
+
+    fn delete_offsets(&self, group: String, partitions: Vec<(String, i32)>) -> BoxFuture<'static, EachResult> {
+        let asked = self.ask_coordinator(|reply| GroupOp::DeleteOffsets {
+            group,
+            partitions,
+            reply,
+        });
+        async move { asked.await.and_then(|r| r) }.boxed()
     }
 
     fn allocate_producer_id(&self) -> BoxFuture<'static, Result<i64, ResponseError>> {

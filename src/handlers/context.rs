@@ -91,8 +91,23 @@ pub trait Broker: Send + Sync + 'static {
         group: String,
         wanted: Option<Vec<(String, i32)>>,
     ) -> BoxFuture<'static, Result<Vec<(OffsetKey, Committed)>, ResponseError>>;
-    /// A group-membership operation (JoinGroup, SyncGroup, Heartbeat, LeaveGroup).
-    fn group_op(&self, op: GroupOp) -> BoxFuture<'static, GroupReply>;
+    /// JoinGroup: answered once the group's rebalance lets this member in (`Joined.error`
+    /// carries the member-level codes, with the member id the client must use).
+    fn join_group(&self, args: JoinArgs) -> BoxFuture<'static, Result<Joined, ResponseError>>;
+    /// SyncGroup: this member's assignment.
+    fn sync_group(&self, args: SyncArgs) -> BoxFuture<'static, Result<Bytes, ResponseError>>;
+    /// Heartbeat.
+    fn heartbeat(&self, args: HeartbeatArgs) -> BoxFuture<'static, Result<(), ResponseError>>;
+    /// LeaveGroup: one outcome per (member id, group.instance.id).
+    fn leave_group(&self, group: String, members: Vec<(String, Option<String>)>) -> BoxFuture<'static, EachResult>;
+    /// DescribeGroups.
+    fn describe_groups(&self, groups: Vec<String>) -> BoxFuture<'static, Result<Vec<GroupDescription>, ResponseError>>;
+    /// ListGroups: (group, protocol type, state) of every group with members or offsets.
+    fn list_groups(&self) -> BoxFuture<'static, Result<Vec<GroupListing>, ResponseError>>;
+    /// DeleteGroups: one outcome per group (only empty groups go, with their offsets).
+    fn delete_groups(&self, groups: Vec<String>) -> BoxFuture<'static, EachResult>;
+    /// OffsetDelete: one outcome per partition (only partitions no member subscribes to).
+    fn delete_offsets(&self, group: String, partitions: Vec<(String, i32)>) -> BoxFuture<'static, EachResult>;
     /// Whether node `id` is live as the controller sees it (not fenced).
     fn node_alive(&self, id: i32) -> bool;
     /// Whether this node heard from node `id` within the leader lease (itself, and any node
@@ -152,41 +167,29 @@ pub struct JoinArgs {
     pub group_instance_id: Option<String>,
 }
 
-/// A group-membership operation for the coordinator.
-pub enum GroupOp {
-    Join(JoinArgs),
-    Sync {
-        group: String,
-        generation: i32,
-        member_id: String,
-        instance_id: Option<String>,
-        assignments: Vec<(String, Bytes)>,
-    },
-    Heartbeat {
-        group: String,
-        generation: i32,
-        member_id: String,
-        instance_id: Option<String>,
-    },
-    Leave {
-        group: String,
-        /// (member id, group.instance.id) of each leaving member.
-        members: Vec<(String, Option<String>)>,
-    },
-    Describe {
-        groups: Vec<String>,
-    },
-    List,
-    /// Delete empty groups and their committed offsets.
-    Delete {
-        groups: Vec<String>,
-    },
-    /// Delete a group's committed offsets of partitions its members are not subscribed to.
-    DeleteOffsets {
-        group: String,
-        partitions: Vec<(String, i32)>,
-    },
+/// A SyncGroup for the coordinator.
+pub struct SyncArgs {
+    pub group: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    /// (member id, assignment) from the leader; empty from the others.
+    pub assignments: Vec<(String, Bytes)>,
 }
+
+/// A Heartbeat for the coordinator.
+pub struct HeartbeatArgs {
+    pub group: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+/// A group as ListGroups shows it: (group, protocol type, state).
+pub type GroupListing = (String, String, String);
+
+/// One outcome per item asked about (member, group, partition), or why none could be given.
+pub type EachResult = Result<Vec<Result<(), ResponseError>>, ResponseError>;
 
 /// A group as DescribeGroups shows it.
 #[derive(Debug, Clone, Default)]
@@ -208,19 +211,4 @@ pub struct MemberDescription {
     pub client_id: String,
     pub metadata: Bytes,
     pub assignment: Bytes,
-}
-
-/// The coordinator's answer to a `GroupOp`.
-#[derive(Debug)]
-pub enum GroupReply {
-    Joined(Joined),
-    Synced(Result<Bytes, ResponseError>),
-    Heartbeat(Result<(), ResponseError>),
-    Left(Vec<Result<(), ResponseError>>),
-    Described(Vec<GroupDescription>),
-    /// (group, protocol type, state) of every group with members or committed offsets.
-    Listed(Vec<(String, String, String)>),
-    Deleted(Vec<Result<(), ResponseError>>),
-    /// Per partition outcome, or a group-level error.
-    OffsetsDeleted(Result<Vec<Result<(), ResponseError>>, ResponseError>),
 }

@@ -1,7 +1,6 @@
 //! DescribeGroups (v0–5): state, protocol and members (with metadata and assignment) of groups.
 
-use super::context::{Broker, GroupOp, GroupReply};
-use kafka_protocol::error::ResponseError;
+use super::context::Broker;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 use kafka_protocol::protocol::StrBytes;
@@ -9,13 +8,13 @@ use kafka_protocol::protocol::StrBytes;
 /// Handles a DescribeGroups request.
 pub async fn handle(broker: &dyn Broker, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let names: Vec<String> = req.groups.iter().map(|g| g.to_string()).collect();
-    let described = match broker.group_op(GroupOp::Describe { groups: names.clone() }).await {
-        GroupReply::Described(d) => d,
-        _ => {
+    let described = match broker.describe_groups(names.clone()).await {
+        Ok(described) => described,
+        Err(code) => {
             let failed = names.into_iter().map(|g| {
                 DescribedGroup::default()
                     .with_group_id(GroupId(StrBytes::from_string(g)))
-                    .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                    .with_error_code(code.code())
             });
             return DescribeGroupsResponse::default().with_groups(failed.collect());
         }

@@ -4,7 +4,7 @@
 //! identity and assignment back without a rebalance. A session timeout outside
 //! `group.min.session.timeout.ms`..`group.max.session.timeout.ms` gets INVALID_SESSION_TIMEOUT.
 
-use super::context::{Broker, GroupOp, GroupReply, JoinArgs};
+use super::context::{Broker, JoinArgs};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
@@ -52,9 +52,9 @@ pub async fn handle(broker: &dyn Broker, req: JoinGroupRequest, version: i16, cl
         require_known_member_id: version >= 4,
         group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
     };
-    let joined = match broker.group_op(GroupOp::Join(args)).await {
-        GroupReply::Joined(j) => j,
-        _ => return fail(ResponseError::CoordinatorNotAvailable, req.member_id.to_string()),
+    let joined = match broker.join_group(args).await {
+        Ok(joined) => joined,
+        Err(code) => return fail(code, req.member_id.to_string()),
     };
     if let Some(code) = joined.error {
         return fail(code, joined.member_id);

@@ -1,7 +1,6 @@
 //! LeaveGroup (v0–4): one member (v0–2) or a batch of members (v3+) leave; the group rebalances.
 
-use super::context::{Broker, GroupOp, GroupReply};
-use kafka_protocol::error::ResponseError;
+use super::context::Broker;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
@@ -21,18 +20,9 @@ pub async fn handle(broker: &dyn Broker, req: LeaveGroupRequest, version: i16) -
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let results = match broker
-        .group_op(GroupOp::Leave {
-            group: req.group_id.to_string(),
-            members: ids.clone(),
-        })
-        .await
-    {
-        GroupReply::Left(r) => r,
-        _ => ids
-            .iter()
-            .map(|_| Err(ResponseError::CoordinatorNotAvailable))
-            .collect(),
+    let results = match broker.leave_group(req.group_id.to_string(), ids.clone()).await {
+        Ok(each) => each,
+        Err(code) => ids.iter().map(|_| Err(code)).collect(),
     };
     if version < 3 {
         return match results.first() {

@@ -1,16 +1,16 @@
 //! ListGroups (v0–4): every group with members or committed offsets, with its state from v4
 //! (and the v4 state filter).
 
-use super::context::{Broker, GroupOp, GroupReply};
-use kafka_protocol::error::ResponseError;
+use super::context::Broker;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 /// Handles a ListGroups request.
 pub async fn handle(broker: &dyn Broker, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
-    let GroupReply::Listed(listed) = broker.group_op(GroupOp::List).await else {
-        return ListGroupsResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    let listed = match broker.list_groups().await {
+        Ok(listed) => listed,
+        Err(code) => return ListGroupsResponse::default().with_error_code(code.code()),
     };
     let groups = listed
         .into_iter()

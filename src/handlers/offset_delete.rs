@@ -1,8 +1,7 @@
 //! OffsetDelete (v0): deletes a group's committed offsets for partitions of topics its members
 //! are not subscribed to (those get GROUP_SUBSCRIBED_TO_TOPIC), with tombstones.
 
-use super::context::{Broker, GroupOp, GroupReply};
-use kafka_protocol::error::ResponseError;
+use super::context::Broker;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
@@ -17,14 +16,9 @@ pub async fn handle(broker: &dyn Broker, req: OffsetDeleteRequest) -> OffsetDele
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    let op = GroupOp::DeleteOffsets {
-        group: req.group_id.to_string(),
-        partitions,
-    };
-    let outcomes = match broker.group_op(op).await {
-        GroupReply::OffsetsDeleted(Ok(o)) => o,
-        GroupReply::OffsetsDeleted(Err(code)) => return OffsetDeleteResponse::default().with_error_code(code.code()),
-        _ => return OffsetDeleteResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+    let outcomes = match broker.delete_offsets(req.group_id.to_string(), partitions).await {
+        Ok(each) => each,
+        Err(code) => return OffsetDeleteResponse::default().with_error_code(code.code()),
     };
     let mut outcomes = outcomes.into_iter();
     let topics = req

@@ -1,12 +1,11 @@
 //! SyncGroup (v0–5): the leader hands in every member's assignment; each member gets its own.
 
-use super::context::{Broker, GroupOp, GroupReply};
-use kafka_protocol::error::ResponseError;
+use super::context::{Broker, SyncArgs};
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 /// Handles a SyncGroup request.
 pub async fn handle(broker: &dyn Broker, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
-    let op = GroupOp::Sync {
+    let args = SyncArgs {
         group: req.group_id.to_string(),
         generation: req.generation_id,
         member_id: req.member_id.to_string(),
@@ -17,11 +16,7 @@ pub async fn handle(broker: &dyn Broker, req: SyncGroupRequest, version: i16) ->
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
     };
-    let result = match broker.group_op(op).await {
-        GroupReply::Synced(r) => r,
-        _ => Err(ResponseError::CoordinatorNotAvailable),
-    };
-    match result {
+    match broker.sync_group(args).await {
         Ok(assignment) => {
             let resp = SyncGroupResponse::default().with_assignment(assignment);
             // protocol_type and protocol_name exist from v5.

@@ -7,10 +7,11 @@
 //! from standalone consumers and are answered once their record is committed.
 
 use crate::actors::group::load::{LoadId, LoadResult};
+use crate::actors::group::ops::{group_op, GroupOp};
 use crate::actors::group::state::Groups;
 use crate::actors::group::store::{Store, StoreConfig, WriteDone};
 use crate::actors::partition::registry::Registry;
-use crate::handlers::context::{CommitFrom, GroupDescription, GroupOp, GroupReply};
+use crate::handlers::context::CommitFrom;
 use crate::storage::offsets::{Committed, OffsetKey, OffsetsRecord};
 use kafka_protocol::error::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -34,11 +35,8 @@ pub enum CoordinatorMsg {
         entries: Vec<(OffsetKey, Committed)>,
         reply: oneshot::Sender<Result<(), ResponseError>>,
     },
-    /// A membership operation.
-    Group {
-        op: GroupOp,
-        reply: oneshot::Sender<GroupReply>,
-    },
+    /// A membership or group admin operation, with its own typed reply.
+    Group(GroupOp),
     /// Session and rebalance deadlines, offset expiry, partitions to load (every 100 ms).
     Tick,
     /// Committed offsets of a group: all of them, or of the listed partitions.
@@ -79,14 +77,14 @@ pub struct CoordinatorArgs {
 
 /// Coordinator state.
 pub struct CoordinatorState {
-    store: Store,
-    groups: Groups,
-    ticks: u64,
-    offsets_retention_ms: i64,
-    retention_check_interval: Duration,
-    last_retention_check: Instant,
+    pub(super) store: Store,
+    pub(super) groups: Groups,
+    pub(super) ticks: u64,
+    pub(super) offsets_retention_ms: i64,
+    pub(super) retention_check_interval: Duration,
+    pub(super) last_retention_check: Instant,
     /// Groups without members, since when (ms), for offset expiry.
-    empty_since_ms: HashMap<String, i64>,
+    pub(super) empty_since_ms: HashMap<String, i64>,
 }
 
 /// The coordinator actor.
@@ -266,8 +264,8 @@ impl Actor for GroupCoordinator {
                     st.expire_offsets(&me, crate::storage::log::segment::now_ms());
                 }
             }
-            CoordinatorMsg::Group { op, reply } => {
-                group_op(&me, st, op, reply);
+            CoordinatorMsg::Group(op) => {
+                group_op(&me, st, op);
                 st.store_changed_groups(&me);
             }
         }
@@ -276,227 +274,9 @@ impl Actor for GroupCoordinator {
     }
 }
 
-/// Serves one membership or admin operation.
-fn group_op(me: &ActorRef<CoordinatorMsg>, st: &mut CoordinatorState, op: GroupOp, reply: oneshot::Sender<GroupReply>) {
-    let now = Instant::now();
-    match op {
-        GroupOp::Join(args) => {
-            if let Err(code) = st.store.ready(me, &args.group) {
-                let _ = reply.send(GroupReply::Joined(crate::handlers::context::Joined {
-                    error: Some(code),
-                    member_id: args.member_id,
-                    ..Default::default()
-                }));
-                return;
-            }
-            let (tx, rx) = oneshot::channel();
-            st.groups.join(now, args, tx);
-            tokio::spawn(async move {
-                if let Ok(joined) = rx.await {
-                    let _ = reply.send(GroupReply::Joined(joined));
-                }
-            });
-        }
-        GroupOp::Sync {
-            group,
-            generation,
-            member_id,
-            instance_id,
-            assignments,
-        } => {
-            if let Err(code) = st.store.ready(me, &group) {
-                let _ = reply.send(GroupReply::Synced(Err(code)));
-                return;
-            }
-            let (tx, rx) = oneshot::channel();
-            st.groups.sync(
-                now,
-                &group,
-                generation,
-                &member_id,
-                instance_id.as_deref(),
-                assignments,
-                tx,
-            );
-            tokio::spawn(async move {
-                if let Ok(synced) = rx.await {
-                    let _ = reply.send(GroupReply::Synced(synced));
-                }
-            });
-        }
-        GroupOp::Heartbeat {
-            group,
-            generation,
-            member_id,
-            instance_id,
-        } => {
-            let result = st.store.ready(me, &group).and_then(|_| {
-                st.groups
-                    .heartbeat(now, &group, generation, &member_id, instance_id.as_deref())
-            });
-            let _ = reply.send(GroupReply::Heartbeat(result));
-        }
-        GroupOp::Leave { group, members } => {
-            let result = match st.store.ready(me, &group) {
-                Ok(()) => st.groups.leave(now, &group, &members),
-                Err(code) => members.iter().map(|_| Err(code)).collect(),
-            };
-            let _ = reply.send(GroupReply::Left(result));
-        }
-        GroupOp::Describe { groups } => {
-            let described = groups.into_iter().map(|g| describe(me, st, g)).collect();
-            let _ = reply.send(GroupReply::Described(described));
-        }
-        GroupOp::List => {
-            let mut listed: Vec<(String, String, String)> = st
-                .groups
-                .names()
-                .into_iter()
-                .filter_map(|g| st.groups.describe(&g))
-                .map(|d| (d.group, d.protocol_type, d.state))
-                .collect();
-            for g in st.store.groups_with_offsets() {
-                if st.groups.state(g).is_none() {
-                    listed.push((g.clone(), String::new(), "Empty".into()));
-                }
-            }
-            listed.sort();
-            let _ = reply.send(GroupReply::Listed(listed));
-        }
-        GroupOp::DeleteOffsets { group, partitions } => delete_offsets(me, st, group, partitions, reply),
-        GroupOp::Delete { groups } => {
-            let mut pending = Vec::new();
-            for g in groups {
-                pending.push(delete_group(me, st, &g));
-            }
-            tokio::spawn(async move {
-                let mut results = Vec::new();
-                for p in pending {
-                    results.push(match p {
-                        Ok(done) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
-                        Err(code) => Err(code),
-                    });
-                }
-                let _ = reply.send(GroupReply::Deleted(results));
-            });
-        }
-    }
-}
-
-fn describe(me: &ActorRef<CoordinatorMsg>, st: &mut CoordinatorState, g: String) -> GroupDescription {
-    if let Err(code) = st.store.ready(me, &g) {
-        return GroupDescription {
-            group: g,
-            error: Some(code),
-            ..Default::default()
-        };
-    }
-    st.groups.describe(&g).unwrap_or_else(|| {
-        // Known only by its offsets (or not at all): Empty, or Dead.
-        let state = if st.store.has_offsets(&g) { "Empty" } else { "Dead" };
-        GroupDescription {
-            group: g,
-            state: state.into(),
-            ..Default::default()
-        }
-    })
-}
-
-/// Deletes an empty group: tombstones for its offsets (and its stored generation).
-fn delete_group(
-    me: &ActorRef<CoordinatorMsg>,
-    st: &mut CoordinatorState,
-    g: &str,
-) -> Result<oneshot::Receiver<Result<(), ResponseError>>, ResponseError> {
-    st.store.ready(me, g)?;
-    if st.groups.describe(g).is_some_and(|d| !d.members.is_empty()) {
-        return Err(ResponseError::NonEmptyGroup);
-    }
-    let mut tombstones: Vec<OffsetsRecord> = st
-        .store
-        .committed(g, None)
-        .into_iter()
-        .map(|(k, _)| OffsetsRecord::Offset(k, None))
-        .collect();
-    if st.store.stored_group(g).is_some() {
-        tombstones.push(OffsetsRecord::Group(g.to_string(), None));
-    }
-    if tombstones.is_empty() {
-        return Err(ResponseError::GroupIdNotFound);
-    }
-    st.store.write(me, g, tombstones)
-}
-
-/// OffsetDelete: each partition's outcome (topics the group's members subscribe to are refused).
-pub fn offset_delete_outcomes(
-    subscribed: &BTreeSet<String>,
-    partitions: &[(String, i32)],
-) -> Vec<Result<(), ResponseError>> {
-    partitions
-        .iter()
-        .map(|(t, _)| {
-            if subscribed.contains(t) {
-                Err(ResponseError::GroupSubscribedToTopic)
-            } else {
-                Ok(())
-            }
-        })
-        .collect()
-}
-
-fn delete_offsets(
-    me: &ActorRef<CoordinatorMsg>,
-    st: &mut CoordinatorState,
-    group: String,
-    partitions: Vec<(String, i32)>,
-    reply: oneshot::Sender<GroupReply>,
-) {
-    if let Err(code) = st.store.ready(me, &group) {
-        let _ = reply.send(GroupReply::OffsetsDeleted(Err(code)));
-        return;
-    }
-    if st.groups.state(&group).is_none() && !st.store.has_offsets(&group) {
-        let _ = reply.send(GroupReply::OffsetsDeleted(Err(ResponseError::GroupIdNotFound)));
-        return;
-    }
-    let outcomes = offset_delete_outcomes(&st.groups.subscribed_topics(&group), &partitions);
-    let tombstones: Vec<OffsetsRecord> = partitions
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| o.is_ok())
-        .map(|((t, p), _)| {
-            let key = OffsetKey {
-                group: group.clone(),
-                topic: t.clone(),
-                partition: *p,
-            };
-            OffsetsRecord::Offset(key, None)
-        })
-        .collect();
-    let write = (!tombstones.is_empty()).then(|| st.store.write(me, &group, tombstones));
-    tokio::spawn(async move {
-        let written = match write {
-            None => Ok(()),
-            Some(Ok(done)) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
-            Some(Err(code)) => Err(code),
-        };
-        let _ = reply.send(GroupReply::OffsetsDeleted(written.map(|_| outcomes)));
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn offset_delete_refuses_subscribed_topics() {
-        let subscribed: BTreeSet<String> = ["orders".to_string()].into();
-        let asked = vec![("orders".to_string(), 0), ("audit".to_string(), 1)];
-        assert_eq!(
-            offset_delete_outcomes(&subscribed, &asked),
-            vec![Err(ResponseError::GroupSubscribedToTopic), Ok(())]
-        );
-    }
 
     #[test]
     fn offsets_expire_only_for_empty_groups_after_retention() {

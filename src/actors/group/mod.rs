@@ -4,6 +4,7 @@
 
 pub mod coordinator;
 pub mod load;
+pub mod ops;
 pub mod persist;
 pub mod state;
 pub mod store;
