@@ -16,6 +16,7 @@ use crate::actors::http::{Http, HttpArgs, HttpMsg, HttpState};
 use crate::actors::listener::{Listener, ListenerArgs, ListenerMsg};
 use crate::actors::node::Node;
 use crate::actors::partition::elector::{spawn_elector, ElectorConfig};
+use crate::actors::partition::env::PartitionEnv;
 use crate::actors::partition::registry::Registry;
 use crate::actors::partition::reports::LeaderReports;
 use crate::actors::partition::supervisor::{PartitionSupervisor, SupervisorArgs, SupervisorMsg};
@@ -247,39 +248,9 @@ impl Actor for Broker {
             Some("partitions".into()),
             PartitionSupervisor,
             SupervisorArgs {
-                data_dir: cfg.data_dir.clone(),
-                node_id,
-                raft_config: partition_raft_config(
-                    cfg.raft_partition_rpc_timeout_ms,
-                    cfg.raft_partition_election_timeout_ms,
-                )?,
-                log_config: LogConfig {
-                    segment_bytes: cfg.log_segment_bytes,
-                    segment_ms: cfg.log_roll_ms,
-                    index_interval_bytes: cfg.log_index_interval_bytes,
-                    tail_cache_bytes: cfg.log_tail_cache_bytes as usize,
-                    max_append_bytes: cfg.raft_max_append_bytes,
-                },
-                sink,
-                registry: registry.clone(),
-                meta: meta.clone(),
-                max_pending_produces: cfg.partition_max_pending_produces,
-                producer_expiration_ms: cfg.producer_id_expiration_ms as i64,
-                retention: crate::storage::log::retention::RetentionLimits {
-                    retention_ms: cfg.log_retention_ms,
-                    retention_bytes: cfg.log_retention_bytes,
-                },
-                retention_check_interval_ms: cfg.log_retention_check_interval_ms,
+                env: partition_env(&cfg, node_id, sink, &registry, &meta, &peers, &leader_reports, &disk)?,
                 max_restarts: cfg.supervisor_max_restarts,
                 restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
-                peers: peers.clone(),
-                leader_reports: leader_reports.clone(),
-                reassignment_catch_up_timeout: Duration::from_millis(cfg.reassignment_catch_up_timeout_ms),
-                leader_rebalance_interval: cfg
-                    .auto_leader_rebalance_enable
-                    .then(|| Duration::from_secs(cfg.leader_imbalance_check_interval_seconds)),
-                replica_lag_time_max: Duration::from_millis(cfg.replica_lag_time_max_ms),
-                disk: disk.clone(),
                 handovers: handovers.clone(),
             },
             myself.get_cell(),
@@ -458,6 +429,53 @@ impl Actor for Broker {
         }
         Ok(())
     }
+}
+
+/// What every partition of this node shares, from the config.
+#[allow(clippy::too_many_arguments)]
+fn partition_env(
+    cfg: &Config,
+    node_id: crate::types::NodeId,
+    sink: Arc<dyn crate::storage::FlushSink>,
+    registry: &Arc<Registry>,
+    meta: &Arc<RwLock<Arc<ClusterMeta>>>,
+    peers: &Option<Arc<Peers>>,
+    leader_reports: &Option<Arc<LeaderReports>>,
+    disk: &Arc<crate::storage::disk_guard::DiskGuard>,
+) -> anyhow::Result<Arc<PartitionEnv>> {
+    Ok(Arc::new(PartitionEnv {
+        data_dir: cfg.data_dir.clone(),
+        node_id,
+        raft_config: partition_raft_config(
+            cfg.raft_partition_rpc_timeout_ms,
+            cfg.raft_partition_election_timeout_ms,
+        )?,
+        log_config: LogConfig {
+            segment_bytes: cfg.log_segment_bytes,
+            segment_ms: cfg.log_roll_ms,
+            index_interval_bytes: cfg.log_index_interval_bytes,
+            tail_cache_bytes: cfg.log_tail_cache_bytes as usize,
+            max_append_bytes: cfg.raft_max_append_bytes,
+        },
+        sink,
+        registry: registry.clone(),
+        meta: meta.clone(),
+        max_pending_produces: cfg.partition_max_pending_produces.max(1),
+        producer_expiration_ms: cfg.producer_id_expiration_ms as i64,
+        retention: crate::storage::log::retention::RetentionLimits {
+            retention_ms: cfg.log_retention_ms,
+            retention_bytes: cfg.log_retention_bytes,
+        },
+        retention_check_interval_ms: cfg.log_retention_check_interval_ms,
+        peers: peers.clone(),
+        leader_reports: leader_reports.clone(),
+        reassignment_catch_up_timeout: Duration::from_millis(cfg.reassignment_catch_up_timeout_ms),
+        leader_rebalance_interval: cfg
+            .auto_leader_rebalance_enable
+            .then(|| Duration::from_secs(cfg.leader_imbalance_check_interval_seconds)),
+        replica_lag_time_max: Duration::from_millis(cfg.replica_lag_time_max_ms),
+        disk: disk.clone(),
+    }))
 }
 
 /// Stops the broker after a failure it cannot heal (exit 1).

@@ -3,24 +3,20 @@
 //! state machine moves the high watermark on commit. Fetches read the log directly through the
 //! registry (reads change no state).
 
+use crate::actors::partition::env::PartitionEnv;
 use crate::actors::partition::group::{initialize_group, spawn_leadership_watch};
 use crate::actors::partition::handoff::Handoff;
 use crate::actors::partition::reassign::Reassigner;
-use crate::actors::partition::registry::{in_sync, PartitionHandle, Registry};
-use crate::actors::partition::reports::LeaderReports;
-use crate::cluster::network::{Network, Peers};
+use crate::actors::partition::registry::{in_sync, PartitionHandle};
+use crate::cluster::network::Network;
 use crate::cluster::wire::GroupId;
 use crate::protocol::batch::BatchHeader;
-use crate::storage::disk_guard::DiskGuard;
 use crate::storage::log::entry::ProducerInfo;
-use crate::storage::log::retention::RetentionLimits;
 use crate::storage::log::segment::now_ms;
 use crate::storage::log::{LogConfig, PartitionLog};
-use crate::storage::meta_sm::ClusterMeta;
 use crate::storage::partition_sm::{PartitionShared, PartitionSm};
 use crate::storage::producer_state::ProducerStates;
 use crate::storage::raft_log::LogStore;
-use crate::storage::FlushSink;
 use crate::types::TopicPartition;
 use crate::types::{Command, NodeId, Raft};
 use bytes::Bytes;
@@ -106,62 +102,32 @@ pub enum PartitionMsg {
 
 /// What a partition needs to start.
 pub struct PartitionArgs {
+    pub env: Arc<PartitionEnv>,
     pub tp: TopicPartition,
     pub dir: PathBuf,
     pub topic_id: uuid::Uuid,
-    pub node_id: NodeId,
-    pub raft_config: Arc<openraft::Config>,
+    /// The node-wide log settings with the topic's overrides.
     pub log_config: LogConfig,
-    pub sink: Arc<dyn FlushSink>,
-    pub registry: Arc<Registry>,
-    pub max_pending_produces: usize,
-    /// Idle time after which a producer's sequence state is forgotten.
-    pub producer_expiration_ms: i64,
-    /// Cluster metadata (for the topic's retention overrides).
-    pub meta: Arc<parking_lot::RwLock<Arc<ClusterMeta>>>,
-    /// Broker-wide retention defaults.
-    pub retention: RetentionLimits,
-    pub retention_check_interval_ms: u64,
-    /// The other nodes (none for a single node).
-    pub peers: Option<Arc<Peers>>,
     /// Node ids of this partition's replicas: the members of its Raft group.
     pub replicas: Vec<i32>,
-    /// Where won leaderships are reported for the controller (multi-node clusters).
-    pub leader_reports: Option<Arc<LeaderReports>>,
-    /// Bound of one catch-up wait of a reassignment.
-    pub reassignment_catch_up_timeout: Duration,
-    /// How often the leader checks for the preferred replica (None: never).
-    pub leader_rebalance_interval: Option<Duration>,
-    /// A replica not heard from within this long counts as down.
-    pub replica_lag_time_max: Duration,
-    /// Free space of the data dir: produce is refused while it is low.
-    pub disk: Arc<DiskGuard>,
 }
 
 /// A running partition's state.
 pub struct PartitionState {
+    pub(super) env: Arc<PartitionEnv>,
     pub(super) tp: TopicPartition,
     pub(super) raft: Raft,
-    pub(super) node_id: NodeId,
     /// Idempotent producers' sequences, including batches still being appended.
     pub(super) producers: ProducerStates,
     /// The Raft term in which `producers` was last taken over from the log.
     pub(super) led_term: Option<u64>,
     /// Retries of a batch that is still being appended, answered with it.
     pub(super) waiters: HashMap<(i64, i32), Vec<ProduceReply>>,
-    pub(super) producer_expiration_ms: i64,
     pub(super) last_expiry_ms: i64,
     pub(super) log: Arc<PartitionLog>,
     pub(super) shared: Arc<PartitionShared>,
-    pub(super) meta: Arc<parking_lot::RwLock<Arc<ClusterMeta>>>,
-    pub(super) retention: RetentionLimits,
-    pub(super) peers: Option<Arc<Peers>>,
-    pub(super) reports: Option<Arc<LeaderReports>>,
-    pub(super) reassignment_catch_up_timeout: Duration,
     /// Set while this node drives a reassignment of the partition.
     pub(super) reassigning: Arc<std::sync::atomic::AtomicBool>,
-    pub(super) replica_lag_time_max: Duration,
-    pub(super) disk: Arc<DiskGuard>,
     /// The (leader epoch, in-sync replicas) last reported to the controller.
     pub(super) reported_isr: Option<(i32, Vec<i32>)>,
     /// Log end once every batch submitted in this term is appended (the broken build's
@@ -171,10 +137,6 @@ pub struct PartitionState {
     pub(super) held: std::collections::VecDeque<super::produce::HeldProduce>,
     /// The term whose first applied entry is being waited for.
     pub(super) held_term: Option<u64>,
-    /// Most produces held at once (`partition.max.pending.produces`).
-    pub(super) max_held: usize,
-    /// Longest wait for a new leader's first entry (the election timeout).
-    pub(super) leader_ready_wait: Duration,
 }
 
 /// The partition actor.
@@ -236,24 +198,24 @@ impl Actor for PartitionActor {
             // Any stall so far counts as confirmed: a group opened now leads only once a quorum
             // acked it in this run (`acting_leader` wants `millis_since_quorum_ack`, which a new
             // Raft instance sets only from acks it received), so after any earlier stall.
-            stall_confirmed: args.peers.as_ref().map(|p| p.liveness.stalls()).unwrap_or(0).into(),
+            stall_confirmed: args.env.peers.as_ref().map(|p| p.liveness.stalls()).unwrap_or(0).into(),
         });
         let sm = PartitionSm::open(&args.dir, shared.clone(), log.clone());
-        let store = LogStore::new(log.clone(), args.sink.clone()).purging_with(shared.clone());
+        let store = LogStore::new(log.clone(), args.env.sink.clone()).purging_with(shared.clone());
         let group = GroupId::of(&args.tp);
         let raft = Raft::new(
-            args.node_id,
-            args.raft_config.clone(),
-            Network::new(group, args.peers.clone()),
+            args.env.node_id,
+            args.env.raft_config.clone(),
+            Network::new(group, args.env.peers.clone()),
             store,
             sm,
         )
         .await?;
         // A replica being added by a reassignment joins the group as a learner: the leader
         // brings it in; it never forms a group of its own.
-        let joining = !args.replicas.contains(&(args.node_id as i32));
+        let joining = !args.replicas.contains(&(args.env.node_id as i32));
         if !joining && !raft.is_initialized().await? {
-            let members: BTreeMap<NodeId, BasicNode> = match &args.peers {
+            let members: BTreeMap<NodeId, BasicNode> = match &args.env.peers {
                 Some(peers) => args
                     .replicas
                     .iter()
@@ -262,11 +224,20 @@ impl Actor for PartitionActor {
                         (*id as NodeId, BasicNode::new(addr))
                     })
                     .collect(),
-                None => BTreeMap::from([(args.node_id, BasicNode::default())]),
+                None => BTreeMap::from([(args.env.node_id, BasicNode::default())]),
             };
-            let preferred = args.replicas.first().map_or(args.node_id, |id| *id as NodeId);
-            let (tp, meta) = (args.tp.clone(), args.meta.clone());
-            initialize_group(&raft, members, preferred, args.node_id, args.peers.clone(), tp, meta).await;
+            let preferred = args.replicas.first().map_or(args.env.node_id, |id| *id as NodeId);
+            let (tp, meta) = (args.tp.clone(), args.env.meta.clone());
+            initialize_group(
+                &raft,
+                members,
+                preferred,
+                args.env.node_id,
+                args.env.peers.clone(),
+                tp,
+                meta,
+            )
+            .await;
         }
         tracing::debug!(partition = ?args.tp, entries = report.entries, end_offset = log.end_offset(), "partition recovered");
         let (handle_log, handle_shared) = (log.clone(), shared.clone());
@@ -275,53 +246,47 @@ impl Actor for PartitionActor {
             raft: raft.clone(),
             log,
             shared,
-            produce_permits: Arc::new(Semaphore::new(args.max_pending_produces.max(1))),
-            node_id: args.node_id,
-            peers: args.peers.clone(),
+            produce_permits: Arc::new(Semaphore::new(args.env.max_pending_produces.max(1))),
+            node_id: args.env.node_id,
+            peers: args.env.peers.clone(),
         });
-        args.registry.insert(args.tp.clone(), handle);
+        args.env.registry.insert(args.tp.clone(), handle);
         spawn_leadership_watch(
             raft.clone(),
-            args.registry.clone(),
+            args.env.registry.clone(),
             handle_shared.clone(),
-            args.leader_reports.clone().map(|r| (r, args.tp.clone(), args.node_id)),
+            args.env
+                .leader_reports
+                .clone()
+                .map(|r| (r, args.tp.clone(), args.env.node_id)),
             myself.clone(),
         );
-        myself.send_interval(Duration::from_millis(args.retention_check_interval_ms.max(10)), || {
-            PartitionMsg::RetentionTick
-        });
-        if args.leader_reports.is_some() {
-            let every = (args.replica_lag_time_max / 2).max(Duration::from_millis(100));
+        myself.send_interval(
+            Duration::from_millis(args.env.retention_check_interval_ms.max(10)),
+            || PartitionMsg::RetentionTick,
+        );
+        if args.env.leader_reports.is_some() {
+            let every = (args.env.replica_lag_time_max / 2).max(Duration::from_millis(100));
             myself.send_interval(every, || PartitionMsg::IsrTick);
         }
-        if let (Some(every), Some(_)) = (args.leader_rebalance_interval, &args.peers) {
+        if let (Some(every), Some(_)) = (args.env.leader_rebalance_interval, &args.env.peers) {
             myself.send_interval(every.max(Duration::from_millis(100)), || PartitionMsg::RebalanceTick);
         }
         Ok(PartitionState {
+            env: args.env,
             tp: args.tp,
             raft,
-            node_id: args.node_id,
             producers: report.producers,
             led_term: None,
             waiters: HashMap::new(),
-            producer_expiration_ms: args.producer_expiration_ms,
             last_expiry_ms: now_ms(),
             log: handle_log,
             shared: handle_shared,
-            meta: args.meta.clone(),
-            retention: args.retention,
-            peers: args.peers.clone(),
-            reports: args.leader_reports.clone(),
-            reassignment_catch_up_timeout: args.reassignment_catch_up_timeout,
             reassigning: Default::default(),
-            replica_lag_time_max: args.replica_lag_time_max,
-            disk: args.disk.clone(),
             reported_isr: None,
             predicted_end: 0,
             held: Default::default(),
             held_term: None,
-            max_held: args.max_pending_produces.max(1),
-            leader_ready_wait: Duration::from_millis(args.raft_config.election_timeout_max),
         })
     }
 
@@ -355,15 +320,15 @@ impl Actor for PartitionActor {
                 }
                 let now = now_ms();
                 if now - st.last_expiry_ms > 60_000 {
-                    st.producers.expire(now - st.producer_expiration_ms);
+                    st.producers.expire(now - st.env.producer_expiration_ms);
                     st.last_expiry_ms = now;
                 }
             }
             PartitionMsg::RetentionTick => st.apply_retention().await,
             PartitionMsg::IsrTick => {
-                let lag = st.replica_lag_time_max;
-                let isr = in_sync(&st.raft, &st.shared, st.node_id, st.peers.as_deref(), lag);
-                if let (Some(isr), Some(reports)) = (isr, &st.reports) {
+                let lag = st.env.replica_lag_time_max;
+                let isr = in_sync(&st.raft, &st.shared, st.env.node_id, st.env.peers.as_deref(), lag);
+                if let (Some(isr), Some(reports)) = (isr, &st.env.leader_reports) {
                     let epoch = st.raft.metrics().borrow().current_term.min(i32::MAX as u64) as i32;
                     let now = Some((epoch, isr));
                     if now != st.reported_isr {
@@ -391,15 +356,15 @@ impl Actor for PartitionActor {
                 return Err(GroupStopped::failure(&st.tp, why));
             }
             PartitionMsg::Reassign => {
-                if let (Some(peers), Some(reports)) = (&st.peers, &st.reports) {
+                if let (Some(peers), Some(reports)) = (&st.env.peers, &st.env.leader_reports) {
                     Reassigner {
                         tp: st.tp.clone(),
-                        node_id: st.node_id,
+                        node_id: st.env.node_id,
                         raft: st.raft.clone(),
                         peers: peers.clone(),
-                        meta: st.meta.clone(),
+                        meta: st.env.meta.clone(),
                         reports: reports.clone(),
-                        catch_up_timeout: st.reassignment_catch_up_timeout,
+                        catch_up_timeout: st.env.reassignment_catch_up_timeout,
                         running: st.reassigning.clone(),
                     }
                     .start();
@@ -408,7 +373,7 @@ impl Actor for PartitionActor {
             PartitionMsg::DeleteRecords { offset, reply } => {
                 let hwm = *st.shared.high_watermark.borrow();
                 let target = if offset == -1 { hwm } else { offset };
-                if st.acting_leader() != Some(st.node_id) {
+                if st.acting_leader() != Some(st.env.node_id) {
                     let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
                 } else if target < 0 || target > hwm {
                     let _ = reply.send(Err(ResponseError::OffsetOutOfRange));
@@ -448,7 +413,7 @@ impl Actor for PartitionActor {
 impl PartitionState {
     /// The group's leader as this node acts on it (`cluster::acting_leader`, with the lease).
     fn acting_leader(&self) -> Option<NodeId> {
-        let liveness = self.peers.as_ref().map(|p| &p.liveness);
+        let liveness = self.env.peers.as_ref().map(|p| &p.liveness);
         let confirmed = self.shared.confirmed_stalls();
         crate::cluster::acting_leader(&self.raft.metrics().borrow(), liveness, confirmed)
     }
@@ -457,21 +422,21 @@ impl PartitionState {
     /// ElectLeaders asks; `reply` learns the outcome once the handoff is over.
     fn elect_preferred(&self, reply: ElectReply) {
         let preferred = {
-            let meta = self.meta.read();
+            let meta = self.env.meta.read();
             meta.topics
                 .get(&self.tp.topic)
                 .and_then(|t| t.replicas.get(self.tp.partition as usize))
                 .and_then(|r| r.first().copied())
         };
         let leader = self.acting_leader();
-        if leader != Some(self.node_id) {
+        if leader != Some(self.env.node_id) {
             let _ = reply.send(Err((
                 ResponseError::NotLeaderOrFollower,
                 "this node does not lead the partition".into(),
             )));
             return;
         }
-        if preferred.is_none_or(|p| p as NodeId == self.node_id) {
+        if preferred.is_none_or(|p| p as NodeId == self.env.node_id) {
             let _ = reply.send(Err((
                 ResponseError::ElectionNotNeeded,
                 "the preferred replica leads".into(),
@@ -497,15 +462,15 @@ impl PartitionState {
     /// Starts a leadership handoff: to the preferred replica, or with `away` to any in-sync one.
     /// The handoff's task (resolving to whether leadership moved), if one started.
     pub(super) fn hand_off(&self, away: bool) -> Option<tokio::task::JoinHandle<bool>> {
-        let peers = self.peers.as_ref()?;
+        let peers = self.env.peers.as_ref()?;
         Handoff {
             tp: self.tp.clone(),
-            node_id: self.node_id,
+            node_id: self.env.node_id,
             raft: self.raft.clone(),
             peers: peers.clone(),
-            meta: self.meta.clone(),
+            meta: self.env.meta.clone(),
             shared: self.shared.clone(),
-            alive_within: self.replica_lag_time_max,
+            alive_within: self.env.replica_lag_time_max,
             away,
         }
         .start()
@@ -514,8 +479,8 @@ impl PartitionState {
     /// Removes the segments retention (topic override or broker default) or the log start
     /// offset allow; failures are logged and retried on the next tick.
     async fn apply_retention(&mut self) {
-        let mut limits = self.retention;
-        if let Some(topic) = self.meta.read().topics.get(&self.tp.topic) {
+        let mut limits = self.env.retention;
+        if let Some(topic) = self.env.meta.read().topics.get(&self.tp.topic) {
             let get = |k: &str, d: i64| topic.configs.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
             limits.retention_ms = get("retention.ms", limits.retention_ms);
             limits.retention_bytes = get("retention.bytes", limits.retention_bytes);

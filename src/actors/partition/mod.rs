@@ -5,6 +5,7 @@
 pub mod actor;
 pub mod confirm;
 pub mod elector;
+pub mod env;
 pub mod group;
 pub mod handoff;
 pub mod produce;

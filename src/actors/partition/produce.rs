@@ -42,7 +42,7 @@ impl PartitionState {
             (
                 crate::cluster::acting_leader(
                     &m,
-                    self.peers.as_ref().map(|p| &p.liveness),
+                    self.env.peers.as_ref().map(|p| &p.liveness),
                     self.shared.confirmed_stalls(),
                 ),
                 m.current_term,
@@ -51,11 +51,11 @@ impl PartitionState {
         };
         // While leadership is being handed to the preferred replica, clients go there.
         let handing_off = self.shared.handing_off.load(std::sync::atomic::Ordering::Acquire);
-        if leader != Some(self.node_id) || handing_off {
+        if leader != Some(self.env.node_id) || handing_off {
             let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
             return Ok(());
         }
-        if self.disk.is_low() {
+        if self.env.disk.is_low() {
             // Nothing is proposed that this node may fail to write; leadership moves to a
             // replica with room, where clients retry after a metadata refresh.
             self.hand_off(true);
@@ -115,14 +115,14 @@ impl PartitionState {
             }
         }
         // Subscribed before proposing: a lapse signalled from here on is seen by the wait.
-        let lease = self.peers.as_ref().map(|p| Lease {
+        let lease = self.env.peers.as_ref().map(|p| Lease {
             raft: self.raft.clone(),
             liveness: p.liveness.clone(),
             changes: p.liveness.changes(),
-            node_id: self.node_id,
+            node_id: self.env.node_id,
             shared: self.shared.clone(),
-            disk: self.disk.clone(),
-            disk_changes: self.disk.subscribe(),
+            disk: self.env.disk.clone(),
+            disk_changes: self.env.disk.subscribe(),
         });
         let rx = match self.raft.client_write_ff(Command::Batch(batch)).await {
             Ok(rx) => rx,
@@ -140,7 +140,7 @@ impl PartitionState {
     /// Holds a produce until this leader's first entry of `term` is applied, watching for it
     /// once per term (at most an election timeout).
     fn hold(&mut self, myself: &ActorRef<PartitionMsg>, term: u64, produce: HeldProduce) {
-        if self.held.len() >= self.max_held {
+        if self.held.len() >= self.env.max_pending_produces {
             let _ = produce.reply.send(Err(ResponseError::NotLeaderOrFollower));
             return;
         }
@@ -149,7 +149,7 @@ impl PartitionState {
             return;
         }
         self.held_term = Some(term);
-        let (raft, me, wait) = (self.raft.clone(), myself.clone(), self.leader_ready_wait);
+        let (raft, me, wait) = (self.raft.clone(), myself.clone(), self.env.leader_ready_wait());
         tokio::spawn(async move {
             let applied = raft
                 .wait(Some(wait))

@@ -3,20 +3,16 @@
 //! Too many restarts of one partition within a window escalate to the broker.
 
 use crate::actors::partition::actor::{shutdown_raft, GroupStopped, PartitionActor, PartitionArgs, PartitionMsg};
+use crate::actors::partition::env::PartitionEnv;
 use crate::actors::partition::registry::PartitionHandle;
-use crate::actors::partition::registry::Registry;
 use crate::cluster::handover::hand_leadership;
 use crate::cluster::network::Peers;
 use crate::cluster::wire::GroupId;
 use crate::storage::log::LogConfig;
-use crate::storage::meta_sm::ClusterMeta;
-use crate::storage::FlushSink;
 use crate::types::NodeId;
 use crate::types::TopicPartition;
-use parking_lot::RwLock;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,32 +33,10 @@ pub enum SupervisorMsg {
 
 /// What the supervisor needs.
 pub struct SupervisorArgs {
-    pub data_dir: PathBuf,
-    pub node_id: NodeId,
-    pub raft_config: Arc<openraft::Config>,
-    pub log_config: LogConfig,
-    pub sink: Arc<dyn FlushSink>,
-    pub registry: Arc<Registry>,
-    pub meta: Arc<RwLock<Arc<ClusterMeta>>>,
-    pub max_pending_produces: usize,
-    pub producer_expiration_ms: i64,
-    pub retention: crate::storage::log::retention::RetentionLimits,
-    pub retention_check_interval_ms: u64,
+    /// What every partition shares.
+    pub env: Arc<PartitionEnv>,
     pub max_restarts: u32,
     pub restart_window: Duration,
-    /// The other nodes (none for a single node).
-    pub peers: Option<Arc<Peers>>,
-    /// Where partitions report won leaderships (multi-node clusters).
-    pub leader_reports: Option<Arc<crate::actors::partition::reports::LeaderReports>>,
-    /// Bound of one catch-up wait of a reassignment.
-    pub reassignment_catch_up_timeout: Duration,
-    /// How often leaders check for their preferred replica (None: never).
-    pub leader_rebalance_interval: Option<Duration>,
-    /// A replica not heard from within this long counts as down.
-    pub replica_lag_time_max: Duration,
-    /// Free space of the data dir: a partition that failed while it is low restarts once there
-    /// is room, without counting towards `max_restarts`.
-    pub disk: Arc<crate::storage::disk_guard::DiskGuard>,
     /// The tasks that stop a failed partition's group, hand a leadership it held over and
     /// restart it: the broker waits for them as it stops (a broker stopping because a
     /// partition keeps failing would end a handover otherwise).
@@ -91,47 +65,30 @@ fn topic_override<T: std::str::FromStr>(topic: &crate::storage::meta_sm::TopicMe
     topic.configs.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn partition_dir(data_dir: &std::path::Path, tp: &TopicPartition) -> PathBuf {
-    data_dir.join("topics").join(format!("{}-{}", tp.topic, tp.partition))
-}
-
 impl PartitionSupervisor {
     fn start_child(myself: &ActorRef<SupervisorMsg>, st: &SupervisorState, tp: TopicPartition, topic_id: uuid::Uuid) {
-        let topic = st.args.meta.read().topics.get(&tp.topic).cloned();
+        let topic = st.args.env.meta.read().topics.get(&tp.topic).cloned();
+        let env = &st.args.env;
         let args = PartitionArgs {
-            dir: partition_dir(&st.args.data_dir, &tp),
+            env: env.clone(),
+            dir: env.partition_dir(&tp),
             tp: tp.clone(),
             topic_id,
-            node_id: st.args.node_id,
-            raft_config: st.args.raft_config.clone(),
             log_config: LogConfig {
                 segment_bytes: topic
                     .as_ref()
-                    .map(|t| topic_override(t, "segment.bytes", st.args.log_config.segment_bytes))
-                    .unwrap_or(st.args.log_config.segment_bytes),
+                    .map(|t| topic_override(t, "segment.bytes", env.log_config.segment_bytes))
+                    .unwrap_or(env.log_config.segment_bytes),
                 segment_ms: topic
                     .as_ref()
-                    .map(|t| topic_override(t, "segment.ms", st.args.log_config.segment_ms))
-                    .unwrap_or(st.args.log_config.segment_ms),
-                ..st.args.log_config
+                    .map(|t| topic_override(t, "segment.ms", env.log_config.segment_ms))
+                    .unwrap_or(env.log_config.segment_ms),
+                ..env.log_config
             },
-            sink: st.args.sink.clone(),
-            registry: st.args.registry.clone(),
-            max_pending_produces: st.args.max_pending_produces,
-            producer_expiration_ms: st.args.producer_expiration_ms,
-            meta: st.args.meta.clone(),
-            peers: st.args.peers.clone(),
-            leader_reports: st.args.leader_reports.clone(),
-            reassignment_catch_up_timeout: st.args.reassignment_catch_up_timeout,
-            leader_rebalance_interval: st.args.leader_rebalance_interval,
-            replica_lag_time_max: st.args.replica_lag_time_max,
-            disk: st.args.disk.clone(),
             replicas: topic
                 .as_ref()
-                .map(|t| t.replicas_of(tp.partition, st.args.node_id as i32))
+                .map(|t| t.replicas_of(tp.partition, env.node_id as i32))
                 .unwrap_or_default(),
-            retention: st.args.retention,
-            retention_check_interval_ms: st.args.retention_check_interval_ms,
         };
         let me = myself.clone();
         // Recovery runs in the child's pre_start; spawning from a task keeps this supervisor
@@ -148,22 +105,24 @@ impl PartitionSupervisor {
     /// Gives every running partition its topic's `segment.bytes` and `segment.ms` (override or
     /// broker default).
     fn apply_segment_sizes(st: &SupervisorState) {
-        let meta = st.args.meta.read().clone();
-        for (tp, handle) in st.args.registry.all() {
+        let meta = st.args.env.meta.read().clone();
+        for (tp, handle) in st.args.env.registry.all() {
             if let Some(topic) = meta.topics.get(&tp.topic) {
+                handle.log.set_segment_bytes(topic_override(
+                    topic,
+                    "segment.bytes",
+                    st.args.env.log_config.segment_bytes,
+                ));
                 handle
                     .log
-                    .set_segment_bytes(topic_override(topic, "segment.bytes", st.args.log_config.segment_bytes));
-                handle
-                    .log
-                    .set_segment_ms(topic_override(topic, "segment.ms", st.args.log_config.segment_ms));
+                    .set_segment_ms(topic_override(topic, "segment.ms", st.args.env.log_config.segment_ms));
             }
         }
     }
 
     /// Tells every running partition with a pending reassignment; its leader drives it.
     fn nudge_reassignments(st: &SupervisorState) {
-        let meta = st.args.meta.read().clone();
+        let meta = st.args.env.meta.read().clone();
         for t in meta.topics.values().filter(|t| !t.reassigning.is_empty()) {
             for p in t.reassigning.keys() {
                 let tp = TopicPartition {
@@ -214,16 +173,22 @@ impl PartitionSupervisor {
         tp: TopicPartition,
         group_stopped: bool,
     ) -> Result<(), ActorProcessingErr> {
-        let disk_full = st.args.disk.check();
+        let disk_full = st.args.env.disk.check();
         if !st.stopping {
-            let handle = st.args.registry.remove(&tp);
+            let handle = st.args.env.registry.remove(&tp);
             let hand_over = disk_full || group_stopped;
-            let peers = st.args.peers.clone().filter(|_| hand_over);
+            let peers = st.args.env.peers.clone().filter(|_| hand_over);
             let restart = Restart {
                 supervisor: myself.clone(),
-                disk: disk_full.then(|| st.args.disk.clone()),
+                disk: disk_full.then(|| st.args.env.disk.clone()),
             };
-            let task = tokio::spawn(stop_and_restart(handle, peers, st.args.node_id, tp.clone(), restart));
+            let task = tokio::spawn(stop_and_restart(
+                handle,
+                peers,
+                st.args.env.node_id,
+                tp.clone(),
+                restart,
+            ));
             let mut tasks = st.args.handovers.lock();
             tasks.retain(|t| !t.is_finished());
             tasks.push(task);
@@ -246,14 +211,14 @@ impl PartitionSupervisor {
                 actor.stop(None);
             }
         }
-        if let Some(handle) = st.args.registry.remove(tp) {
+        if let Some(handle) = st.args.env.registry.remove(tp) {
             shutdown_raft(&handle, Duration::from_secs(5)).await;
             if let Err(e) = handle.log.sync_all() {
                 tracing::error!(partition = ?tp, error = %e, "final sync failed");
             }
         }
         if delete_data {
-            let dir = partition_dir(&st.args.data_dir, tp);
+            let dir = st.args.env.partition_dir(tp);
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's data");
             }
@@ -290,9 +255,9 @@ impl Actor for PartitionSupervisor {
             SupervisorMsg::Reconcile if !st.stopping => {
                 PartitionSupervisor::apply_segment_sizes(st);
                 // The partitions this node holds a replica of, or is to hold (reassignments).
-                let local = st.args.node_id as i32;
+                let local = st.args.env.node_id as i32;
                 let wanted: HashMap<TopicPartition, uuid::Uuid> = {
-                    let meta = st.args.meta.read();
+                    let meta = st.args.env.meta.read();
                     meta.topics
                         .values()
                         .flat_map(|t| {
