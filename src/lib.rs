@@ -14,4 +14,5 @@ pub mod observability;
 pub mod protocol;
 pub mod storage;
 pub mod tasks;
+pub mod topic_config;
 pub mod types;

@@ -3,8 +3,8 @@
 
 use super::context::Broker;
 use super::describe_configs::TOPIC;
-use super::topic_config::validate_all;
 use crate::storage::meta_sm::MetaCommand;
+use crate::topic_config::validate_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};

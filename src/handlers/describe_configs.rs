@@ -5,7 +5,7 @@
 //! read-only, with their sources).
 
 use super::context::Broker;
-use super::topic_config::{effective, TOPIC_CONFIGS};
+use crate::topic_config::{effective, TOPIC_CONFIGS};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -158,7 +158,7 @@ fn topic_entries(
         .iter()
         .filter(|s| wanted(s.name))
         .map(|s| {
-            let (value, is_default) = effective(cfg, topic, s);
+            let (value, is_default) = effective(cfg, &topic.configs, s);
             let broker_source = json.broker_key_source(s.broker_name, &(s.default)(cfg));
             let source = if is_default {
                 broker_source

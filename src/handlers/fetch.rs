@@ -5,7 +5,6 @@
 
 use super::context::{Broker, PartitionView};
 
-use super::topic_config::compression_target;
 use crate::protocol::compression::Codec;
 use crate::types::TopicPartition;
 use bytes::Bytes;
@@ -74,7 +73,7 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
                 // Clients before Fetch v10 cannot read zstd (KIP-110): Kafka refuses them a
                 // topic whose compression.type is zstd (zstd batches a producer sent to another
                 // topic are served as they are, as by Kafka).
-                Some(m) if version < 10 && compression_target(cfg, m) == Some(Codec::Zstd) => {
+                Some(m) if version < 10 && m.overrides.compression() == Some(Codec::Zstd) => {
                     Err(ResponseError::UnsupportedCompressionType)
                 }
                 Some(_) => match broker.partition(&TopicPartition {

@@ -4,8 +4,8 @@
 
 use super::context::Broker;
 use super::describe_configs::TOPIC;
-use super::topic_config::{spec, validate_all};
 use crate::storage::meta_sm::MetaCommand;
+use crate::topic_config::{spec, validate_all};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};

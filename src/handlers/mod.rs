@@ -37,7 +37,6 @@ pub mod produce;
 pub mod produce_batch;
 pub mod produce_order;
 pub mod sync_group;
-pub mod topic_config;
 pub mod topic_validation;
 
 pub use apis::{api_name, spec, ApiSpec, Body, APIS};

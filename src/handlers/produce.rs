@@ -6,7 +6,6 @@ use super::context::{Appending, Broker};
 
 use super::produce_batch::StoreForm;
 use super::produce_order::ProduceTurn;
-use super::topic_config::{compression_target, effective_i64, timestamp_rules};
 use super::topic_validation;
 use crate::protocol::batch::{validate_produced, ValidBatch};
 use crate::protocol::batch_rules::Refusal;
@@ -119,15 +118,15 @@ async fn check_topic(
     // Topic overrides take effect on the next request, without restart.
     let max_bytes = topic_meta
         .as_ref()
-        .map(|t| effective_i64(cfg, t, "max.message.bytes"))
-        .unwrap_or(0) as i32;
+        .map(|t| t.overrides.max_message_bytes(cfg))
+        .unwrap_or(0);
     let min_insync = topic_meta
         .as_ref()
-        .map(|t| effective_i64(cfg, t, "min.insync.replicas"))
+        .map(|t| t.overrides.min_insync_replicas() as i64)
         .unwrap_or(1);
     let form = topic_meta.as_ref().map(|t| StoreForm {
-        codec: compression_target(cfg, t),
-        rules: timestamp_rules(cfg, t),
+        codec: t.overrides.compression(),
+        rules: t.overrides.timestamp_rules(),
         max_bytes,
         decompressed_limit_bytes: cfg.socket_request_max_bytes.max(0) as usize,
     });

@@ -67,7 +67,7 @@ pub fn create_command(
             format!("replication factor {replication_factor} is larger than the {live_brokers} live broker(s)"),
         ));
     }
-    let configs = super::topic_config::validate_all(&configs).map_err(|m| (ResponseError::InvalidConfig, m))?;
+    let configs = crate::topic_config::validate_all(&configs).map_err(|m| (ResponseError::InvalidConfig, m))?;
     Ok(MetaCommand::CreateTopic {
         name: name.to_string(),
         topic_id: uuid::Uuid::new_v4(),

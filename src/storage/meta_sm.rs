@@ -2,6 +2,7 @@
 //! Rebuilt at start by replaying the controller log (it is small).
 
 use crate::storage::partition_sm::MetaOnlySnapshot;
+use crate::topic_config::TopicOverrides;
 use crate::types::meta_error::MetaError;
 use crate::types::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -110,9 +111,28 @@ pub struct TopicMeta {
     /// Pending reassignments: each partition's target replicas.
     #[serde(default)]
     pub reassigning: BTreeMap<i32, Vec<i32>>,
+    /// `configs`, typed: parsed once whenever they change (`TopicMeta::set_configs`).
+    #[serde(skip)]
+    pub overrides: TopicOverrides,
 }
 
 impl TopicMeta {
+    /// Re-parses `configs` into `overrides` after they changed. A value refused here can only
+    /// come from an entry written before its key was validated: it is dropped (the broker
+    /// default applies) and said once, on every node alike.
+    fn configs_changed(&mut self) {
+        self.overrides = TopicOverrides::parse(&self.configs).unwrap_or_else(|e| {
+            tracing::warn!(topic = %self.name, error = %e, "ignoring a stored topic config");
+            let valid = self
+                .configs
+                .iter()
+                .filter(|(k, v)| TopicOverrides::parse(&BTreeMap::from([((*k).clone(), (*v).clone())])).is_ok())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            TopicOverrides::parse(&valid).expect("each kept config parses alone")
+        });
+    }
+
     /// The replicas of partition `p` (its Raft voters); `local` when the topic predates
     /// placement.
     pub fn replicas_of(&self, p: i32, local: i32) -> Vec<i32> {
@@ -309,18 +329,18 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, Me
                 Some(given) => assigned(meta, given, partitions, replication_factor)?,
                 None => place(meta, 0, partitions, replication_factor)?,
             };
-            meta.topics.insert(
-                name.clone(),
-                TopicMeta {
-                    name,
-                    topic_id,
-                    partitions,
-                    replication_factor,
-                    configs,
-                    replicas,
-                    reassigning: BTreeMap::new(),
-                },
-            );
+            let mut topic = TopicMeta {
+                name: name.clone(),
+                topic_id,
+                partitions,
+                replication_factor,
+                configs,
+                replicas,
+                reassigning: BTreeMap::new(),
+                overrides: TopicOverrides::default(),
+            };
+            topic.configs_changed();
+            meta.topics.insert(name, topic);
         }
         MetaCommand::DeleteTopic { name } => {
             if meta.topics.remove(&name).is_none() {
@@ -377,6 +397,7 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, Me
                 topic.configs.remove(&key);
             }
             topic.configs.extend(set);
+            topic.configs_changed();
         }
         MetaCommand::CreatePartitions {
             name,

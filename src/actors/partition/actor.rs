@@ -479,12 +479,7 @@ impl PartitionState {
     /// Removes the segments retention (topic override or broker default) or the log start
     /// offset allow; failures are logged and retried on the next tick.
     async fn apply_retention(&mut self) {
-        let mut limits = self.env.retention;
-        if let Some(topic) = self.env.meta.read().topics.get(&self.tp.topic) {
-            let get = |k: &str, d: i64| topic.configs.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
-            limits.retention_ms = get("retention.ms", limits.retention_ms);
-            limits.retention_bytes = get("retention.bytes", limits.retention_bytes);
-        }
+        let limits = self.env.retention_for(self.env.meta.read().topics.get(&self.tp.topic));
         let hwm = *self.shared.high_watermark.borrow();
         let Some(plan) = self.log.retention_plan(now_ms(), limits, hwm) else {
             return;

@@ -8,7 +8,7 @@ use crate::cluster::network::Peers;
 use crate::storage::disk_guard::DiskGuard;
 use crate::storage::log::retention::RetentionLimits;
 use crate::storage::log::LogConfig;
-use crate::storage::meta_sm::ClusterMeta;
+use crate::storage::meta_sm::{ClusterMeta, TopicMeta};
 use crate::storage::FlushSink;
 use crate::types::{NodeId, TopicPartition};
 use parking_lot::RwLock;
@@ -54,6 +54,28 @@ impl PartitionEnv {
         self.data_dir
             .join("topics")
             .join(format!("{}-{}", tp.topic, tp.partition))
+    }
+
+    /// The log settings of a partition of `topic`: the node's, with the topic's segment
+    /// overrides.
+    pub fn log_config_for(&self, topic: Option<&TopicMeta>) -> LogConfig {
+        let o = topic.map(|t| &t.overrides);
+        LogConfig {
+            segment_bytes: o.and_then(|o| o.segment_bytes).unwrap_or(self.log_config.segment_bytes),
+            segment_ms: o.and_then(|o| o.segment_ms).unwrap_or(self.log_config.segment_ms),
+            ..self.log_config
+        }
+    }
+
+    /// The retention of a partition of `topic`: the topic's overrides, else the broker's.
+    pub fn retention_for(&self, topic: Option<&TopicMeta>) -> RetentionLimits {
+        let o = topic.map(|t| &t.overrides);
+        RetentionLimits {
+            retention_ms: o.and_then(|o| o.retention_ms).unwrap_or(self.retention.retention_ms),
+            retention_bytes: o
+                .and_then(|o| o.retention_bytes)
+                .unwrap_or(self.retention.retention_bytes),
+        }
     }
 
     /// Longest wait for a new leader's first entry (the election timeout).

@@ -8,7 +8,6 @@ use crate::actors::partition::registry::PartitionHandle;
 use crate::cluster::handover::hand_leadership;
 use crate::cluster::network::Peers;
 use crate::cluster::wire::GroupId;
-use crate::storage::log::LogConfig;
 use crate::types::NodeId;
 use crate::types::TopicPartition;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -60,11 +59,6 @@ pub struct SupervisorState {
 /// The partition supervisor actor.
 pub struct PartitionSupervisor;
 
-/// A topic's override of `key`, else `default` (the broker's).
-fn topic_override<T: std::str::FromStr>(topic: &crate::storage::meta_sm::TopicMeta, key: &str, default: T) -> T {
-    topic.configs.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 impl PartitionSupervisor {
     fn start_child(myself: &ActorRef<SupervisorMsg>, st: &SupervisorState, tp: TopicPartition, topic_id: uuid::Uuid) {
         let topic = st.args.env.meta.read().topics.get(&tp.topic).cloned();
@@ -74,17 +68,7 @@ impl PartitionSupervisor {
             dir: env.partition_dir(&tp),
             tp: tp.clone(),
             topic_id,
-            log_config: LogConfig {
-                segment_bytes: topic
-                    .as_ref()
-                    .map(|t| topic_override(t, "segment.bytes", env.log_config.segment_bytes))
-                    .unwrap_or(env.log_config.segment_bytes),
-                segment_ms: topic
-                    .as_ref()
-                    .map(|t| topic_override(t, "segment.ms", env.log_config.segment_ms))
-                    .unwrap_or(env.log_config.segment_ms),
-                ..env.log_config
-            },
+            log_config: env.log_config_for(topic.as_ref()),
             replicas: topic
                 .as_ref()
                 .map(|t| t.replicas_of(tp.partition, env.node_id as i32))
@@ -108,14 +92,9 @@ impl PartitionSupervisor {
         let meta = st.args.env.meta.read().clone();
         for (tp, handle) in st.args.env.registry.all() {
             if let Some(topic) = meta.topics.get(&tp.topic) {
-                handle.log.set_segment_bytes(topic_override(
-                    topic,
-                    "segment.bytes",
-                    st.args.env.log_config.segment_bytes,
-                ));
-                handle
-                    .log
-                    .set_segment_ms(topic_override(topic, "segment.ms", st.args.env.log_config.segment_ms));
+                let cfg = st.args.env.log_config_for(Some(topic));
+                handle.log.set_segment_bytes(cfg.segment_bytes);
+                handle.log.set_segment_ms(cfg.segment_ms);
             }
         }
     }

@@ -1,9 +1,11 @@
-//! Topic configs raftstream honours, their validation, and their effective values (a topic
-//! override, else the broker default). Keys outside this table are refused with INVALID_CONFIG
-//! rather than stored and ignored.
+//! Topic configs raftstream honours: one table with each key's validation (CreateTopics,
+//! AlterConfigs, IncrementalAlterConfigs), its broker default and its type, and one parser
+//! (`TopicOverrides::parse`) that turns a topic's stored configs into typed values once, when
+//! metadata changes. Keys outside the table are refused with INVALID_CONFIG rather than
+//! stored and ignored. Imports nothing of the broker but its config and the codec names.
 
 use crate::config::Config;
-use crate::storage::meta_sm::TopicMeta;
+use crate::protocol::compression::Codec;
 use std::collections::BTreeMap;
 
 /// One honoured topic config.
@@ -239,44 +241,100 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<BTreeMap<Strin
         .collect()
 }
 
-/// The effective value of `name` for `topic`, and whether it is the broker default.
-pub fn effective(cfg: &Config, topic: &TopicMeta, spec: &TopicConfigSpec) -> (String, bool) {
-    match topic.configs.get(spec.name) {
+/// The effective value of `spec` given a topic's stored `configs`, and whether it is the
+/// broker default (DescribeConfigs).
+pub fn effective(cfg: &Config, configs: &BTreeMap<String, String>, spec: &TopicConfigSpec) -> (String, bool) {
+    match configs.get(spec.name) {
         Some(v) => (v.clone(), false),
         None => ((spec.default)(cfg), true),
     }
 }
 
-/// How `topic` treats record timestamps: LogAppendTime, or CreateTime within the KIP-937
-/// bounds (each falling back to message.timestamp.difference.max.ms when not set).
-pub fn timestamp_rules(cfg: &Config, topic: &TopicMeta) -> crate::protocol::batch_rules::TimestampRules {
-    let difference = effective_i64(cfg, topic, "message.timestamp.difference.max.ms");
-    let bound = |name: &str| match topic.configs.contains_key(name) {
-        true => effective_i64(cfg, topic, name),
-        false => difference,
-    };
-    crate::protocol::batch_rules::TimestampRules {
-        log_append_time: topic
-            .configs
-            .get("message.timestamp.type")
-            .is_some_and(|t| t == "LogAppendTime"),
-        before_max_ms: bound("message.timestamp.before.max.ms"),
-        after_max_ms: bound("message.timestamp.after.max.ms"),
+/// A topic's overrides, typed: `None` where the broker default applies. Built by `parse` from
+/// the stored configs when metadata changes; consumers never parse strings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopicOverrides {
+    pub max_message_bytes: Option<i32>,
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<i64>,
+    pub min_insync_replicas: Option<i32>,
+    pub segment_bytes: Option<u64>,
+    pub segment_ms: Option<i64>,
+    /// `compression.type`: `Some(None)` is "producer" (batches kept as sent).
+    pub compression: Option<Option<Codec>>,
+    pub log_append_time: bool,
+    pub timestamp_before_max_ms: Option<i64>,
+    pub timestamp_after_max_ms: Option<i64>,
+    pub timestamp_difference_max_ms: Option<i64>,
+}
+
+/// A stored config the parser refused (only possible for entries written before a key's
+/// validation existed: every new value is validated before it is stored).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("topic config {key}={value:?}: {why}")]
+pub struct ConfigError {
+    pub key: String,
+    pub value: String,
+    pub why: String,
+}
+
+impl TopicOverrides {
+    /// Parses a topic's stored configs, every value through its key's validator.
+    pub fn parse(configs: &BTreeMap<String, String>) -> Result<TopicOverrides, ConfigError> {
+        let mut o = TopicOverrides::default();
+        for (key, value) in configs {
+            let refuse = |why: String| ConfigError {
+                key: key.clone(),
+                value: value.clone(),
+                why,
+            };
+            let spec = spec(key).ok_or_else(|| refuse("not a topic config raftstream honours".into()))?;
+            let v = (spec.validate)(value).map_err(refuse)?;
+            let number = || v.parse::<i64>().expect("validated as a whole number");
+            match spec.name {
+                "max.message.bytes" => o.max_message_bytes = Some(number() as i32),
+                "retention.ms" => o.retention_ms = Some(number()),
+                "retention.bytes" => o.retention_bytes = Some(number()),
+                "min.insync.replicas" => o.min_insync_replicas = Some(number().min(i32::MAX as i64) as i32),
+                "segment.bytes" => o.segment_bytes = Some(number() as u64),
+                "segment.ms" => o.segment_ms = Some(number()),
+                "compression.type" => o.compression = Codec::from_config(&v),
+                "message.timestamp.type" => o.log_append_time = v == "LogAppendTime",
+                "message.timestamp.before.max.ms" => o.timestamp_before_max_ms = Some(number()),
+                "message.timestamp.after.max.ms" => o.timestamp_after_max_ms = Some(number()),
+                "message.timestamp.difference.max.ms" => o.timestamp_difference_max_ms = Some(number()),
+                // Validated, and honoured by being what they are (see the table).
+                _ => {}
+            }
+        }
+        Ok(o)
     }
-}
 
-/// An effective numeric config of a topic.
-/// The codec `topic` stores its batches in (`compression.type`); `None`: as the producer sent
-/// them.
-pub fn compression_target(cfg: &Config, topic: &TopicMeta) -> Option<crate::protocol::compression::Codec> {
-    let value = spec("compression.type").map(|s| effective(cfg, topic, s).0)?;
-    crate::protocol::compression::Codec::from_config(&value).flatten()
-}
+    /// The largest record batch the topic takes.
+    pub fn max_message_bytes(&self, cfg: &Config) -> i32 {
+        self.max_message_bytes.unwrap_or(cfg.message_max_bytes)
+    }
 
-pub fn effective_i64(cfg: &Config, topic: &TopicMeta, name: &str) -> i64 {
-    spec(name)
-        .map(|s| effective(cfg, topic, s).0.parse().unwrap_or(0))
-        .unwrap_or(0)
+    /// In-sync replicas an acks=all produce needs.
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.min_insync_replicas.unwrap_or(1)
+    }
+
+    /// The codec the topic stores its batches in; `None`: as the producer sent them.
+    pub fn compression(&self) -> Option<Codec> {
+        self.compression.flatten()
+    }
+
+    /// How the topic treats record timestamps: LogAppendTime, or CreateTime within the KIP-937
+    /// bounds (each falling back to message.timestamp.difference.max.ms when not set).
+    pub fn timestamp_rules(&self) -> crate::protocol::batch_rules::TimestampRules {
+        let difference = self.timestamp_difference_max_ms.unwrap_or(i64::MAX);
+        crate::protocol::batch_rules::TimestampRules {
+            log_append_time: self.log_append_time,
+            before_max_ms: self.timestamp_before_max_ms.unwrap_or(difference),
+            after_max_ms: self.timestamp_after_max_ms.unwrap_or(difference),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +359,40 @@ mod tests {
         ] {
             let bad = BTreeMap::from([(k.to_string(), v.to_string())]);
             assert!(validate_all(&bad).is_err(), "{k}={v}");
+            assert!(TopicOverrides::parse(&bad).is_err(), "{k}={v}");
         }
+    }
+
+    #[test]
+    fn overrides_are_typed_once_and_defaults_apply_where_absent() {
+        let cfg = Config::default();
+        let stored = BTreeMap::from([
+            ("max.message.bytes".to_string(), "2000".to_string()),
+            ("compression.type".to_string(), "zstd".to_string()),
+            ("message.timestamp.difference.max.ms".to_string(), "60000".to_string()),
+            ("message.timestamp.after.max.ms".to_string(), "1000".to_string()),
+            ("segment.ms".to_string(), "5000".to_string()),
+        ]);
+        let o = TopicOverrides::parse(&stored).unwrap();
+        assert_eq!(o.max_message_bytes(&cfg), 2000);
+        assert_eq!(o.compression(), Some(Codec::Zstd));
+        assert_eq!(o.segment_ms, Some(5000));
+        assert_eq!(o.segment_bytes, None);
+        let rules = o.timestamp_rules();
+        assert_eq!(
+            (rules.before_max_ms, rules.after_max_ms, rules.log_append_time),
+            (60000, 1000, false)
+        );
+        let none = TopicOverrides::parse(&BTreeMap::new()).unwrap();
+        assert_eq!(none.max_message_bytes(&cfg), cfg.message_max_bytes);
+        assert_eq!(none.min_insync_replicas(), 1);
+        assert_eq!(none.compression(), None);
+        let producer = BTreeMap::from([("compression.type".to_string(), "producer".to_string())]);
+        assert_eq!(TopicOverrides::parse(&producer).unwrap().compression(), None);
+        let unknown = BTreeMap::from([("retention.mss".to_string(), "1".to_string())]);
+        assert!(
+            TopicOverrides::parse(&unknown).is_err(),
+            "a misspelled key is refused, not a default"
+        );
     }
 }
