@@ -8,6 +8,7 @@
 pub mod ask;
 pub mod broken_build;
 pub mod broker;
+pub mod broker_start;
 pub mod committer;
 pub mod connection;
 pub mod controller;
