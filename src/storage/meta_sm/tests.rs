@@ -1,4 +1,5 @@
 //! Unit tests of the controller state machine's commands.
+use super::commands::place;
 use super::*;
 use crate::types::meta_error::MetaError;
 use kafka_protocol::error::ResponseError;
