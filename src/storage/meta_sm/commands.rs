@@ -278,7 +278,12 @@ fn allocate_producer_ids(meta: &mut ClusterMeta, count: i64) -> Result<i64, Meta
 
 /// Replicas for partitions `from..to` of a topic: leaders and followers spread round-robin
 /// over the voters, starting where the previous topic's placement ended.
-pub(super) fn place(meta: &mut ClusterMeta, from: i32, to: i32, replication_factor: i16) -> Result<Vec<Vec<i32>>, MetaError> {
+pub(super) fn place(
+    meta: &mut ClusterMeta,
+    from: i32,
+    to: i32,
+    replication_factor: i16,
+) -> Result<Vec<Vec<i32>>, MetaError> {
     if meta.voters.is_empty() {
         return Ok(Vec::new());
     }
