@@ -128,6 +128,156 @@ impl ControllerState {
         let confirmed = self.group.stall_confirmed.load(std::sync::atomic::Ordering::Acquire);
         crate::cluster::acting_leader(&self.group.raft.metrics().borrow(), self.liveness.as_ref(), confirmed)
     }
+
+    /// The group stopped on an error: cut what it wrote unsynced and reopen it after a pause
+    /// (bounded: `Reopens`), or fail the actor.
+    async fn group_stopped(&mut self, myself: ActorRef<ControllerMsg>, why: String) -> Result<(), ActorProcessingErr> {
+        if self.reopens.pending {
+            return Ok(());
+        }
+        let Some(pause) = self.reopens.next_pause() else {
+            return Err(format!("controller group stopped again, giving up: {why}").into());
+        };
+        tracing::error!(error = %why, ?pause, "controller group stopped; reopening it when the data dir has room");
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.group.raft.shutdown()).await;
+        let applied_next = self.group.progress.lock().0.map_or(0, |l| l.index + 1);
+        if self.group.log.sync_failed() && applied_next > self.group.log.synced_upto() {
+            // Committed by the others, applied here, then cut: the state machine cannot
+            // carry on from a log that lacks what it applied. A broker restart replays.
+            return Err(format!("controller group stopped after applying unsynced entries: {why}").into());
+        }
+        match self.group.log.cut_unsynced() {
+            Ok(0) => {}
+            Ok(entries) => tracing::warn!(
+                entries,
+                "cut the metadata entries written after the last successful fsync"
+            ),
+            Err(e) => return Err(format!("cutting the metadata log's unsynced tail: {e}").into()),
+        }
+        schedule_reopen(myself, self.parts.disk.clone(), pause);
+        Ok(())
+    }
+
+    /// Reopens the stopped group from the files, resuming where it had applied.
+    async fn reopen(&mut self, myself: &ActorRef<ControllerMsg>) {
+        let resume = self.group.progress.lock().clone();
+        match self.parts.open(myself, Some(resume)).await {
+            Ok(opened) => {
+                tracing::info!("controller group reopened");
+                self.group = opened;
+                self.reopens.reopened();
+            }
+            Err(e) => {
+                self.reopens.pending = false;
+                let _ = myself.send_message(ControllerMsg::GroupStopped(format!("reopening failed: {e}")));
+            }
+        }
+    }
+
+    /// Adds a joining node to the controller group as a learner (on the leader; a follower
+    /// forwards once).
+    fn add_learner(&self, node_id: NodeId, addr: String, reply: ProposeReply, forwarded: bool) {
+        let known = {
+            let m = self.group.raft.metrics();
+            let m = m.borrow();
+            let known = m.membership_config.membership().nodes().any(|(id, _)| *id == node_id);
+            known
+        };
+        let leader = self.acting_leader();
+        let refuse = |why: &str| Err((ResponseError::NotController, why.to_string()));
+        match (&self.peers, leader) {
+            (None, _) => {
+                let _ = reply.send(refuse("a single node takes no peers"));
+            }
+            (Some(peers), Some(l)) if l == self.node_id => {
+                peers.learn(node_id, &addr);
+                let raft = self.group.raft.clone();
+                tokio::spawn(async move {
+                    let result = if known {
+                        Ok(0)
+                    } else {
+                        tracing::info!(node_id, %addr, "a node joins the cluster");
+                        raft.add_learner(node_id, BasicNode::new(addr), false)
+                            .await
+                            .map(|_| 0)
+                            .map_err(|e| (ResponseError::NotController, e.to_string()))
+                    };
+                    let _ = reply.send(result);
+                });
+            }
+            (Some(peers), Some(l)) if !forwarded => {
+                let (peers, timeout) = (peers.clone(), self.forward_timeout);
+                tokio::spawn(async move {
+                    let result = from_forwarded(join_via(&peers, l, node_id, addr, true, timeout).await);
+                    let _ = reply.send(result);
+                });
+            }
+            _ => {
+                let _ = reply.send(refuse("this node is not the controller"));
+            }
+        }
+    }
+
+    /// Proposes `cmd` (on the leader; a follower forwards once) and answers once it is applied.
+    async fn propose(
+        &mut self,
+        cmd: MetaCommand,
+        reply: ProposeReply,
+        forwarded: bool,
+    ) -> Result<(), ActorProcessingErr> {
+        let leader = self.acting_leader();
+        if leader != Some(self.node_id) {
+            match (leader, &self.peers, forwarded) {
+                (Some(leader), Some(peers), false) => {
+                    let bytes = serde_json::to_vec(&cmd)?;
+                    let (peers, timeout) = (peers.clone(), self.forward_timeout);
+                    tokio::spawn(async move {
+                        let result = from_forwarded(propose_to(&peers, leader, bytes.into(), timeout).await);
+                        let _ = reply.send(result);
+                    });
+                }
+                _ => {
+                    let _ = reply.send(Err((
+                        ResponseError::NotController,
+                        "this node is not the controller".into(),
+                    )));
+                }
+            }
+            return Ok(());
+        }
+        if self.parts.disk.is_low() {
+            // Nothing is proposed that this node may fail to write.
+            let _ = reply.send(Err((
+                ResponseError::KafkaStorageError,
+                "the data dir is full or not answering".into(),
+            )));
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&cmd)?;
+        let rx = match self.group.raft.client_write_ff(Command::Meta(bytes.into())).await {
+            Ok(rx) => rx,
+            Err(fatal) => {
+                // The group stopped; its watcher asks for the reopen.
+                let _ = reply.send(Err((ResponseError::NotController, fatal.to_string())));
+                return Ok(());
+            }
+        };
+        tokio::spawn(async move {
+            let result = match rx.await {
+                Ok(Ok(resp)) => match resp.data.error {
+                    None => Ok(resp.data.value),
+                    Some(refused) => Err((refused.code(), refused.to_string())),
+                },
+                Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
+                    Err((ResponseError::NotController, "controller leadership moved".into()))
+                }
+                Ok(Err(e)) => Err((ResponseError::UnknownServerError, e.to_string())),
+                Err(_) => Err((ResponseError::NotController, "controller stopped".into())),
+            };
+            let _ = reply.send(result);
+        });
+        Ok(())
+    }
 }
 
 impl Actor for Controller {
@@ -202,144 +352,15 @@ impl Actor for Controller {
             }
         }
         match msg {
-            ControllerMsg::GroupStopped(why) => {
-                if st.reopens.pending {
-                    return Ok(());
-                }
-                let Some(pause) = st.reopens.next_pause() else {
-                    return Err(format!("controller group stopped again, giving up: {why}").into());
-                };
-                tracing::error!(error = %why, ?pause, "controller group stopped; reopening it when the data dir has room");
-                let _ = tokio::time::timeout(Duration::from_secs(5), st.group.raft.shutdown()).await;
-                let applied_next = st.group.progress.lock().0.map_or(0, |l| l.index + 1);
-                if st.group.log.sync_failed() && applied_next > st.group.log.synced_upto() {
-                    // Committed by the others, applied here, then cut: the state machine cannot
-                    // carry on from a log that lacks what it applied. A broker restart replays.
-                    return Err(format!("controller group stopped after applying unsynced entries: {why}").into());
-                }
-                match st.group.log.cut_unsynced() {
-                    Ok(0) => {}
-                    Ok(entries) => tracing::warn!(
-                        entries,
-                        "cut the metadata entries written after the last successful fsync"
-                    ),
-                    Err(e) => return Err(format!("cutting the metadata log's unsynced tail: {e}").into()),
-                }
-                schedule_reopen(myself, st.parts.disk.clone(), pause);
-            }
-            ControllerMsg::Reopen => {
-                let resume = st.group.progress.lock().clone();
-                match st.parts.open(&myself, Some(resume)).await {
-                    Ok(opened) => {
-                        tracing::info!("controller group reopened");
-                        st.group = opened;
-                        st.reopens.reopened();
-                    }
-                    Err(e) => {
-                        st.reopens.pending = false;
-                        let _ = myself.send_message(ControllerMsg::GroupStopped(format!("reopening failed: {e}")));
-                    }
-                }
-            }
+            ControllerMsg::GroupStopped(why) => st.group_stopped(myself, why).await?,
+            ControllerMsg::Reopen => st.reopen(&myself).await,
             ControllerMsg::AddLearner {
                 node_id,
                 addr,
                 reply,
                 forwarded,
-            } => {
-                let known = {
-                    let m = st.group.raft.metrics();
-                    let m = m.borrow();
-                    let known = m.membership_config.membership().nodes().any(|(id, _)| *id == node_id);
-                    known
-                };
-                let leader = st.acting_leader();
-                let refuse = |why: &str| Err((ResponseError::NotController, why.to_string()));
-                match (&st.peers, leader) {
-                    (None, _) => {
-                        let _ = reply.send(refuse("a single node takes no peers"));
-                    }
-                    (Some(peers), Some(l)) if l == st.node_id => {
-                        peers.learn(node_id, &addr);
-                        let raft = st.group.raft.clone();
-                        tokio::spawn(async move {
-                            let result = if known {
-                                Ok(0)
-                            } else {
-                                tracing::info!(node_id, %addr, "a node joins the cluster");
-                                raft.add_learner(node_id, BasicNode::new(addr), false)
-                                    .await
-                                    .map(|_| 0)
-                                    .map_err(|e| (ResponseError::NotController, e.to_string()))
-                            };
-                            let _ = reply.send(result);
-                        });
-                    }
-                    (Some(peers), Some(l)) if !forwarded => {
-                        let (peers, timeout) = (peers.clone(), st.forward_timeout);
-                        tokio::spawn(async move {
-                            let result = from_forwarded(join_via(&peers, l, node_id, addr, true, timeout).await);
-                            let _ = reply.send(result);
-                        });
-                    }
-                    _ => {
-                        let _ = reply.send(refuse("this node is not the controller"));
-                    }
-                }
-            }
-            ControllerMsg::Propose { cmd, reply, forwarded } => {
-                let leader = st.acting_leader();
-                if leader != Some(st.node_id) {
-                    match (leader, &st.peers, forwarded) {
-                        (Some(leader), Some(peers), false) => {
-                            let bytes = serde_json::to_vec(&cmd)?;
-                            let (peers, timeout) = (peers.clone(), st.forward_timeout);
-                            tokio::spawn(async move {
-                                let result = from_forwarded(propose_to(&peers, leader, bytes.into(), timeout).await);
-                                let _ = reply.send(result);
-                            });
-                        }
-                        _ => {
-                            let _ = reply.send(Err((
-                                ResponseError::NotController,
-                                "this node is not the controller".into(),
-                            )));
-                        }
-                    }
-                    return Ok(());
-                }
-                if st.parts.disk.is_low() {
-                    // Nothing is proposed that this node may fail to write.
-                    let _ = reply.send(Err((
-                        ResponseError::KafkaStorageError,
-                        "the data dir is full or not answering".into(),
-                    )));
-                    return Ok(());
-                }
-                let bytes = serde_json::to_vec(&cmd)?;
-                let rx = match st.group.raft.client_write_ff(Command::Meta(bytes.into())).await {
-                    Ok(rx) => rx,
-                    Err(fatal) => {
-                        // The group stopped; its watcher asks for the reopen.
-                        let _ = reply.send(Err((ResponseError::NotController, fatal.to_string())));
-                        return Ok(());
-                    }
-                };
-                tokio::spawn(async move {
-                    let result = match rx.await {
-                        Ok(Ok(resp)) => match resp.data.error {
-                            None => Ok(resp.data.value),
-                            Some(refused) => Err((refused.code(), refused.to_string())),
-                        },
-                        Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
-                            Err((ResponseError::NotController, "controller leadership moved".into()))
-                        }
-                        Ok(Err(e)) => Err((ResponseError::UnknownServerError, e.to_string())),
-                        Err(_) => Err((ResponseError::NotController, "controller stopped".into())),
-                    };
-                    let _ = reply.send(result);
-                });
-            }
+            } => st.add_learner(node_id, addr, reply, forwarded),
+            ControllerMsg::Propose { cmd, reply, forwarded } => st.propose(cmd, reply, forwarded).await?,
         }
         Ok(())
     }
