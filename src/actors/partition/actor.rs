@@ -4,31 +4,27 @@
 //! registry (reads change no state).
 
 use crate::actors::partition::env::PartitionEnv;
-use crate::actors::partition::group::{initialize_group, spawn_leadership_watch};
 use crate::actors::partition::handoff::Handoff;
-use crate::actors::partition::reassign::Reassigner;
-use crate::actors::partition::registry::{in_sync, PartitionHandle};
-use crate::cluster::network::Network;
-use crate::cluster::wire::GroupId;
+use crate::actors::partition::registry::PartitionHandle;
+use crate::actors::partition::start::{
+    debug_delay_recovery, new_shared, open_group, open_log, register, schedule_ticks,
+};
 use crate::protocol::batch::BatchHeader;
 use crate::storage::log::entry::ProducerInfo;
 use crate::storage::log::segment::now_ms;
 use crate::storage::log::{LogConfig, PartitionLog};
-use crate::storage::partition_sm::{PartitionShared, PartitionSm};
+use crate::storage::partition_sm::PartitionShared;
 use crate::storage::producer_state::ProducerStates;
-use crate::storage::raft_log::LogStore;
 use crate::types::TopicPartition;
-use crate::types::{Command, NodeId, Raft};
+use crate::types::{NodeId, Raft};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use openraft::error::ClientWriteError;
-use openraft::BasicNode;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::oneshot;
 
 /// Reply to a produce: the batch's base offset, or a Kafka error.
 pub type ProduceReply = oneshot::Sender<Result<i64, ResponseError>>;
@@ -142,22 +138,6 @@ pub struct PartitionState {
 /// The partition actor.
 pub struct PartitionActor;
 
-/// Wipes `dir` if it holds data of an earlier topic with the same name.
-fn claim_dir(dir: &std::path::Path, topic_id: uuid::Uuid) -> anyhow::Result<()> {
-    let marker = dir.join("topic-id");
-    match std::fs::read_to_string(&marker) {
-        Ok(existing) if existing.trim() == topic_id.to_string() => return Ok(()),
-        Ok(_) => {
-            tracing::warn!(dir = %dir.display(), "data of a deleted topic with the same name; removing it");
-            std::fs::remove_dir_all(dir)?;
-        }
-        Err(_) => {}
-    }
-    std::fs::create_dir_all(dir)?;
-    crate::storage::write_file_durably(&marker, topic_id.to_string().as_bytes())?;
-    Ok(())
-}
-
 impl Actor for PartitionActor {
     type Msg = PartitionMsg;
     type State = PartitionState;
@@ -168,110 +148,13 @@ impl Actor for PartitionActor {
         myself: ActorRef<PartitionMsg>,
         args: PartitionArgs,
     ) -> Result<PartitionState, ActorProcessingErr> {
-        // Debug-build test hook: slow recovery down so readiness can be observed before it ends.
-        #[cfg(debug_assertions)]
-        if let Some(ms) = std::env::var("RS_DEBUG_RECOVERY_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        // Creating a partition fsyncs its marker and files, and recovery reads its segments: on
-        // the blocking pool, not a runtime worker (a topic of many partitions created at once
-        // held both workers long enough for the controller's 50 ms heartbeats to time out).
-        let (dir, topic_id, log_config) = (args.dir.clone(), args.topic_id, args.log_config);
-        let (log, report) = tokio::task::spawn_blocking(move || {
-            claim_dir(&dir, topic_id)?;
-            PartitionLog::open(&dir, log_config)
-        })
-        .await??;
-        if let Some((bytes, why)) = &report.truncated {
-            tracing::warn!(partition = ?args.tp, bytes, reason = %why, "cut a torn or corrupt tail during recovery");
-        }
-        let log = Arc::new(log);
-        let shared = Arc::new(PartitionShared {
-            high_watermark: watch::channel(0).0,
-            caught_up: Default::default(),
-            membership: Default::default(),
-            purge_allowed: Default::default(),
-            handing_off: Default::default(),
-            // Any stall so far counts as confirmed: a group opened now leads only once a quorum
-            // acked it in this run (`acting_leader` wants `millis_since_quorum_ack`, which a new
-            // Raft instance sets only from acks it received), so after any earlier stall.
-            stall_confirmed: args.env.peers.as_ref().map(|p| p.liveness.stalls()).unwrap_or(0).into(),
-        });
-        let sm = PartitionSm::open(&args.dir, shared.clone(), log.clone());
-        let store = LogStore::new(log.clone(), args.env.sink.clone()).purging_with(shared.clone());
-        let group = GroupId::of(&args.tp);
-        let raft = Raft::new(
-            args.env.node_id,
-            args.env.raft_config.clone(),
-            Network::new(group, args.env.peers.clone()),
-            store,
-            sm,
-        )
-        .await?;
-        // A replica being added by a reassignment joins the group as a learner: the leader
-        // brings it in; it never forms a group of its own.
-        let joining = !args.replicas.contains(&(args.env.node_id as i32));
-        if !joining && !raft.is_initialized().await? {
-            let members: BTreeMap<NodeId, BasicNode> = match &args.env.peers {
-                Some(peers) => args
-                    .replicas
-                    .iter()
-                    .map(|id| {
-                        let addr = peers.addr_of(*id as NodeId).unwrap_or_default();
-                        (*id as NodeId, BasicNode::new(addr))
-                    })
-                    .collect(),
-                None => BTreeMap::from([(args.env.node_id, BasicNode::default())]),
-            };
-            let preferred = args.replicas.first().map_or(args.env.node_id, |id| *id as NodeId);
-            let (tp, meta) = (args.tp.clone(), args.env.meta.clone());
-            initialize_group(
-                &raft,
-                members,
-                preferred,
-                args.env.node_id,
-                args.env.peers.clone(),
-                tp,
-                meta,
-            )
-            .await;
-        }
+        debug_delay_recovery().await;
+        let (log, report) = open_log(&args).await?;
+        let shared = new_shared(&args);
+        let raft = open_group(&args, log.clone(), shared.clone()).await?;
         tracing::debug!(partition = ?args.tp, entries = report.entries, end_offset = log.end_offset(), "partition recovered");
-        let (handle_log, handle_shared) = (log.clone(), shared.clone());
-        let handle = Arc::new(PartitionHandle {
-            actor: myself.clone(),
-            raft: raft.clone(),
-            log,
-            shared,
-            produce_permits: Arc::new(Semaphore::new(args.env.max_pending_produces.max(1))),
-            node_id: args.env.node_id,
-            peers: args.env.peers.clone(),
-        });
-        args.env.registry.insert(args.tp.clone(), handle);
-        spawn_leadership_watch(
-            raft.clone(),
-            args.env.registry.clone(),
-            handle_shared.clone(),
-            args.env
-                .leader_reports
-                .clone()
-                .map(|r| (r, args.tp.clone(), args.env.node_id)),
-            myself.clone(),
-        );
-        myself.send_interval(
-            Duration::from_millis(args.env.retention_check_interval_ms.max(10)),
-            || PartitionMsg::RetentionTick,
-        );
-        if args.env.leader_reports.is_some() {
-            let every = (args.env.replica_lag_time_max / 2).max(Duration::from_millis(100));
-            myself.send_interval(every, || PartitionMsg::IsrTick);
-        }
-        if let (Some(every), Some(_)) = (args.env.leader_rebalance_interval, &args.env.peers) {
-            myself.send_interval(every.max(Duration::from_millis(100)), || PartitionMsg::RebalanceTick);
-        }
+        register(&myself, &args, &raft, &log, &shared);
+        schedule_ticks(&myself, &args.env);
         Ok(PartitionState {
             env: args.env,
             tp: args.tp,
@@ -280,8 +163,8 @@ impl Actor for PartitionActor {
             led_term: None,
             waiters: HashMap::new(),
             last_expiry_ms: now_ms(),
-            log: handle_log,
-            shared: handle_shared,
+            log,
+            shared,
             reassigning: Default::default(),
             reported_isr: None,
             predicted_end: 0,
@@ -300,44 +183,12 @@ impl Actor for PartitionActor {
             PartitionMsg::Produce { batch, header, reply } => st.produce(&myself, batch, header, reply).await?,
             PartitionMsg::LeaderReady { term, ready } => st.leader_ready(&myself, term, ready).await?,
             PartitionMsg::Appended {
-                producer: p,
+                producer,
                 result,
                 reply,
-            } => {
-                match result {
-                    Ok(base) => st
-                        .producers
-                        .record(p.id, p.epoch, p.first_seq, p.count, Some(base), now_ms()),
-                    Err(code) => {
-                        tracing::debug!(target: "raftstream::idempotence", partition = ?st.tp, producer = p.id,
-                            epoch = p.epoch, first_seq = p.first_seq, error = ?code, "append failed; sequence forgotten");
-                        st.producers.forget_from(p.id, p.first_seq)
-                    }
-                }
-                let _ = reply.send(result);
-                for w in st.waiters.remove(&(p.id, p.first_seq)).unwrap_or_default() {
-                    let _ = w.send(result);
-                }
-                let now = now_ms();
-                if now - st.last_expiry_ms > 60_000 {
-                    st.producers.expire(now - st.env.producer_expiration_ms);
-                    st.last_expiry_ms = now;
-                }
-            }
+            } => st.appended(producer, result, reply),
             PartitionMsg::RetentionTick => st.apply_retention().await,
-            PartitionMsg::IsrTick => {
-                let lag = st.env.replica_lag_time_max;
-                let isr = in_sync(&st.raft, &st.shared, st.env.node_id, st.env.peers.as_deref(), lag);
-                if let (Some(isr), Some(reports)) = (isr, &st.env.leader_reports) {
-                    let epoch = st.raft.metrics().borrow().current_term.min(i32::MAX as u64) as i32;
-                    let now = Some((epoch, isr));
-                    if now != st.reported_isr {
-                        let (epoch, isr) = now.clone().expect("just set");
-                        reports.isr(&st.tp.topic, st.tp.partition, epoch, isr);
-                        st.reported_isr = now;
-                    }
-                }
-            }
+            PartitionMsg::IsrTick => st.report_isr(),
             PartitionMsg::RebalanceTick => {
                 st.hand_off(false);
             }
@@ -355,54 +206,8 @@ impl Actor for PartitionActor {
             PartitionMsg::GroupStopped(why) => {
                 return Err(GroupStopped::failure(&st.tp, why));
             }
-            PartitionMsg::Reassign => {
-                if let (Some(peers), Some(reports)) = (&st.env.peers, &st.env.leader_reports) {
-                    Reassigner {
-                        tp: st.tp.clone(),
-                        node_id: st.env.node_id,
-                        raft: st.raft.clone(),
-                        peers: peers.clone(),
-                        meta: st.env.meta.clone(),
-                        reports: reports.clone(),
-                        catch_up_timeout: st.env.reassignment_catch_up_timeout,
-                        running: st.reassigning.clone(),
-                    }
-                    .start();
-                }
-            }
-            PartitionMsg::DeleteRecords { offset, reply } => {
-                let hwm = *st.shared.high_watermark.borrow();
-                let target = if offset == -1 { hwm } else { offset };
-                if st.acting_leader() != Some(st.env.node_id) {
-                    let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
-                } else if target < 0 || target > hwm {
-                    let _ = reply.send(Err(ResponseError::OffsetOutOfRange));
-                } else {
-                    // Through the group, so every replica moves its log start (durably, when it
-                    // applies the entry); whole segments below it go with the next retention
-                    // passes (a snapshot first, then openraft's purge).
-                    let rx = match st.raft.client_write_ff(Command::LogStart(target)).await {
-                        Ok(rx) => rx,
-                        Err(fatal) => {
-                            let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
-                            return Err(GroupStopped::failure(&st.tp, fatal));
-                        }
-                    };
-                    tokio::spawn(async move {
-                        let result = match rx.await {
-                            Ok(Ok(resp)) => {
-                                let _ = myself.send_message(PartitionMsg::RetentionTick);
-                                Ok(resp.data.base_offset)
-                            }
-                            Ok(Err(ClientWriteError::ForwardToLeader(_))) | Err(_) => {
-                                Err(ResponseError::NotLeaderOrFollower)
-                            }
-                            Ok(Err(_)) => Err(ResponseError::KafkaStorageError),
-                        };
-                        let _ = reply.send(result);
-                    });
-                }
-            }
+            PartitionMsg::Reassign => st.reassign(),
+            PartitionMsg::DeleteRecords { offset, reply } => st.delete_records(&myself, offset, reply).await?,
             #[cfg(debug_assertions)]
             PartitionMsg::Crash => panic!("test hook: partition {:?} asked to crash", st.tp),
         }
@@ -412,7 +217,7 @@ impl Actor for PartitionActor {
 
 impl PartitionState {
     /// The group's leader as this node acts on it (`cluster::acting_leader`, with the lease).
-    fn acting_leader(&self) -> Option<NodeId> {
+    pub(super) fn acting_leader(&self) -> Option<NodeId> {
         let liveness = self.env.peers.as_ref().map(|p| &p.liveness);
         let confirmed = self.shared.confirmed_stalls();
         crate::cluster::acting_leader(&self.raft.metrics().borrow(), liveness, confirmed)

@@ -2,6 +2,7 @@
 //! log; the produce path, leadership (elector, handoff), reassignment, and the registry handlers
 //! read. May call storage, cluster and the committer; never the group coordinator.
 
+pub mod actions;
 pub mod actor;
 pub mod confirm;
 pub mod elector;
@@ -12,4 +13,5 @@ pub mod produce;
 pub mod reassign;
 pub mod registry;
 pub mod reports;
+pub mod start;
 pub mod supervisor;
