@@ -22,10 +22,19 @@ pub struct FlushRequest {
     pub done: FlushDone,
 }
 
+/// A file to write atomically and durably (a closed segment's seal), in a round.
+pub struct WriteRequest {
+    pub path: std::path::PathBuf,
+    pub data: Vec<u8>,
+    pub done: FlushDone,
+}
+
 /// Messages the committer takes.
 pub enum CommitterMsg {
     /// Make these writes durable, then call back.
     Flush(FlushRequest),
+    /// Write a file durably (after the round's fsyncs), then call back.
+    Write(WriteRequest),
     /// Relaxed mode: these files have unsynced writes; sync them on the next tick.
     MarkDirty(Vec<Arc<File>>),
     /// Relaxed mode timer.
@@ -33,6 +42,8 @@ pub enum CommitterMsg {
     /// A round's fsyncs finished.
     RoundDone {
         done: Vec<FlushDone>,
+        /// The round's file writes and how each went.
+        written: Vec<(FlushDone, std::io::Result<()>)>,
         /// Arrival number of the round's first request (its requests are consecutive).
         first_seq: u64,
         result: Result<(), (std::io::ErrorKind, String)>,
@@ -64,6 +75,8 @@ pub struct CommitterArgs {
 pub struct CommitterState {
     max_round_bytes: u64,
     pending: std::collections::VecDeque<FlushRequest>,
+    /// File writes for the next round.
+    writes: Vec<WriteRequest>,
     round_running: bool,
     /// Rounds started so far (names the round a stall check is about).
     rounds_started: u64,
@@ -85,6 +98,8 @@ pub struct CommitterState {
 struct Round {
     files: Vec<Arc<File>>,
     done: Vec<FlushDone>,
+    /// Written after the fsyncs: whatever they describe is durable by then.
+    writes: Vec<WriteRequest>,
     bytes: u64,
     /// Arrival number of the first request in `done`.
     first_seq: u64,
@@ -99,6 +114,7 @@ impl CommitterState {
         let mut round = Round {
             files: Vec::new(),
             done: Vec::new(),
+            writes: std::mem::take(&mut self.writes),
             bytes: 0,
             first_seq,
         };
@@ -153,12 +169,13 @@ impl Committer {
     }
 
     fn start_round(myself: &ActorRef<CommitterMsg>, st: &mut CommitterState) {
-        if st.round_running || (st.pending.is_empty() && st.waiting_sync_all.is_empty()) {
+        if st.round_running || (st.pending.is_empty() && st.waiting_sync_all.is_empty() && st.writes.is_empty()) {
             return;
         }
         let Round {
             files,
             done,
+            writes,
             bytes,
             first_seq,
         } = st.take_round();
@@ -188,11 +205,19 @@ impl Committer {
                     break;
                 }
             }
+            let written = writes
+                .into_iter()
+                .map(|w| {
+                    let r = crate::storage::write_file_durably(&w.path, &w.data);
+                    (w.done, r)
+                })
+                .collect();
             metrics::counter!(crate::observability::FSYNC_ROUNDS).increment(1);
             metrics::histogram!(crate::observability::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
             metrics::histogram!(crate::observability::FSYNC_ROUND_BYTES).record(bytes as f64);
             let _ = me.send_message(CommitterMsg::RoundDone {
                 done,
+                written,
                 first_seq,
                 result,
             });
@@ -218,6 +243,7 @@ impl Actor for Committer {
         Ok(CommitterState {
             max_round_bytes: args.max_round_bytes.max(1),
             pending: Default::default(),
+            writes: Vec::new(),
             round_running: false,
             rounds_started: 0,
             stall: args.stall_ms.map(|ms| Duration::from_millis(ms.max(1))),
@@ -242,6 +268,7 @@ impl Actor for Committer {
                 st.received_seq += 1;
                 st.pending.push_back(req);
             }
+            CommitterMsg::Write(req) => st.writes.push(req),
             CommitterMsg::MarkDirty(files) => {
                 for f in &files {
                     add_unique(&mut st.dirty, f);
@@ -260,9 +287,13 @@ impl Actor for Committer {
             }
             CommitterMsg::RoundDone {
                 done,
+                written,
                 first_seq,
                 result,
             } => {
+                for (d, r) in written {
+                    d(r);
+                }
                 debug_assert_eq!(
                     first_seq,
                     st.completed_seq + 1,
@@ -305,10 +336,23 @@ impl FlushSink for CommitterHandle {
             done(Ok(()));
             return;
         }
+        self.sync(files, bytes, done);
+    }
+
+    fn sync(&self, files: Vec<Arc<File>>, bytes: u64, done: FlushDone) {
         // If the committer is gone, the write is not durable and must not be acknowledged.
         if let Err(ractor::MessagingErr::SendErr(CommitterMsg::Flush(req))) = self
             .actor
             .send_message(CommitterMsg::Flush(FlushRequest { files, bytes, done }))
+        {
+            (req.done)(Err(std::io::Error::other("committer stopped")));
+        }
+    }
+
+    fn write_durably(&self, path: std::path::PathBuf, data: Vec<u8>, done: FlushDone) {
+        if let Err(ractor::MessagingErr::SendErr(CommitterMsg::Write(req))) = self
+            .actor
+            .send_message(CommitterMsg::Write(WriteRequest { path, data, done }))
         {
             (req.done)(Err(std::io::Error::other("committer stopped")));
         }
@@ -324,6 +368,7 @@ mod tests {
         CommitterState {
             max_round_bytes,
             pending: Default::default(),
+            writes: Vec::new(),
             round_running: false,
             rounds_started: 0,
             stall: None,

@@ -84,7 +84,7 @@ mod tests {
         let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
         // Three segments of batches at times 1000, 2000, ...: the size bound rolls them.
         for i in 1..=30u64 {
-            log.append(&[entry(i, i as i64 * 1000)]).unwrap();
+            log.append_synced(&[entry(i, i as i64 * 1000)]).unwrap();
         }
         let end = log.end_offset();
         let now = 1_000_000;

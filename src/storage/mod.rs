@@ -20,8 +20,14 @@ pub type FlushDone = Box<dyn FnOnce(std::io::Result<()>) + Send + 'static>;
 
 /// Where a log sends its fsync requests: the shared committer.
 pub trait FlushSink: Send + Sync + 'static {
-    /// Makes everything written so far to `files` durable, then calls `done`.
+    /// Makes everything written so far to `files` durable, then calls `done` (with relaxed
+    /// durability: calls `done` at once and syncs on the next tick).
     fn flush(&self, files: Vec<Arc<File>>, bytes: u64, done: FlushDone);
+    /// Makes `files` durable now, whatever the durability setting (a segment that closes).
+    fn sync(&self, files: Vec<Arc<File>>, bytes: u64, done: FlushDone);
+    /// Writes `data` to `path` atomically and durably (`write_file_durably`), off the
+    /// runtime's workers, then calls `done`.
+    fn write_durably(&self, path: std::path::PathBuf, data: Vec<u8>, done: FlushDone);
 }
 
 /// Writes `data` to `path` atomically and durably (temp file, fsync, rename, fsync dir).

@@ -8,6 +8,7 @@ use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use std::fmt::Debug;
+use std::fs::File;
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,6 +58,71 @@ impl LogStore {
     pub fn purging_with(mut self, shared: Arc<crate::storage::partition_sm::PartitionShared>) -> LogStore {
         self.purge_membership = Some(shared);
         self
+    }
+
+    /// Hands `files` to the committer; once durable, notes how far the log is synced and tells
+    /// openraft (`callback`). Rounds complete in order: what a successful one covers is
+    /// durable; after a failed one, the unsynced tail is cut before the group runs again.
+    fn flush_then(&self, files: Vec<Arc<File>>, bytes: u64, last: Option<u64>, callback: LogFlushed<TypeConfig>) {
+        let (log, generation) = (self.log.clone(), self.log.cut_generation());
+        self.sink.flush(
+            files,
+            bytes,
+            Box::new(move |r| {
+                match (&r, last) {
+                    (Ok(()), Some(last)) => log.note_synced(last, generation),
+                    (Ok(()), None) => {}
+                    (Err(_), _) => log.note_sync_failed(),
+                }
+                callback.log_io_completed(r)
+            }),
+        );
+    }
+
+    /// Makes the segment about to close durable (through the committer, whatever the
+    /// durability setting) and waits for it: its successor may hold nothing before.
+    async fn sync_before_roll(&self, files: Vec<Arc<File>>, bytes: u64, last: Option<u64>) -> Result<(), StorageError> {
+        let generation = self.log.cut_generation();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.sink.sync(
+            files,
+            bytes,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        match rx
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("committer stopped")))
+        {
+            Ok(()) => {
+                if let Some(last) = last {
+                    self.log.note_synced(last, generation);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.log.note_sync_failed();
+                Err(io_err(format!("syncing a segment before it closes: {e}"), true))
+            }
+        }
+    }
+
+    /// Writes a closed segment's seal durably through the committer and waits for it. A seal
+    /// that could not be written only costs a scan of its segment at recovery.
+    async fn write_seal(&self, path: std::path::PathBuf, data: Vec<u8>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let shown = path.display().to_string();
+        self.sink.write_durably(
+            path,
+            data,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        if let Ok(Err(e)) | Err(e) = rx.await.map_err(std::io::Error::other) {
+            tracing::warn!(seal = %shown, error = %e, "could not write a segment's seal; recovery will scan it");
+        }
     }
 }
 
@@ -202,27 +268,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let appended = self.log.append(&entries).map_err(|e| io_err(format!("{e:#}"), true))?;
-        let (log, last, generation) = (
-            self.log.clone(),
-            entries.last().map(|e| e.log_id.index),
-            self.log.cut_generation(),
-        );
-        self.sink.flush(
-            appended.files,
-            appended.bytes,
-            Box::new(move |r| {
-                // Rounds complete in order: what a successful one covers is durable; after a
-                // failed one, the unsynced tail is cut before the group runs again.
-                match (&r, last) {
-                    (Ok(()), Some(last)) => log.note_synced(last, generation),
-                    (Ok(()), None) => {}
-                    (Err(_), _) => log.note_sync_failed(),
-                }
-                callback.log_io_completed(r)
-            }),
-        );
-        Ok(())
+        let mut rest: &[Entry] = &entries;
+        let mut new_dirs = Vec::new();
+        loop {
+            let mut part = self.log.append_part(rest).map_err(|e| io_err(format!("{e:#}"), true))?;
+            part.files.append(&mut new_dirs);
+            let Some(written) = part.rolls_after else {
+                self.flush_then(part.files, part.bytes, rest.last().map(|e| e.log_id.index), callback);
+                return Ok(());
+            };
+            let last = rest[..written].last().map(|e| e.log_id.index);
+            self.sync_before_roll(part.files, part.bytes, last).await?;
+            let rolled = self.log.roll().map_err(|e| io_err(format!("{e:#}"), true))?;
+            if let Some((path, data)) = rolled.seal {
+                self.write_seal(path, data).await;
+            }
+            new_dirs.push(rolled.dir);
+            rest = &rest[written..];
+        }
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -260,6 +323,8 @@ mod tests {
     struct NoSink;
     impl FlushSink for NoSink {
         fn flush(&self, _files: Vec<Arc<std::fs::File>>, _bytes: u64, _done: super::super::FlushDone) {}
+        fn sync(&self, _files: Vec<Arc<std::fs::File>>, _bytes: u64, _done: super::super::FlushDone) {}
+        fn write_durably(&self, _path: std::path::PathBuf, _data: Vec<u8>, _done: super::super::FlushDone) {}
     }
 
     #[tokio::test]
@@ -280,7 +345,7 @@ mod tests {
                 payload: EntryPayload::Normal(Command::Batch(batch.clone())),
             })
             .collect();
-        log.append(&entries).unwrap();
+        log.append_synced(&entries).unwrap();
         let mut store = LogStore::new(Arc::new(log), Arc::new(NoSink));
         let got = store.limited_get_log_entries(1, 41).await.unwrap();
         assert_eq!(got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![1, 2, 3]);

@@ -100,10 +100,10 @@ mod tests {
         let mut index = 0;
         for (term, batches) in [(1, 4), (3, 3), (5, 1)] {
             index += 1;
-            log.append(&[entry(term, index, None)]).unwrap();
+            log.append_synced(&[entry(term, index, None)]).unwrap();
             for _ in 0..batches {
                 index += 1;
-                log.append(&[entry(term, index, Some(3))]).unwrap();
+                log.append_synced(&[entry(term, index, Some(3))]).unwrap();
             }
         }
         assert_eq!(log.end_offset(), 24);

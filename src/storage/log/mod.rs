@@ -6,6 +6,7 @@
 pub mod entry;
 pub mod epochs;
 pub mod retention;
+pub mod roll;
 pub mod seal;
 pub mod segment;
 pub mod tail_cache;
@@ -13,10 +14,9 @@ pub mod times;
 
 use self::segment::{ScanReport, Segment};
 use self::tail_cache::TailCache;
-use crate::types::{Command, Entry, LogId};
+use crate::types::{Entry, LogId};
 use bytes::{Bytes, BytesMut};
 use entry::EntryInfo;
-use openraft::EntryPayload;
 use parking_lot::RwLock;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -51,6 +51,9 @@ pub struct RecoveryReport {
 pub struct Appended {
     pub files: Vec<Arc<File>>,
     pub bytes: u64,
+    /// `Some(n)`: only the first `n` entries were written; the active segment must roll (once
+    /// the files are durable: `PartitionLog::roll`) before the rest.
+    pub rolls_after: Option<usize>,
 }
 
 /// Batches read for a fetch.
@@ -69,16 +72,16 @@ pub struct PartitionLog {
     pub(super) dir: PathBuf,
     pub(super) cfg: LogConfig,
     /// Roll size; a topic's `segment.bytes` can change it while the log runs.
-    segment_bytes: std::sync::atomic::AtomicU64,
+    pub(super) segment_bytes: std::sync::atomic::AtomicU64,
     /// Roll age; a topic's `segment.ms` can change it while the log runs.
-    segment_ms: std::sync::atomic::AtomicI64,
+    pub(super) segment_ms: std::sync::atomic::AtomicI64,
     pub(super) inner: RwLock<Vec<Segment>>,
     /// First offset clients may read (DeleteRecords can move it inside a segment); persisted in
     /// `log-start-offset`. The effective start is the larger of this and the first segment's base.
     pub(super) log_start: std::sync::atomic::AtomicI64,
     /// Producer state of everything appended (for seals), and whether it is exact (a
     /// truncation makes it inexact: seals are then skipped and recovery scans instead).
-    producers: parking_lot::Mutex<(crate::storage::producer_state::ProducerStates, bool)>,
+    pub(super) producers: parking_lot::Mutex<(crate::storage::producer_state::ProducerStates, bool)>,
     /// The most recently appended entries, as written: commit-time apply (which openraft
     /// reads back through the log store) and tail fetches are served from memory.
     tail: parking_lot::Mutex<TailCache>,
@@ -260,7 +263,7 @@ impl PartitionLog {
 
     /// Whether the active segment must roll before `pending` more bytes go into it: it would
     /// grow past `segment.bytes`, or it holds entries and is older than `segment.ms`.
-    fn must_roll(&self, active: &Segment, pending: u64, now_ms: i64) -> bool {
+    pub(super) fn must_roll(&self, active: &Segment, pending: u64, now_ms: i64) -> bool {
         if active.last.is_none() && pending == 0 {
             return false;
         }
@@ -303,53 +306,6 @@ impl PartitionLog {
     pub(super) fn start_of(&self, segs: &[Segment]) -> i64 {
         let first = segs.first().map(|s| s.base_offset).unwrap_or(0);
         first.max(self.log_start.load(std::sync::atomic::Ordering::SeqCst))
-    }
-
-    /// Writes `entries` (consecutive Raft indexes after the current last) at the end of the log,
-    /// giving each batch the next Kafka offsets. Not yet durable: flush the returned files.
-    pub fn append(&self, entries: &[Entry]) -> anyhow::Result<Appended> {
-        let mut segs = self.inner.write();
-        let mut files: Vec<Arc<File>> = Vec::new();
-        let mut buf = Vec::new();
-        let mut infos = Vec::with_capacity(entries.len());
-        let mut total = 0u64;
-        let now_ms = crate::storage::log::segment::now_ms();
-        for e in entries {
-            let active = segs.last().expect("a log has a segment");
-            if let Some(last) = infos.last().copied().or(active.last) {
-                anyhow::ensure!(
-                    last.log_id.index + 1 == e.log_id.index,
-                    "append of index {} after {}",
-                    e.log_id.index,
-                    last.log_id.index
-                );
-            }
-            let is_batch = matches!(e.payload, EntryPayload::Normal(Command::Batch(_)));
-            let pending = buf.len() as u64;
-            if is_batch && self.must_roll(active, pending, now_ms) {
-                // Roll: write what is pending to the old segment, then start a new one.
-                let next_offset = infos
-                    .last()
-                    .map(|i: &EntryInfo| i.next_offset)
-                    .unwrap_or(active.next_offset);
-                let next_index = e.log_id.index;
-                self.flush_buf(segs.last_mut().expect("segment"), &mut buf, &mut infos, &mut files)?;
-                self.seal(segs.last().expect("segment"))?;
-                let seg = Segment::create(&self.dir, next_offset, next_index, self.cfg.index_interval_bytes)?;
-                segs.push(seg);
-            }
-            let active = segs.last().expect("segment");
-            let next_offset = infos.last().map(|i| i.next_offset).unwrap_or(active.next_offset);
-            let start = buf.len();
-            entry::encode(&mut buf, e, next_offset)?;
-            let pos = active.size_bytes + start as u64;
-            let info = entry::describe(&buf[start..], pos, next_offset)
-                .map_err(|e| anyhow::anyhow!("encoded entry: {e:?}"))?;
-            total += info.disk_bytes;
-            infos.push(info);
-        }
-        self.flush_buf(segs.last_mut().expect("segment"), &mut buf, &mut infos, &mut files)?;
-        Ok(Appended { files, bytes: total })
     }
 
     /// Reads the entries with Raft index in `start..end`.
@@ -528,7 +484,7 @@ impl PartitionLog {
 
     /// Writes the encoded entries in `buf` at the end of `seg` with one write, indexes them and
     /// keeps them in the tail cache.
-    fn flush_buf(
+    pub(super) fn flush_buf(
         &self,
         seg: &mut Segment,
         buf: &mut Vec<u8>,
@@ -560,17 +516,6 @@ impl PartitionLog {
         }
         if !files.iter().any(|f| Arc::ptr_eq(f, &seg.file)) {
             files.push(seg.file.clone());
-        }
-        Ok(())
-    }
-
-    /// Fsyncs a segment that is being closed and writes its seal (skipped while the producer
-    /// state is inexact after a truncation: recovery then scans that segment instead).
-    fn seal(&self, seg: &Segment) -> anyhow::Result<()> {
-        seg.file.sync_data()?;
-        let producers = self.producers.lock();
-        if producers.1 {
-            seal::write(seg, &producers.0)?;
         }
         Ok(())
     }

@@ -188,7 +188,7 @@ mod tests {
                 log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
                 payload: EntryPayload::Normal(Command::Batch(batch(&[b"0123456789"], i as i64 * 1000))),
             };
-            log.append(&[e]).unwrap();
+            log.append_synced(&[e]).unwrap();
         }
         let keep_all = RetentionLimits {
             retention_ms: -1,

@@ -34,6 +34,11 @@ pub fn seal_path(segment_path: &Path) -> PathBuf {
 
 /// Writes the seal of `seg` (already fsynced) durably.
 pub fn write(seg: &Segment, producers: &ProducerStates) -> std::io::Result<()> {
+    crate::storage::write_file_durably(&seal_path(&seg.path), &encode(seg, producers)?)
+}
+
+/// The seal of `seg` as its file holds it.
+pub fn encode(seg: &Segment, producers: &ProducerStates) -> std::io::Result<Vec<u8>> {
     let entries = seg.last.map(|l| l.log_id.index + 1 - seg.base_index).unwrap_or(0);
     let seal = SegmentSeal {
         size_bytes: seg.size_bytes,
@@ -47,8 +52,7 @@ pub fn write(seg: &Segment, producers: &ProducerStates) -> std::io::Result<()> {
         entries,
         producers: producers.clone(),
     };
-    let data = serde_json::to_vec(&seal).map_err(std::io::Error::other)?;
-    crate::storage::write_file_durably(&seal_path(&seg.path), &data)
+    serde_json::to_vec(&seal).map_err(std::io::Error::other)
 }
 
 /// Reads a seal that matches its segment file's size, or `None`.

@@ -79,8 +79,21 @@ pub fn file_name(base_offset: i64) -> String {
 }
 
 impl Segment {
-    /// Creates a new empty segment.
+    /// Creates a new empty segment, its directory entry durable.
     pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        base_index: u64,
+        index_interval_bytes: u64,
+    ) -> std::io::Result<Segment> {
+        let seg = Segment::create_unsynced(dir, base_offset, base_index, index_interval_bytes)?;
+        File::open(dir)?.sync_all()?;
+        Ok(seg)
+    }
+
+    /// Creates a new empty segment whose directory entry the caller makes durable (a roll:
+    /// with the first entries written to it, in the committer's round).
+    pub fn create_unsynced(
         dir: &Path,
         base_offset: i64,
         base_index: u64,
@@ -93,7 +106,6 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(&path)?;
-        File::open(dir)?.sync_all()?;
         Ok(Segment::empty(
             path,
             file,

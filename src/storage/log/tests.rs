@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::protocol::batch::tests::batch;
+use crate::types::Command;
 use openraft::CommittedLeaderId;
+use openraft::EntryPayload;
 
 fn batch_entry(index: u64, n: usize) -> Entry {
     let values: Vec<Vec<u8>> = (0..n).map(|i| format!("v{index}-{i}").into_bytes()).collect();
@@ -18,7 +20,7 @@ fn log_with_batches(last: u64, records: usize) -> (tempfile::TempDir, PartitionL
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
     for i in 1..=last {
-        log.append(&[batch_entry(i, records)]).unwrap();
+        log.append_synced(&[batch_entry(i, records)]).unwrap();
     }
     (dir, log)
 }
@@ -35,13 +37,13 @@ const CFG: LogConfig = LogConfig {
 fn append_roll_read_truncate_recover() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
-    log.append(&[Entry {
+    log.append_synced(&[Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
         payload: EntryPayload::Blank,
     }])
     .unwrap();
     for i in 2..30 {
-        log.append(&[batch_entry(i, 3)]).unwrap();
+        log.append_synced(&[batch_entry(i, 3)]).unwrap();
     }
     assert_eq!(log.end_offset(), 28 * 3);
     assert!(std::fs::read_dir(dir.path()).unwrap().count() > 2, "segments rolled");
@@ -78,7 +80,7 @@ fn append_roll_read_truncate_recover() {
     );
     assert_eq!(from_disk, es, "the tail cache and the segments give the same entries");
     assert_eq!(log.end_offset(), 18 * 3);
-    log.append(&[batch_entry(20, 2)]).unwrap();
+    log.append_synced(&[batch_entry(20, 2)]).unwrap();
     assert_eq!(log.end_offset(), 18 * 3 + 2);
 }
 
@@ -126,7 +128,7 @@ fn torn_and_corrupt_tails_are_cut() {
         )
         .unwrap();
         for i in 1..=5 {
-            log.append(&[batch_entry(i, 2)]).unwrap();
+            log.append_synced(&[batch_entry(i, 2)]).unwrap();
         }
         drop(log);
         let path = dir.path().join(crate::storage::log::segment::file_name(0));
@@ -175,7 +177,7 @@ fn truncation_forgets_the_producer_sequences_it_removed() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
     for i in 0..10u64 {
-        log.append(&[idempotent_entry(i + 1, 7, i as i32)]).unwrap();
+        log.append_synced(&[idempotent_entry(i + 1, 7, i as i32)]).unwrap();
     }
     assert_eq!(log.producer_states().0.check(7, 0, 8, 1), SeqCheck::Duplicate(8));
     let seals = |dir: &std::path::Path| {
@@ -202,17 +204,17 @@ fn truncation_forgets_the_producer_sequences_it_removed() {
 fn truncation_after_a_blank_entry_keeps_the_kafka_offsets() {
     let (dir, log) = log_with_batches(3, 2);
     // A new leader's blank entry, then a deposed leader's uncommitted batch after it.
-    log.append(&[Entry {
+    log.append_synced(&[Entry {
         log_id: LogId::new(CommittedLeaderId::new(2, 1), 4),
         payload: EntryPayload::Blank,
     }])
     .unwrap();
-    log.append(&[batch_entry(5, 2)]).unwrap();
+    log.append_synced(&[batch_entry(5, 2)]).unwrap();
     log.truncate_from(5).unwrap();
     // The cut ends at the blank entry: offsets continue after the batches before it (found by
     // the chaos suite: they restarted at 0, and the replica diverged from the leader).
     assert_eq!(log.end_offset(), 6);
-    log.append(&[batch_entry(5, 2)]).unwrap();
+    log.append_synced(&[batch_entry(5, 2)]).unwrap();
     assert_eq!(log.end_offset(), 8);
     drop(log);
     let (log, rep) = PartitionLog::open(dir.path(), CFG).unwrap();
@@ -227,7 +229,7 @@ fn a_failed_flush_cuts_what_followed_the_last_synced_entry() {
     let generation = log.cut_generation();
     log.note_synced(2, generation);
     for i in 4..7 {
-        log.append(&[batch_entry(i, 2)]).unwrap();
+        log.append_synced(&[batch_entry(i, 2)]).unwrap();
     }
     log.note_sync_failed();
     // A later fsync that succeeds proves nothing about the pages the failed one dropped.
@@ -237,7 +239,7 @@ fn a_failed_flush_cuts_what_followed_the_last_synced_entry() {
     assert_eq!(log.last_log_id().unwrap().index, 2);
     assert_eq!(log.end_offset(), 4);
     // A flush of an append from before the cut says nothing about what is appended after it.
-    log.append(&[batch_entry(3, 2)]).unwrap();
+    log.append_synced(&[batch_entry(3, 2)]).unwrap();
     log.note_synced(3, generation);
     assert_eq!(log.synced_upto(), 3);
     log.note_synced(3, log.cut_generation());
@@ -263,18 +265,60 @@ fn an_active_segment_older_than_segment_ms_rolls_on_the_next_append() {
             .count()
     };
     let before = segments();
-    log.append(&[batch_entry(1, 2)]).unwrap();
-    log.append(&[batch_entry(2, 2)]).unwrap();
+    log.append_synced(&[batch_entry(1, 2)]).unwrap();
+    log.append_synced(&[batch_entry(2, 2)]).unwrap();
     assert_eq!(segments(), before, "a young segment takes more batches");
     // The segment is now older than segment.ms (the clock moved on an hour).
     log.inner.write().last_mut().unwrap().created_ms -= 3_600_000;
-    log.append(&[batch_entry(3, 2)]).unwrap();
+    log.append_synced(&[batch_entry(3, 2)]).unwrap();
     assert_eq!(segments(), before + 1, "the old segment rolled before the append");
     assert_eq!(log.end_offset(), 6);
     assert!(!log.read_batches(4, 1 << 20, 6).unwrap().records.is_empty());
     // A segment.ms set while the log runs applies from the next append.
     log.set_segment_ms(1);
     log.inner.write().last_mut().unwrap().created_ms -= 3_600_000;
-    log.append(&[batch_entry(4, 2)]).unwrap();
+    log.append_synced(&[batch_entry(4, 2)]).unwrap();
     assert_eq!(segments(), before + 2, "the segment holding batch 3 rolled");
+}
+
+#[test]
+fn an_append_stops_where_the_segment_rolls_and_a_crash_before_the_seal_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    let entries: Vec<Entry> = (1..=12).map(|i| batch_entry(i, 3)).collect();
+    let part = log.append_part(&entries).unwrap();
+    let written = part.rolls_after.expect("400-byte segments cannot take twelve batches");
+    assert!(written > 0 && written < entries.len());
+    assert_eq!(
+        part.files.len(),
+        1,
+        "the closing segment, to be synced before it closes"
+    );
+    // Nothing more goes in until the caller rolls.
+    assert_eq!(log.last_log_id().unwrap().index, written as u64);
+    for f in &part.files {
+        f.sync_data().unwrap();
+    }
+    let rolled = log.roll().unwrap();
+    let (seal_path, _) = rolled.seal.expect("exact producer state: a seal to write");
+    assert!(!seal_path.exists(), "the roll leaves the seal to the committer");
+    let rest = log.append_part(&entries[written..]).unwrap();
+    assert!(
+        rest.rolls_after.is_none_or(|n| n > 0),
+        "a fresh segment takes at least one entry"
+    );
+    for f in &rest.files {
+        f.sync_data().unwrap();
+    }
+    rolled.dir.sync_data().unwrap();
+    let last = log.last_log_id().unwrap().index;
+    let end = log.end_offset();
+    drop(log);
+    // A crash here (the seal never written): recovery scans the closed segment instead.
+    let (reopened, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    assert_eq!(reopened.last_log_id().unwrap().index, last);
+    assert_eq!(reopened.end_offset(), end);
+    let back = reopened.entries(1, last + 1).unwrap();
+    assert_eq!(back.len() as u64, last);
+    assert!(back.windows(2).all(|w| w[0].log_id.index + 1 == w[1].log_id.index));
 }
