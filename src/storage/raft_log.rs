@@ -289,8 +289,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.log
-            .truncate_from(log_id.index)
+        // Cuts, rescans and fsyncs: off the runtime's workers.
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.truncate_from(log_id.index))
+            .await
+            .map_err(|e| io_err(format!("{e}"), true))?
             .map_err(|e| io_err(format!("{e:#}"), true))
     }
 
@@ -303,9 +306,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let membership = shared.membership.lock().clone();
         let allowed = shared.purge_allowed.load(std::sync::atomic::Ordering::SeqCst);
         if let Some(plan) = self.log.purge_plan(log_id.index.min(allowed)) {
-            let bytes = self
-                .log
-                .apply_retention(plan, membership)
+            // Durable records and file removals: off the runtime's workers.
+            let log = self.log.clone();
+            let bytes = tokio::task::spawn_blocking(move || log.apply_retention(plan, membership))
+                .await
+                .map_err(|e| io_err(format!("purging segments: {e}"), true))?
                 .map_err(|e| io_err(format!("purging segments: {e}"), true))?;
             tracing::info!(dir = %self.log.dir().display(), segments = plan.segments, bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");
         }
