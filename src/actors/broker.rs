@@ -10,8 +10,6 @@ use crate::actors::broker_start::{
 use crate::actors::committer::CommitterMsg;
 use crate::actors::controller::actor::ControllerMsg;
 use crate::actors::controller::boot::start_transport;
-use crate::actors::http::HttpMsg;
-use crate::actors::listener::ListenerMsg;
 use crate::actors::node::Node;
 use crate::actors::partition::registry::Registry;
 use crate::actors::partition::supervisor::SupervisorMsg;
@@ -52,8 +50,10 @@ pub struct BrokerState {
     committer: ActorRef<CommitterMsg>,
     controller: ActorRef<ControllerMsg>,
     supervisor: ActorRef<SupervisorMsg>,
-    listener: ActorRef<ListenerMsg>,
-    http: Option<ActorRef<HttpMsg>>,
+    /// The accept loop (a node-wide task).
+    listener: tokio::task::JoinHandle<()>,
+    /// The health and metrics endpoint (a node-wide task), unless `http.listen` is empty.
+    http: Option<tokio::task::JoinHandle<()>>,
     registry: Arc<Registry>,
     connections: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
@@ -86,7 +86,7 @@ impl Actor for Broker {
         let mut shared = Shared::new(&cfg);
         let (committer, sink) = start_committer(&myself, &cfg, &shared.disk).await?;
         // Health first: while a cluster node waits for its peers it is live, not ready.
-        let http = start_http(&myself, &cfg, args.metrics.clone(), &shared).await?;
+        let http = start_http(&cfg, args.metrics.clone(), &shared).await?;
         let transport = start_transport(&cfg, shared.registry.clone(), &args.identity).await?;
         let peers = transport.as_ref().map(|t| t.peers.clone());
         let controller = start_controller(&myself, &cfg, &sink, &mut shared, &transport).await?;
@@ -112,7 +112,7 @@ impl Actor for Broker {
             disk: shared.disk.clone(),
         });
         let log_line = (port.bound, port.host.clone(), port.port);
-        let listener = start_listener(&myself, &cfg, port.tcp, node).await?;
+        let listener = start_listener(&cfg, port.tcp, node);
         shared.started.store(true, Ordering::Release);
         log_started(&cfg, log_line, &cluster.identity.cluster_id);
         forward_task_failures(myself.clone());
@@ -216,7 +216,7 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     let stopped: Vec<_> = st.handovers.lock().drain(..).collect();
     let _ = tokio::time::timeout(timeout, futures::future::join_all(stopped)).await;
     let _ = st.shutdown.send(true);
-    st.listener.stop(None);
+    st.listener.abort();
     let all = st.config.max_connections.max(1) as u32;
     if tokio::time::timeout(timeout, st.connections.acquire_many(all))
         .await
@@ -230,7 +230,7 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     let _ = ask(&st.supervisor, |r| SupervisorMsg::StopAll(r.into()), Some(timeout)).await;
     st.supervisor.stop(None);
     if let Some(http) = &st.http {
-        http.stop(None);
+        http.abort();
     }
     st.controller.stop(None);
     if let Some(server) = st.cluster_server.take() {

@@ -12,8 +12,8 @@ use crate::actors::controller::boot::{
 use crate::actors::controller::group::GroupParts;
 use crate::actors::group::coordinator::{CoordinatorArgs, CoordinatorMsg, GroupCoordinator};
 use crate::actors::group::store::StoreConfig;
-use crate::actors::http::{Http, HttpArgs, HttpMsg, HttpState};
-use crate::actors::listener::{Listener, ListenerArgs, ListenerMsg};
+use crate::actors::http::{spawn_http, HttpState};
+use crate::actors::listener::{spawn_listener, ListenerArgs};
 use crate::actors::node::Node;
 use crate::actors::partition::elector::{spawn_elector, ElectorConfig};
 use crate::actors::partition::env::PartitionEnv;
@@ -95,11 +95,10 @@ pub(super) async fn start_committer(
 /// Starts `/health` and `/metrics` (unless `http.listen` is empty); `/health/ready` answers
 /// 503 until `started` is set.
 pub(super) async fn start_http(
-    myself: &ActorRef<BrokerMsg>,
     cfg: &Config,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shared: &Shared,
-) -> Result<Option<ActorRef<HttpMsg>>, ActorProcessingErr> {
+) -> Result<Option<JoinHandle<()>>, ActorProcessingErr> {
     if cfg.http_listen.is_empty() {
         return Ok(None);
     }
@@ -114,11 +113,7 @@ pub(super) async fn start_http(
         metrics,
         started: shared.started.clone(),
     };
-    let args = HttpArgs {
-        listener: http_tcp,
-        state,
-    };
-    let (http, _) = Actor::spawn_linked(Some("http".into()), Http, args, myself.get_cell()).await?;
+    let http = spawn_http(http_tcp, state);
     tracing::info!("http (health) listening on {http_addr}");
     Ok(Some(http))
 }
@@ -410,18 +405,13 @@ fn advertised(cfg: &Config, bound: SocketAddr) -> anyhow::Result<(String, i32)> 
 
 /// The listener and what the shutdown uses to stop it.
 pub(super) struct ListenerParts {
-    pub listener: ActorRef<ListenerMsg>,
+    pub listener: JoinHandle<()>,
     pub shutdown: watch::Sender<bool>,
     pub connections: Arc<Semaphore>,
 }
 
 /// Starts accepting clients on `tcp`, each connection served against `node`.
-pub(super) async fn start_listener(
-    myself: &ActorRef<BrokerMsg>,
-    cfg: &Config,
-    tcp: TcpListener,
-    node: Arc<Node>,
-) -> Result<ListenerParts, ActorProcessingErr> {
+pub(super) fn start_listener(cfg: &Config, tcp: TcpListener, node: Arc<Node>) -> ListenerParts {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let args = ListenerArgs {
@@ -430,12 +420,11 @@ pub(super) async fn start_listener(
         shutdown: shutdown_rx,
         connections: connections.clone(),
     };
-    let (listener, _) = Actor::spawn_linked(Some("listener".into()), Listener, args, myself.get_cell()).await?;
-    Ok(ListenerParts {
-        listener,
+    ListenerParts {
+        listener: spawn_listener(args),
         shutdown,
         connections,
-    })
+    }
 }
 
 /// The one info line a started node logs.

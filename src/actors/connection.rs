@@ -1,4 +1,4 @@
-//! A connection actor: one per client socket. Its I/O task reads frames (bounded by
+//! A client connection: one task per socket. It reads frames (bounded by
 //! `socket.request.max.bytes`), decodes them, runs up to `max.inflight.requests.per.connection`
 //! handlers at once and writes their responses strictly in request order; Produce requests
 //! hand their batches to partitions in request order too. A broken frame closes
@@ -17,7 +17,6 @@ use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::ApiKey;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,39 +32,25 @@ pub struct ConnectionArgs {
     pub permit: OwnedSemaphorePermit,
 }
 
-/// The connection actor. Its state is the I/O task.
-pub struct Connection;
-
-/// Messages a connection takes (none beyond supervision: its work is in the I/O task).
-pub enum ConnectionMsg {}
-
-impl Actor for Connection {
-    type Msg = ConnectionMsg;
-    type State = tokio::task::JoinHandle<()>;
-    type Arguments = ConnectionArgs;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<ConnectionMsg>,
-        args: ConnectionArgs,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(tokio::spawn(async move {
-            metrics::gauge!(crate::observability::CONNECTIONS).increment(1.0);
-            let peer = args.socket.peer_addr().ok();
-            let served = std::panic::AssertUnwindSafe(serve(args.socket, args.broker, args.shutdown));
-            match served.catch_unwind().await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(?peer, error = %e, "connection closed"),
-                Err(_) => {
-                    metrics::counter!(crate::observability::CONNECTION_PANICS, "api" => "none").increment(1);
-                    tracing::error!(?peer, "a connection's I/O loop panicked; closed it");
-                }
+/// Serves one client connection in a task of its own, until the client or the broker closes
+/// it. A panic anywhere in it closes this connection only (counted, logged); the permit goes
+/// back to the listener's bound either way.
+pub fn spawn_connection(args: ConnectionArgs) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        metrics::gauge!(crate::observability::CONNECTIONS).increment(1.0);
+        let peer = args.socket.peer_addr().ok();
+        let served = std::panic::AssertUnwindSafe(serve(args.socket, args.broker, args.shutdown));
+        match served.catch_unwind().await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(?peer, error = %e, "connection closed"),
+            Err(_) => {
+                metrics::counter!(crate::observability::CONNECTION_PANICS, "api" => "none").increment(1);
+                tracing::error!(?peer, "a connection's I/O loop panicked; closed it");
             }
-            metrics::gauge!(crate::observability::CONNECTIONS).decrement(1.0);
-            drop(args.permit);
-            myself.stop(None);
-        }))
-    }
+        }
+        metrics::gauge!(crate::observability::CONNECTIONS).decrement(1.0);
+        drop(args.permit);
+    })
 }
 
 /// A request being handled: resolves to its answer (or why the connection must close) and the

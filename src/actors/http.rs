@@ -1,4 +1,4 @@
-//! The HTTP actor: `/metrics` (Prometheus text), `/health/live` (the process runs) and
+//! The HTTP endpoint: `/metrics` (Prometheus text), `/health/live` (the process runs) and
 //! `/health/ready` (the node serves Kafka, and every partition it hosts has recovered and has
 //! a leader), on
 //! `http.listen`, apart from the Kafka port.
@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use parking_lot::RwLock;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -29,40 +28,19 @@ pub struct HttpState {
     pub started: Arc<AtomicBool>,
 }
 
-/// What the HTTP actor needs.
-pub struct HttpArgs {
-    pub listener: TcpListener,
-    pub state: HttpState,
-}
-
-/// Messages the HTTP actor takes (none: it serves from its task).
-pub enum HttpMsg {}
-
-/// The HTTP actor.
-pub struct Http;
-
-impl Actor for Http {
-    type Msg = HttpMsg;
-    type State = tokio::task::JoinHandle<()>;
-    type Arguments = HttpArgs;
-
-    async fn pre_start(&self, _myself: ActorRef<HttpMsg>, args: HttpArgs) -> Result<Self::State, ActorProcessingErr> {
-        let app = Router::new()
-            .route("/health/live", get(|| async { "live\n" }))
-            .route("/health/ready", get(ready))
-            .route("/metrics", get(render_metrics))
-            .with_state(args.state);
-        Ok(crate::tasks::spawn_essential("http-server", async move {
-            if let Err(e) = axum::serve(args.listener, app).await {
-                tracing::error!(error = %e, "http server stopped");
-            }
-        }))
-    }
-
-    async fn post_stop(&self, _myself: ActorRef<HttpMsg>, task: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        task.abort();
-        Ok(())
-    }
+/// Serves `/health/*` and `/metrics` on `listener` until the task is aborted (shutdown). A
+/// node-wide task: a panic in it stops the node (`crate::tasks`).
+pub fn spawn_http(listener: TcpListener, state: HttpState) -> tokio::task::JoinHandle<()> {
+    let app = Router::new()
+        .route("/health/live", get(|| async { "live\n" }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(render_metrics))
+        .with_state(state);
+    crate::tasks::spawn_essential("http-server", async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    })
 }
 
 /// Partitions hosted here that are not yet serving (recovering, or without a leader).
