@@ -1,12 +1,10 @@
 //! `raftstream`: serve Kafka with defaults, or with a config file, env vars and flags.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use parking_lot::Mutex;
-use raftstream::actors::broker::{Broker, BrokerArgs, BrokerMsg};
+use raftstream::actors::broker::BrokerMsg;
 use raftstream::config::{Config, Overrides};
+use raftstream::server::Server;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// A Kafka-compatible streaming broker; every partition is replicated by its own Raft group.
 #[derive(Parser, Debug)]
@@ -82,23 +80,13 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let identity = raftstream::storage::node_meta::load_or_create(&config.data_dir, config.node_id)?;
-    let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
-    let failure = Arc::new(Mutex::new(None));
-    let metrics = raftstream::observability::install();
-    let args = BrokerArgs {
-        config: Arc::new(config),
-        identity,
-        failure: failure.clone(),
-        metrics,
-    };
+    // The shutdown bounds each of its steps by this; four times it bounds the whole.
+    let shutdown_bound = 4 * std::time::Duration::from_millis(config.shutdown_timeout_ms);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // A cluster node may wait long for its peers while starting: a stop request then just ends
     // the process (nothing was served yet; what is on disk was fsynced).
-    let (broker, handle) = tokio::select! {
-        started = ractor::Actor::spawn(Some("broker".into()), Broker, args) => {
-            started.map_err(|e| anyhow::anyhow!("broker failed to start: {e}"))?
-        }
+    let server = tokio::select! {
+        started = Server::start(config) => started?,
         _ = sigterm.recv() => {
             tracing::info!("stopped while starting");
             return Ok(());
@@ -106,32 +94,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     #[cfg(debug_assertions)]
     let mut sigusr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
-    let mut handle = handle;
+    let broker = server.broker().clone();
+    let stopped = server.stopped();
+    tokio::pin!(stopped);
     loop {
         #[cfg(debug_assertions)]
         let crash = sigusr1.recv();
         #[cfg(not(debug_assertions))]
         let crash = std::future::pending::<Option<()>>();
         tokio::select! {
-            _ = &mut handle => break,
-            _ = sigterm.recv() => { shutdown(&broker, shutdown_timeout).await; break; }
-            _ = tokio::signal::ctrl_c() => { shutdown(&broker, shutdown_timeout).await; break; }
+            result = &mut stopped => return result,
+            _ = sigterm.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
             _ = crash => {
                 #[cfg(debug_assertions)]
                 let _ = broker.send_message(BrokerMsg::CrashPartitions);
             }
         }
     }
-    let reason = failure.lock().take();
-    match reason {
-        Some(r) => Err(anyhow::anyhow!("broker stopped: {r}")),
-        None => Ok(()),
-    }
-}
-
-async fn shutdown(broker: &ractor::ActorRef<BrokerMsg>, timeout: Duration) {
     tracing::info!("shutting down");
-    // Every step inside is bounded by `timeout`; this outer bound covers the sum.
-    let shutdown = |r: tokio::sync::oneshot::Sender<()>| BrokerMsg::Shutdown(r.into());
-    let _ = raftstream::actors::ask::ask(broker, shutdown, Some(timeout * 4)).await;
+    let (reply, _) = tokio::sync::oneshot::channel();
+    let _ = broker.send_message(BrokerMsg::Shutdown(reply.into()));
+    tokio::time::timeout(shutdown_bound, stopped).await.unwrap_or(Ok(()))
 }

@@ -33,6 +33,8 @@ pub const CONTROLLER_TERM: &str = "raftstream_controller_term";
 /// AppendEntries retries answered by the earlier request's late answer instead of sending its
 /// records again.
 pub const APPEND_RESENDS_AVOIDED: &str = "raftstream_cluster_append_resends_avoided_total";
+/// Closed segments retention deleted (by time, size or log start).
+pub const RETENTION_SEGMENTS_DELETED: &str = "raftstream_retention_segments_deleted_total";
 /// Partition actor restarts after a failure.
 pub const ACTOR_RESTARTS: &str = "raftstream_actor_restarts_total";
 /// Client connections closed because a request's handler panicked (`api`: the request's API).
@@ -41,8 +43,14 @@ pub const CONNECTION_PANICS: &str = "raftstream_connection_panics_total";
 /// exit), each also logged: a supervision event, not a silent loss.
 pub const TASK_EXITS: &str = "raftstream_task_exits_total";
 
-/// Installs the process-wide recorder (once); later calls return `None`.
+/// Installs the process-wide recorder on the first call; every call returns its handle
+/// (`None` if another recorder was installed first).
 pub fn install() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(build_recorder).clone()
+}
+
+fn build_recorder() -> Option<PrometheusHandle> {
     let seconds = [
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ];

@@ -31,6 +31,8 @@ pub struct BrokerArgs {
     pub failure: Arc<Mutex<Option<String>>>,
     /// The metrics recorder to render at `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Set once the broker serves: where it listens, and its cluster id.
+    pub bound: Arc<std::sync::OnceLock<(crate::server::BoundAddrs, String)>>,
 }
 
 /// Messages the broker takes.
@@ -84,7 +86,7 @@ impl Actor for Broker {
     ) -> Result<BrokerState, ActorProcessingErr> {
         let cfg = args.config.clone();
         let mut shared = Shared::new(&cfg);
-        let (committer, sink) = start_committer(&myself, &cfg, &shared.disk).await?;
+        let (committer, sink) = start_committer(&myself, &cfg, &shared).await?;
         // Health first: while a cluster node waits for its peers it is live, not ready.
         let http = start_http(&cfg, args.metrics.clone(), &shared).await?;
         let transport = start_transport(&cfg, shared.registry.clone(), &args.identity).await?;
@@ -92,7 +94,7 @@ impl Actor for Broker {
         let controller = start_controller(&myself, &cfg, &sink, &mut shared, &transport).await?;
         let mut cluster = join_as_cluster_node(&cfg, &controller, &shared, &transport, &args.identity).await?;
         let partitions = start_partitions(&myself, &cfg, sink, &shared, peers.clone(), &mut cluster).await?;
-        let coordinator = start_coordinator(&myself, &cfg, &shared.registry).await?;
+        let coordinator = start_coordinator(&myself, &cfg, &shared).await?;
         let port = bind_kafka_port(&cfg, &controller.actor, &shared, transport.is_some()).await?;
         let node = Arc::new(Node {
             config: cfg.clone(),
@@ -114,6 +116,11 @@ impl Actor for Broker {
         let log_line = (port.bound, port.host.clone(), port.port);
         let listener = start_listener(&cfg, port.tcp, node);
         shared.started.store(true, Ordering::Release);
+        let addrs = crate::server::BoundAddrs {
+            kafka: log_line.0,
+            http: http.as_ref().map(|(_, addr)| *addr),
+        };
+        let _ = args.bound.set((addrs, cluster.identity.cluster_id.clone()));
         log_started(&cfg, log_line, &cluster.identity.cluster_id);
         forward_task_failures(myself.clone());
         Ok(BrokerState {
@@ -122,7 +129,7 @@ impl Actor for Broker {
             controller: controller.actor,
             supervisor: partitions.supervisor,
             listener: listener.listener,
-            http,
+            http: http.map(|(task, _)| task),
             registry: shared.registry,
             connections: listener.connections,
             shutdown: listener.shutdown,

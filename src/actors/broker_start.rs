@@ -53,9 +53,20 @@ pub(super) struct Shared {
     /// Set once the node serves: `/health/ready` answers 503 until then.
     pub started: Arc<AtomicBool>,
     pub disk: Arc<DiskGuard>,
+    /// Which broker of this process this is (0: the first): names its child actors.
+    pub instance: u64,
 }
 
 impl Shared {
+    /// The name of this broker's child actor `name`: plain for the process's first broker,
+    /// numbered after it (actor names are process-wide; in-process tests start several).
+    pub fn child_name(&self, name: &str) -> Option<String> {
+        Some(match self.instance {
+            0 => name.to_string(),
+            n => format!("{name}#{n}"),
+        })
+    }
+
     pub fn new(cfg: &Config) -> Shared {
         let (version_tx, version_rx) = watch::channel(0u64);
         Shared {
@@ -65,6 +76,10 @@ impl Shared {
             registry: Arc::new(Registry::default()),
             started: Arc::new(AtomicBool::new(false)),
             disk: DiskGuard::new(cfg.data_dir.clone(), cfg.log_dir_min_free_bytes),
+            instance: {
+                static BROKERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                BROKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         }
     }
 }
@@ -73,8 +88,9 @@ impl Shared {
 pub(super) async fn start_committer(
     myself: &ActorRef<BrokerMsg>,
     cfg: &Config,
-    disk: &Arc<DiskGuard>,
+    shared: &Shared,
 ) -> Result<(ActorRef<CommitterMsg>, Arc<dyn FlushSink>), ActorProcessingErr> {
+    let disk = &shared.disk;
     let relaxed = cfg.durability == Durability::Relaxed;
     let args = CommitterArgs {
         max_round_bytes: cfg.committer_max_round_bytes,
@@ -84,7 +100,8 @@ pub(super) async fn start_committer(
         stall_ms: (!relaxed && !cfg.peer_addrs()?.is_empty()).then_some(cfg.log_flush_stall_ms),
         disk: disk.clone(),
     };
-    let (committer, _) = Actor::spawn_linked(Some("committer".into()), Committer, args, myself.get_cell()).await?;
+    let (committer, _) =
+        Actor::spawn_linked(shared.child_name("committer"), Committer, args, myself.get_cell()).await?;
     let sink = Arc::new(CommitterHandle {
         actor: committer.clone(),
         relaxed,
@@ -98,7 +115,7 @@ pub(super) async fn start_http(
     cfg: &Config,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shared: &Shared,
-) -> Result<Option<JoinHandle<()>>, ActorProcessingErr> {
+) -> Result<Option<(JoinHandle<()>, SocketAddr)>, ActorProcessingErr> {
     if cfg.http_listen.is_empty() {
         return Ok(None);
     }
@@ -115,7 +132,7 @@ pub(super) async fn start_http(
     };
     let http = spawn_http(http_tcp, state);
     tracing::info!("http (health) listening on {http_addr}");
-    Ok(Some(http))
+    Ok(Some((http, http_addr)))
 }
 
 /// The controller and the group leader it keeps (-1 while unknown).
@@ -151,7 +168,7 @@ pub(super) async fn start_controller(
         // The followers' leader lease (openraft's election_timeout_max).
         lease: Duration::from_millis(2 * cfg.raft_election_timeout_ms),
     };
-    let (actor, _) = Actor::spawn_linked(Some("controller".into()), Controller, args, myself.get_cell()).await?;
+    let (actor, _) = Actor::spawn_linked(shared.child_name("controller"), Controller, args, myself.get_cell()).await?;
     Ok(ControllerParts { actor, leader })
 }
 
@@ -232,8 +249,13 @@ pub(super) async fn start_partitions(
         restart_window: Duration::from_millis(cfg.supervisor_restart_window_ms),
         handovers: handovers.clone(),
     };
-    let (supervisor, _) =
-        Actor::spawn_linked(Some("partitions".into()), PartitionSupervisor, args, myself.get_cell()).await?;
+    let (supervisor, _) = Actor::spawn_linked(
+        shared.child_name("partitions"),
+        PartitionSupervisor,
+        args,
+        myself.get_cell(),
+    )
+    .await?;
     let (interval, dead_after) = ping_timing(cfg);
     let elector = ElectorConfig {
         node_id: cfg.node_id as u64,
@@ -329,8 +351,9 @@ fn ping_timing(cfg: &Config) -> (Duration, Duration) {
 pub(super) async fn start_coordinator(
     myself: &ActorRef<BrokerMsg>,
     cfg: &Config,
-    registry: &Arc<Registry>,
+    shared: &Shared,
 ) -> Result<ActorRef<CoordinatorMsg>, ActorProcessingErr> {
+    let registry = &shared.registry;
     let args = CoordinatorArgs {
         registry: registry.clone(),
         store: StoreConfig {
@@ -343,7 +366,7 @@ pub(super) async fn start_coordinator(
         offsets_retention_ms: (cfg.offsets_retention_minutes as i64).saturating_mul(60_000),
         offsets_retention_check_interval: Duration::from_millis(cfg.offsets_retention_check_interval_ms),
     };
-    let name = Some("group-coordinator".into());
+    let name = shared.child_name("group-coordinator");
     let (coordinator, _) = Actor::spawn_linked(name, GroupCoordinator, args, myself.get_cell()).await?;
     Ok(coordinator)
 }

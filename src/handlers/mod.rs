@@ -39,6 +39,11 @@ pub mod produce_order;
 pub mod sync_group;
 pub mod topic_validation;
 
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
 pub use apis::{api_name, spec, ApiSpec, Body, APIS};
 use bytes::{BufMut, Bytes, BytesMut};
 use context::Broker;

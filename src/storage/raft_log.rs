@@ -312,6 +312,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .await
                 .map_err(|e| io_err(format!("purging segments: {e}"), true))?
                 .map_err(|e| io_err(format!("purging segments: {e}"), true))?;
+            metrics::counter!(crate::observability::RETENTION_SEGMENTS_DELETED).increment(plan.segments as u64);
             tracing::info!(dir = %self.log.dir().display(), segments = plan.segments, bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");
         }
         Ok(())

@@ -10,7 +10,7 @@ import time
 from confluent_kafka import Producer
 
 from broker import Broker
-from clients import produce_one, consume_all, high_watermark
+from clients import consume_all, high_watermark, metric, produce_one, wait_for
 
 
 class AckingProducer:
@@ -148,7 +148,8 @@ def test_partition_actor_crash_is_supervised(tmp_path):
     p = AckingProducer(b.bootstrap, "supervised", "s").start()
     p.wait_acks(200)
     b.signal(signal.SIGUSR1)  # debug builds: every partition actor panics
-    b.wait_log(r"partition actor failed; restarting it")
+    wait_for(lambda: metric(b.http_get("/metrics")[1], "raftstream_actor_restarts_total") >= 1,
+             "the supervisor restarting the crashed partition actor", 30)
     before = len(p.acked)
     p.wait_acks(before + 200)  # serving again after the restart
     p.finish()
