@@ -218,6 +218,10 @@ impl PartitionLog {
     pub fn note_synced(&self, index: u64, generation: u64) {
         use std::sync::atomic::Ordering::SeqCst;
         if !self.sync_failed.load(SeqCst) && self.cuts.load(SeqCst) == generation {
+            debug_assert!(
+                self.last_log_id().is_none_or(|l| index <= l.index),
+                "what is synced was written (flushed >= synced)"
+            );
             self.synced_upto.fetch_max(index + 1, SeqCst);
         }
     }

@@ -205,6 +205,15 @@ impl Segment {
 
     /// Records an entry just written at `info.pos` in the indexes.
     pub fn note_appended(&mut self, info: EntryInfo) {
+        debug_assert!(
+            self.last.is_none_or(|l| l.log_id.index + 1 == info.log_id.index),
+            "Raft indexes in a segment are contiguous"
+        );
+        debug_assert!(
+            info.base_offset >= self.next_offset || self.last.is_none(),
+            "Kafka offsets never go back"
+        );
+        debug_assert!(info.pos == self.size_bytes, "an entry starts where the segment ends");
         if self.last.is_none() {
             self.base_index = info.log_id.index;
             if info.is_batch {
