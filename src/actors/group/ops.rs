@@ -48,65 +48,12 @@ pub enum GroupOp {
 pub(super) fn group_op(me: &ActorRef<CoordinatorMsg>, st: &mut CoordinatorState, op: GroupOp) {
     let now = Instant::now();
     match op {
-        GroupOp::Join(args, reply) => {
-            if let Err(code) = st.store.ready(me, &args.group) {
-                let _ = reply.send(Joined {
-                    error: Some(code),
-                    member_id: args.member_id,
-                    ..Default::default()
-                });
-                return;
-            }
-            let (tx, rx) = oneshot::channel();
-            st.groups.join(now, args, tx);
-            tokio::spawn(async move {
-                if let Ok(joined) = rx.await {
-                    let _ = reply.send(joined);
-                }
-            });
-        }
-        GroupOp::Sync(
-            SyncArgs {
-                group,
-                generation,
-                member_id,
-                instance_id,
-                assignments,
-            },
-            reply,
-        ) => {
-            if let Err(code) = st.store.ready(me, &group) {
-                let _ = reply.send(Err(code));
-                return;
-            }
-            let (tx, rx) = oneshot::channel();
-            st.groups.sync(
-                now,
-                &group,
-                generation,
-                &member_id,
-                instance_id.as_deref(),
-                assignments,
-                tx,
-            );
-            tokio::spawn(async move {
-                if let Ok(synced) = rx.await {
-                    let _ = reply.send(synced);
-                }
-            });
-        }
-        GroupOp::Heartbeat(
-            HeartbeatArgs {
-                group,
-                generation,
-                member_id,
-                instance_id,
-            },
-            reply,
-        ) => {
-            let result = st.store.ready(me, &group).and_then(|_| {
+        GroupOp::Join(args, reply) => join(me, st, now, args, reply),
+        GroupOp::Sync(args, reply) => sync(me, st, now, args, reply),
+        GroupOp::Heartbeat(a, reply) => {
+            let result = st.store.ready(me, &a.group).and_then(|_| {
                 st.groups
-                    .heartbeat(now, &group, generation, &member_id, instance_id.as_deref())
+                    .heartbeat(now, &a.group, a.generation, &a.member_id, a.instance_id.as_deref())
             });
             let _ = reply.send(result);
         }
@@ -122,43 +69,102 @@ pub(super) fn group_op(me: &ActorRef<CoordinatorMsg>, st: &mut CoordinatorState,
             let _ = reply.send(described);
         }
         GroupOp::List { reply } => {
-            let mut listed: Vec<GroupListing> = st
-                .groups
-                .names()
-                .into_iter()
-                .filter_map(|g| st.groups.describe(&g))
-                .map(|d| (d.group, d.protocol_type, d.state))
-                .collect();
-            for g in st.store.groups_with_offsets() {
-                if st.groups.state(g).is_none() {
-                    listed.push((g.clone(), String::new(), "Empty".into()));
-                }
-            }
-            listed.sort();
-            let _ = reply.send(listed);
+            let _ = reply.send(list(st));
         }
         GroupOp::DeleteOffsets {
             group,
             partitions,
             reply,
         } => delete_offsets(me, st, group, partitions, reply),
-        GroupOp::Delete { groups, reply } => {
-            let mut pending = Vec::new();
-            for g in groups {
-                pending.push(delete_group(me, st, &g));
-            }
-            tokio::spawn(async move {
-                let mut results = Vec::new();
-                for p in pending {
-                    results.push(match p {
-                        Ok(done) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
-                        Err(code) => Err(code),
-                    });
-                }
-                let _ = reply.send(Ok(results));
-            });
+        GroupOp::Delete { groups, reply } => delete_groups(me, st, groups, reply),
+    }
+}
+
+/// JoinGroup: answered once the group's rebalance lets the member in (a dropped answer is
+/// COORDINATOR_NOT_AVAILABLE to the caller).
+fn join(
+    me: &ActorRef<CoordinatorMsg>,
+    st: &mut CoordinatorState,
+    now: Instant,
+    args: JoinArgs,
+    reply: oneshot::Sender<Joined>,
+) {
+    if let Err(code) = st.store.ready(me, &args.group) {
+        let _ = reply.send(Joined {
+            error: Some(code),
+            member_id: args.member_id,
+            ..Default::default()
+        });
+        return;
+    }
+    let (tx, rx) = oneshot::channel();
+    st.groups.join(now, args, tx);
+    tokio::spawn(async move {
+        if let Ok(joined) = rx.await {
+            let _ = reply.send(joined);
+        }
+    });
+}
+
+/// SyncGroup: answered with the member's assignment once the leader's is in.
+fn sync(
+    me: &ActorRef<CoordinatorMsg>,
+    st: &mut CoordinatorState,
+    now: Instant,
+    a: SyncArgs,
+    reply: oneshot::Sender<Result<Bytes, ResponseError>>,
+) {
+    if let Err(code) = st.store.ready(me, &a.group) {
+        let _ = reply.send(Err(code));
+        return;
+    }
+    let (tx, rx) = oneshot::channel();
+    let instance = a.instance_id.as_deref();
+    st.groups
+        .sync(now, &a.group, a.generation, &a.member_id, instance, a.assignments, tx);
+    tokio::spawn(async move {
+        if let Ok(synced) = rx.await {
+            let _ = reply.send(synced);
+        }
+    });
+}
+
+/// Every group with members or committed offsets, sorted.
+fn list(st: &CoordinatorState) -> Vec<GroupListing> {
+    let mut listed: Vec<GroupListing> = st
+        .groups
+        .names()
+        .into_iter()
+        .filter_map(|g| st.groups.describe(&g))
+        .map(|d| (d.group, d.protocol_type, d.state))
+        .collect();
+    for g in st.store.groups_with_offsets() {
+        if st.groups.state(g).is_none() {
+            listed.push((g.clone(), String::new(), "Empty".into()));
         }
     }
+    listed.sort();
+    listed
+}
+
+/// DeleteGroups: each empty group's offsets tombstoned; answered once every write is done.
+fn delete_groups(
+    me: &ActorRef<CoordinatorMsg>,
+    st: &mut CoordinatorState,
+    groups: Vec<String>,
+    reply: oneshot::Sender<EachResult>,
+) {
+    let pending: Vec<_> = groups.iter().map(|g| delete_group(me, st, g)).collect();
+    tokio::spawn(async move {
+        let mut results = Vec::new();
+        for p in pending {
+            results.push(match p {
+                Ok(done) => done.await.unwrap_or(Err(ResponseError::NotCoordinator)),
+                Err(code) => Err(code),
+            });
+        }
+        let _ = reply.send(Ok(results));
+    });
 }
 
 fn describe(me: &ActorRef<CoordinatorMsg>, st: &mut CoordinatorState, g: String) -> GroupDescription {
