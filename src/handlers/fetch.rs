@@ -37,7 +37,15 @@ struct Slot {
     result: Option<(Result<Bytes, ResponseError>, i64, i64)>,
 }
 
-/// Handles a Fetch request.
+/// The topics of a request as the response names them, and their partitions resolved.
+struct Resolved {
+    /// (name, id) per topic in request order.
+    topics: Vec<(TopicName, uuid::Uuid)>,
+    slots: Vec<Slot>,
+}
+
+/// Handles a Fetch request: resolves each partition, reads, long-polls until enough bytes or
+/// the deadline, answers.
 pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> FetchResponse {
     let cfg = broker.config();
     let max_wait = Duration::from_millis((req.max_wait_ms.max(0) as u64).min(cfg.request_timeout_max_ms));
@@ -48,12 +56,23 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
     } else {
         req.max_bytes as usize
     };
+    let Resolved { topics, mut slots } = resolve(broker, req.topics, version);
+    long_poll(&mut slots, total_max, min_bytes, deadline).await;
+    respond(topics, slots, version)
+}
+
+/// Finds each asked topic (by name, or by id from v13) and each partition's local view, or
+/// why it cannot be read here.
+fn resolve(
+    broker: &dyn Broker,
+    asked: Vec<kafka_protocol::messages::fetch_request::FetchTopic>,
+    version: i16,
+) -> Resolved {
     let meta = broker.metadata();
     let node_id = broker.node().node_id;
     let mut topics: Vec<(TopicName, uuid::Uuid)> = Vec::new();
-    let mut topic_names: Vec<String> = Vec::new();
     let mut slots: Vec<Slot> = Vec::new();
-    for t in req.topics {
+    for t in asked {
         let by_id = version >= 13;
         let found = if by_id {
             meta.topics.values().find(|m| m.topic_id == t.topic_id)
@@ -62,7 +81,6 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
         };
         let name = found.map(|m| m.name.clone()).unwrap_or_else(|| t.topic.0.to_string());
         topics.push((TopicName(StrBytes::from_string(name.clone())), t.topic_id));
-        topic_names.push(name.clone());
         for p in t.partitions {
             let view = match found {
                 None if by_id => Err(ResponseError::UnknownTopicId),
@@ -95,12 +113,18 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
             });
         }
     }
+    Resolved { topics, slots }
+}
+
+/// Reads, and reads again whenever a partition's high watermark moves, until `min_bytes` are
+/// there, a partition failed, or `deadline`.
+async fn long_poll(slots: &mut [Slot], total_max: usize, min_bytes: usize, deadline: tokio::time::Instant) {
     loop {
-        let total = read_all(&mut slots, total_max);
+        let total = read_all(slots, total_max);
         let any_error = slots.iter().any(|s| matches!(s.result, Some((Err(_), _, _))));
         let now = tokio::time::Instant::now();
         if total >= min_bytes.max(1) || any_error || now >= deadline || min_bytes == 0 {
-            break;
+            return;
         }
         // Wait for any partition's high watermark to move, or the deadline.
         let mut waits: Vec<_> = slots
@@ -121,6 +145,11 @@ pub async fn handle(broker: &dyn Broker, req: FetchRequest, version: i16) -> Fet
         waits.push(tokio::time::sleep_until(deadline).boxed());
         let _ = select_all(waits).await;
     }
+}
+
+/// The response: every partition's records or error, under its topic.
+fn respond(topics: Vec<(TopicName, uuid::Uuid)>, slots: Vec<Slot>, version: i16) -> FetchResponse {
+    let topic_names: Vec<String> = topics.iter().map(|(n, _)| n.0.to_string()).collect();
     let mut responses: Vec<FetchableTopicResponse> = topics
         .into_iter()
         .map(|(name, id)| {
