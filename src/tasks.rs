@@ -11,14 +11,18 @@ use std::sync::OnceLock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// The first node-wide task failure of this process (`None` until one happens).
-fn node_failures() -> &'static watch::Sender<Option<String>> {
-    static FAILURES: OnceLock<watch::Sender<Option<String>>> = OnceLock::new();
+/// The latest node-wide task failure of this process: its number (counting from 1) and why;
+/// `None` until one happens.
+type Failure = Option<(u64, String)>;
+
+fn node_failures() -> &'static watch::Sender<Failure> {
+    static FAILURES: OnceLock<watch::Sender<Failure>> = OnceLock::new();
     FAILURES.get_or_init(|| watch::channel(None).0)
 }
 
-/// Becomes `Some(why)` when a node-wide task panics; the broker watches it.
-pub fn failures() -> watch::Receiver<Option<String>> {
+/// Node-wide task failures; the broker waits for one newer than any at its start. Process-wide:
+/// with several brokers in one process (in-process tests) a failure stops all that run.
+pub fn failures() -> watch::Receiver<Failure> {
     node_failures().subscribe()
 }
 
@@ -50,12 +54,9 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     spawn_watched(name, task, |why| {
-        node_failures().send_if_modified(|first| {
-            let fresh = first.is_none();
-            if fresh {
-                *first = Some(why);
-            }
-            fresh
+        node_failures().send_modify(|latest| {
+            let n = latest.as_ref().map_or(1, |(n, _)| n + 1);
+            *latest = Some((n, why));
         });
     })
 }
@@ -95,16 +96,15 @@ mod tests {
     #[tokio::test]
     async fn a_node_wide_panic_is_a_node_failure() {
         let mut failures = failures();
+        let before = failures.borrow().as_ref().map(|(n, _)| *n);
         spawn_essential("test-essential", async { panic!("lost") })
             .await
             .expect("watched");
-        failures
-            .wait_for(Option::is_some)
+        let after = failures
+            .wait_for(|f| f.as_ref().map(|(n, _)| *n) != before)
             .await
-            .expect("sender lives in a static");
-        assert!(failures
-            .borrow()
-            .as_deref()
-            .is_some_and(|w| w.contains("test-essential")));
+            .expect("sender lives in a static")
+            .clone();
+        assert!(after.is_some_and(|(_, why)| why.contains("test-essential")));
     }
 }

@@ -122,7 +122,8 @@ impl Actor for Broker {
         };
         let _ = args.bound.set((addrs, cluster.identity.cluster_id.clone()));
         log_started(&cfg, log_line, &cluster.identity.cluster_id);
-        forward_task_failures(myself.clone());
+        let mut failure_detection = partitions.tasks;
+        failure_detection.push(forward_task_failures(myself.clone()));
         Ok(BrokerState {
             config: cfg,
             committer,
@@ -137,7 +138,7 @@ impl Actor for Broker {
             stopping: false,
             routes: transport.as_ref().map(|t| t.routes.clone()),
             cluster_server: transport.map(|t| t.server),
-            failure_detection: partitions.tasks,
+            failure_detection,
             handovers: partitions.handovers,
         })
     }
@@ -199,15 +200,18 @@ async fn fail(myself: &ActorRef<BrokerMsg>, st: &mut BrokerState, reason: String
     myself.stop(None);
 }
 
-/// Sends the broker the first node-wide task failure (`crate::tasks::spawn_essential`).
-fn forward_task_failures(broker: ActorRef<BrokerMsg>) {
+/// Sends the broker the first node-wide task failure after its start
+/// (`crate::tasks::spawn_essential`); aborted at shutdown.
+fn forward_task_failures(broker: ActorRef<BrokerMsg>) -> tokio::task::JoinHandle<()> {
     let mut failures = crate::tasks::failures();
+    let before = failures.borrow().as_ref().map(|(n, _)| *n);
     tokio::spawn(async move {
-        if let Ok(failed) = failures.wait_for(Option::is_some).await {
-            let reason = failed.clone().unwrap_or_default();
+        let newer = failures.wait_for(|f| f.as_ref().map(|(n, _)| *n) != before).await;
+        let reason = newer.ok().and_then(|f| f.as_ref().map(|(_, why)| why.clone()));
+        if let Some(reason) = reason {
             let _ = broker.send_message(BrokerMsg::TaskFailed(reason));
         }
-    });
+    })
 }
 
 /// Hand the leaderships held here to other replicas, stop accepting, let connections finish

@@ -33,7 +33,7 @@ pub struct WriteRequest {
 pub enum CommitterMsg {
     /// Make these writes durable, then call back.
     Flush(FlushRequest),
-    /// Write a file durably (after the round's fsyncs), then call back.
+    /// Write a file durably (on the blocking pool, beside the rounds), then call back.
     Write(WriteRequest),
     /// Relaxed mode: these files have unsynced writes; sync them on the next tick.
     MarkDirty(Vec<Arc<File>>),
@@ -42,8 +42,6 @@ pub enum CommitterMsg {
     /// A round's fsyncs finished.
     RoundDone {
         done: Vec<FlushDone>,
-        /// The round's file writes and how each went.
-        written: Vec<(FlushDone, std::io::Result<()>)>,
         /// Arrival number of the round's first request (its requests are consecutive).
         first_seq: u64,
         result: Result<(), (std::io::ErrorKind, String)>,
@@ -75,8 +73,6 @@ pub struct CommitterArgs {
 pub struct CommitterState {
     max_round_bytes: u64,
     pending: std::collections::VecDeque<FlushRequest>,
-    /// File writes for the next round.
-    writes: Vec<WriteRequest>,
     round_running: bool,
     /// Rounds started so far (names the round a stall check is about).
     rounds_started: u64,
@@ -98,8 +94,6 @@ pub struct CommitterState {
 struct Round {
     files: Vec<Arc<File>>,
     done: Vec<FlushDone>,
-    /// Written after the fsyncs: whatever they describe is durable by then.
-    writes: Vec<WriteRequest>,
     bytes: u64,
     /// Arrival number of the first request in `done`.
     first_seq: u64,
@@ -114,7 +108,6 @@ impl CommitterState {
         let mut round = Round {
             files: Vec::new(),
             done: Vec::new(),
-            writes: std::mem::take(&mut self.writes),
             bytes: 0,
             first_seq,
         };
@@ -169,13 +162,12 @@ impl Committer {
     }
 
     fn start_round(myself: &ActorRef<CommitterMsg>, st: &mut CommitterState) {
-        if st.round_running || (st.pending.is_empty() && st.waiting_sync_all.is_empty() && st.writes.is_empty()) {
+        if st.round_running || (st.pending.is_empty() && st.waiting_sync_all.is_empty()) {
             return;
         }
         let Round {
             files,
             done,
-            writes,
             bytes,
             first_seq,
         } = st.take_round();
@@ -205,19 +197,11 @@ impl Committer {
                     break;
                 }
             }
-            let written = writes
-                .into_iter()
-                .map(|w| {
-                    let r = crate::storage::write_file_durably(&w.path, &w.data);
-                    (w.done, r)
-                })
-                .collect();
             metrics::counter!(crate::observability::FSYNC_ROUNDS).increment(1);
             metrics::histogram!(crate::observability::FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
             metrics::histogram!(crate::observability::FSYNC_ROUND_BYTES).record(bytes as f64);
             let _ = me.send_message(CommitterMsg::RoundDone {
                 done,
-                written,
                 first_seq,
                 result,
             });
@@ -243,7 +227,6 @@ impl Actor for Committer {
         Ok(CommitterState {
             max_round_bytes: args.max_round_bytes.max(1),
             pending: Default::default(),
-            writes: Vec::new(),
             round_running: false,
             rounds_started: 0,
             stall: args.stall_ms.map(|ms| Duration::from_millis(ms.max(1))),
@@ -268,7 +251,13 @@ impl Actor for Committer {
                 st.received_seq += 1;
                 st.pending.push_back(req);
             }
-            CommitterMsg::Write(req) => st.writes.push(req),
+            // What a write describes (a closed segment) was made durable by an earlier round:
+            // it need not hold up the acknowledgements of the next one.
+            CommitterMsg::Write(req) => {
+                tokio::task::spawn_blocking(move || {
+                    (req.done)(crate::storage::write_file_durably(&req.path, &req.data))
+                });
+            }
             CommitterMsg::MarkDirty(files) => {
                 for f in &files {
                     add_unique(&mut st.dirty, f);
@@ -287,13 +276,9 @@ impl Actor for Committer {
             }
             CommitterMsg::RoundDone {
                 done,
-                written,
                 first_seq,
                 result,
             } => {
-                for (d, r) in written {
-                    d(r);
-                }
                 debug_assert_eq!(
                     first_seq,
                     st.completed_seq + 1,
@@ -368,7 +353,6 @@ mod tests {
         CommitterState {
             max_round_bytes,
             pending: Default::default(),
-            writes: Vec::new(),
             round_running: false,
             rounds_started: 0,
             stall: None,

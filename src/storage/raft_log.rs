@@ -95,6 +95,10 @@ impl LogStore {
             .await
             .unwrap_or_else(|_| Err(std::io::Error::other("committer stopped")))
         {
+            // After an earlier failed flush a later success proves nothing about the pages
+            // the kernel dropped: no seal may vouch for this segment; the group stops and the
+            // unsynced tail is cut before it runs again.
+            Ok(()) if self.log.sync_failed() => Err(io_err("an earlier flush of this log failed".to_string(), true)),
             Ok(()) => {
                 if let Some(last) = last {
                     self.log.note_synced(last, generation);

@@ -267,8 +267,14 @@ impl PartitionLog {
 
     /// Whether the active segment must roll before `pending` more bytes go into it: it would
     /// grow past `segment.bytes`, or it holds entries and is older than `segment.ms`.
-    pub(super) fn must_roll(&self, active: &Segment, pending: u64, now_ms: i64) -> bool {
+    pub(super) fn must_roll(&self, active: &Segment, pending: u64, buffered_records: bool, now_ms: i64) -> bool {
         if active.last.is_none() && pending == 0 {
+            return false;
+        }
+        // A segment without records (a new group's blank and membership entries) never rolls:
+        // its successor would take the same base offset, hence the same file name, and the
+        // roll would truncate the segment it closes.
+        if active.next_offset == active.base_offset && !buffered_records {
             return false;
         }
         let full = active.size_bytes + pending >= self.segment_bytes.load(std::sync::atomic::Ordering::Relaxed);

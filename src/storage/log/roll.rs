@@ -36,6 +36,8 @@ impl PartitionLog {
         let mut total = 0u64;
         let now_ms = super::segment::now_ms();
         let mut rolls_after = None;
+        // Whether `buf` holds a batch (the roll then gives the next segment a new base offset).
+        let mut buffered_records = false;
         for (i, e) in entries.iter().enumerate() {
             let active = segs.last().expect("a log has a segment");
             if let Some(last) = infos.last().copied().or(active.last) {
@@ -47,7 +49,7 @@ impl PartitionLog {
                 );
             }
             let is_batch = matches!(e.payload, EntryPayload::Normal(Command::Batch(_)));
-            if is_batch && self.must_roll(active, buf.len() as u64, now_ms) {
+            if is_batch && self.must_roll(active, buf.len() as u64, buffered_records, now_ms) {
                 rolls_after = Some(i);
                 break;
             }
@@ -59,6 +61,7 @@ impl PartitionLog {
                 .map_err(|e| anyhow::anyhow!("encoded entry: {e:?}"))?;
             debug_assert!(info.next_offset >= next_offset, "Kafka offsets never go back");
             total += info.disk_bytes;
+            buffered_records |= is_batch;
             infos.push(info);
         }
         self.flush_buf(segs.last_mut().expect("segment"), &mut buf, &mut infos, &mut files)?;

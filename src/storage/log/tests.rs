@@ -322,3 +322,28 @@ fn an_append_stops_where_the_segment_rolls_and_a_crash_before_the_seal_loses_not
     assert_eq!(back.len() as u64, last);
     assert!(back.windows(2).all(|w| w[0].log_id.index + 1 == w[1].log_id.index));
 }
+
+#[test]
+fn a_segment_without_records_never_rolls_onto_its_own_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    // A new group's blank entry: a segment holding entries but no records.
+    log.append_synced(&[Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
+        payload: EntryPayload::Blank,
+    }])
+    .unwrap();
+    log.set_segment_ms(1);
+    // What is under test is the segment's age passing segment.ms.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let part = log.append_part(&[batch_entry(2, 2)]).unwrap();
+    assert_eq!(part.rolls_after, None, "its successor would reuse base offset 0");
+    for f in &part.files {
+        f.sync_data().unwrap();
+    }
+    drop(log);
+    let (reopened, _) = PartitionLog::open(dir.path(), CFG).unwrap();
+    let back = reopened.entries(1, 3).unwrap();
+    assert_eq!(back.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(reopened.end_offset(), 2);
+}
