@@ -36,6 +36,9 @@ fi
 
 echo "== cargo test (unit + Rust integration tests)"
 cargo test --workspace --quiet
+# The benchmark tool and the chaos harness are workspace crates without integration tests of
+# their own: cargo test builds no binaries of theirs, and the Python tests run both.
+cargo build --workspace --bins --quiet
 
 echo "== client suites: librdkafka's test-runner and rskafka's integration tests (built once, cached)"
 # Built before pytest so their compile time is not spent inside a test's timeout; the runs are
