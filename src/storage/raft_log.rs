@@ -83,18 +83,9 @@ impl LogStore {
     /// durability setting) and waits for it: its successor may hold nothing before.
     async fn sync_before_roll(&self, files: Vec<Arc<File>>, bytes: u64, last: Option<u64>) -> Result<(), StorageError> {
         let generation = self.log.cut_generation();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.sink.sync(
-            files,
-            bytes,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        match rx
-            .await
-            .unwrap_or_else(|_| Err(std::io::Error::other("committer stopped")))
-        {
+        let (done, outcome) = awaited();
+        self.sink.sync(files, bytes, done);
+        match outcome.await {
             // After an earlier failed flush a later success proves nothing about the pages
             // the kernel dropped: no seal may vouch for this segment; the group stops and the
             // unsynced tail is cut before it runs again.
@@ -115,19 +106,27 @@ impl LogStore {
     /// Writes a closed segment's seal durably through the committer and waits for it. A seal
     /// that could not be written only costs a scan of its segment at recovery.
     async fn write_seal(&self, path: std::path::PathBuf, data: Vec<u8>) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (done, outcome) = awaited();
         let shown = path.display().to_string();
-        self.sink.write_durably(
-            path,
-            data,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        if let Ok(Err(e)) | Err(e) = rx.await.map_err(std::io::Error::other) {
+        self.sink.write_durably(path, data, done);
+        if let Err(e) = outcome.await {
             tracing::warn!(seal = %shown, error = %e, "could not write a segment's seal; recovery will scan it");
         }
     }
+}
+
+/// A committer callback and the outcome it reports, to await (a committer that is gone
+/// reports nothing: an error).
+fn awaited() -> (super::FlushDone, impl std::future::Future<Output = std::io::Result<()>>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let done: super::FlushDone = Box::new(move |r| {
+        let _ = tx.send(r);
+    });
+    let outcome = async move {
+        rx.await
+            .unwrap_or_else(|_| Err(std::io::Error::other("committer stopped")))
+    };
+    (done, outcome)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {

@@ -107,8 +107,8 @@ impl PartitionLog {
         })
     }
 
-    /// `append_part` and `roll` until every entry is written, syncing and sealing inline (tests,
-    /// and tools that own the log alone).
+    /// `append_part` and `roll` until every entry is written, syncing and sealing inline (tests).
+    #[cfg(test)]
     pub fn append_synced(&self, entries: &[Entry]) -> anyhow::Result<Appended> {
         let mut rest = entries;
         let (mut files, mut bytes) = (Vec::new(), 0);

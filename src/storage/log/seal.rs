@@ -32,11 +32,6 @@ pub fn seal_path(segment_path: &Path) -> PathBuf {
     segment_path.with_extension("seal")
 }
 
-/// Writes the seal of `seg` (already fsynced) durably.
-pub fn write(seg: &Segment, producers: &ProducerStates) -> std::io::Result<()> {
-    crate::storage::write_file_durably(&seal_path(&seg.path), &encode(seg, producers)?)
-}
-
 /// The seal of `seg` as its file holds it.
 pub fn encode(seg: &Segment, producers: &ProducerStates) -> std::io::Result<Vec<u8>> {
     let entries = seg.last.map(|l| l.log_id.index + 1 - seg.base_index).unwrap_or(0);
