@@ -108,7 +108,9 @@ async fn auto_create(broker: &dyn Broker, names: &[String], allow_create: bool) 
     let cfg = broker.config();
     let mut errors = BTreeMap::new();
     let mut created = Vec::new();
-    for name in names.iter().filter(|n| !broker.metadata().topics.contains_key(*n)) {
+    // One metadata snapshot for the request (a Metadata for all topics names every one).
+    let known = broker.metadata();
+    for name in names.iter().filter(|n| !known.topics.contains_key(*n)) {
         if !allow_create {
             errors.insert(name.clone(), ResponseError::UnknownTopicOrPartition);
             continue;
