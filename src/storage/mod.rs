@@ -3,6 +3,7 @@
 //! Imports no actor: the committer is reached through the `FlushSink` trait.
 
 pub mod disk_guard;
+pub mod durable;
 pub mod legacy_offsets;
 pub mod log;
 pub mod meta_sm;

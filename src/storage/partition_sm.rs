@@ -5,6 +5,7 @@
 
 use crate::protocol::batch::BatchHeader;
 use crate::storage::log::PartitionLog;
+use crate::storage::FlushSink;
 use crate::types::{Command, CommandResult, Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -59,6 +60,9 @@ pub struct PartitionSm {
     log: Arc<PartitionLog>,
     /// The snapshot last built here (handed to followers that are behind the leader's purge).
     current: CurrentSnapshot,
+    /// The committer, through which the log start and a snapshot install's records are
+    /// made durable.
+    sink: Arc<dyn FlushSink>,
 }
 
 /// The snapshot last built, shared by the state machine and its builders.
@@ -79,7 +83,12 @@ impl PartitionSm {
     /// Loads the applied position from `dir` and publishes the high watermark it implies.
     /// `log_last`/`log_end_offset` describe the recovered log: an applied position beyond it
     /// (possible only with relaxed durability after a crash) is clamped to it.
-    pub fn open(dir: &std::path::Path, shared: Arc<PartitionShared>, log: Arc<PartitionLog>) -> PartitionSm {
+    pub fn open(
+        dir: &std::path::Path,
+        shared: Arc<PartitionShared>,
+        log: Arc<PartitionLog>,
+        sink: Arc<dyn FlushSink>,
+    ) -> PartitionSm {
         let (log_last, log_end_offset, log_start_offset) = (log.last_log_id(), log.end_offset(), log.start_offset());
         let path = dir.join("raft-applied.json");
         let mut applied: Applied = std::fs::read(&path)
@@ -114,6 +123,7 @@ impl PartitionSm {
             last_persist: std::time::Instant::now(),
             log,
             current: Arc::default(),
+            sink,
         }
     }
 
@@ -159,7 +169,10 @@ impl RaftStateMachine<TypeConfig> for PartitionSm {
                     // Durable before the leader answers DeleteRecords; whole segments below it
                     // go with the next retention pass.
                     let offset = offset.min(self.applied.high_watermark);
-                    self.log.advance_log_start(offset).map_err(|e| sm_err(&e))?;
+                    self.log
+                        .advance_log_start(&*self.sink, offset)
+                        .await
+                        .map_err(|e| sm_err(&e))?;
                     res.base_offset = self.log.start_offset();
                 }
                 EntryPayload::Membership(m) => {
@@ -209,8 +222,10 @@ impl RaftStateMachine<TypeConfig> for PartitionSm {
                 == Some(last);
             if !holds {
                 tracing::info!(dir = %self.log.dir().display(), index = last.index, next_offset = data.next_offset, "log replaced by a snapshot");
+                metrics::counter!(crate::observability::SNAPSHOT_LOG_RESETS).increment(1);
                 self.log
-                    .reset_after(last, meta.last_membership.clone(), data.next_offset)
+                    .reset_after(&*self.sink, last, meta.last_membership.clone(), data.next_offset)
+                    .await
                     .map_err(|e| sm_err(&e))?;
             }
         }

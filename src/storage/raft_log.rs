@@ -2,7 +2,8 @@
 //! segment and asks the committer to make them durable; openraft's flush callback fires only
 //! once the committer says the fsync is done (in `relaxed` durability it says so at once).
 
-use super::{write_file_durably, FlushSink};
+use super::durable;
+use super::FlushSink;
 use crate::storage::log::PartitionLog;
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -83,7 +84,7 @@ impl LogStore {
     /// durability setting) and waits for it: its successor may hold nothing before.
     async fn sync_before_roll(&self, files: Vec<Arc<File>>, bytes: u64, last: Option<u64>) -> Result<(), StorageError> {
         let generation = self.log.cut_generation();
-        let (done, outcome) = awaited();
+        let (done, outcome) = durable::awaited();
         self.sink.sync(files, bytes, done);
         match outcome.await {
             // After an earlier failed flush a later success proves nothing about the pages
@@ -106,27 +107,11 @@ impl LogStore {
     /// Writes a closed segment's seal durably through the committer and waits for it. A seal
     /// that could not be written only costs a scan of its segment at recovery.
     async fn write_seal(&self, path: std::path::PathBuf, data: Vec<u8>) {
-        let (done, outcome) = awaited();
         let shown = path.display().to_string();
-        self.sink.write_durably(path, data, done);
-        if let Err(e) = outcome.await {
+        if let Err(e) = durable::write(&*self.sink, path, data).await {
             tracing::warn!(seal = %shown, error = %e, "could not write a segment's seal; recovery will scan it");
         }
     }
-}
-
-/// A committer callback and the outcome it reports, to await (a committer that is gone
-/// reports nothing: an error).
-fn awaited() -> (super::FlushDone, impl std::future::Future<Output = std::io::Result<()>>) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let done: super::FlushDone = Box::new(move |r| {
-        let _ = tx.send(r);
-    });
-    let outcome = async move {
-        rx.await
-            .unwrap_or_else(|_| Err(std::io::Error::other("committer stopped")))
-    };
-    (done, outcome)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -211,12 +196,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         let data = serde_json::to_vec(vote).map_err(|e| io_err(e, true))?;
-        // Two fsyncs: off the runtime's worker threads, or a burst of elections (a node's
-        // worth of partitions failing over) stalls every other task on the node.
-        let path = self.vote_path.clone();
-        let written = tokio::task::spawn_blocking(move || write_file_durably(&path, &data))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        // Two fsyncs: through the committer, off the runtime's worker threads, or a burst of
+        // elections (a node's worth of partitions failing over) stalls every other task.
+        let written = durable::write(&*self.sink, self.vote_path.clone(), data).await;
         written.map_err(|e| StorageError::IO {
             source: StorageIOError::write_vote(AnyError::new(&e)),
         })
@@ -309,14 +291,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let membership = shared.membership.lock().clone();
         let allowed = shared.purge_allowed.load(std::sync::atomic::Ordering::SeqCst);
         if let Some(plan) = self.log.purge_plan(log_id.index.min(allowed)) {
-            // Durable records and file removals: off the runtime's workers.
-            let log = self.log.clone();
-            let bytes = tokio::task::spawn_blocking(move || log.apply_retention(plan, membership))
+            let removed = self
+                .log
+                .apply_retention(&*self.sink, plan, membership)
                 .await
-                .map_err(|e| io_err(format!("purging segments: {e}"), true))?
                 .map_err(|e| io_err(format!("purging segments: {e}"), true))?;
-            metrics::counter!(crate::observability::RETENTION_SEGMENTS_DELETED).increment(plan.segments as u64);
-            tracing::info!(dir = %self.log.dir().display(), segments = plan.segments, bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");
+            tracing::info!(dir = %self.log.dir().display(), segments = removed.segments, bytes = removed.bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");
         }
         Ok(())
     }
@@ -329,12 +309,7 @@ mod tests {
     use crate::types::Command;
     use openraft::{CommittedLeaderId, EntryPayload};
 
-    struct NoSink;
-    impl FlushSink for NoSink {
-        fn flush(&self, _files: Vec<Arc<std::fs::File>>, _bytes: u64, _done: super::super::FlushDone) {}
-        fn sync(&self, _files: Vec<Arc<std::fs::File>>, _bytes: u64, _done: super::super::FlushDone) {}
-        fn write_durably(&self, _path: std::path::PathBuf, _data: Vec<u8>, _done: super::super::FlushDone) {}
-    }
+    use crate::storage::durable::InlineSink;
 
     #[tokio::test]
     async fn an_append_entries_read_stops_at_the_byte_bound_but_carries_at_least_one_entry() {
@@ -355,7 +330,7 @@ mod tests {
             })
             .collect();
         log.append_synced(&entries).unwrap();
-        let mut store = LogStore::new(Arc::new(log), Arc::new(NoSink));
+        let mut store = LogStore::new(Arc::new(log), Arc::new(InlineSink));
         let got = store.limited_get_log_entries(1, 41).await.unwrap();
         assert_eq!(got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![1, 2, 3]);
         let got = store.limited_get_log_entries(38, 40).await.unwrap();
@@ -372,7 +347,7 @@ mod tests {
                 .unwrap()
                 .0,
             ),
-            Arc::new(NoSink),
+            Arc::new(InlineSink),
         );
         assert_eq!(
             tiny.limited_get_log_entries(5, 41).await.unwrap().len(),

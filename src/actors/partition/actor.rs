@@ -7,7 +7,7 @@ use crate::actors::partition::env::PartitionEnv;
 use crate::actors::partition::handoff::Handoff;
 use crate::actors::partition::registry::PartitionHandle;
 use crate::actors::partition::start::{
-    debug_delay_recovery, new_shared, open_group, open_log, register, schedule_ticks,
+    debug_delay_recovery, new_shared, open_group, open_log, publish, schedule_ticks,
 };
 use crate::protocol::batch::BatchHeader;
 use crate::storage::log::entry::ProducerInfo;
@@ -106,6 +106,9 @@ pub struct PartitionArgs {
     pub log_config: LogConfig,
     /// Node ids of this partition's replicas: the members of its Raft group.
     pub replicas: Vec<i32>,
+    /// Where the started partition's handle goes: to the supervisor, which alone publishes
+    /// handles in the registry and removes them.
+    pub publish: Option<oneshot::Sender<Arc<PartitionHandle>>>,
 }
 
 /// A running partition's state.
@@ -146,14 +149,14 @@ impl Actor for PartitionActor {
     async fn pre_start(
         &self,
         myself: ActorRef<PartitionMsg>,
-        args: PartitionArgs,
+        mut args: PartitionArgs,
     ) -> Result<PartitionState, ActorProcessingErr> {
         debug_delay_recovery().await;
         let (log, report) = open_log(&args).await?;
         let shared = new_shared(&args);
         let raft = open_group(&args, log.clone(), shared.clone()).await?;
         tracing::debug!(partition = ?args.tp, entries = report.entries, end_offset = log.end_offset(), "partition recovered");
-        register(&myself, &args, &raft, &log, &shared);
+        publish(&myself, &mut args, &raft, &log, &shared);
         schedule_ticks(&myself, &args.env);
         Ok(PartitionState {
             env: args.env,
@@ -304,9 +307,9 @@ impl PartitionState {
             // openraft purged this far already (it purges up to every snapshot): it never
             // reads these entries again, so the segments can go now.
             let membership = self.shared.membership.lock().clone();
-            match self.log.apply_retention(plan, membership) {
-                Ok(bytes) => {
-                    tracing::info!(topic = %self.tp.topic, partition = self.tp.partition, segments = plan.segments, bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");
+            match self.log.apply_retention(&*self.env.sink, plan, membership).await {
+                Ok(removed) => {
+                    tracing::info!(topic = %self.tp.topic, partition = self.tp.partition, segments = removed.segments, bytes = removed.bytes, log_start_offset = self.log.start_offset(), "retention removed old segments");
                     Ok(())
                 }
                 Err(e) => Err(e.to_string()),
@@ -326,9 +329,11 @@ impl PartitionState {
     }
 }
 
-/// Shuts a partition's Raft group down, bounded in time.
-pub async fn shutdown_raft(handle: &PartitionHandle, timeout: Duration) {
+/// Shuts a partition's Raft group down, bounded in time; whether it is down.
+pub async fn shutdown_raft(handle: &PartitionHandle, timeout: Duration) -> bool {
     if tokio::time::timeout(timeout, handle.raft.shutdown()).await.is_err() {
         tracing::warn!("raft group did not shut down within {timeout:?}");
+        return false;
     }
+    true
 }

@@ -1,5 +1,5 @@
-//! Where connections find running partitions. Partition actors register themselves once
-//! recovered; the supervisor removes them when they stop or crash.
+//! Where connections find running partitions. The partition supervisor owns it: it publishes
+//! a partition's handle once the partition recovered and removes it when it stops or crashes.
 
 use crate::actors::partition::actor::PartitionMsg;
 use crate::cluster::network::Peers;

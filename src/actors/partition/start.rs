@@ -37,7 +37,7 @@ pub(super) async fn open_log(args: &PartitionArgs) -> Result<(Arc<PartitionLog>,
     let (dir, topic_id, log_config) = (args.dir.clone(), args.topic_id, args.log_config);
     let (log, report) = tokio::task::spawn_blocking(move || {
         claim_dir(&dir, topic_id)?;
-        PartitionLog::open(&dir, log_config)
+        Ok::<_, anyhow::Error>(PartitionLog::open(&dir, log_config)?)
     })
     .await??;
     if let Some((bytes, why)) = &report.truncated {
@@ -85,7 +85,7 @@ pub(super) async fn open_group(
     shared: Arc<PartitionShared>,
 ) -> Result<Raft, ActorProcessingErr> {
     let env = &args.env;
-    let sm = PartitionSm::open(&args.dir, shared.clone(), log.clone());
+    let sm = PartitionSm::open(&args.dir, shared.clone(), log.clone(), env.sink.clone());
     let store = LogStore::new(log, env.sink.clone()).purging_with(shared);
     let network = Network::new(GroupId::of(&args.tp), env.peers.clone());
     let raft = Raft::new(env.node_id, env.raft_config.clone(), network, store, sm).await?;
@@ -109,16 +109,16 @@ pub(super) async fn open_group(
     Ok(raft)
 }
 
-/// Makes the partition visible to handlers (the registry) and starts watching its
-/// leadership.
-pub(super) fn register(
+/// Builds the handle handlers reach the partition by, sends it to the supervisor that
+/// publishes it in the registry (`args.publish`), and starts watching the leadership.
+pub(super) fn publish(
     myself: &ActorRef<PartitionMsg>,
-    args: &PartitionArgs,
+    args: &mut PartitionArgs,
     raft: &Raft,
     log: &Arc<PartitionLog>,
     shared: &Arc<PartitionShared>,
 ) {
-    let env = &args.env;
+    let env = args.env.clone();
     let handle = Arc::new(PartitionHandle {
         actor: myself.clone(),
         raft: raft.clone(),
@@ -128,7 +128,9 @@ pub(super) fn register(
         node_id: env.node_id,
         peers: env.peers.clone(),
     });
-    env.registry.insert(args.tp.clone(), handle);
+    if let Some(publish) = args.publish.take() {
+        let _ = publish.send(handle);
+    }
     let reports = env.leader_reports.clone().map(|r| (r, args.tp.clone(), env.node_id));
     spawn_leadership_watch(
         raft.clone(),

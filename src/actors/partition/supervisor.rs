@@ -19,15 +19,18 @@ use std::time::{Duration, Instant};
 pub enum SupervisorMsg {
     /// Metadata changed: start and stop partitions to match it.
     Reconcile,
-    /// A partition actor finished starting (or failed to).
+    /// A partition actor finished starting, with the handle to publish (or failed to start).
     Started {
         tp: TopicPartition,
-        result: Result<ActorRef<PartitionMsg>, String>,
+        result: Result<(ActorRef<PartitionMsg>, Arc<PartitionHandle>), String>,
     },
     /// Start `tp` again after a failure (its old Raft group is already shut down).
     Restart(TopicPartition),
     /// Stop every partition (shutdown) and answer.
     StopAll(RpcReplyPort<()>),
+    /// A failed partition's Raft group would not shut down: a new one must not open the same
+    /// files, so the failure escalates to the broker.
+    Stuck(TopicPartition),
 }
 
 /// What the supervisor needs.
@@ -63,6 +66,7 @@ impl PartitionSupervisor {
     fn start_child(myself: &ActorRef<SupervisorMsg>, st: &SupervisorState, tp: TopicPartition, topic_id: uuid::Uuid) {
         let topic = st.args.env.meta.read().topics.get(&tp.topic).cloned();
         let env = &st.args.env;
+        let (publish, published) = tokio::sync::oneshot::channel();
         let args = PartitionArgs {
             env: env.clone(),
             dir: env.partition_dir(&tp),
@@ -73,17 +77,97 @@ impl PartitionSupervisor {
                 .as_ref()
                 .map(|t| t.replicas_of(tp.partition, env.node_id as i32))
                 .unwrap_or_default(),
+            publish: Some(publish),
         };
         let me = myself.clone();
         // Recovery runs in the child's pre_start; spawning from a task keeps this supervisor
         // responsive while many partitions recover.
         tokio::spawn(async move {
-            let result = Actor::spawn_linked(None, PartitionActor, args, me.get_cell())
-                .await
-                .map(|(actor, _)| actor)
-                .map_err(|e| format!("{e}"));
+            let result = match Actor::spawn_linked(None, PartitionActor, args, me.get_cell()).await {
+                // A started partition sent its handle before its pre_start returned.
+                Ok((actor, _)) => match published.await {
+                    Ok(handle) => Ok((actor, handle)),
+                    Err(_) => Err("partition started without a handle".to_string()),
+                },
+                Err(e) => Err(format!("{e}")),
+            };
             let _ = me.send_message(SupervisorMsg::Started { tp, result });
         });
+    }
+
+    /// Publishes a partition that started; one that failed before this (its failure event
+    /// found no partition to restart) is failed now.
+    fn started(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupervisorState,
+        tp: TopicPartition,
+        actor: ActorRef<PartitionMsg>,
+        handle: Arc<PartitionHandle>,
+    ) -> Result<(), ActorProcessingErr> {
+        if !st.children.contains_key(&tp) || st.stopping {
+            actor.stop(None);
+            let mut tasks = st.args.handovers.lock();
+            tasks.push(tokio::spawn(async move { retire(&handle).await }));
+            return Ok(());
+        }
+        st.args.env.registry.insert(tp.clone(), handle);
+        if !ractor::ACTIVE_STATES.contains(&actor.get_status()) {
+            return PartitionSupervisor::failed(myself, st, tp, false);
+        }
+        st.by_actor.insert(actor.get_id(), tp.clone());
+        if let Some(c) = st.children.get_mut(&tp) {
+            c.actor = Some(actor);
+        }
+        Ok(())
+    }
+
+    /// Starts and stops partitions to match the metadata.
+    async fn reconcile(myself: &ActorRef<SupervisorMsg>, st: &mut SupervisorState) {
+        PartitionSupervisor::apply_segment_sizes(st);
+        let wanted = PartitionSupervisor::wanted(st);
+        let gone: Vec<TopicPartition> = st
+            .children
+            .iter()
+            .filter(|(tp, c)| wanted.get(*tp) != Some(&c.topic_id))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in gone {
+            tracing::info!(topic = %tp.topic, partition = tp.partition, "stopping a partition no longer held here");
+            PartitionSupervisor::stop_child(st, &tp, true).await;
+        }
+        PartitionSupervisor::nudge_reassignments(st);
+        for (tp, topic_id) in wanted {
+            if !st.children.contains_key(&tp) {
+                let child = Child {
+                    actor: None,
+                    topic_id,
+                    restarts: VecDeque::new(),
+                };
+                st.children.insert(tp.clone(), child);
+                PartitionSupervisor::start_child(myself, st, tp, topic_id);
+            }
+        }
+    }
+
+    /// The partitions this node holds a replica of, or is to hold (reassignments), with their
+    /// topics' ids.
+    fn wanted(st: &SupervisorState) -> HashMap<TopicPartition, uuid::Uuid> {
+        let local = st.args.env.node_id as i32;
+        let meta = st.args.env.meta.read();
+        meta.topics
+            .values()
+            .flat_map(|t| {
+                (0..t.partitions)
+                    .filter(move |p| t.hosts_of(*p, local).contains(&local))
+                    .map(move |p| {
+                        let tp = TopicPartition {
+                            topic: t.name.clone(),
+                            partition: p,
+                        };
+                        (tp, t.topic_id)
+                    })
+            })
+            .collect()
     }
 
     /// Gives every running partition its topic's `segment.bytes` and `segment.ms` (override or
@@ -191,10 +275,7 @@ impl PartitionSupervisor {
             }
         }
         if let Some(handle) = st.args.env.registry.remove(tp) {
-            shutdown_raft(&handle, Duration::from_secs(5)).await;
-            if let Err(e) = handle.log.sync_all() {
-                tracing::error!(partition = ?tp, error = %e, "final sync failed");
-            }
+            retire(&handle).await;
         }
         if delete_data {
             let dir = st.args.env.partition_dir(tp);
@@ -231,63 +312,10 @@ impl Actor for PartitionSupervisor {
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Reconcile if !st.stopping => {
-                PartitionSupervisor::apply_segment_sizes(st);
-                // The partitions this node holds a replica of, or is to hold (reassignments).
-                let local = st.args.env.node_id as i32;
-                let wanted: HashMap<TopicPartition, uuid::Uuid> = {
-                    let meta = st.args.env.meta.read();
-                    meta.topics
-                        .values()
-                        .flat_map(|t| {
-                            (0..t.partitions)
-                                .filter(move |p| t.hosts_of(*p, local).contains(&local))
-                                .map(move |p| {
-                                    (
-                                        TopicPartition {
-                                            topic: t.name.clone(),
-                                            partition: p,
-                                        },
-                                        t.topic_id,
-                                    )
-                                })
-                        })
-                        .collect()
-                };
-                let gone: Vec<TopicPartition> = st
-                    .children
-                    .iter()
-                    .filter(|(tp, c)| wanted.get(*tp) != Some(&c.topic_id))
-                    .map(|(tp, _)| tp.clone())
-                    .collect();
-                for tp in gone {
-                    tracing::info!(topic = %tp.topic, partition = tp.partition, "stopping a partition no longer held here");
-                    PartitionSupervisor::stop_child(st, &tp, true).await;
-                }
-                PartitionSupervisor::nudge_reassignments(st);
-                for (tp, topic_id) in wanted {
-                    if !st.children.contains_key(&tp) {
-                        st.children.insert(
-                            tp.clone(),
-                            Child {
-                                actor: None,
-                                topic_id,
-                                restarts: VecDeque::new(),
-                            },
-                        );
-                        PartitionSupervisor::start_child(&myself, st, tp, topic_id);
-                    }
-                }
-            }
+            SupervisorMsg::Reconcile if !st.stopping => PartitionSupervisor::reconcile(&myself, st).await,
             SupervisorMsg::Reconcile => {}
             SupervisorMsg::Started { tp, result } => match result {
-                Ok(actor) if st.children.contains_key(&tp) && !st.stopping => {
-                    st.by_actor.insert(actor.get_id(), tp.clone());
-                    if let Some(c) = st.children.get_mut(&tp) {
-                        c.actor = Some(actor);
-                    }
-                }
-                Ok(actor) => actor.stop(None),
+                Ok((actor, handle)) => PartitionSupervisor::started(&myself, st, tp, actor, handle)?,
                 Err(e) => {
                     tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "partition failed to start");
                     PartitionSupervisor::failed(&myself, st, tp, false)?;
@@ -300,6 +328,12 @@ impl Actor for PartitionSupervisor {
                         PartitionSupervisor::start_child(&myself, st, tp, topic_id);
                     }
                 }
+            }
+            SupervisorMsg::Stuck(tp) => {
+                let why =
+                    format!("the raft group of {tp:?} did not shut down after a failure; escalating to the broker");
+                tracing::error!("{why}");
+                return Err(why.into());
             }
             SupervisorMsg::StopAll(reply) => {
                 st.stopping = true;
@@ -338,6 +372,14 @@ impl Actor for PartitionSupervisor {
     }
 }
 
+/// Shuts down a stopped partition's Raft group and syncs its log.
+async fn retire(handle: &PartitionHandle) {
+    shutdown_raft(handle, Duration::from_secs(5)).await;
+    if let Err(e) = handle.log.sync_all() {
+        tracing::error!(error = %e, "final sync failed");
+    }
+}
+
 /// The group's voters, those holding the most of the log first: by the replication progress
 /// the group last reported and, once that is gone (a group that stopped clears it), by when
 /// each was last seen holding every entry. Only a replica with every committed entry can win,
@@ -357,6 +399,10 @@ fn most_caught_up_first(handle: &PartitionHandle) -> Vec<NodeId> {
     voters.sort_by_key(|id| std::cmp::Reverse((matched(id), caught_up.get(id).copied())));
     voters
 }
+
+/// How much longer a failed partition's group may take to shut down (after the first 5 s)
+/// before the failure escalates.
+const STUCK_AFTER: Duration = Duration::from_secs(25);
 
 /// Where a failed partition goes once its group is down and any handover is done.
 struct Restart {
@@ -387,7 +433,10 @@ async fn stop_and_restart(
             .collect();
         let lease = Duration::from_millis(handle.raft.config().election_timeout_max);
         // The lease runs from the group's last replication, which the shutdown ends.
-        shutdown_raft(&handle, Duration::from_secs(5)).await;
+        if !shutdown_raft(&handle, Duration::from_secs(5)).await && !shutdown_raft(&handle, STUCK_AFTER).await {
+            let _ = restart.supervisor.send_message(SupervisorMsg::Stuck(tp));
+            return;
+        }
         cut_unsynced(&handle.log, &tp.topic, tp.partition);
         if let (true, Some(peers)) = (led, peers) {
             hand_over_stopped(&peers, &tp, &candidates, lease).await;

@@ -7,6 +7,7 @@
 //! outside the batch's own CRC), so fetches serve it byte-exact.
 
 use crate::protocol::batch::{BatchHeader, LEADER_EPOCH_POS};
+use crate::storage::log::{LogError, LogResult};
 use crate::types::{Command, Entry, LogId, NodeId};
 use bytes::{BufMut, Bytes};
 use openraft::{CommittedLeaderId, EntryPayload};
@@ -51,7 +52,7 @@ pub struct ProducerInfo {
 }
 
 /// Appends `entry` to `buf`; a batch gets `base_offset` and the entry's term as leader epoch.
-pub fn encode(buf: &mut Vec<u8>, entry: &Entry, base_offset: i64) -> anyhow::Result<()> {
+pub fn encode(buf: &mut Vec<u8>, entry: &Entry, base_offset: i64) -> LogResult<()> {
     let start = buf.len();
     buf.put_u32(0);
     buf.put_u32(0);
@@ -61,7 +62,9 @@ pub fn encode(buf: &mut Vec<u8>, entry: &Entry, base_offset: i64) -> anyhow::Res
     match &entry.payload {
         EntryPayload::Blank => buf.put_u8(KIND_BLANK),
         EntryPayload::Normal(Command::Batch(batch)) => {
-            anyhow::ensure!(batch.len() >= crate::protocol::batch::BATCH_HEADER_BYTES, "short batch");
+            if batch.len() < crate::protocol::batch::BATCH_HEADER_BYTES {
+                return Err(LogError::ShortBatch);
+            }
             buf.put_u8(KIND_BATCH);
             buf.put_i64(base_offset);
             buf.put_slice(&batch[8..LEADER_EPOCH_POS]);
@@ -82,7 +85,9 @@ pub fn encode(buf: &mut Vec<u8>, entry: &Entry, base_offset: i64) -> anyhow::Res
         }
     }
     let len = (buf.len() - start - 4) as u32;
-    anyhow::ensure!(len <= MAX_ENTRY_BYTES, "entry of {len} bytes is too large");
+    if len > MAX_ENTRY_BYTES {
+        return Err(LogError::TooLarge(len));
+    }
     buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
     let crc = crc32c::crc32c(&buf[start + 8..]);
     buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
@@ -170,7 +175,7 @@ pub fn describe(bytes: &[u8], pos: u64, next_offset: i64) -> Result<EntryInfo, D
 }
 
 /// Rebuilds the Raft entry from bytes that `inspect` accepted.
-pub fn decode(bytes: Bytes, info: &EntryInfo) -> anyhow::Result<Entry> {
+pub fn decode(bytes: Bytes, info: &EntryInfo) -> LogResult<Entry> {
     let payload = bytes.slice(ENTRY_HEADER_BYTES..info.disk_bytes as usize);
     let payload = match bytes[32] {
         KIND_BLANK => EntryPayload::Blank,
@@ -180,7 +185,7 @@ pub fn decode(bytes: Bytes, info: &EntryInfo) -> anyhow::Result<Entry> {
             payload[..8].try_into().expect("size checked by inspect"),
         ))),
         KIND_MEMBERSHIP => EntryPayload::Membership(serde_json::from_slice(&payload)?),
-        k => anyhow::bail!("unknown entry kind {k}"),
+        k => return Err(LogError::UnknownKind(k)),
     };
     Ok(Entry {
         log_id: info.log_id,

@@ -2,18 +2,18 @@
 //! was appended in, and terms never decrease along the log, so the end of an epoch is found by
 //! binary search over the log's entries: no epoch cache to keep in step with truncation.
 
-use crate::storage::log::PartitionLog;
+use crate::storage::log::{LogResult, PartitionLog};
 use crate::types::Command;
 use openraft::EntryPayload;
 
 /// Kafka's answer for "where does `epoch` end": (the largest epoch <= `epoch` in the log, the
 /// first offset after it). `(-1, -1)` for an epoch newer than the log's last one; for an epoch
 /// older than any in the log, (`epoch`, the log's first offset).
-pub fn end_offset_for(log: &PartitionLog, epoch: i32) -> anyhow::Result<(i32, i64)> {
+pub fn end_offset_for(log: &PartitionLog, epoch: i32) -> LogResult<(i32, i64)> {
     let (Some(first), Some(last)) = (log.first_index(), log.last_log_id()) else {
         return Ok((-1, -1));
     };
-    let term_at = |index: u64| -> anyhow::Result<u64> {
+    let term_at = |index: u64| -> LogResult<u64> {
         let e = log.entries(index, index + 1)?;
         Ok(e.first().map(|e| e.log_id.leader_id.term).unwrap_or(0))
     };
@@ -44,7 +44,7 @@ pub fn end_offset_for(log: &PartitionLog, epoch: i32) -> anyhow::Result<(i32, i6
 
 /// The Kafka offset of the first batch at or after Raft index `index` (blank and membership
 /// entries carry none), or the log end offset.
-fn first_offset_from(log: &PartitionLog, index: u64) -> anyhow::Result<i64> {
+fn first_offset_from(log: &PartitionLog, index: u64) -> LogResult<i64> {
     const SCAN: u64 = 16;
     let mut at = index;
     loop {

@@ -5,6 +5,8 @@
 
 pub mod entry;
 pub mod epochs;
+pub mod error;
+mod recover;
 pub mod retention;
 pub mod roll;
 pub mod seal;
@@ -12,7 +14,8 @@ pub mod segment;
 pub mod tail_cache;
 pub mod times;
 
-use self::segment::{ScanReport, Segment};
+pub use self::error::{LogError, LogResult};
+use self::segment::Segment;
 use self::tail_cache::TailCache;
 use crate::types::{Entry, LogId};
 use bytes::{Bytes, BytesMut};
@@ -84,119 +87,16 @@ pub struct PartitionLog {
     pub(super) producers: parking_lot::Mutex<(crate::storage::producer_state::ProducerStates, bool)>,
     /// The most recently appended entries, as written: commit-time apply (which openraft
     /// reads back through the log store) and tail fetches are served from memory.
-    tail: parking_lot::Mutex<TailCache>,
+    pub(super) tail: parking_lot::Mutex<TailCache>,
     /// One past the last Raft index known durable (what was there at open counts as durable).
-    synced_upto: std::sync::atomic::AtomicU64,
+    pub(super) synced_upto: std::sync::atomic::AtomicU64,
     /// A flush of this log failed: what follows `synced_upto` may be gone from the disk.
-    sync_failed: std::sync::atomic::AtomicBool,
+    pub(super) sync_failed: std::sync::atomic::AtomicBool,
     /// Counts cuts of the unsynced tail: flushes of appends from before a cut say nothing.
-    cuts: std::sync::atomic::AtomicU64,
+    pub(super) cuts: std::sync::atomic::AtomicU64,
 }
 
 impl PartitionLog {
-    /// Opens (or creates) the log in `dir`, verifying the last segment and cutting a torn tail.
-    pub fn open(dir: &Path, cfg: LogConfig) -> anyhow::Result<(PartitionLog, RecoveryReport)> {
-        std::fs::create_dir_all(dir)?;
-        let mut bases: Vec<i64> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse::<i64>().ok()
-            })
-            .collect();
-        bases.sort_unstable();
-        let mut report = RecoveryReport {
-            segments: bases.len(),
-            ..Default::default()
-        };
-        let mut segments: Vec<Segment> = Vec::new();
-        // The first segment continues after what retention (or a snapshot install) purged.
-        let mut next_index = crate::storage::log::retention::read_purge_record(dir)
-            .map(|r| r.purged.index + 1)
-            .unwrap_or(0);
-        // Closed segments up to the newest valid seal load from their seals; the rest is scanned.
-        let paths: Vec<PathBuf> = bases
-            .iter()
-            .map(|b| dir.join(crate::storage::log::segment::file_name(*b)))
-            .collect();
-        // Each seal is read once; the active (last) segment never has a valid one.
-        let mut seals: Vec<Option<seal::SegmentSeal>> = paths
-            .iter()
-            .take(paths.len().saturating_sub(1))
-            .map(|p| seal::read_valid(p))
-            .collect();
-        let sealed_upto = seals.iter().rposition(Option::is_some);
-        if let Some(s) = sealed_upto.and_then(|i| seals[i].as_ref()) {
-            report.producers = s.producers.clone();
-        }
-        for (i, base) in bases.iter().enumerate() {
-            let is_last = i + 1 == bases.len();
-            let path = &paths[i];
-            let sealed = if sealed_upto.is_some_and(|upto| i <= upto) {
-                seals[i].take()
-            } else {
-                None
-            };
-            let seg = match sealed {
-                Some(s) => {
-                    report.entries += s.entries;
-                    seal::open_sealed(path, &s, cfg.index_interval_bytes)?
-                }
-                None => {
-                    if is_last {
-                        // The active segment changes after its seal (if any) was written.
-                        seal::remove(path)?;
-                    }
-                    // Before the newest seal, producer state comes from that seal instead.
-                    let mut scratch = crate::storage::producer_state::ProducerStates::default();
-                    let producers = if sealed_upto.is_some_and(|upto| i <= upto) {
-                        &mut scratch
-                    } else {
-                        &mut report.producers
-                    };
-                    let (seg, ScanReport { entries, truncated }) =
-                        Segment::open(path, *base, next_index, is_last, cfg.index_interval_bytes, producers)?;
-                    report.entries += entries;
-                    report.truncated = truncated;
-                    seg
-                }
-            };
-            if let Some(prev) = segments.last() {
-                anyhow::ensure!(
-                    seg.last.is_none() || prev.last_index().map(|l| l + 1) == Some(seg.base_index),
-                    "segment {} does not continue the Raft index of the one before it",
-                    path.display()
-                );
-            }
-            next_index = seg.last_index().map(|l| l + 1).unwrap_or(seg.base_index);
-            segments.push(seg);
-        }
-        // An empty trailing segment (left by a roll or a truncation) is harmless; an empty
-        // directory gets its first segment.
-        if segments.is_empty() {
-            segments.push(Segment::create(dir, 0, 0, cfg.index_interval_bytes)?);
-        }
-        let log = PartitionLog {
-            dir: dir.to_path_buf(),
-            cfg,
-            segment_bytes: std::sync::atomic::AtomicU64::new(cfg.segment_bytes),
-            segment_ms: std::sync::atomic::AtomicI64::new(cfg.segment_ms),
-            inner: RwLock::new(segments),
-            log_start: std::sync::atomic::AtomicI64::new(crate::storage::log::retention::read_log_start(dir)?),
-            producers: parking_lot::Mutex::new((report.producers.clone(), true)),
-            tail: parking_lot::Mutex::new(TailCache::new(cfg.tail_cache_bytes, cfg.tail_burst_bytes())),
-            synced_upto: Default::default(),
-            sync_failed: Default::default(),
-            cuts: Default::default(),
-        };
-        // What recovery found on disk counts as durable.
-        log.synced_upto.store(
-            log.last_log_id().map_or(0, |l| l.index + 1),
-            std::sync::atomic::Ordering::SeqCst,
-        );
-        Ok((log, report))
-    }
-
     /// A flush failed and the tail after `synced_upto` has not been cut yet.
     pub fn sync_failed(&self) -> bool {
         self.sync_failed.load(std::sync::atomic::Ordering::SeqCst)
@@ -236,7 +136,7 @@ impl PartitionLog {
     /// reads still return them ("fsyncgate"): a group restarted on this log must not count those
     /// entries as its own. They were never acknowledged; they come again from the leader. Call
     /// only while no group runs on the log.
-    pub fn cut_unsynced(&self) -> anyhow::Result<u64> {
+    pub fn cut_unsynced(&self) -> LogResult<u64> {
         use std::sync::atomic::Ordering::SeqCst;
         if !self.sync_failed.load(SeqCst) {
             return Ok(0);
@@ -319,7 +219,7 @@ impl PartitionLog {
     }
 
     /// Reads the entries with Raft index in `start..end`.
-    pub fn entries(&self, start: u64, end: u64) -> anyhow::Result<Vec<Entry>> {
+    pub fn entries(&self, start: u64, end: u64) -> LogResult<Vec<Entry>> {
         if let Some(cached) = self.tail.lock().range(start, end) {
             return cached
                 .into_iter()
@@ -371,7 +271,7 @@ impl PartitionLog {
     }
 
     /// Deletes every entry with Raft index >= `index`.
-    pub fn truncate_from(&self, index: u64) -> anyhow::Result<()> {
+    pub fn truncate_from(&self, index: u64) -> LogResult<()> {
         let mut segs = self.inner.write();
         self.tail.lock().clear();
         while segs.len() > 1 && segs.last().is_some_and(|s| s.base_index >= index) {
@@ -500,7 +400,7 @@ impl PartitionLog {
         buf: &mut Vec<u8>,
         infos: &mut Vec<EntryInfo>,
         files: &mut Vec<Arc<File>>,
-    ) -> anyhow::Result<()> {
+    ) -> LogResult<()> {
         if buf.is_empty() {
             return Ok(());
         }

@@ -6,12 +6,17 @@
 //! any file is deleted, the last removed entry's log id and the group's membership, so that on
 //! restart openraft sees a consistent purged prefix and the membership is never lost with it.
 
+use crate::storage::durable;
+use crate::storage::log::segment::Segment;
 use crate::storage::log::PartitionLog;
+use crate::storage::FlushSink;
 use crate::types::{LogId, NodeId};
 use openraft::{BasicNode, StoredMembership};
 use serde::{Deserialize, Serialize};
+use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 const LOG_START_FILE: &str = "log-start-offset";
 /// File recording what retention removed from the Raft log.
@@ -86,23 +91,47 @@ impl PartitionLog {
         plan
     }
 
-    /// Removes the first `plan.segments` segments, after durably recording the purge.
-    pub fn apply_retention(&self, plan: Plan, membership: StoredMembership<NodeId, BasicNode>) -> std::io::Result<u64> {
+    /// Removes the leading closed segments up to `plan.last` (as many as still lie wholly at or
+    /// below it: the actor's retention and openraft's purge may both act on one plan), after
+    /// durably recording the purge. Every fsync goes through `sink`; unlinks run on the
+    /// blocking pool.
+    pub async fn apply_retention(
+        self: &Arc<Self>,
+        sink: &dyn FlushSink,
+        plan: Plan,
+        membership: StoredMembership<NodeId, BasicNode>,
+    ) -> std::io::Result<Removed> {
         let record = PurgeRecord {
             purged: plan.last,
             membership,
         };
         let data = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-        crate::storage::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
+        durable::write(sink, self.dir.join(PURGED_FILE), data).await?;
+        let log = self.clone();
+        let removed = tokio::task::spawn_blocking(move || log.remove_segments_upto(plan.last.index))
+            .await
+            .map_err(std::io::Error::other)??;
+        durable::sync(sink, vec![Arc::new(File::open(&self.dir)?)]).await?;
+        metrics::counter!(crate::observability::RETENTION_SEGMENTS_DELETED).increment(removed.segments as u64);
+        Ok(removed)
+    }
+
+    /// Unlinks the leading closed segments whose entries all lie at or below Raft index `upto`.
+    fn remove_segments_upto(&self, upto: u64) -> std::io::Result<Removed> {
         let mut segs = self.inner.write();
-        let n = plan.segments.min(segs.len().saturating_sub(1));
-        let mut removed = 0;
+        let closed = segs.len().saturating_sub(1);
+        let n = segs[..closed]
+            .iter()
+            .take_while(|s| s.last.is_some_and(|l| l.log_id.index <= upto))
+            .count();
+        let mut removed = Removed::default();
         for seg in segs.drain(..n) {
-            removed += seg.size_bytes;
+            removed.segments += 1;
+            removed.bytes += seg.size_bytes;
             crate::storage::log::seal::remove(&seg.path)?;
             std::fs::remove_file(&seg.path)?;
         }
-        std::fs::File::open(&self.dir)?.sync_all()?;
+        debug_assert!(!segs.is_empty(), "the active segment never goes");
         Ok(removed)
     }
 
@@ -126,54 +155,79 @@ impl PartitionLog {
 
     /// Empties the log for a snapshot install: it continues at Raft index `purged.index + 1`
     /// and Kafka offset `next_offset`. The purge record and log start are written first, so a
-    /// crash part-way leaves a log that recovery reads as purged up to the snapshot.
-    pub fn reset_after(
-        &self,
+    /// crash part-way leaves a log that recovery reads as purged up to the snapshot. Every
+    /// fsync goes through `sink`.
+    pub async fn reset_after(
+        self: &Arc<Self>,
+        sink: &dyn FlushSink,
         purged: LogId,
         membership: StoredMembership<NodeId, BasicNode>,
         next_offset: i64,
     ) -> std::io::Result<()> {
         let data = serde_json::to_vec(&PurgeRecord { purged, membership }).map_err(std::io::Error::other)?;
-        crate::storage::write_file_durably(&self.dir.join(PURGED_FILE), &data)?;
-        crate::storage::write_file_durably(&self.dir.join(LOG_START_FILE), next_offset.to_string().as_bytes())?;
-        self.log_start.store(next_offset, Ordering::SeqCst);
+        durable::write(sink, self.dir.join(PURGED_FILE), data).await?;
+        self.advance_log_start_to(sink, next_offset, true).await?;
+        let log = self.clone();
+        let dir = tokio::task::spawn_blocking(move || log.replace_segments(next_offset, purged.index + 1))
+            .await
+            .map_err(std::io::Error::other)??;
+        durable::sync(sink, vec![dir]).await
+    }
+
+    /// Unlinks every segment and starts an empty one at (`next_offset`, `next_index`); the
+    /// caller syncs the returned directory.
+    fn replace_segments(&self, next_offset: i64, next_index: u64) -> std::io::Result<Arc<File>> {
         let mut segs = self.inner.write();
         for seg in segs.drain(..) {
             crate::storage::log::seal::remove(&seg.path)?;
             std::fs::remove_file(&seg.path)?;
         }
-        segs.push(crate::storage::log::segment::Segment::create(
+        let index_interval = self.cfg.index_interval_bytes;
+        segs.push(Segment::create_unsynced(
             &self.dir,
             next_offset,
-            purged.index + 1,
-            self.cfg.index_interval_bytes,
+            next_index,
+            index_interval,
         )?);
         self.clear_tail_and_producers();
-        std::fs::File::open(&self.dir)?.sync_all()?;
-        Ok(())
+        Ok(Arc::new(File::open(&self.dir)?))
     }
 
     /// Moves the log start offset forward (DeleteRecords); durable before it takes effect.
-    pub fn advance_log_start(&self, offset: i64) -> std::io::Result<()> {
-        if offset <= self.log_start.load(Ordering::SeqCst) {
+    pub async fn advance_log_start(&self, sink: &dyn FlushSink, offset: i64) -> std::io::Result<()> {
+        self.advance_log_start_to(sink, offset, false).await
+    }
+
+    /// Persists `offset` as the log start, then uses it; only forward unless `reset`.
+    async fn advance_log_start_to(&self, sink: &dyn FlushSink, offset: i64, reset: bool) -> std::io::Result<()> {
+        if !reset && offset <= self.log_start.load(Ordering::SeqCst) {
             return Ok(());
         }
-        crate::storage::write_file_durably(&self.dir.join(LOG_START_FILE), offset.to_string().as_bytes())?;
+        let path = self.dir.join(LOG_START_FILE);
+        durable::write(sink, path, offset.to_string().into_bytes()).await?;
         self.log_start.store(offset, Ordering::SeqCst);
         Ok(())
     }
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    pub segments: usize,
+    pub bytes: u64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::batch::tests::batch;
+    use crate::storage::durable::InlineSink;
     use crate::storage::log::LogConfig;
     use crate::types::{Command, Entry};
     use openraft::{CommittedLeaderId, EntryPayload};
 
-    #[test]
-    fn size_time_and_log_start_retention() {
+    #[tokio::test]
+    async fn size_time_and_log_start_retention() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig {
             segment_bytes: 300,
@@ -182,7 +236,7 @@ mod tests {
             tail_cache_bytes: 0,
             max_append_bytes: u64::MAX,
         };
-        let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        let log = Arc::new(PartitionLog::open(dir.path(), cfg).unwrap().0);
         for i in 1..=20u64 {
             let e = Entry {
                 log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
@@ -205,7 +259,9 @@ mod tests {
             "nothing above the high watermark goes"
         );
         let plan = log.retention_plan(0, by_size, 20).unwrap();
-        log.apply_retention(plan, StoredMembership::default()).unwrap();
+        log.apply_retention(&InlineSink, plan, StoredMembership::default())
+            .await
+            .unwrap();
         assert!(log.start_offset() > 0);
         assert_eq!(read_purge_record(dir.path()).unwrap().purged, plan.last);
         let start = log.start_offset();
@@ -219,10 +275,12 @@ mod tests {
             retention_bytes: -1,
         };
         assert!(log.retention_plan(25_000, by_time, 20).is_some());
-        log.advance_log_start(18).unwrap();
+        log.advance_log_start(&InlineSink, 18).await.unwrap();
         assert_eq!(log.start_offset(), 18);
         let plan = log.retention_plan(0, keep_all, 20).unwrap();
-        log.apply_retention(plan, StoredMembership::default()).unwrap();
+        log.apply_retention(&InlineSink, plan, StoredMembership::default())
+            .await
+            .unwrap();
         drop(log);
         let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
         assert_eq!(log.start_offset(), 18, "the log start survives a restart");

@@ -9,7 +9,7 @@
 
 use super::entry::{self, EntryInfo};
 use super::segment::Segment;
-use super::{seal, Appended, PartitionLog};
+use super::{seal, Appended, LogError, LogResult, PartitionLog};
 use crate::types::{Command, Entry};
 use openraft::EntryPayload;
 use std::fs::File;
@@ -28,7 +28,7 @@ impl PartitionLog {
     /// Writes `entries` (consecutive Raft indexes after the current last) at the end of the log,
     /// giving each batch the next Kafka offsets, up to where the active segment must roll
     /// (`Appended::rolls_after`). Not yet durable: flush the returned files.
-    pub fn append_part(&self, entries: &[Entry]) -> anyhow::Result<Appended> {
+    pub fn append_part(&self, entries: &[Entry]) -> LogResult<Appended> {
         let mut segs = self.inner.write();
         let mut files: Vec<Arc<File>> = Vec::new();
         let mut buf = Vec::new();
@@ -41,12 +41,12 @@ impl PartitionLog {
         for (i, e) in entries.iter().enumerate() {
             let active = segs.last().expect("a log has a segment");
             if let Some(last) = infos.last().copied().or(active.last) {
-                anyhow::ensure!(
-                    last.log_id.index + 1 == e.log_id.index,
-                    "append of index {} after {}",
-                    e.log_id.index,
-                    last.log_id.index
-                );
+                if last.log_id.index + 1 != e.log_id.index {
+                    return Err(LogError::NotContiguous {
+                        index: e.log_id.index,
+                        last: last.log_id.index,
+                    });
+                }
             }
             let is_batch = matches!(e.payload, EntryPayload::Normal(Command::Batch(_)));
             if is_batch && self.must_roll(active, buf.len() as u64, buffered_records, now_ms) {
@@ -57,8 +57,11 @@ impl PartitionLog {
             let start = buf.len();
             entry::encode(&mut buf, e, next_offset)?;
             let pos = active.size_bytes + start as u64;
-            let info = entry::describe(&buf[start..], pos, next_offset)
-                .map_err(|e| anyhow::anyhow!("encoded entry: {e:?}"))?;
+            let info = entry::describe(&buf[start..], pos, next_offset).map_err(|why| LogError::BadEntry {
+                path: active.path.clone(),
+                pos,
+                why,
+            })?;
             debug_assert!(info.next_offset >= next_offset, "Kafka offsets never go back");
             total += info.disk_bytes;
             buffered_records |= is_batch;
@@ -81,7 +84,7 @@ impl PartitionLog {
     }
 
     /// Closes the active segment, which the caller has made durable, and opens the next.
-    pub fn roll(&self) -> anyhow::Result<Rolled> {
+    pub fn roll(&self) -> LogResult<Rolled> {
         let mut segs = self.inner.write();
         let active = segs.last().expect("a log has a segment");
         let next_index = active.last.map_or(active.base_index, |l| l.log_id.index + 1);
@@ -109,7 +112,7 @@ impl PartitionLog {
 
     /// `append_part` and `roll` until every entry is written, syncing and sealing inline (tests).
     #[cfg(test)]
-    pub fn append_synced(&self, entries: &[Entry]) -> anyhow::Result<Appended> {
+    pub fn append_synced(&self, entries: &[Entry]) -> LogResult<Appended> {
         let mut rest = entries;
         let (mut files, mut bytes) = (Vec::new(), 0);
         loop {

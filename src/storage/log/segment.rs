@@ -3,6 +3,7 @@
 //! starts with a batch, so names never collide.
 
 use crate::storage::log::entry::{self, DecodeError, EntryInfo, ENTRY_HEADER_BYTES};
+use crate::storage::log::{LogError, LogResult};
 use crate::storage::producer_state::ProducerStates;
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
@@ -148,7 +149,7 @@ impl Segment {
         may_truncate: bool,
         index_interval_bytes: u64,
         producers: &mut ProducerStates,
-    ) -> anyhow::Result<(Segment, ScanReport)> {
+    ) -> LogResult<(Segment, ScanReport)> {
         let now_ms = now_ms();
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
@@ -188,11 +189,13 @@ impl Segment {
                 Err(DecodeError::Corrupt(why)) => Some(why.into()),
             };
             if let Some(why) = problem {
-                anyhow::ensure!(
-                    may_truncate,
-                    "segment {} is corrupt at byte {pos} ({why}) and is not the last segment; refusing to start",
-                    path.display()
-                );
+                if !may_truncate {
+                    return Err(LogError::CorruptSegment {
+                        path: path.to_path_buf(),
+                        pos,
+                        why,
+                    });
+                }
                 report.truncated = Some((len - pos, format!("{why} at byte {pos}")));
                 seg.file.set_len(pos)?;
                 seg.file.sync_all()?;
@@ -278,12 +281,15 @@ impl Segment {
     }
 
     /// Reads and verifies the entry at `pos`.
-    pub fn read_at(&self, pos: u64, next_offset_hint: i64) -> anyhow::Result<(Bytes, EntryInfo)> {
+    pub fn read_at(&self, pos: u64, next_offset_hint: i64) -> LogResult<(Bytes, EntryInfo)> {
         let mut header = [0u8; ENTRY_HEADER_BYTES];
-        let bytes = read_entry_at(&self.file, pos, self.size_bytes, &mut header)
-            .map_err(|e| anyhow::anyhow!("{}: bad entry at {pos}: {e:?}", self.path.display()))?;
-        let info = entry::inspect(&bytes, pos, next_offset_hint)
-            .map_err(|e| anyhow::anyhow!("{}: bad entry at {pos}: {e:?}", self.path.display()))?;
+        let bad = |why| LogError::BadEntry {
+            path: self.path.clone(),
+            pos,
+            why,
+        };
+        let bytes = read_entry_at(&self.file, pos, self.size_bytes, &mut header).map_err(bad)?;
+        let info = entry::inspect(&bytes, pos, next_offset_hint).map_err(bad)?;
         Ok((bytes, info))
     }
 
