@@ -39,6 +39,20 @@ pub const RETENTION_SEGMENTS_DELETED: &str = "raftstream_retention_segments_dele
 pub const ACTOR_RESTARTS: &str = "raftstream_actor_restarts_total";
 /// Client connections closed because a request's handler panicked (`api`: the request's API).
 pub const CONNECTION_PANICS: &str = "raftstream_connection_panics_total";
+/// Raft RPCs to a peer that outlived their deadline, by group kind (`group`: controller or
+/// partition).
+pub const CLUSTER_RPC_TIMEOUTS: &str = "raftstream_cluster_rpc_timeouts_total";
+/// Torn or corrupt log tails cut during recovery (partitions and the controller's log).
+pub const RECOVERY_TAIL_CUTS: &str = "raftstream_recovery_tail_cuts_total";
+/// Partition logs replaced by a leader's snapshot (a follower behind the leader's retention).
+pub const SNAPSHOT_LOG_RESETS: &str = "raftstream_snapshot_log_resets_total";
+/// Times the controller group stopped on an error (a failed write or fsync) and was reopened.
+pub const CONTROLLER_GROUP_STOPS: &str = "raftstream_controller_group_stops_total";
+/// Controller group reopenings after a stop.
+pub const CONTROLLER_GROUP_REOPENS: &str = "raftstream_controller_group_reopens_total";
+/// Leaderships handed away all at once (controlled shutdown, a data dir turning low):
+/// `outcome` led (held here when the handover began) or moved (now with another replica).
+pub const HANDAWAY_LEADERSHIPS: &str = "raftstream_handaway_leaderships_total";
 /// Long-lived tasks that ended while the node was running (`task`: its name; `how`: panic or
 /// exit), each also logged: a supervision event, not a silent loss.
 pub const TASK_EXITS: &str = "raftstream_task_exits_total";

@@ -77,20 +77,75 @@ fn handle_caught(broker: Arc<dyn Broker>, req: handlers::Request, size: usize) -
         .boxed()
 }
 
+/// Requests read from one connection and not yet answered, answered in order.
+struct InFlightRequests {
+    /// Each yields its response and the size of its request frame.
+    queue: FuturesOrdered<InFlight>,
+    bytes: usize,
+    max_requests: usize,
+    max_bytes: usize,
+    max_frame_bytes: i32,
+    /// Produce requests hand their batches to partitions in the order they were read.
+    produce_order: ProduceOrder,
+}
+
+impl InFlightRequests {
+    /// Whether another request may be read (a first request is always taken, whatever its
+    /// size up to the frame bound).
+    fn has_room(&self) -> bool {
+        self.queue.len() < self.max_requests && (self.queue.is_empty() || self.bytes < self.max_bytes)
+    }
+
+    /// Starts every whole frame already buffered, up to the in-flight bounds; `Err` for a
+    /// broken frame, which closes the connection.
+    fn take_buffered(&mut self, buf: &mut BytesMut, broker: &Arc<dyn Broker>) -> std::io::Result<()> {
+        while self.has_room() {
+            let frame = match take_frame(buf, self.max_frame_bytes) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(FrameError::BadLength(n)) => return Err(invalid(format!("bad frame length {n}"))),
+            };
+            match handlers::decode(frame.clone()) {
+                Decoded::Request(mut req) => {
+                    if req.api_key == ApiKey::Produce {
+                        req.produce_turn = Some(self.produce_order.next_turn());
+                    }
+                    self.bytes += frame.len();
+                    self.queue.push_back(handle_caught(broker.clone(), *req, frame.len()));
+                }
+                Decoded::Respond(bytes) => {
+                    let reply = handlers::Reply {
+                        bytes: Some(bytes),
+                        then_close: false,
+                    };
+                    self.queue.push_back(futures::future::ready((Ok(reply), 0)).boxed())
+                }
+                Decoded::Close(why) => return Err(invalid(why)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn invalid(why: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why.into())
+}
+
 /// The connection loop.
 async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let _ = socket.set_nodelay(true);
     let (mut rd, mut wr) = socket.into_split();
-    let max_frame = broker.config().socket_request_max_bytes;
-    let max_inflight = broker.config().max_inflight_requests_per_connection;
-    let max_inflight_bytes = broker.config().connection_max_inflight_bytes;
+    let cfg = broker.config();
+    let mut requests = InFlightRequests {
+        queue: FuturesOrdered::new(),
+        bytes: 0,
+        max_requests: cfg.max_inflight_requests_per_connection,
+        max_bytes: cfg.connection_max_inflight_bytes,
+        max_frame_bytes: cfg.socket_request_max_bytes,
+        produce_order: ProduceOrder::default(),
+    };
+    let redirect_grace = std::time::Duration::from_millis(cfg.connections_redirect_grace_ms);
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    // Each in-flight request yields its response and the size of its request frame.
-    let mut inflight: FuturesOrdered<InFlight> = FuturesOrdered::new();
-    let mut inflight_bytes = 0usize;
-    // Produce requests hand their batches to partitions in the order they were read.
-    let mut produce_order = ProduceOrder::default();
-    let redirect_grace = std::time::Duration::from_millis(broker.config().connections_redirect_grace_ms);
     let mut reading = !*shutdown.borrow();
     // Set by a Metadata answer that sends the client elsewhere: the connection closes once the
     // client has been quiet for `redirect_grace`. Closing at once lost the answers to requests
@@ -98,44 +153,17 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
     // application's back to back; the second failed with a transport error).
     let mut redirected = false;
     loop {
-        // Take every whole frame already buffered, up to the in-flight bounds (a first request
-        // is always taken, whatever its size up to the frame bound).
-        while reading && inflight.len() < max_inflight && (inflight.is_empty() || inflight_bytes < max_inflight_bytes) {
-            match take_frame(&mut buf, max_frame) {
-                Ok(Some(frame)) => match handlers::decode(frame.clone()) {
-                    Decoded::Request(mut req) => {
-                        if req.api_key == ApiKey::Produce {
-                            req.produce_turn = Some(produce_order.next_turn());
-                        }
-                        let size = frame.len();
-                        inflight_bytes += size;
-                        inflight.push_back(handle_caught(broker.clone(), *req, size));
-                    }
-                    Decoded::Respond(bytes) => {
-                        let reply = handlers::Reply {
-                            bytes: Some(bytes),
-                            then_close: false,
-                        };
-                        inflight.push_back(futures::future::ready((Ok(reply), 0)).boxed())
-                    }
-                    Decoded::Close(why) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why)),
-                },
-                Ok(None) => break,
-                Err(FrameError::BadLength(n)) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("bad frame length {n}"),
-                    ));
-                }
-            }
+        if reading {
+            requests.take_buffered(&mut buf, &broker)?;
         }
-        if !reading && inflight.is_empty() {
+        if !reading && requests.queue.is_empty() {
             wr.shutdown().await.ok();
             return Ok(());
         }
+        let quiet = requests.queue.is_empty() && buf.is_empty();
         tokio::select! {
-            Some((resp, size)) = inflight.next(), if !inflight.is_empty() => {
-                inflight_bytes -= size;
+            Some((resp, size)) = requests.queue.next(), if !requests.queue.is_empty() => {
+                requests.bytes -= size;
                 let reply = resp.map_err(std::io::Error::other)?;
                 if let Some(bytes) = reply.bytes {
                     wr.write_all(&bytes).await?;
@@ -143,8 +171,7 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
                 // The latest answer decides: a node that recovered keeps its connections.
                 redirected = reply.then_close;
             }
-            r = rd.read_buf(&mut buf),
-                if reading && inflight.len() < max_inflight && (inflight.is_empty() || inflight_bytes < max_inflight_bytes) => {
+            r = rd.read_buf(&mut buf), if reading && requests.has_room() => {
                 if r? == 0 {
                     reading = false;
                 }
@@ -153,7 +180,7 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
                 reading = false;
             }
             // Re-armed on every loop turn: it fires only after the client was quiet that long.
-            _ = tokio::time::sleep(redirect_grace), if redirected && reading && inflight.is_empty() && buf.is_empty() => {
+            _ = tokio::time::sleep(redirect_grace), if redirected && reading && quiet => {
                 tracing::debug!("closing a client's connection after Metadata: cut off or disk full");
                 reading = false;
             }

@@ -32,22 +32,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 type Reply = oneshot::Sender<Result<Response, String>>;
 
 /// Why a call to a peer failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// No connection, or it broke: Raft backs off before trying this peer again.
+    #[error("{0}")]
     Unreachable(String),
     /// No answer in time: the peer may just be slow.
+    #[error("{0}")]
     Timeout(String),
     /// An answer that cannot be used as it is; the caller retries.
+    #[error("{0}")]
     Failed(String),
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Unreachable(why) | CallError::Timeout(why) | CallError::Failed(why) => f.write_str(why),
-        }
-    }
 }
 
 impl From<CallError> for String {
@@ -230,86 +225,137 @@ async fn run_peer(
     max_frame_bytes: usize,
     heard: Liveness,
 ) {
+    let link = PeerLink {
+        target,
+        addr,
+        hello,
+        max_frame_bytes,
+        heard,
+    };
     let mut backoff = Duration::from_millis(50);
     loop {
-        let stream = match TcpStream::connect(&addr).await {
-            Ok(s) => s,
+        let connected = match TcpStream::connect(&link.addr).await {
+            Ok(stream) => {
+                link.serve(stream, &mut rx).await;
+                true
+            }
             Err(e) => {
+                let why = format!("node {target} at {} unreachable: {e}", link.addr);
                 while let Ok((_, reply)) = rx.try_recv() {
-                    let _ = reply.send(Err(format!("node {target} at {addr} unreachable: {e}")));
+                    let _ = reply.send(Err(why.clone()));
                 }
-                if rx.is_closed() {
-                    return;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
+                false
             }
         };
-        backoff = Duration::from_millis(50);
+        if rx.is_closed() {
+            return;
+        }
+        if connected {
+            backoff = Duration::from_millis(50);
+        }
+        tokio::time::sleep(backoff).await;
+        if !connected {
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// What one peer's connection needs.
+struct PeerLink {
+    target: NodeId,
+    addr: String,
+    /// This node's id and the cluster id it says hello with.
+    hello: (NodeId, Arc<RwLock<String>>),
+    max_frame_bytes: usize,
+    heard: Liveness,
+}
+
+/// Requests written and not yet answered, by request id.
+type Pending = Arc<Mutex<HashMap<u64, Reply>>>;
+
+impl PeerLink {
+    /// Serves one connection until it breaks or the queue closes; what it leaves unanswered
+    /// fails.
+    async fn serve(&self, stream: TcpStream, rx: &mut mpsc::Receiver<(Request, Reply)>) {
         let _ = stream.set_nodelay(true);
-        let (mut read, write) = stream.into_split();
+        let (read, write) = stream.into_split();
         let mut write = BufWriter::new(write);
-        let pending: Arc<Mutex<HashMap<u64, Reply>>> = Arc::default();
-        let cluster_id = hello.1.read().clone();
-        let greeting = Request::Hello {
-            node_id: hello.0,
-            cluster_id,
-        };
+        let pending: Pending = Arc::default();
         let (hello_tx, hello_rx) = oneshot::channel();
         pending.lock().insert(0, hello_tx);
-        let reader_pending = pending.clone();
-        let heard = heard.clone();
-        let mut reader = tokio::spawn(async move {
-            while let Ok(Some((id, resp))) = wire::read_frame::<_, Response>(&mut read, max_frame_bytes).await {
-                heard.record(target);
-                if let Some(reply) = reader_pending.lock().remove(&id) {
-                    let _ = reply.send(Ok(resp));
-                }
-            }
-        });
-        let mut next_id = 1u64;
+        let mut reader = self.spawn_reader(read, pending.clone());
+        let greeting = Request::Hello {
+            node_id: self.hello.0,
+            cluster_id: self.hello.1.read().clone(),
+        };
         let mut ok = write_one(&mut write, 0, &greeting).await && write.flush().await.is_ok();
         let mut hello_rx = Some(hello_rx);
+        let mut next_id = 1u64;
         while ok {
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(first) = msg else { break };
-                    // Everything already queued goes out with one flush (one syscall for many
-                    // groups' heartbeats).
-                    let mut next = Some(first);
-                    let mut batched = 0;
-                    while let Some((req, reply)) = next.take() {
-                        let id = next_id;
-                        next_id += 1;
-                        pending.lock().insert(id, reply);
-                        ok = write_one(&mut write, id, &req).await;
-                        batched += 1;
-                        if ok && batched < MAX_WRITE_BATCH {
-                            next = rx.try_recv().ok();
-                        }
-                    }
-                    ok = ok && write.flush().await.is_ok();
+                    ok = write_queued(&mut write, rx, first, &pending, &mut next_id).await;
                 }
                 answer = async { hello_rx.as_mut().expect("hello pending").await }, if hello_rx.is_some() => {
                     hello_rx = None;
-                    if let Ok(Ok(Response::Unavailable(why))) = answer {
-                        tracing::error!(target, %addr, "node refused this one: {why}");
-                        ok = false;
-                    }
+                    ok = self.hello_accepted(answer);
                 }
                 _ = &mut reader => ok = false,
             }
         }
         reader.abort();
         for (_, reply) in pending.lock().drain() {
-            let _ = reply.send(Err(format!("connection to node {target} lost")));
+            let _ = reply.send(Err(format!("connection to node {} lost", self.target)));
         }
-        if rx.is_closed() {
-            return;
-        }
-        tokio::time::sleep(backoff).await;
     }
+
+    /// Reads responses and hands each to its waiter, until the connection ends.
+    fn spawn_reader(&self, mut read: tokio::net::tcp::OwnedReadHalf, pending: Pending) -> tokio::task::JoinHandle<()> {
+        let (target, heard, max_frame_bytes) = (self.target, self.heard.clone(), self.max_frame_bytes);
+        tokio::spawn(async move {
+            while let Ok(Some((id, resp))) = wire::read_frame::<_, Response>(&mut read, max_frame_bytes).await {
+                heard.record(target);
+                if let Some(reply) = pending.lock().remove(&id) {
+                    let _ = reply.send(Ok(resp));
+                }
+            }
+        })
+    }
+
+    /// Whether the peer accepted this node's hello (a peer of another cluster refuses it).
+    fn hello_accepted(&self, answer: Result<Result<Response, String>, oneshot::error::RecvError>) -> bool {
+        if let Ok(Ok(Response::Unavailable(why))) = answer {
+            tracing::error!(target = self.target, addr = %self.addr, "node refused this one: {why}");
+            return false;
+        }
+        true
+    }
+}
+
+/// Writes `first` and everything already queued behind it with one flush (one syscall for
+/// many groups' heartbeats); false once the connection failed.
+async fn write_queued(
+    write: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    rx: &mut mpsc::Receiver<(Request, Reply)>,
+    first: (Request, Reply),
+    pending: &Pending,
+    next_id: &mut u64,
+) -> bool {
+    let mut next = Some(first);
+    let mut batched = 0;
+    let mut ok = true;
+    while let Some((req, reply)) = next.take() {
+        let id = *next_id;
+        *next_id += 1;
+        pending.lock().insert(id, reply);
+        ok = write_one(write, id, &req).await;
+        batched += 1;
+        if ok && batched < MAX_WRITE_BATCH {
+            next = rx.try_recv().ok();
+        }
+    }
+    ok && write.flush().await.is_ok()
 }
 
 /// Buffers one request (the caller flushes).
@@ -364,7 +410,11 @@ impl PeerClient {
             .peers
             .as_ref()
             .ok_or_else(|| unreachable(self.target, "no transport"))?;
-        rpc_outcome(self.target, peers.call(self.target, req, option.hard_ttl()).await)
+        rpc_outcome(
+            &self.group,
+            self.target,
+            peers.call(self.target, req, option.hard_ttl()).await,
+        )
     }
 
     fn remote<T, E: std::error::Error>(&self, r: Result<T, E>) -> RpcResult<T, E> {
@@ -373,16 +423,22 @@ impl PeerClient {
 }
 
 /// A peer's answer (or why none came) as openraft takes it.
-fn rpc_outcome<E: std::error::Error>(target: NodeId, outcome: Result<Response, CallError>) -> RpcResult<Response, E> {
+fn rpc_outcome<E: std::error::Error>(
+    group: &GroupId,
+    target: NodeId,
+    outcome: Result<Response, CallError>,
+) -> RpcResult<Response, E> {
     match outcome {
         Ok(Response::Unavailable(why)) => Err(unreachable(target, &why)),
         Ok(resp) => Ok(resp),
         // Unreachable makes openraft back off (500 ms) instead of resending at once: a
         // dead peer would otherwise cost a busy loop per group with data for it.
         Err(CallError::Unreachable(why)) => Err(unreachable(target, &why)),
-        Err(CallError::Timeout(why) | CallError::Failed(why)) => {
+        Err(CallError::Timeout(why)) => {
+            metrics::counter!(crate::observability::CLUSTER_RPC_TIMEOUTS, "group" => group.kind()).increment(1);
             Err(RPCError::Network(NetworkError::new(&std::io::Error::other(why))))
         }
+        Err(CallError::Failed(why)) => Err(RPCError::Network(NetworkError::new(&std::io::Error::other(why)))),
     }
 }
 
@@ -421,7 +477,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             group: &self.group,
         };
         let outcome = send_append(link, &mut self.kept, rpc, deadline).await;
-        match rpc_outcome(self.target, outcome)? {
+        match rpc_outcome(&self.group, self.target, outcome)? {
             Response::AppendEntries(r) => self.remote(r),
             other => Err(unexpected(other)),
         }

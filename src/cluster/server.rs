@@ -70,6 +70,8 @@ pub async fn serve(
     }
 }
 
+/// Serves one peer connection: a hello first, then pings answered inline and Raft RPCs
+/// handled concurrently (at most `max_inflight`), answers written as they finish.
 async fn serve_connection(
     stream: TcpStream,
     groups: Arc<dyn LocalGroups>,
@@ -79,24 +81,8 @@ async fn serve_connection(
 ) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
     let (mut read, write) = stream.into_split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(max_inflight.max(1));
-    let writer = tokio::spawn(async move {
-        let mut write = BufWriter::new(write);
-        while let Some(frame) = out_rx.recv().await {
-            if write.write_all(&frame).await.is_err() {
-                return;
-            }
-            // Write out whatever is ready in one go.
-            while let Ok(more) = out_rx.try_recv() {
-                if write.write_all(&more).await.is_err() {
-                    return;
-                }
-            }
-            if write.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (out_tx, out_rx) = mpsc::channel::<Bytes>(max_inflight.max(1));
+    let writer = spawn_frame_writer(write, out_rx);
     let permits = Arc::new(Semaphore::new(max_inflight.max(1)));
     let mut greeted: Option<NodeId> = None;
     let result = loop {
@@ -106,19 +92,12 @@ async fn serve_connection(
             Err(e) => break Err(e),
         };
         if let Request::Hello { node_id, cluster_id } = &req {
-            let ours = groups.cluster_id();
-            let resp = if !ours.is_empty() && !cluster_id.is_empty() && ours != *cluster_id {
-                tracing::error!(node_id, theirs = %cluster_id, %ours, "refusing a node of another cluster");
-                Response::Unavailable(format!("this node belongs to cluster {ours}, not {cluster_id}"))
-            } else {
-                greeted = Some(*node_id);
-                Response::Hello
-            };
-            let refused = matches!(resp, Response::Unavailable(_));
+            let (resp, accepted) = answer_hello(groups.as_ref(), *node_id, cluster_id);
             out_tx.send(wire::encode(id, &resp)?).await?;
-            if refused {
+            if !accepted {
                 break Ok(());
             }
+            greeted = Some(*node_id);
             continue;
         }
         let Some(from) = greeted else {
@@ -151,12 +130,43 @@ async fn serve_connection(
     result
 }
 
+/// The answer to a peer's hello, and whether it is accepted: a node of another cluster is not.
+fn answer_hello(groups: &dyn LocalGroups, node_id: NodeId, cluster_id: &str) -> (Response, bool) {
+    let ours = groups.cluster_id();
+    if !ours.is_empty() && !cluster_id.is_empty() && ours != cluster_id {
+        tracing::error!(node_id, theirs = %cluster_id, %ours, "refusing a node of another cluster");
+        let why = format!("this node belongs to cluster {ours}, not {cluster_id}");
+        return (Response::Unavailable(why), false);
+    }
+    (Response::Hello, true)
+}
+
+/// Writes answer frames as they come, whatever is ready with one flush.
+fn spawn_frame_writer(
+    write: tokio::net::tcp::OwnedWriteHalf,
+    mut out_rx: mpsc::Receiver<Bytes>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut write = BufWriter::new(write);
+        while let Some(frame) = out_rx.recv().await {
+            if write.write_all(&frame).await.is_err() {
+                return;
+            }
+            while let Ok(more) = out_rx.try_recv() {
+                if write.write_all(&more).await.is_err() {
+                    return;
+                }
+            }
+            if write.flush().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// Counts a received request by kind and group (an idle cluster should see pings only).
 fn count(req: &Request) {
-    let group = |g: &GroupId| match g {
-        GroupId::Controller => "controller",
-        GroupId::Partition { .. } => "partition",
-    };
+    let group = GroupId::kind;
     let (rpc, group) = match req {
         Request::Hello { .. } => ("hello", "none"),
         Request::AppendEntries(g, _) => ("append_entries", group(g)),

@@ -22,6 +22,14 @@ pub enum GroupId {
 }
 
 impl GroupId {
+    /// The kind of group, as a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GroupId::Controller => "controller",
+            GroupId::Partition { .. } => "partition",
+        }
+    }
+
     /// The group of partition `tp`.
     pub fn of(tp: &crate::types::TopicPartition) -> GroupId {
         GroupId::Partition {

@@ -26,40 +26,7 @@ pub async fn handle(
         let mut partitions = Vec::new();
         for p in t.partitions {
             let target: Option<Vec<i32>> = p.replicas.map(|r| r.into_iter().map(|id| id.0).collect());
-            let meta = broker.metadata();
-            let partition = meta
-                .topics
-                .get(&topic)
-                .filter(|m| (0..m.partitions).contains(&p.partition_index));
-            let current = partition.map(|m| m.replicas_of(p.partition_index, broker.node().node_id));
-            let pending = partition.is_some_and(|m| m.reassigning.contains_key(&p.partition_index));
-            let outcome = match (&target, &current) {
-                (_, None) => Err((
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("Unable to find partition {topic}:{}.", p.partition_index),
-                )),
-                // Kafka: a target equal to the current replicas changes nothing and succeeds.
-                (Some(target), Some(current)) if target == current && !pending => Ok(()),
-                (Some(target), Some(current)) if !allow_rf_change && target.len() != current.len() => Err((
-                    ResponseError::InvalidReplicationFactor,
-                    format!(
-                        "the target has {} replicas, the partition {}",
-                        target.len(),
-                        current.len()
-                    ),
-                )),
-                _ => broker
-                    .propose(
-                        MetaCommand::ReassignPartition {
-                            topic: topic.clone(),
-                            partition: p.partition_index,
-                            target,
-                        },
-                        timeout_ms,
-                    )
-                    .await
-                    .map(|_| ()),
-            };
+            let outcome = reassign(broker, &topic, p.partition_index, target, allow_rf_change, timeout_ms).await;
             let r = ReassignablePartitionResponse::default()
                 .with_partition_index(p.partition_index)
                 .with_error_message(None);
@@ -82,4 +49,46 @@ pub async fn handle(
         .with_error_message(None)
         .with_allow_replication_factor_change(allow_rf_change)
         .with_responses(responses)
+}
+
+/// Records one partition's target replicas (`None`: cancels a pending move).
+async fn reassign(
+    broker: &dyn Broker,
+    topic: &str,
+    partition: i32,
+    target: Option<Vec<i32>>,
+    allow_rf_change: bool,
+    timeout_ms: u64,
+) -> Result<(), (ResponseError, String)> {
+    let meta = broker.metadata();
+    let Some(m) = meta
+        .topics
+        .get(topic)
+        .filter(|m| (0..m.partitions).contains(&partition))
+    else {
+        let why = format!("Unable to find partition {topic}:{partition}.");
+        return Err((ResponseError::UnknownTopicOrPartition, why));
+    };
+    let current = m.replicas_of(partition, broker.node().node_id);
+    let pending = m.reassigning.contains_key(&partition);
+    if let Some(target) = &target {
+        // Kafka: a target equal to the current replicas changes nothing and succeeds.
+        if *target == current && !pending {
+            return Ok(());
+        }
+        if !allow_rf_change && target.len() != current.len() {
+            let why = format!(
+                "the target has {} replicas, the partition {}",
+                target.len(),
+                current.len()
+            );
+            return Err((ResponseError::InvalidReplicationFactor, why));
+        }
+    }
+    let command = MetaCommand::ReassignPartition {
+        topic: topic.to_string(),
+        partition,
+        target,
+    };
+    broker.propose(command, timeout_ms).await.map(|_| ())
 }

@@ -12,7 +12,7 @@ use crate::protocol::batch_rules::Refusal;
 use crate::types::TopicPartition;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_request::TopicProduceData;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -110,58 +110,13 @@ async fn check_topic(
     acks: i16,
     version: i16,
 ) -> Vec<Slot> {
-    let cfg = broker.config();
-    let name = topic.name.0.to_string();
-    let known = ensure_topic(broker, &name).await;
-    let topic_meta = broker.metadata().topics.get(&name).cloned();
-    let partition_count = topic_meta.as_ref().map(|t| t.partitions);
-    // Topic overrides take effect on the next request, without restart.
-    let max_bytes = topic_meta
-        .as_ref()
-        .map(|t| t.overrides.max_message_bytes(cfg))
-        .unwrap_or(0);
-    let min_insync = topic_meta
-        .as_ref()
-        .map(|t| t.overrides.min_insync_replicas() as i64)
-        .unwrap_or(1);
-    let form = topic_meta.as_ref().map(|t| StoreForm {
-        codec: t.overrides.compression(),
-        rules: t.overrides.timestamp_rules(),
-        max_bytes,
-        decompressed_limit_bytes: cfg.socket_request_max_bytes.max(0) as usize,
-    });
+    let rules = TopicRules::of(broker, topic.name.0.to_string()).await;
     let validated: Vec<(i32, Validated)> = topic
         .partition_data
         .iter()
-        .map(|p| {
-            let checked = (|| {
-                if !(-1..=1).contains(&acks) {
-                    return Err(ResponseError::InvalidRequiredAcks.into());
-                }
-                known?;
-                // Clients must not write the coordinator's records (Kafka refuses the same).
-                if name == crate::storage::offsets::OFFSETS_TOPIC {
-                    return Err(ResponseError::InvalidTopicException.into());
-                }
-                if !partition_count.is_some_and(|n| p.index >= 0 && p.index < n) {
-                    return Err(ResponseError::UnknownTopicOrPartition.into());
-                }
-                let records = p.records.as_ref().ok_or(ResponseError::CorruptMessage)?;
-                let batch = validate_produced(records, max_bytes)?;
-                // zstd arrived with Produce v7 (KIP-110): Kafka refuses it in older versions.
-                if version < 7 && batch.header.codec() == crate::protocol::batch::ZSTD {
-                    return Err(ResponseError::UnsupportedCompressionType.into());
-                }
-                let tp = TopicPartition {
-                    topic: name.clone(),
-                    partition: p.index,
-                };
-                check_in_sync(broker, &tp, acks, min_insync)?;
-                Ok((tp, batch))
-            })();
-            (p.index, checked)
-        })
+        .map(|p| (p.index, rules.check(broker, p, acks, version)))
         .collect();
+    let form = rules.form;
     join_all(validated.into_iter().map(|(index, checked)| async move {
         let checked = match (checked, form) {
             (Ok((tp, batch)), Some(form)) => form.apply(batch).await.map(|(batch, append_time_ms)| Checked {
@@ -180,6 +135,76 @@ async fn check_topic(
         }
     }))
     .await
+}
+
+/// What one topic's partitions are checked against (topic overrides take effect on the next
+/// request, without restart).
+struct TopicRules {
+    name: String,
+    /// Whether the topic exists (or was created now).
+    known: Result<(), ResponseError>,
+    partition_count: Option<i32>,
+    max_bytes: i32,
+    min_insync: i64,
+    /// How batches are stored; `None` for an unknown topic.
+    form: Option<StoreForm>,
+}
+
+impl TopicRules {
+    /// The rules of topic `name`, auto-created first if the broker does that.
+    async fn of(broker: &dyn Broker, name: String) -> TopicRules {
+        let cfg = broker.config();
+        let known = ensure_topic(broker, &name).await;
+        let topic_meta = broker.metadata().topics.get(&name).cloned();
+        let max_bytes = topic_meta
+            .as_ref()
+            .map(|t| t.overrides.max_message_bytes(cfg))
+            .unwrap_or(0);
+        TopicRules {
+            known,
+            partition_count: topic_meta.as_ref().map(|t| t.partitions),
+            max_bytes,
+            min_insync: topic_meta
+                .as_ref()
+                .map(|t| t.overrides.min_insync_replicas() as i64)
+                .unwrap_or(1),
+            form: topic_meta.as_ref().map(|t| StoreForm {
+                codec: t.overrides.compression(),
+                rules: t.overrides.timestamp_rules(),
+                max_bytes,
+                decompressed_limit_bytes: cfg.socket_request_max_bytes.max(0) as usize,
+            }),
+            name,
+        }
+    }
+
+    /// Checks one partition's data: acks, the topic, the partition, the batch, and for
+    /// acks=all the in-sync replicas.
+    fn check(&self, broker: &dyn Broker, p: &PartitionProduceData, acks: i16, version: i16) -> Validated {
+        if !(-1..=1).contains(&acks) {
+            return Err(ResponseError::InvalidRequiredAcks.into());
+        }
+        self.known?;
+        // Clients must not write the coordinator's records (Kafka refuses the same).
+        if self.name == crate::storage::offsets::OFFSETS_TOPIC {
+            return Err(ResponseError::InvalidTopicException.into());
+        }
+        if !self.partition_count.is_some_and(|n| p.index >= 0 && p.index < n) {
+            return Err(ResponseError::UnknownTopicOrPartition.into());
+        }
+        let records = p.records.as_ref().ok_or(ResponseError::CorruptMessage)?;
+        let batch = validate_produced(records, self.max_bytes)?;
+        // zstd arrived with Produce v7 (KIP-110): Kafka refuses it in older versions.
+        if version < 7 && batch.header.codec() == crate::protocol::batch::ZSTD {
+            return Err(ResponseError::UnsupportedCompressionType.into());
+        }
+        let tp = TopicPartition {
+            topic: self.name.clone(),
+            partition: p.index,
+        };
+        check_in_sync(broker, &tp, acks, self.min_insync)?;
+        Ok((tp, batch))
+    }
 }
 
 /// acks=all fails fast, before anything is written, when fewer replicas than

@@ -139,6 +139,7 @@ impl ControllerState {
             return Err(format!("controller group stopped again, giving up: {why}").into());
         };
         tracing::error!(error = %why, ?pause, "controller group stopped; reopening it when the data dir has room");
+        metrics::counter!(crate::observability::CONTROLLER_GROUP_STOPS).increment(1);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.group.raft.shutdown()).await;
         let applied_next = self.group.progress.lock().0.map_or(0, |l| l.index + 1);
         if self.group.log.sync_failed() && applied_next > self.group.log.synced_upto() {
@@ -164,6 +165,7 @@ impl ControllerState {
         match self.parts.open(myself, Some(resume)).await {
             Ok(opened) => {
                 tracing::info!("controller group reopened");
+                metrics::counter!(crate::observability::CONTROLLER_GROUP_REOPENS).increment(1);
                 self.group = opened;
                 self.reopens.reopened();
             }

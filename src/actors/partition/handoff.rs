@@ -141,6 +141,11 @@ pub async fn hand_all_away(registry: &Registry, timeout: Duration) {
     });
     let _ = tokio::time::timeout(timeout, futures::future::join_all(asks)).await;
     let moved = moved.load(Ordering::Relaxed);
+    let counted = |outcome: &'static str, n: usize| {
+        metrics::counter!(crate::observability::HANDAWAY_LEADERSHIPS, "outcome" => outcome).increment(n as u64)
+    };
+    counted("led", led.len());
+    counted("moved", moved);
     tracing::info!(
         led = led.len(),
         moved,
