@@ -116,20 +116,6 @@ class Broker:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def wait_log(self, pattern, timeout=30):
-        """Waits until a log line matches `pattern` (a regex); returns it."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            lines = self.lines[seen:]
-            for line in lines:
-                if rx.search(line):
-                    return line
-            seen += len(lines)
-            time.sleep(0.02)
-        raise AssertionError(f"no log line matching {pattern!r}; last lines:\n" + "\n".join(self.lines[-20:]))
-
     def http_get(self, path):
         """(status, body) of GET `path` on the broker's HTTP port."""
         import urllib.error

@@ -91,6 +91,48 @@ pub struct CoordinatorState {
 pub struct GroupCoordinator;
 
 impl CoordinatorState {
+    /// An OffsetCommit: refused (group not loaded here, or a stale member), or written and
+    /// answered once the offsets partition committed it.
+    fn commit(
+        &mut self,
+        me: &ActorRef<CoordinatorMsg>,
+        group: String,
+        from: CommitFrom,
+        entries: Vec<(OffsetKey, Committed)>,
+        reply: oneshot::Sender<Result<(), ResponseError>>,
+    ) {
+        let checked = self
+            .store
+            .ready(me, &group)
+            .and_then(|_| self.groups.check_commit(Instant::now(), &group, &from));
+        match checked {
+            Err(code) => drop(reply.send(Err(code))),
+            Ok(()) => {
+                let records = entries
+                    .into_iter()
+                    .map(|(k, v)| OffsetsRecord::Offset(k, Some(v)))
+                    .collect();
+                answer_when_written(self.store.write(me, &group, records), reply);
+            }
+        }
+    }
+
+    /// Every 100 ms: group deadlines, changed groups stored, now and then partitions to load
+    /// and offsets to expire.
+    fn tick(&mut self, me: &ActorRef<CoordinatorMsg>) {
+        let now = Instant::now();
+        self.groups.tick(now);
+        self.store_changed_groups(me);
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(LOAD_CHECK_EVERY_TICKS) {
+            self.store.load_local(me);
+        }
+        if now.duration_since(self.last_retention_check) >= self.retention_check_interval {
+            self.last_retention_check = now;
+            self.expire_offsets(me, crate::storage::log::segment::now_ms());
+        }
+    }
+
     /// Drops the groups of the offsets partitions the store unloaded: their members are
     /// answered NOT_COORDINATOR and find the partition's leader, which loads them from the log.
     fn forget_unloaded_groups(&mut self) {
@@ -213,22 +255,7 @@ impl Actor for GroupCoordinator {
                 from,
                 entries,
                 reply,
-            } => {
-                let checked = st
-                    .store
-                    .ready(&me, &group)
-                    .and_then(|_| st.groups.check_commit(Instant::now(), &group, &from));
-                match checked {
-                    Err(code) => drop(reply.send(Err(code))),
-                    Ok(()) => {
-                        let records = entries
-                            .into_iter()
-                            .map(|(k, v)| OffsetsRecord::Offset(k, Some(v)))
-                            .collect();
-                        answer_when_written(st.store.write(&me, &group, records), reply);
-                    }
-                }
-            }
+            } => st.commit(&me, group, from, entries, reply),
             CoordinatorMsg::Fetch { group, wanted, reply } => {
                 let result = st.store.ready(&me, &group).map(|_| st.store.committed(&group, wanted));
                 let _ = reply.send(result);
@@ -251,19 +278,7 @@ impl Actor for GroupCoordinator {
                 done,
             } => st.store.written(&me, partition, load, records, result, done),
             CoordinatorMsg::Compacted { partition, result } => st.store.compacted(&me, partition, result),
-            CoordinatorMsg::Tick => {
-                let now = Instant::now();
-                st.groups.tick(now);
-                st.store_changed_groups(&me);
-                st.ticks += 1;
-                if st.ticks.is_multiple_of(LOAD_CHECK_EVERY_TICKS) {
-                    st.store.load_local(&me);
-                }
-                if now.duration_since(st.last_retention_check) >= st.retention_check_interval {
-                    st.last_retention_check = now;
-                    st.expire_offsets(&me, crate::storage::log::segment::now_ms());
-                }
-            }
+            CoordinatorMsg::Tick => st.tick(&me),
             CoordinatorMsg::Group(op) => {
                 group_op(&me, st, op);
                 st.store_changed_groups(&me);

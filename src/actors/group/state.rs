@@ -141,139 +141,45 @@ impl Groups {
 
     /// Handles a JoinGroup; the reply is sent now or when the rebalance completes.
     pub fn join(&mut self, now: Instant, a: JoinArgs, reply: oneshot::Sender<Joined>) {
-        let mut member_id = a.member_id.clone();
-        if member_id.is_empty() {
-            self.next_id += 1;
-            member_id = format!("{}-{}-{}", a.client_id, self.next_id, uuid::Uuid::new_v4().simple());
-            // Static members skip the MEMBER_ID_REQUIRED round trip (KIP-345).
-            if a.require_known_member_id && a.group_instance_id.is_none() {
-                self.issued_ids.insert(member_id.clone());
-                let _ = reply.send(Joined {
-                    error: Some(ResponseError::MemberIdRequired),
-                    member_id,
-                    ..Default::default()
-                });
-                return;
-            }
-        }
-        let delay = self.initial_delay;
-        let g = self.groups.entry(a.group.clone()).or_insert_with(|| Group {
-            state: State::Empty,
-            generation: 0,
-            protocol_type: a.protocol_type.clone(),
-            protocol: String::new(),
-            leader: String::new(),
-            members: BTreeMap::new(),
-            pending_joins: HashMap::new(),
-            pending_syncs: HashMap::new(),
-            static_members: HashMap::new(),
-            rebalance_deadline: now,
-            initial_delay_until: now + delay,
-            dirty: false,
-        });
-        if let Some(instance) = a.group_instance_id.clone() {
-            match g.static_members.get(&instance).cloned() {
-                Some(old) if old != member_id && !a.member_id.is_empty() => {
-                    let _ = reply.send(Joined {
-                        error: Some(ResponseError::FencedInstanceId),
-                        member_id,
-                        ..Default::default()
-                    });
-                    return;
-                }
-                Some(old) if old != member_id => {
-                    // A restarted static member takes over its old identity: same assignment,
-                    // and in a stable group no rebalance for the others.
-                    if let Some(mut m) = g.members.remove(&old) {
-                        if let Some(tx) = g.pending_joins.remove(&old) {
-                            let _ = tx.send(Joined {
-                                error: Some(ResponseError::FencedInstanceId),
-                                ..Default::default()
-                            });
-                        }
-                        if let Some(tx) = g.pending_syncs.remove(&old) {
-                            let _ = tx.send(Err(ResponseError::FencedInstanceId));
-                        }
-                        m.last_seen = now;
-                        m.session_timeout = a.session_timeout;
-                        m.rebalance_timeout = a.rebalance_timeout;
-                        g.members.insert(member_id.clone(), m);
-                        g.static_members.insert(instance.clone(), member_id.clone());
-                        if g.leader == old {
-                            g.leader = member_id.clone();
-                        }
-                        if g.state == State::Stable {
-                            g.dirty = true;
-                            let metadata = if g.leader == member_id {
-                                member_metadata(g)
-                            } else {
-                                Vec::new()
-                            };
-                            let _ = reply.send(Joined {
-                                error: None,
-                                generation: g.generation,
-                                protocol_type: g.protocol_type.clone(),
-                                protocol: g.protocol.clone(),
-                                leader: g.leader.clone(),
-                                member_id,
-                                members: metadata,
-                            });
-                            return;
-                        }
-                    }
-                }
-                _ => {}
-            }
-            g.static_members.insert(instance, member_id.clone());
-        }
+        let member_id = match self.member_id_for(&a) {
+            Ok(id) => id,
+            Err(id) => return refuse(reply, ResponseError::MemberIdRequired, id),
+        };
+        let g = group_for_join(&mut self.groups, &a, now, self.initial_delay);
+        let reply = match a.group_instance_id.clone() {
+            Some(instance) => match rejoin_static(g, now, &a, instance, &member_id, reply) {
+                Some(reply) => reply,
+                None => return,
+            },
+            None => reply,
+        };
         let known = g.members.contains_key(&member_id)
             || self.issued_ids.remove(&member_id)
             || !a.require_known_member_id
             || a.group_instance_id.is_some();
         if !known {
-            let _ = reply.send(Joined {
-                error: Some(ResponseError::UnknownMemberId),
-                member_id,
-                ..Default::default()
-            });
-            return;
+            return refuse(reply, ResponseError::UnknownMemberId, member_id);
         }
-        if !g.members.is_empty() && g.protocol_type != a.protocol_type
-            || !a
-                .protocols
-                .iter()
-                .any(|(p, _)| g.members.values().all(|m| m.protocols.iter().any(|(q, _)| q == p)))
-        {
-            let _ = reply.send(Joined {
-                error: Some(ResponseError::InconsistentGroupProtocol),
-                member_id,
-                ..Default::default()
-            });
-            return;
+        if !protocols_compatible(g, &a) {
+            return refuse(reply, ResponseError::InconsistentGroupProtocol, member_id);
         }
-        g.protocol_type = a.protocol_type;
-        g.members.insert(
-            member_id.clone(),
-            Member {
-                client_id: a.client_id,
-                instance_id: a.group_instance_id.clone(),
-                protocols: a.protocols,
-                session_timeout: a.session_timeout,
-                rebalance_timeout: a.rebalance_timeout,
-                last_seen: now,
-                assignment: Bytes::new(),
-            },
-        );
-        if let Some(old) = g.pending_joins.insert(member_id, reply) {
-            let _ = old.send(Joined {
-                error: Some(ResponseError::RebalanceInProgress),
-                ..Default::default()
-            });
+        add_member(g, now, a, member_id, reply);
+    }
+
+    /// The joining member's id: its own, or a new one. A new dynamic member that must learn
+    /// its id first (KIP-394) gets `Err` with the id it is to join with; static members skip
+    /// that round trip (KIP-345).
+    fn member_id_for(&mut self, a: &JoinArgs) -> Result<String, String> {
+        if !a.member_id.is_empty() {
+            return Ok(a.member_id.clone());
         }
-        if g.state != State::PreparingRebalance {
-            start_rebalance(g, now);
+        self.next_id += 1;
+        let member_id = format!("{}-{}-{}", a.client_id, self.next_id, uuid::Uuid::new_v4().simple());
+        if a.require_known_member_id && a.group_instance_id.is_none() {
+            self.issued_ids.insert(member_id.clone());
+            return Err(member_id);
         }
-        try_complete_join(g, now);
+        Ok(member_id)
     }
 
     /// Handles a SyncGroup; the reply is sent now or when the leader's assignment arrives.
@@ -571,5 +477,8 @@ fn try_complete_join(g: &mut Group, now: Instant) {
     }
 }
 
+mod join;
 #[cfg(test)]
 mod tests;
+
+use join::{add_member, group_for_join, protocols_compatible, refuse, rejoin_static};

@@ -24,11 +24,11 @@
 //! Data replication retries on its own (openraft's backoff), so only these two need timers.
 
 use crate::actors::partition::confirm::StallConfirmations;
-use crate::actors::partition::registry::Registry;
+use crate::actors::partition::registry::{PartitionHandle, Registry};
 use crate::cluster::network::Peers;
 use crate::storage::meta_sm::ClusterMeta;
-use crate::types::NodeId;
 use crate::types::TopicPartition;
+use crate::types::{NodeId, Raft};
 use openraft::ServerState;
 use parking_lot::RwLock;
 use std::collections::{BTreeSet, HashMap};
@@ -66,107 +66,168 @@ pub fn spawn_elector(
     crate::tasks::spawn_essential("partition-elector", async move {
         let mut ticker = tokio::time::interval(cfg.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut leaderless: HashMap<TopicPartition, Leaderless> = HashMap::new();
-        let mut last_dead = BTreeSet::new();
-        let mut lease_changes = peers.as_ref().map(|p| p.liveness.changes());
-        let confirmations = peers.clone().map(|p| StallConfirmations::new(p, registry.clone()));
-        let mut registry_changes = registry.changed.subscribe();
-        // Leaderships left to confirm after a stall: every round looks again.
-        let mut unconfirmed = false;
+        let mut elector = Elector {
+            leaderless: HashMap::new(),
+            last_dead: BTreeSet::new(),
+            lease_changes: peers.as_ref().map(|p| p.liveness.changes()),
+            confirmations: peers.clone().map(|p| StallConfirmations::new(p, registry.clone())),
+            registry_changes: registry.changed.subscribe(),
+            unconfirmed: false,
+            cfg,
+            registry,
+            peers,
+            meta,
+        };
         for round in 0u64.. {
             ticker.tick().await;
-            // Leaderships may have lapsed or come back without any Raft change: waiters on
-            // the registry (a coordinator loading its partition, a topic becoming ready)
-            // look again.
-            if lease_changes.as_mut().is_some_and(|c| c.has_changed().unwrap_or(false)) {
-                lease_changes.as_mut().map(|c| c.borrow_and_update());
-                registry.bump();
-            }
-            let returned = peers.as_ref().map(|p| p.liveness.take_returned()).unwrap_or_default();
-            let known: BTreeSet<NodeId> = peers
-                .as_ref()
-                .map(|p| p.members().into_keys().collect())
-                .unwrap_or_default();
-            let dead: BTreeSet<NodeId> = known
-                .iter()
-                .copied()
-                .filter(|n| *n != cfg.node_id && !peers.as_ref().is_some_and(|p| p.heard_within(*n, cfg.dead_after)))
-                .collect();
-            // Looking at every group is the elector's whole cost: only when something changed,
-            // while some group has no leader, or once a second (a membership change that left
-            // a leader out).
-            // After a stall, a new leadership here (a registry change) needs confirming too.
-            let stalled_once = peers.as_ref().is_some_and(|p| p.liveness.stalls() > 0);
-            let new_leaders = stalled_once && registry_changes.has_changed().unwrap_or(false);
-            registry_changes.borrow_and_update();
-            let sweep = round % SWEEP_EVERY == 0
-                || dead != last_dead
-                || !returned.is_empty()
-                || !leaderless.is_empty()
-                || unconfirmed
-                || new_leaders;
-            last_dead = dead;
-            if !sweep {
-                continue;
-            }
-            let alive = |n: NodeId| n == cfg.node_id || (known.contains(&n) && !last_dead.contains(&n));
-            leaderless.retain(|tp, _| registry.get(tp).is_some());
-            unconfirmed = false;
-            for (tp, handle) in registry.all() {
-                let g = GroupView::of(
-                    &handle.raft.metrics().borrow(),
-                    cfg.node_id,
-                    &alive,
-                    &returned,
-                    peers.as_deref(),
-                );
-                let raft = &handle.raft;
-                if g.state == ServerState::Leader || g.healthy || !g.voter {
-                    if leaderless.remove(&tp).is_some_and(|l| l.electing) {
-                        raft.runtime_config().elect(false);
-                        // A reassignment's driver keeps the tick (a removed leader's step-down).
-                        if !reassigning(&meta, &tp) {
-                            raft.runtime_config().tick(false);
-                        }
-                        tracing::debug!(partition = ?tp, leader = ?g.leader, "leader found; election timer off");
-                    }
-                    if g.state == ServerState::Leader && g.heartbeat {
-                        let _ = raft.trigger().heartbeat().await;
-                    }
-                    if g.state == ServerState::Leader {
-                        unconfirmed |= confirmations.as_ref().is_some_and(|c| c.start(&tp, &handle));
-                    }
-                    continue;
-                }
-                let now = Instant::now();
-                let entry = leaderless.entry(tp.clone()).or_insert_with(|| {
-                    let turn = cfg.interval * campaign_turn(&tp, cfg.node_id, &g.candidates);
-                    let unknown_leader = if g.leader.is_some() {
-                        Duration::ZERO
-                    } else {
-                        cfg.dead_after
-                    };
-                    Leaderless {
-                        elect_from: now + turn + unknown_leader,
-                        electing: false,
-                    }
-                });
-                if !entry.electing && now >= entry.elect_from && g.may_campaign {
-                    entry.electing = true;
-                    raft.runtime_config().elect(true);
-                    raft.runtime_config().tick(true);
-                    tracing::debug!(partition = ?tp, leader = ?g.leader, "no live leader; election timer on");
-                } else if entry.electing && !g.may_campaign {
-                    entry.electing = false;
-                    raft.runtime_config().elect(false);
-                    if !reassigning(&meta, &tp) {
-                        raft.runtime_config().tick(false);
-                    }
-                    tracing::debug!(partition = ?tp, "cut off from a majority; election timer off");
-                }
-            }
+            elector.round(round).await;
         }
     })
+}
+
+/// The elector's state between rounds.
+struct Elector {
+    cfg: ElectorConfig,
+    registry: Arc<Registry>,
+    peers: Option<Arc<Peers>>,
+    meta: Arc<RwLock<Arc<ClusterMeta>>>,
+    leaderless: HashMap<TopicPartition, Leaderless>,
+    /// The peers found dead in the last round.
+    last_dead: BTreeSet<NodeId>,
+    lease_changes: Option<tokio::sync::watch::Receiver<u64>>,
+    confirmations: Option<StallConfirmations>,
+    registry_changes: tokio::sync::watch::Receiver<u64>,
+    /// Leaderships left to confirm after a stall: every round looks again.
+    unconfirmed: bool,
+}
+
+impl Elector {
+    /// One look: every group when something changed, else nothing.
+    async fn round(&mut self, round: u64) {
+        // Leaderships may have lapsed or come back without any Raft change: waiters on the
+        // registry (a coordinator loading its partition, a topic becoming ready) look again.
+        if let Some(changes) = self.lease_changes.as_mut().filter(|c| c.has_changed().unwrap_or(false)) {
+            changes.borrow_and_update();
+            self.registry.bump();
+        }
+        let returned = self
+            .peers
+            .as_ref()
+            .map(|p| p.liveness.take_returned())
+            .unwrap_or_default();
+        let known: BTreeSet<NodeId> = self
+            .peers
+            .as_ref()
+            .map(|p| p.members().into_keys().collect())
+            .unwrap_or_default();
+        let dead = self.dead_of(&known);
+        let sweep = self.must_sweep(round, &dead, &returned);
+        self.last_dead = dead;
+        if sweep {
+            self.sweep(&known, &returned).await;
+        }
+    }
+
+    /// The known peers not heard from within `dead_after`.
+    fn dead_of(&self, known: &BTreeSet<NodeId>) -> BTreeSet<NodeId> {
+        let heard = |n: NodeId| {
+            self.peers
+                .as_ref()
+                .is_some_and(|p| p.heard_within(n, self.cfg.dead_after))
+        };
+        known
+            .iter()
+            .copied()
+            .filter(|n| *n != self.cfg.node_id && !heard(*n))
+            .collect()
+    }
+
+    /// Looking at every group is the elector's whole cost: only when something changed, while
+    /// some group has no leader, or once a second (a membership change that left a leader
+    /// out). After a stall, a new leadership here (a registry change) needs confirming too.
+    fn must_sweep(&mut self, round: u64, dead: &BTreeSet<NodeId>, returned: &BTreeSet<NodeId>) -> bool {
+        let stalled_once = self.peers.as_ref().is_some_and(|p| p.liveness.stalls() > 0);
+        let new_leaders = stalled_once && self.registry_changes.has_changed().unwrap_or(false);
+        self.registry_changes.borrow_and_update();
+        round.is_multiple_of(SWEEP_EVERY)
+            || *dead != self.last_dead
+            || !returned.is_empty()
+            || !self.leaderless.is_empty()
+            || self.unconfirmed
+            || new_leaders
+    }
+
+    /// Looks at every group hosted here.
+    async fn sweep(&mut self, known: &BTreeSet<NodeId>, returned: &BTreeSet<NodeId>) {
+        let node_id = self.cfg.node_id;
+        let last_dead = self.last_dead.clone();
+        let alive = |n: NodeId| n == node_id || (known.contains(&n) && !last_dead.contains(&n));
+        let registry = self.registry.clone();
+        self.leaderless.retain(|tp, _| registry.get(tp).is_some());
+        self.unconfirmed = false;
+        for (tp, handle) in registry.all() {
+            let g = GroupView::of(
+                &handle.raft.metrics().borrow(),
+                node_id,
+                &alive,
+                returned,
+                self.peers.as_deref(),
+            );
+            if g.state == ServerState::Leader || g.healthy || !g.voter {
+                self.led_or_healthy(&tp, &handle, &g).await;
+            } else {
+                self.without_live_leader(&tp, &handle.raft, &g);
+            }
+        }
+    }
+
+    /// A group with a live leader: its election timer goes off; a leader here heartbeats a
+    /// restarted replica and confirms its leadership after a stall.
+    async fn led_or_healthy(&mut self, tp: &TopicPartition, handle: &Arc<PartitionHandle>, g: &GroupView) {
+        let raft = &handle.raft;
+        if self.leaderless.remove(tp).is_some_and(|l| l.electing) {
+            raft.runtime_config().elect(false);
+            // A reassignment's driver keeps the tick (a removed leader's step-down).
+            if !reassigning(&self.meta, tp) {
+                raft.runtime_config().tick(false);
+            }
+            tracing::debug!(partition = ?tp, leader = ?g.leader, "leader found; election timer off");
+        }
+        if g.state == ServerState::Leader && g.heartbeat {
+            let _ = raft.trigger().heartbeat().await;
+        }
+        if g.state == ServerState::Leader {
+            self.unconfirmed |= self.confirmations.as_ref().is_some_and(|c| c.start(tp, handle));
+        }
+    }
+
+    /// A group without a live leader: its election timer goes on at this replica's turn, and
+    /// off while this replica cannot hear a majority.
+    fn without_live_leader(&mut self, tp: &TopicPartition, raft: &Raft, g: &GroupView) {
+        let now = Instant::now();
+        let (interval, dead_after, node_id) = (self.cfg.interval, self.cfg.dead_after, self.cfg.node_id);
+        let entry = self.leaderless.entry(tp.clone()).or_insert_with(|| {
+            let turn = interval * campaign_turn(tp, node_id, &g.candidates);
+            let unknown_leader = if g.leader.is_some() { Duration::ZERO } else { dead_after };
+            Leaderless {
+                elect_from: now + turn + unknown_leader,
+                electing: false,
+            }
+        });
+        if !entry.electing && now >= entry.elect_from && g.may_campaign {
+            entry.electing = true;
+            raft.runtime_config().elect(true);
+            raft.runtime_config().tick(true);
+            tracing::debug!(partition = ?tp, leader = ?g.leader, "no live leader; election timer on");
+        } else if entry.electing && !g.may_campaign {
+            entry.electing = false;
+            raft.runtime_config().elect(false);
+            if !reassigning(&self.meta, tp) {
+                raft.runtime_config().tick(false);
+            }
+            tracing::debug!(partition = ?tp, "cut off from a majority; election timer off");
+        }
+    }
 }
 
 /// What the elector needs to know of one group, read from its metrics.

@@ -36,19 +36,7 @@ impl PartitionState {
         header: BatchHeader,
         reply: ProduceReply,
     ) -> Result<(), ActorProcessingErr> {
-        let (leader, term, applied_term) = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            (
-                crate::cluster::acting_leader(
-                    &m,
-                    self.env.peers.as_ref().map(|p| &p.liveness),
-                    self.shared.confirmed_stalls(),
-                ),
-                m.current_term,
-                m.last_applied.map(|l| l.leader_id.term),
-            )
-        };
+        let (leader, term, applied_term) = self.leadership_now();
         // While leadership is being handed to the preferred replica, clients go there.
         let handing_off = self.shared.handing_off.load(std::sync::atomic::Ordering::Acquire);
         if leader != Some(self.env.node_id) || handing_off {
@@ -66,54 +54,88 @@ impl PartitionState {
             self.hold(myself, term, HeldProduce { batch, header, reply });
             return Ok(());
         }
-        if self.led_term != Some(term) {
-            // Newly leader, everything before this term committed: the log knows the sequences
-            // of every batch it holds, including those replicated while this node followed.
-            let (producers, exact) = self.log.producer_states();
-            if !exact {
-                tracing::warn!(partition = ?self.tp, "producer state after a truncation is approximate");
-            }
-            self.producers = producers;
-            self.led_term = Some(term);
-            self.predicted_end = 0;
-        }
+        self.take_over_producers(term);
         let producer = (header.producer_id >= 0).then_some(ProducerInfo {
             id: header.producer_id,
             epoch: header.producer_epoch,
             first_seq: header.base_sequence,
             count: header.record_count,
         });
-        if let Some(p) = producer {
-            match self.producers.check(p.id, p.epoch, p.first_seq, p.count) {
-                SeqCheck::Reject(code) => {
-                    tracing::debug!(target: "raftstream::idempotence", partition = ?self.tp, producer = p.id,
-                        epoch = p.epoch, first_seq = p.first_seq, count = p.count, error = ?code, "sequence refused");
-                    let _ = reply.send(Err(code));
-                    return Ok(());
-                }
-                SeqCheck::Gap => {
-                    tracing::debug!(target: "raftstream::idempotence", partition = ?self.tp, producer = p.id,
-                        epoch = p.epoch, first_seq = p.first_seq, "sequence gap: refused as retriable");
-                    // Retriable and "not persisted" for every client (NOT_ENOUGH_REPLICAS would
-                    // skip the metadata refresh but tell operators something untrue).
-                    let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
-                    return Ok(());
-                }
-                SeqCheck::Duplicate(offset) => {
-                    tracing::debug!(target: "raftstream::idempotence", partition = ?self.tp, producer = p.id,
-                        epoch = p.epoch, first_seq = p.first_seq, offset, "duplicate answered");
-                    let _ = reply.send(Ok(offset));
-                    return Ok(());
-                }
-                SeqCheck::DuplicateInFlight => {
-                    self.waiters.entry((p.id, p.first_seq)).or_default().push(reply);
-                    return Ok(());
-                }
-                SeqCheck::Append => self
-                    .producers
-                    .record(p.id, p.epoch, p.first_seq, p.count, None, now_ms()),
+        let reply = match producer {
+            Some(p) => match self.check_sequence(p, reply) {
+                Some(reply) => reply,
+                None => return Ok(()),
+            },
+            None => reply,
+        };
+        self.propose(myself, batch, header.record_count, producer, reply).await
+    }
+
+    /// (acting leader, current term, term of the last applied entry).
+    fn leadership_now(&self) -> (Option<NodeId>, u64, Option<u64>) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let liveness = self.env.peers.as_ref().map(|p| &p.liveness);
+        let leader = crate::cluster::acting_leader(&m, liveness, self.shared.confirmed_stalls());
+        (leader, m.current_term, m.last_applied.map(|l| l.leader_id.term))
+    }
+
+    /// Newly leader in `term`, everything before it committed: the log knows the sequences of
+    /// every batch it holds, including those replicated while this node followed.
+    fn take_over_producers(&mut self, term: u64) {
+        if self.led_term == Some(term) {
+            return;
+        }
+        let (producers, exact) = self.log.producer_states();
+        if !exact {
+            tracing::warn!(partition = ?self.tp, "producer state after a truncation is approximate");
+        }
+        self.producers = producers;
+        self.led_term = Some(term);
+        self.predicted_end = 0;
+    }
+
+    /// Checks an idempotent batch's sequence: refused, answered as a duplicate, or waiting for
+    /// the same batch in flight (all answered here: `None`), or to append (the reply back).
+    fn check_sequence(&mut self, p: ProducerInfo, reply: ProduceReply) -> Option<ProduceReply> {
+        match self.producers.check(p.id, p.epoch, p.first_seq, p.count) {
+            SeqCheck::Reject(code) => {
+                tracing::debug!(target: "raftstream::idempotence", partition = ?self.tp, producer = p.id,
+                    epoch = p.epoch, first_seq = p.first_seq, count = p.count, error = ?code, "sequence refused");
+                let _ = reply.send(Err(code));
+            }
+            SeqCheck::Gap => {
+                tracing::debug!(target: "raftstream::idempotence", partition = ?self.tp, producer = p.id,
+                    epoch = p.epoch, first_seq = p.first_seq, "sequence gap: refused as retriable");
+                // Retriable and "not persisted" for every client (NOT_ENOUGH_REPLICAS would
+                // skip the metadata refresh but tell operators something untrue).
+                let _ = reply.send(Err(ResponseError::NotLeaderOrFollower));
+            }
+            SeqCheck::Duplicate(offset) => {
+                tracing::debug!(target: "raftstream::idempotence", partition = ?self.tp, producer = p.id,
+                    epoch = p.epoch, first_seq = p.first_seq, offset, "duplicate answered");
+                let _ = reply.send(Ok(offset));
+            }
+            SeqCheck::DuplicateInFlight => self.waiters.entry((p.id, p.first_seq)).or_default().push(reply),
+            SeqCheck::Append => {
+                self.producers
+                    .record(p.id, p.epoch, p.first_seq, p.count, None, now_ms());
+                return Some(reply);
             }
         }
+        None
+    }
+
+    /// Proposes the batch to the Raft group; a task answers once it is committed (or the
+    /// leadership lapses first).
+    async fn propose(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        batch: Bytes,
+        record_count: i32,
+        producer: Option<ProducerInfo>,
+        reply: ProduceReply,
+    ) -> Result<(), ActorProcessingErr> {
         // Subscribed before proposing: a lapse signalled from here on is seen by the wait.
         let lease = self.env.peers.as_ref().map(|p| Lease {
             raft: self.raft.clone(),
@@ -131,8 +153,7 @@ impl PartitionState {
                 return Err(GroupStopped::failure(&self.tp, fatal));
             }
         };
-        let reply =
-            crate::actors::broken_build::ack_early(reply, &mut self.predicted_end, &self.log, header.record_count);
+        let reply = crate::actors::broken_build::ack_early(reply, &mut self.predicted_end, &self.log, record_count);
         tokio::spawn(await_commit(rx, reply, lease, producer, myself.clone()));
         Ok(())
     }

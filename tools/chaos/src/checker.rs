@@ -119,110 +119,145 @@ pub fn check(
     replicas: &BTreeMap<(i32, i32), Records>,
     writer_of: &HashMap<(i32, i64), Writer>,
 ) -> Summary {
-    let writer = |p: i32, offset: i64| match writer_of.get(&(p, offset)) {
-        Some((_, pid, epoch, seq, leader_epoch)) => {
-            format!(" [offset {offset}: producer {pid} epoch {epoch} seq {seq}, leader epoch {leader_epoch}]")
-        }
-        None => String::new(),
+    let mut c = Checker {
+        invoked: events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Invoke { value, .. } => Some(value.clone()),
+                _ => None,
+            })
+            .collect(),
+        ..Default::default()
     };
-    let mut s = Summary::default();
-    let mut invoked = HashSet::new();
-    // (partition, offset) -> (value, where it was seen first).
-    let mut at: HashMap<(i32, i64), (String, String)> = HashMap::new();
-    let mut see = |s: &mut Summary, partition: i32, offset: i64, value: &str, source: String| match at
-        .get(&(partition, offset))
-    {
-        Some((v, first)) if v != value => s.divergent.add(format!(
-            "partition {partition} offset {offset}: {v:?} ({first}) vs {value:?} ({source})"
-        )),
-        Some(_) => {}
-        None => {
-            at.insert((partition, offset), (value.to_string(), source));
-        }
-    };
-    for e in events {
-        if let Event::Invoke { value, .. } = e {
-            invoked.insert(value.clone());
+    c.replay(events);
+    c.check_final_reads(final_reads, writer_of);
+    c.check_replicas(final_reads, replicas);
+    c.check_acked(final_reads);
+    c.check_commits(final_reads);
+    c.s.unavailable = unavailable_windows(&c.outstanding);
+    c.s.availability = super::availability::assess(events, &c.s.unavailable);
+    c.s
+}
+
+/// The checker's state while it goes through the history and the reads.
+#[derive(Default)]
+struct Checker<'a> {
+    s: Summary,
+    invoked: HashSet<String>,
+    /// (partition, offset) -> (value, where it was seen first).
+    at: HashMap<(i32, i64), (String, String)>,
+    acked: Vec<(i32, i64, &'a str)>,
+    /// Per partition: (invoked at, acknowledged at) of every acknowledged record.
+    outstanding: BTreeMap<i32, Vec<(u64, u64)>>,
+    invoke_time: HashMap<&'a str, u64>,
+    group_read: HashMap<i32, HashSet<i64>>,
+    group: GroupTrack,
+    commits: Vec<(i32, i64)>,
+}
+
+impl<'a> Checker<'a> {
+    /// Records that `value` was seen at (`partition`, `offset`) by `source`; a different value
+    /// seen there before is a divergence.
+    fn see(&mut self, partition: i32, offset: i64, value: &str, source: String) {
+        match self.at.get(&(partition, offset)) {
+            Some((v, first)) if v != value => self.s.divergent.add(format!(
+                "partition {partition} offset {offset}: {v:?} ({first}) vs {value:?} ({source})"
+            )),
+            Some(_) => {}
+            None => {
+                self.at.insert((partition, offset), (value.to_string(), source));
+            }
         }
     }
-    let mut acked: Vec<(i32, i64, &str)> = Vec::new();
-    let mut ack_times: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
-    let mut outstanding: BTreeMap<i32, Vec<(u64, u64)>> = BTreeMap::new();
-    let mut invoke_time: HashMap<&str, u64> = HashMap::new();
-    let mut group_read: HashMap<i32, HashSet<i64>> = HashMap::new();
-    let mut group = GroupTrack::default();
-    let mut commits = Vec::new();
-    for e in events {
-        match e {
-            Event::Invoke { value, t_ms, .. } => {
-                s.invoked += 1;
-                invoke_time.insert(value, *t_ms);
+
+    /// Goes through the history in order.
+    fn replay(&mut self, events: &'a [Event]) {
+        for e in events {
+            match e {
+                Event::Invoke { value, t_ms, .. } => {
+                    self.s.invoked += 1;
+                    self.invoke_time.insert(value, *t_ms);
+                }
+                Event::Ack {
+                    partition,
+                    value,
+                    offset,
+                    t_ms,
+                    ..
+                } => {
+                    self.s.acked += 1;
+                    self.acked.push((*partition, *offset, value));
+                    let from = self.invoke_time.get(value.as_str()).copied().unwrap_or(*t_ms);
+                    self.outstanding.entry(*partition).or_default().push((from, *t_ms));
+                }
+                Event::Fail { .. } => self.s.failed += 1,
+                Event::Read {
+                    reader,
+                    partition,
+                    offset,
+                    value,
+                    t_ms,
+                } => self.read(reader, *partition, *offset, value, *t_ms),
+                Event::Commit { partition, offset, .. } => {
+                    self.s.commits += 1;
+                    self.commits.push((*partition, *offset));
+                    self.group.committed(*partition, *offset);
+                }
+                Event::Assigned { reader, partitions, .. } => self.group.assigned(reader, partitions),
+                Event::Fault { .. } | Event::Heal { .. } => {}
             }
-            Event::Ack {
-                partition,
-                value,
-                offset,
-                t_ms,
-                ..
-            } => {
-                s.acked += 1;
-                acked.push((*partition, *offset, value));
-                ack_times.entry(*partition).or_default().push(*t_ms);
-                let from = invoke_time.get(value.as_str()).copied().unwrap_or(*t_ms);
-                outstanding.entry(*partition).or_default().push((from, *t_ms));
+        }
+    }
+
+    /// A read during the run: never a value nobody wrote; a group's reads are tracked.
+    fn read(&mut self, reader: &str, partition: i32, offset: i64, value: &str, t_ms: u64) {
+        self.s.reads += 1;
+        if !self.invoked.contains(value) {
+            self.s.phantom.add(format!(
+                "{value:?} read by {reader} at partition {partition} offset {offset}"
+            ));
+        }
+        self.see(partition, offset, value, format!("{reader} at {t_ms} ms"));
+        if reader.starts_with("group") {
+            if !self.group_read.entry(partition).or_default().insert(offset) {
+                self.s.group_rereads += 1;
             }
-            Event::Fail { .. } => s.failed += 1,
-            Event::Read {
-                reader,
-                partition,
-                offset,
-                value,
-                t_ms,
-            } => {
-                s.reads += 1;
-                if !invoked.contains(value) {
-                    s.phantom.add(format!(
-                        "{value:?} read by {reader} at partition {partition} offset {offset}"
+            self.group.read(&mut self.s, reader, partition, offset, t_ms);
+        }
+    }
+
+    /// The final read: no phantom, duplicated or reordered value.
+    fn check_final_reads(&mut self, final_reads: &BTreeMap<i32, Records>, writer_of: &HashMap<(i32, i64), Writer>) {
+        let writer = |p: i32, offset: i64| match writer_of.get(&(p, offset)) {
+            Some((_, pid, epoch, seq, leader_epoch)) => {
+                format!(" [offset {offset}: producer {pid} epoch {epoch} seq {seq}, leader epoch {leader_epoch}]")
+            }
+            None => String::new(),
+        };
+        for (p, records) in final_reads {
+            self.s.records_checked += records.len();
+            let mut offsets_of: HashMap<&str, i64> = HashMap::new();
+            let mut last_seq: HashMap<&str, (u64, i64)> = HashMap::new();
+            for (offset, value) in records {
+                if !self.invoked.contains(value) {
+                    self.s
+                        .phantom
+                        .add(format!("{value:?} in the final read at partition {p} offset {offset}"));
+                }
+                self.see(*p, *offset, value, "final read".into());
+                if let Some(first) = offsets_of.insert(value, *offset) {
+                    self.s.duplicated.add(format!(
+                        "{value:?} at partition {p} offsets {first} and {offset}{}{}",
+                        writer(*p, first),
+                        writer(*p, *offset)
                     ));
                 }
-                see(&mut s, *partition, *offset, value, format!("{reader} at {t_ms} ms"));
-                if reader.starts_with("group") {
-                    if !group_read.entry(*partition).or_default().insert(*offset) {
-                        s.group_rereads += 1;
-                    }
-                    group.read(&mut s, reader, *partition, *offset, *t_ms);
-                }
-            }
-            Event::Commit { partition, offset, .. } => {
-                s.commits += 1;
-                commits.push((*partition, *offset));
-                group.committed(*partition, *offset);
-            }
-            Event::Assigned { reader, partitions, .. } => group.assigned(reader, partitions),
-            Event::Fault { .. } | Event::Heal { .. } => {}
-        }
-    }
-    for (p, records) in final_reads {
-        s.records_checked += records.len();
-        let mut offsets_of: HashMap<&str, i64> = HashMap::new();
-        let mut last_seq: HashMap<&str, (u64, i64)> = HashMap::new();
-        for (offset, value) in records {
-            if !invoked.contains(value) {
-                s.phantom
-                    .add(format!("{value:?} in the final read at partition {p} offset {offset}"));
-            }
-            see(&mut s, *p, *offset, value, "final read".into());
-            if let Some(first) = offsets_of.insert(value, *offset) {
-                s.duplicated.add(format!(
-                    "{value:?} at partition {p} offsets {first} and {offset}{}{}",
-                    writer(*p, first),
-                    writer(*p, *offset)
-                ));
-            }
-            if let Some((producer, seq)) = parse_value(value) {
+                let Some((producer, seq)) = parse_value(value) else {
+                    continue;
+                };
                 if let Some((prev, prev_offset)) = last_seq.insert(producer, (seq, *offset)) {
                     if seq <= prev {
-                        s.reordered.add(format!(
+                        self.s.reordered.add(format!(
                             "partition {p}: {producer} seq {seq} at offset {offset} after seq {prev} at {prev_offset}"
                         ));
                     }
@@ -230,58 +265,69 @@ pub fn check(
             }
         }
     }
-    for ((node, p), records) in replicas {
-        s.replicas_checked += 1;
-        for (offset, value) in records {
-            see(&mut s, *p, *offset, value, format!("replica on node {node}"));
-        }
-        let have: HashSet<i64> = records.iter().map(|(o, _)| *o).collect();
-        let missing = final_reads
-            .get(p)
-            .map_or(0, |f| f.iter().filter(|(o, _)| !have.contains(o)).count());
-        if missing > 0 {
-            s.replica_short
-                .add(format!("node {node} partition {p}: {missing} records missing"));
-        }
-    }
-    let final_values: HashSet<(i32, &str)> = final_reads
-        .iter()
-        .flat_map(|(p, r)| r.iter().map(move |(_, v)| (*p, v.as_str())))
-        .collect();
-    for (p, offset, value) in acked {
-        // librdkafka reports some deliveries as successful without an offset (-1001: a retried
-        // idempotent batch it learned was persisted from the broker's sequence answer): such a
-        // value must be in the partition, at whatever offset.
-        let present = if offset < 0 {
-            final_values.contains(&(p, value))
-        } else {
-            final_reads.get(&p).is_some_and(|r| {
-                r.binary_search_by_key(&offset, |(o, _)| *o)
-                    .is_ok_and(|i| r[i].1 == value)
-            })
-        };
-        if !present {
-            s.lost
-                .add(format!("{value:?} acknowledged at partition {p} offset {offset}"));
-        }
-        if offset >= 0 {
-            see(&mut s, p, offset, value, "its acknowledgement".into());
+
+    /// Every replica's log agrees with the final read and holds all of it.
+    fn check_replicas(&mut self, final_reads: &BTreeMap<i32, Records>, replicas: &BTreeMap<(i32, i32), Records>) {
+        for ((node, p), records) in replicas {
+            self.s.replicas_checked += 1;
+            for (offset, value) in records {
+                self.see(*p, *offset, value, format!("replica on node {node}"));
+            }
+            let have: HashSet<i64> = records.iter().map(|(o, _)| *o).collect();
+            let missing = final_reads
+                .get(p)
+                .map_or(0, |f| f.iter().filter(|(o, _)| !have.contains(o)).count());
+            if missing > 0 {
+                self.s
+                    .replica_short
+                    .add(format!("node {node} partition {p}: {missing} records missing"));
+            }
         }
     }
-    for (p, committed) in commits {
-        let read = group_read.get(&p);
-        let data: Vec<i64> = final_reads.get(&p).map_or(Vec::new(), |r| {
-            r.iter().map(|(o, _)| *o).take_while(|o| *o < committed).collect()
-        });
-        if let Some(o) = data.iter().find(|o| !read.is_some_and(|r| r.contains(o))) {
-            s.group_skipped.add(format!(
-                "partition {p}: committed {committed} but never read offset {o}"
-            ));
+
+    /// Every acknowledged record is in the final read, where its acknowledgement said.
+    fn check_acked(&mut self, final_reads: &BTreeMap<i32, Records>) {
+        let final_values: HashSet<(i32, &str)> = final_reads
+            .iter()
+            .flat_map(|(p, r)| r.iter().map(move |(_, v)| (*p, v.as_str())))
+            .collect();
+        for (p, offset, value) in std::mem::take(&mut self.acked) {
+            // librdkafka reports some deliveries as successful without an offset (-1001: a
+            // retried idempotent batch it learned was persisted from the broker's sequence
+            // answer): such a value must be in the partition, at whatever offset.
+            let present = if offset < 0 {
+                final_values.contains(&(p, value))
+            } else {
+                final_reads.get(&p).is_some_and(|r| {
+                    r.binary_search_by_key(&offset, |(o, _)| *o)
+                        .is_ok_and(|i| r[i].1 == value)
+                })
+            };
+            if !present {
+                self.s
+                    .lost
+                    .add(format!("{value:?} acknowledged at partition {p} offset {offset}"));
+            }
+            if offset >= 0 {
+                self.see(p, offset, value, "its acknowledgement".into());
+            }
         }
     }
-    s.unavailable = unavailable_windows(&outstanding);
-    s.availability = super::availability::assess(events, &s.unavailable);
-    s
+
+    /// A committed group offset never skips a record the group did not read.
+    fn check_commits(&mut self, final_reads: &BTreeMap<i32, Records>) {
+        for (p, committed) in std::mem::take(&mut self.commits) {
+            let read = self.group_read.get(&p);
+            let data: Vec<i64> = final_reads.get(&p).map_or(Vec::new(), |r| {
+                r.iter().map(|(o, _)| *o).take_while(|o| *o < committed).collect()
+            });
+            if let Some(o) = data.iter().find(|o| !read.is_some_and(|r| r.contains(o))) {
+                self.s.group_skipped.add(format!(
+                    "partition {p}: committed {committed} but never read offset {o}"
+                ));
+            }
+        }
+    }
 }
 
 /// What the group had committed, and where each member's assignment had to start.
