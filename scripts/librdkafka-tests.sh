@@ -9,9 +9,11 @@
 #              auto.create.topics.enable=true and num.partitions=4 (librdkafka's "default"
 #              scenario). tests/python/test_suites.py starts such a broker on port 0.
 #   LIST_FILE  one 4-digit test number per line, '#' starts a comment; a number followed by
-#              the word "serial" runs alone, after the others: tests that close sockets
-#              underneath librdkafka, where a closed fd number is reused by another test's new
-#              socket, which then reads garbage ("Invalid response size 0").
+#              the word "serial" runs in a test-runner process of its own, after the shared
+#              pass (such processes run beside each other): tests that close sockets underneath
+#              librdkafka, where a closed fd number is reused by another test's new socket in
+#              the same process, which then reads garbage ("Invalid response size 0"). A number
+#              followed by "alone" runs last, with nothing beside it (timing-sensitive tests).
 #
 # Builds librdkafka (static+shared, no SSL/SASL/curl) and tests/test-runner once into
 #   $LIBRDKAFKA_TESTS_DIR (default: ${CARGO_TARGET_DIR:-./target}/librdkafka-tests)
@@ -19,7 +21,8 @@
 #
 # Environment knobs:
 #   LIBRDKAFKA_SRC           librdkafka source dir (default: found in the cargo registry)
-#   LIBRDKAFKA_TESTS_PARALLEL  tests run at once (-pN), default 3
+#   LIBRDKAFKA_TESTS_PARALLEL  tests run at once in the shared pass (-pN), default 8: the
+#                            tests mostly wait (client timeouts, rebalances), not compute
 #   LIBRDKAFKA_TESTS_FULL=1  don't pass -Q (quick mode); runs far more data and 0082,
 #                            but also 0113's Java interop subtest (fails without Java)
 #   LIBRDKAFKA_TESTS_NO_LOCAL=1  pass -L: skip TEST_F_LOCAL (mock / no-broker) tests
@@ -47,7 +50,7 @@ CACHE="${LIBRDKAFKA_TESTS_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/librdkafka-tests
 BUILD="$CACHE/librdkafka"
 RUNNER="$BUILD/tests/test-runner"
 STAMP="$BUILD/.raftstream-build-stamp"
-PARALLEL="${LIBRDKAFKA_TESTS_PARALLEL:-3}"
+PARALLEL="${LIBRDKAFKA_TESTS_PARALLEL:-8}"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 # No SSL/SASL/curl: every test that needs them skips itself. zlib and zstd for 0017.
 # lz4 and snappy are built in. --enable-zlib/--enable-zstd fail loudly if headers are missing.
@@ -115,16 +118,18 @@ fi
 # Test selection: the parallel numbers, then the serial ones.
 NUMS=()
 SERIAL=()
+ALONE=()
 while read -r n tag _; do
     [ -n "$n" ] || continue
     [[ "$n" =~ ^[0-9]{4}$ ]] || { echo "bad test number '$n' in $LIST" >&2; exit 2; }
     case "$tag" in
         serial) SERIAL+=("$n") ;;
+        alone) ALONE+=("$n") ;;
         "") NUMS+=("$n") ;;
         *) echo "bad tag '$tag' after $n in $LIST" >&2; exit 2 ;;
     esac
 done < <(sed -e 's/#.*//' "$LIST")
-[ $(( ${#NUMS[@]} + ${#SERIAL[@]} )) -gt 0 ] || { echo "no tests listed in $LIST" >&2; exit 2; }
+[ $(( ${#NUMS[@]} + ${#SERIAL[@]} + ${#ALONE[@]} )) -gt 0 ] || { echo "no tests listed in $LIST" >&2; exit 2; }
 
 RUN="$(mktemp -d "${TMPDIR:-/tmp}/librdkafka-run.XXXXXX")"
 printf 'bootstrap.servers=%s\ntest.timeout.multiplier=%s\n' "$BROKER" \
@@ -132,8 +137,16 @@ printf 'bootstrap.servers=%s\ntest.timeout.multiplier=%s\n' "$BROKER" \
 strip() { sed -e 's/\x1b\[[0-9;]*m//g'; }
 RC=0
 
-# run_pass NAME PARALLELISM NUMBER...: one test-runner run; NAME.log and NAME.json in $RUN.
+# run_pass NAME PARALLELISM NUMBER...: one test-runner run; NAME.log, NAME.json, NAME.out
+# (what it reports) and NAME.rc (its exit status) in $RUN.
 run_pass() {
+    local name="$1"
+    local rc=0
+    run_pass_inner "$@" > "$RUN/$name.out" 2>&1 || rc=$?
+    echo "$rc" > "$RUN/$name.rc"
+}
+
+run_pass_inner() {
     local name="$1" parallel="$2"
     shift 2
     # The runner matches each test's number as a substring of TESTS; 4-digit numbers joined
@@ -164,7 +177,6 @@ run_pass() {
         exec timeout -s INT -k 60 "${LIBRDKAFKA_TESTS_TIMEOUT:-1200}" ./test-runner "${args[@]}"
     ) > "$RUN/$name.log" 2>&1 || rc=$?
     echo "   runner exit $rc"
-    [ "$rc" -eq 0 ] || RC=$rc
     echo "== failure lines ($name)"
     # Format: '### Test "NAME (subtest)" failed at FILE:LINE:FUNC() at DATE: ###' + reason line.
     strip < "$RUN/$name.log" | grep -A1 '^### Test ".*" failed at ' | grep -v '^--$' || echo "(none)"
@@ -172,35 +184,55 @@ run_pass() {
         echo "== no report from the $name run; its last lines:"
         strip < "$RUN/$name.log" | tail -n 40
     fi
+    return "$rc"
 }
 
-[ ${#NUMS[@]} -eq 0 ] || run_pass parallel "$PARALLEL" "${NUMS[@]}"
-[ ${#SERIAL[@]} -eq 0 ] || run_pass serial 1 "${SERIAL[@]}"
+# The shared pass; then each "serial" test in its own process, those processes side by side;
+# then the "alone" ones, one after another.
+PASSES=()
+if [ ${#NUMS[@]} -gt 0 ]; then
+    run_pass parallel "$PARALLEL" "${NUMS[@]}"
+    PASSES+=(parallel)
+fi
+for n in "${SERIAL[@]}"; do
+    run_pass "own-$n" 1 "$n" &
+    PASSES+=("own-$n")
+done
+wait
+for n in "${ALONE[@]}"; do
+    run_pass "alone-$n" 1 "$n"
+    PASSES+=("alone-$n")
+done
+for name in "${PASSES[@]}"; do
+    cat "$RUN/$name.out"
+    rc="$(cat "$RUN/$name.rc")"
+    [ "$rc" -eq 0 ] || RC=$rc
+done
 
 # Count the listed numbers from the JSON reports; print one line per test that did not pass.
-python3 - "$RUN" "${NUMS[@]}" "${SERIAL[@]}" <<'PY'
-import json, os, sys
+python3 - "$RUN" "${NUMS[@]}" "${SERIAL[@]}" "${ALONE[@]}" <<'PY'
+import glob, json, os, sys
 run, nums = sys.argv[1], set(sys.argv[2:])
 passed = failed = skipped = 0
 seen = set()
-for name in ("parallel", "serial"):
-    path = os.path.join(run, name + ".json")
-    if not os.path.exists(path):
-        continue
+# A test appears in every pass's report, SKIPPED where that pass did not select it: its state
+# is the one from the pass that ran it.
+state_of = {}
+for path in sorted(glob.glob(os.path.join(run, "*.json"))):
     with open(path) as f:
         tests = json.load(f).get("tests", {})
-    for test, t in sorted(tests.items()):
-        if test[:4] not in nums:
-            continue
-        seen.add(test[:4])
-        state = t.get("state")
-        if state == "PASSED":
-            passed += 1
-        elif state == "SKIPPED":
-            skipped += 1
-        else:  # FAILED, RUNNING (timed out) or DNS (never started: the run was cut short)
-            failed += 1
-            print(f"== {test}: {state} {t.get('extra', '')}".rstrip())
+    for test, t in tests.items():
+        if test[:4] in nums and (test not in state_of or state_of[test][0] == "SKIPPED"):
+            state_of[test] = (t.get("state"), t.get("extra", ""))
+for test, (state, extra) in sorted(state_of.items()):
+    seen.add(test[:4])
+    if state == "PASSED":
+        passed += 1
+    elif state == "SKIPPED":
+        skipped += 1
+    else:  # FAILED, RUNNING (timed out) or DNS (never started: the run was cut short)
+        failed += 1
+        print(f"== {test}: {state} {extra}".rstrip())
 for n in sorted(nums - seen):  # listed but never run: a typo, or gone from this librdkafka
     failed += 1
     print(f"== {n}: not in any report")
