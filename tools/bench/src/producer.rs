@@ -113,41 +113,16 @@ pub fn run(
     stop: StopRule,
     rate: f64,
 ) -> anyhow::Result<ProducerOutcome> {
-    let ctx = Ctx {
-        clock,
-        out: Mutex::new(ProducerOutcome::default()),
-    };
-    let producer: Result<BaseProducer<Ctx>, _> = ClientConfig::new()
-        .set("bootstrap.servers", &w.bootstrap)
-        .set("acks", &w.acks)
-        .set("compression.type", &w.compression)
-        .set("linger.ms", w.linger_ms.to_string())
-        .set("batch.size", w.batch_bytes.to_string())
-        .set("message.timeout.ms", "60000")
-        .set("queue.buffering.max.kbytes", "262144")
-        .create_with_context(ctx);
     // Connect and learn metadata before the clock starts, so start-up is not measured; every
     // producer reaches the gate even when this fails, or the others would wait for ever.
-    let warm = producer.map_err(anyhow::Error::from).and_then(|p| {
-        let mut marker = vec![0u8; payload::HEADER_BYTES + 8];
-        payload::encode(&mut marker, payload::MARKER_PRODUCER, u64::MAX - id as u64, 0);
-        let warm_up = Box::new(Sent {
-            seq: WARM_UP,
-            intended_ns: 0,
-            crc: 0,
-        });
-        p.send(BaseRecord::<(), [u8], _>::with_opaque_to(topic, warm_up).payload(&marker[..]))
-            .map_err(|(e, _)| e)?;
-        p.flush(Duration::from_secs(60))?;
-        Ok(p)
-    });
+    let warm = connect_and_warm_up(id, w, topic, clock);
     gate.warmed.wait();
     gate.go.wait();
     let producer = warm?;
     let start_ns = gate.start_ns.load(std::sync::atomic::Ordering::SeqCst);
     let size = w.record_size.max(payload::HEADER_BYTES);
     let mut buf = vec![0u8; size];
-    let mut key_state = 0x2545_F491_4F6C_DD1Du64 ^ (id as u64 + 1);
+    let mut keys = KeyStream(0x2545_F491_4F6C_DD1Du64 ^ (id as u64 + 1));
     let mut seq = 0u64;
     loop {
         let now = clock.now_ns();
@@ -161,47 +136,20 @@ pub fn run(
         } else {
             now
         };
-        if intended > now {
-            // Sleep rather than spin: on a small machine a spinning client steals the CPU the
-            // broker under test needs. Records due while asleep go out back to back, and their
-            // latency still counts from their intended time.
-            let wait = Duration::from_nanos(intended - now);
-            if wait > Duration::from_millis(2) {
-                producer.poll(wait - Duration::from_millis(1));
-            }
-            let left = intended.saturating_sub(clock.now_ns());
-            if left > 0 {
-                std::thread::sleep(Duration::from_nanos(left));
-            }
-        }
+        wait_until(&producer, clock, intended);
         payload::encode(&mut buf, id, seq, intended);
         let crc = u32::from_be_bytes(buf[24..28].try_into().expect("4 bytes"));
-        key_state ^= key_state << 13;
-        key_state ^= key_state >> 7;
-        key_state ^= key_state << 17;
-        let key = key_state.to_be_bytes();
-        let mut record = BaseRecord::with_opaque_to(
-            topic,
-            Box::new(Sent {
-                seq,
-                intended_ns: intended,
-                crc,
-            }),
-        )
-        .payload(&buf[..]);
+        let key = keys.next_key();
+        let sent = Box::new(Sent {
+            seq,
+            intended_ns: intended,
+            crc,
+        });
+        let mut record = BaseRecord::with_opaque_to(topic, sent).payload(&buf[..]);
         if w.keys == "random" {
             record = record.key(&key[..]);
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(anyhow::anyhow!("producer {id}: send failed: {e}")),
-            }
-        }
+        send_when_queue_has_room(&producer, record).map_err(|e| anyhow::anyhow!("producer {id}: send failed: {e}"))?;
         producer.poll(Duration::ZERO);
         seq += 1;
     }
@@ -210,4 +158,79 @@ pub fn run(
     let mut out = std::mem::take(&mut *ctx.out.lock().expect("producer outcome lock"));
     out.sent = seq;
     Ok(out)
+}
+
+/// Creates the producer and sends one acknowledged warm-up marker.
+fn connect_and_warm_up(id: u32, w: &Workload, topic: &str, clock: Clock) -> anyhow::Result<BaseProducer<Ctx>> {
+    let ctx = Ctx {
+        clock,
+        out: Mutex::new(ProducerOutcome::default()),
+    };
+    let p: BaseProducer<Ctx> = ClientConfig::new()
+        .set("bootstrap.servers", &w.bootstrap)
+        .set("acks", &w.acks)
+        .set("compression.type", &w.compression)
+        .set("linger.ms", w.linger_ms.to_string())
+        .set("batch.size", w.batch_bytes.to_string())
+        .set("message.timeout.ms", "60000")
+        .set("queue.buffering.max.kbytes", "262144")
+        .create_with_context(ctx)?;
+    let mut marker = vec![0u8; payload::HEADER_BYTES + 8];
+    payload::encode(&mut marker, payload::MARKER_PRODUCER, u64::MAX - id as u64, 0);
+    let warm_up = Box::new(Sent {
+        seq: WARM_UP,
+        intended_ns: 0,
+        crc: 0,
+    });
+    p.send(BaseRecord::<(), [u8], _>::with_opaque_to(topic, warm_up).payload(&marker[..]))
+        .map_err(|(e, _)| e)?;
+    p.flush(Duration::from_secs(60))?;
+    Ok(p)
+}
+
+/// Sleeps (serving callbacks) until `intended_ns` on the clock. Sleeps rather than spins: on a
+/// small machine a spinning client steals the CPU the broker under test needs. Records due
+/// while asleep go out back to back, and their latency still counts from their intended time.
+fn wait_until(producer: &BaseProducer<Ctx>, clock: Clock, intended_ns: u64) {
+    let now = clock.now_ns();
+    if intended_ns <= now {
+        return;
+    }
+    let wait = Duration::from_nanos(intended_ns - now);
+    if wait > Duration::from_millis(2) {
+        producer.poll(wait - Duration::from_millis(1));
+    }
+    let left = intended_ns.saturating_sub(clock.now_ns());
+    if left > 0 {
+        std::thread::sleep(Duration::from_nanos(left));
+    }
+}
+
+/// Sends `record`, waiting (serving callbacks) while librdkafka's queue is full.
+fn send_when_queue_has_room<'a>(
+    producer: &BaseProducer<Ctx>,
+    mut record: BaseRecord<'a, [u8], [u8], Box<Sent>>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Random record keys (xorshift): cheap, and spread over partitions.
+struct KeyStream(u64);
+
+impl KeyStream {
+    fn next_key(&mut self) -> [u8; 8] {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0.to_be_bytes()
+    }
 }

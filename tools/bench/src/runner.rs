@@ -3,7 +3,7 @@
 
 use super::consumer::{self, ConsumerOutcome, Progress};
 use super::producer::{self, ProducerOutcome};
-use super::stats::{cpu_cores, sample_proc, LatencyRecorder, Percentiles};
+use super::stats::{cpu_cores, sample_proc, LatencyRecorder, Percentiles, ProcSample};
 use super::{Clock, StopRule, Workload};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -121,15 +121,53 @@ pub fn run(name: &str, w: &Workload) -> anyhow::Result<RunResult> {
         stop: AtomicBool::new(false),
         ready: std::sync::atomic::AtomicU32::new(0),
     });
+    let consumers = start_consumers(w, &topic, clock, &progress);
+    send_markers(w, &topic)?;
+    wait_consumers_ready(w, &progress)?;
+    let (producers, gate) = start_producers(w, &topic, clock);
+    gate.warmed.wait();
+    // Throughput and the timelines count from here, once every consumer is reading and every
+    // producer is connected.
+    let produce_start = Instant::now();
+    let start_ns = clock.now_ns();
+    gate.start_ns.store(start_ns, Ordering::SeqCst);
+    gate.go.wait();
+    let sampler = w.broker_pid.map(BrokerSampler::start);
+    let outcomes = joined(producers, "producer")?;
+    let produce_seconds = produce_start.elapsed().as_secs_f64();
+    let acked: u64 = outcomes.iter().map(|o| o.acked).sum();
+    let drain_deadline = Instant::now() + Duration::from_secs_f64(w.drain_timeout_s);
+    while progress.consumed.load(Ordering::Relaxed) < acked && Instant::now() < drain_deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    progress.stop.store(true, Ordering::Relaxed);
+    let readers = joined(consumers, "consumer")?;
+    let broker = sampler.and_then(|s| s.finish(produce_seconds));
+    let measured = Measured {
+        produce_seconds,
+        start_ns,
+        broker,
+    };
+    Ok(summarise(name, w, topic, &outcomes, &readers, measured))
+}
 
-    let consumers: Vec<_> = (0..w.consumers.max(1))
+/// Starts the consumer threads; they count what they read in `progress`.
+fn start_consumers(
+    w: &Workload,
+    topic: &str,
+    clock: Clock,
+    progress: &Arc<Progress>,
+) -> Vec<std::thread::JoinHandle<anyhow::Result<ConsumerOutcome>>> {
+    (0..w.consumers.max(1))
         .map(|i| {
-            let (w, topic, progress) = (w.clone(), topic.clone(), progress.clone());
+            let (w, topic, progress) = (w.clone(), topic.to_string(), progress.clone());
             std::thread::spawn(move || consumer::run(i, w.consumers.max(1), &w, &topic, clock, progress))
         })
-        .collect();
+        .collect()
+}
 
-    send_markers(w, &topic)?;
+/// Waits (60 s at most) until every consumer read its warm-up marker.
+fn wait_consumers_ready(w: &Workload, progress: &Progress) -> anyhow::Result<()> {
     let ready_deadline = Instant::now() + Duration::from_secs(60);
     while progress.ready.load(Ordering::Relaxed) < w.consumers.max(1) && Instant::now() < ready_deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -138,6 +176,20 @@ pub fn run(name: &str, w: &Workload) -> anyhow::Result<RunResult> {
         progress.ready.load(Ordering::Relaxed) >= w.consumers.max(1),
         "consumers did not read the warm-up markers within 60 s"
     );
+    Ok(())
+}
+
+/// Starts the producer threads, each with its share of the rate and of a count limit; they
+/// wait at the returned gate.
+#[allow(clippy::type_complexity)]
+fn start_producers(
+    w: &Workload,
+    topic: &str,
+    clock: Clock,
+) -> (
+    Vec<std::thread::JoinHandle<anyhow::Result<ProducerOutcome>>>,
+    Arc<producer::StartGate>,
+) {
     let n = w.producers.max(1);
     let rate_each = w.rate / n as f64;
     let stop = match w.stop_rule() {
@@ -145,90 +197,105 @@ pub fn run(name: &str, w: &Workload) -> anyhow::Result<RunResult> {
         s => s,
     };
     let gate = Arc::new(producer::StartGate::new(n as usize));
-    let producers: Vec<_> = (0..n)
+    let producers = (0..n)
         .map(|i| {
-            let (w, topic, gate) = (w.clone(), topic.clone(), gate.clone());
+            let (w, topic, gate) = (w.clone(), topic.to_string(), gate.clone());
             std::thread::spawn(move || producer::run(i, &w, &topic, clock, &gate, stop, rate_each))
         })
         .collect();
-    gate.warmed.wait();
-    // Throughput and the timelines count from here, once every consumer is reading and every
-    // producer is connected.
-    let produce_start = Instant::now();
-    let start_ns = clock.now_ns();
-    gate.start_ns.store(start_ns, Ordering::SeqCst);
-    gate.go.wait();
-    let sampler_stop = Arc::new(AtomicBool::new(false));
-    let sampler = w.broker_pid.map(|pid| {
-        let stop = sampler_stop.clone();
-        std::thread::spawn(move || {
+    (producers, gate)
+}
+
+/// Joins `threads`, failing on the first that panicked or failed.
+fn joined<T>(threads: Vec<std::thread::JoinHandle<anyhow::Result<T>>>, what: &str) -> anyhow::Result<Vec<T>> {
+    threads
+        .into_iter()
+        .map(|t| t.join().map_err(|_| anyhow::anyhow!("{what} thread panicked"))?)
+        .collect()
+}
+
+/// Samples the broker process's CPU time and memory while producers run.
+struct BrokerSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(Option<ProcSample>, Option<ProcSample>, u64)>,
+}
+
+impl BrokerSampler {
+    fn start(pid: u32) -> BrokerSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
             let first = sample_proc(pid);
             let mut max_rss = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            while !stopped.load(Ordering::Relaxed) {
                 if let Some(s) = sample_proc(pid) {
                     max_rss = max_rss.max(s.rss_bytes);
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
             (first, sample_proc(pid), max_rss)
-        })
-    });
-    let mut outcomes: Vec<ProducerOutcome> = Vec::new();
-    for p in producers {
-        outcomes.push(p.join().map_err(|_| anyhow::anyhow!("producer thread panicked"))??);
+        });
+        BrokerSampler { stop, thread }
     }
-    let produce_seconds = produce_start.elapsed().as_secs_f64();
-    let acked: u64 = outcomes.iter().map(|o| o.acked).sum();
 
-    let drain_deadline = Instant::now() + Duration::from_secs_f64(w.drain_timeout_s);
-    while progress.consumed.load(Ordering::Relaxed) < acked && Instant::now() < drain_deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    /// (CPU cores used over `seconds`, peak RSS in MB), if the process could be read.
+    fn finish(self, seconds: f64) -> Option<(f64, f64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.join().ok()? {
+            (Some(a), Some(b), rss) => Some((cpu_cores(&a, &b, Duration::from_secs_f64(seconds)), rss as f64 / 1e6)),
+            _ => None,
+        }
     }
-    progress.stop.store(true, Ordering::Relaxed);
-    let mut readers: Vec<ConsumerOutcome> = Vec::new();
-    for c in consumers {
-        readers.push(c.join().map_err(|_| anyhow::anyhow!("consumer thread panicked"))??);
-    }
-    sampler_stop.store(true, Ordering::Relaxed);
-    let proc = sampler.and_then(|s| s.join().ok());
+}
 
-    let verification = verify(&outcomes, &readers);
+/// What the run measured besides the clients' outcomes.
+struct Measured {
+    produce_seconds: f64,
+    start_ns: u64,
+    /// (CPU cores, peak RSS MB) of the broker.
+    broker: Option<(f64, f64)>,
+}
+
+/// The run's result from what producers and consumers report.
+fn summarise(
+    name: &str,
+    w: &Workload,
+    topic: String,
+    outcomes: &[ProducerOutcome],
+    readers: &[ConsumerOutcome],
+    m: Measured,
+) -> RunResult {
+    let verification = verify(outcomes, readers);
     let mut ack = LatencyRecorder::default();
-    for o in &outcomes {
+    for o in outcomes {
         ack.merge(&o.ack_latency);
     }
     let mut e2e = LatencyRecorder::default();
-    for r in &readers {
+    for r in readers {
         e2e.merge(&r.e2e_latency);
     }
+    let acked: u64 = outcomes.iter().map(|o| o.acked).sum();
     let value_bytes = w.record_size.max(super::payload::HEADER_BYTES) as f64;
-    let (broker_cpu_cores, broker_max_rss_mb) = match proc {
-        Some((Some(a), Some(b), rss)) => (
-            Some(cpu_cores(&a, &b, Duration::from_secs_f64(produce_seconds))),
-            Some(rss as f64 / 1e6),
-        ),
-        _ => (None, None),
-    };
-    Ok(RunResult {
+    RunResult {
         name: name.to_string(),
         workload: w.clone(),
         topic,
-        produce_seconds,
+        produce_seconds: m.produce_seconds,
         records_sent: outcomes.iter().map(|o| o.sent).sum(),
         records_acked: acked,
         records_consumed: readers.iter().map(|r| r.consumed).sum(),
-        records_per_second: acked as f64 / produce_seconds,
-        megabytes_per_second: acked as f64 * value_bytes / produce_seconds / 1e6,
+        records_per_second: acked as f64 / m.produce_seconds,
+        megabytes_per_second: acked as f64 * value_bytes / m.produce_seconds / 1e6,
         ack_latency: ack.summary(),
         e2e_latency: e2e.summary(),
-        ack_timeline: ack.timeline(start_ns),
-        e2e_timeline: e2e.timeline(start_ns),
+        ack_timeline: ack.timeline(m.start_ns),
+        e2e_timeline: e2e.timeline(m.start_ns),
         ack_distribution: ack.distribution(),
         e2e_distribution: e2e.distribution(),
-        broker_cpu_cores,
-        broker_max_rss_mb,
+        broker_cpu_cores: m.broker.map(|b| b.0),
+        broker_max_rss_mb: m.broker.map(|b| b.1),
         verification,
-    })
+    }
 }
 
 /// Compares what producers were told with what consumers read.

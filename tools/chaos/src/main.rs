@@ -86,37 +86,9 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .init();
     let cli = Cli::parse();
-    let bin = match cli.opts.bin {
-        Some(b) => b,
-        None => std::env::current_exe()?.with_file_name("raftstream"),
-    };
-    let mut node_env = Vec::new();
     let broken = cli.opts.broken_ack_before_commit;
-    if broken {
-        node_env.push(("RS_TEST_BROKEN_ACK_BEFORE_COMMIT".to_string(), "1".to_string()));
-    }
-    if let Some(filter) = &cli.opts.node_log {
-        node_env.push(("RUST_LOG".to_string(), filter.clone()));
-    }
-    let opts = RunOptions {
-        bin,
-        out: cli.opts.out,
-        nodes: cli.opts.nodes,
-        partitions: cli.opts.partitions,
-        producers: cli.opts.producers,
-        rate_per_producer: cli.opts.rate,
-        node_env,
-        network: cli.opts.network,
-    };
+    let opts = run_options(cli.opts)?;
     let list: Vec<Scenario> = match cli.command {
-        Cmd::Short => scenarios::NAMES
-            .iter()
-            .enumerate()
-            .map(|(i, n)| scenarios::named(n, i as u64 + 1).expect("named scenario"))
-            .collect(),
-        Cmd::Scenario { name, seed } => vec![scenarios::named(&name, seed)
-            .ok_or_else(|| anyhow::anyhow!("no scenario {name:?}; known: {:?}", scenarios::NAMES))?],
-        Cmd::Replay { file } => vec![serde_json::from_slice(&std::fs::read(&file)?)?],
         Cmd::Check { dir } => {
             let summary = raftstream_chaos::run::check_dir(&dir)?;
             println!("== {}", dir.display());
@@ -124,16 +96,7 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(summary.passed(), "checker failed");
             return Ok(());
         }
-        Cmd::Long { duration_s, seed } => {
-            let seed = seed.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-            println!("long run, seed {seed} (replay: raftstream-chaos long --duration-s {duration_s} --seed {seed})");
-            vec![scenarios::long(duration_s * 1000, seed)]
-        }
+        command => scenarios_of(command)?,
     };
     let mut failed = Vec::new();
     for scenario in &list {
@@ -161,6 +124,56 @@ fn main() -> anyhow::Result<()> {
         println!("the checker caught the broken build in every scenario");
     }
     Ok(())
+}
+
+/// How each run starts its nodes, from the command line.
+fn run_options(o: Opts) -> anyhow::Result<RunOptions> {
+    let bin = match o.bin {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("raftstream"),
+    };
+    let mut node_env = Vec::new();
+    if o.broken_ack_before_commit {
+        node_env.push(("RS_TEST_BROKEN_ACK_BEFORE_COMMIT".to_string(), "1".to_string()));
+    }
+    if let Some(filter) = &o.node_log {
+        node_env.push(("RUST_LOG".to_string(), filter.clone()));
+    }
+    Ok(RunOptions {
+        bin,
+        out: o.out,
+        nodes: o.nodes,
+        partitions: o.partitions,
+        producers: o.producers,
+        rate_per_producer: o.rate,
+        node_env,
+        network: o.network,
+    })
+}
+
+/// The scenarios a command runs.
+fn scenarios_of(command: Cmd) -> anyhow::Result<Vec<Scenario>> {
+    Ok(match command {
+        Cmd::Short => scenarios::NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| scenarios::named(n, i as u64 + 1).expect("named scenario"))
+            .collect(),
+        Cmd::Scenario { name, seed } => vec![scenarios::named(&name, seed)
+            .ok_or_else(|| anyhow::anyhow!("no scenario {name:?}; known: {:?}", scenarios::NAMES))?],
+        Cmd::Replay { file } => vec![serde_json::from_slice(&std::fs::read(&file)?)?],
+        Cmd::Long { duration_s, seed } => {
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+            println!("long run, seed {seed} (replay: raftstream-chaos long --duration-s {duration_s} --seed {seed})");
+            vec![scenarios::long(duration_s * 1000, seed)]
+        }
+        Cmd::Check { .. } => Vec::new(),
+    })
 }
 
 /// Prints a run's summary (and the first examples of what failed).

@@ -53,91 +53,13 @@ pub fn apply(
     let mut done = Applied::default();
     let mut blocked = Vec::new();
     for fault in &step.faults {
-        let (leader, replicas) = partition0(client, topic);
-        let leader = if ids.contains(&leader) { leader } else { pick(rng, &ids) };
-        let followers: Vec<i32> = replicas
-            .iter()
-            .copied()
-            .filter(|r| *r != leader && ids.contains(r))
-            .collect();
-        let up: Vec<i32> = ids
-            .iter()
-            .copied()
-            .filter(|i| !done.killed.contains(i) && !done.paused.contains(i))
-            .collect();
-        let hit: Vec<i32> = match fault {
-            Fault::KillLeader
-            | Fault::PauseLeader
-            | Fault::IsolateLeader
-            | Fault::DiskFull
-            | Fault::FsyncFail
-            | Fault::FsyncHang => {
-                vec![leader]
-            }
-            Fault::KillFollower => vec![if followers.is_empty() {
-                pick(rng, &up)
-            } else {
-                pick(rng, &followers)
-            }],
-            Fault::KillRandom | Fault::PauseRandom => vec![pick(rng, &up)],
-            Fault::SplitMinority => {
-                let mut minority = Vec::new();
-                while minority.len() < (ids.len() - 1) / 2 {
-                    let n = pick(rng, &ids);
-                    if !minority.contains(&n) {
-                        minority.push(n);
-                    }
-                }
-                minority
-            }
-            Fault::Bridge => vec![pick(rng, &ids)],
-            Fault::RollingRestart => ids.clone(),
-        };
+        let hit = targets(fault, &ids, &done, client, topic, rng);
         history.record(|t_ms| Event::Fault {
             t_ms,
             what: fault.name().into(),
             nodes: hit.clone(),
         });
-        match fault {
-            Fault::KillLeader | Fault::KillFollower | Fault::KillRandom => {
-                if !done.killed.contains(&hit[0]) {
-                    nodes.kill(hit[0])?;
-                    done.killed.push(hit[0]);
-                }
-            }
-            Fault::PauseLeader | Fault::PauseRandom => {
-                if nodes.running(hit[0]) && !done.paused.contains(&hit[0]) {
-                    nodes.signal(hit[0], Signal::STOP)?;
-                    done.paused.push(hit[0]);
-                }
-            }
-            Fault::IsolateLeader | Fault::SplitMinority => blocked.extend(net::cut_off(&hit, &ids)),
-            Fault::Bridge => {
-                let others: Vec<i32> = ids.iter().copied().filter(|i| *i != hit[0]).collect();
-                let (left, right) = others.split_at(others.len() / 2);
-                blocked.extend(net::bridge(left, right));
-            }
-            Fault::DiskFull => {
-                let ballast = nodes.data_dir(hit[0]).join("chaos-ballast");
-                fill(&ballast)?;
-                done.ballast.push((hit[0], ballast));
-            }
-            Fault::FsyncFail => {
-                std::fs::write(nodes.fsync_trigger(hit[0]), b"")?;
-                done.fsync_failing.push(hit[0]);
-            }
-            Fault::FsyncHang => {
-                std::fs::write(nodes.fsync_hang_trigger(hit[0]), b"")?;
-                done.fsync_hanging.push(hit[0]);
-            }
-            Fault::RollingRestart => {
-                for id in &ids {
-                    nodes.stop(*id, Duration::from_secs(30))?;
-                    nodes.start(*id)?;
-                    wait_ready(nodes, *id, Duration::from_secs(90))?;
-                }
-            }
-        }
+        blocked.extend(inflict(fault, &hit, &ids, nodes, &mut done)?);
         done.names.push(fault.name().into());
     }
     if !blocked.is_empty() {
@@ -145,6 +67,100 @@ pub fn apply(
         done.partitioned = true;
     }
     Ok(done)
+}
+
+/// The nodes `fault` hits: partition 0's leader (or a follower) as the cluster reports it now,
+/// a node still up, a minority, or every node.
+fn targets(fault: &Fault, ids: &[i32], done: &Applied, client: &BaseConsumer, topic: &str, rng: &mut Rng) -> Vec<i32> {
+    let (leader, replicas) = partition0(client, topic);
+    let leader = if ids.contains(&leader) { leader } else { pick(rng, ids) };
+    let followers: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|r| *r != leader && ids.contains(r))
+        .collect();
+    let up: Vec<i32> = ids
+        .iter()
+        .copied()
+        .filter(|i| !done.killed.contains(i) && !done.paused.contains(i))
+        .collect();
+    match fault {
+        Fault::KillLeader
+        | Fault::PauseLeader
+        | Fault::IsolateLeader
+        | Fault::DiskFull
+        | Fault::FsyncFail
+        | Fault::FsyncHang => {
+            vec![leader]
+        }
+        Fault::KillFollower if followers.is_empty() => vec![pick(rng, &up)],
+        Fault::KillFollower => vec![pick(rng, &followers)],
+        Fault::KillRandom | Fault::PauseRandom => vec![pick(rng, &up)],
+        Fault::SplitMinority => {
+            let mut minority = Vec::new();
+            while minority.len() < (ids.len() - 1) / 2 {
+                let n = pick(rng, ids);
+                if !minority.contains(&n) {
+                    minority.push(n);
+                }
+            }
+            minority
+        }
+        Fault::Bridge => vec![pick(rng, ids)],
+        Fault::RollingRestart => ids.to_vec(),
+    }
+}
+
+/// Inflicts `fault` on `hit`, noting in `done` what its heal must undo; returns the network
+/// links to cut (cut together once every fault of the step is applied).
+fn inflict(
+    fault: &Fault,
+    hit: &[i32],
+    ids: &[i32],
+    nodes: &mut Nodes,
+    done: &mut Applied,
+) -> anyhow::Result<Vec<(i32, i32)>> {
+    match fault {
+        Fault::KillLeader | Fault::KillFollower | Fault::KillRandom => {
+            if !done.killed.contains(&hit[0]) {
+                nodes.kill(hit[0])?;
+                done.killed.push(hit[0]);
+            }
+        }
+        Fault::PauseLeader | Fault::PauseRandom => {
+            if nodes.running(hit[0]) && !done.paused.contains(&hit[0]) {
+                nodes.signal(hit[0], Signal::STOP)?;
+                done.paused.push(hit[0]);
+            }
+        }
+        Fault::IsolateLeader | Fault::SplitMinority => return Ok(net::cut_off(hit, ids)),
+        Fault::Bridge => {
+            let others: Vec<i32> = ids.iter().copied().filter(|i| *i != hit[0]).collect();
+            let (left, right) = others.split_at(others.len() / 2);
+            return Ok(net::bridge(left, right));
+        }
+        Fault::DiskFull => {
+            let ballast = nodes.data_dir(hit[0]).join("chaos-ballast");
+            fill(&ballast)?;
+            done.ballast.push((hit[0], ballast));
+        }
+        Fault::FsyncFail => {
+            std::fs::write(nodes.fsync_trigger(hit[0]), b"")?;
+            done.fsync_failing.push(hit[0]);
+        }
+        Fault::FsyncHang => {
+            std::fs::write(nodes.fsync_hang_trigger(hit[0]), b"")?;
+            done.fsync_hanging.push(hit[0]);
+        }
+        Fault::RollingRestart => {
+            for id in ids {
+                nodes.stop(*id, Duration::from_secs(30))?;
+                nodes.start(*id)?;
+                wait_ready(nodes, *id, Duration::from_secs(90))?;
+            }
+        }
+    }
+    Ok(Vec::new())
 }
 
 fn wait_ready(nodes: &mut Nodes, id: i32, timeout: Duration) -> anyhow::Result<()> {

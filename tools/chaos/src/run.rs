@@ -61,24 +61,8 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
         }
     }
     let mut nodes = Nodes::new(opts.bin.clone(), dir.clone(), ids.clone(), addrs, env);
-    for id in &ids {
-        nodes.start(*id)?;
-    }
-    nodes.wait_all_ready(Duration::from_secs(120))?;
-    check_identity(&nodes)?;
+    let client = start_cluster(opts, &mut nodes)?;
     let bootstrap = nodes.bootstrap();
-    raftstream_bench::runner::create_topic(
-        &bootstrap,
-        TOPIC,
-        opts.partitions,
-        3.min(opts.nodes),
-        Duration::from_secs(60),
-    )?;
-    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
-    wait_until("every partition has a leader", Duration::from_secs(60), || {
-        all_partitions(&client, |_, leader, _, _| leader >= 0, opts.partitions)
-    })?;
-
     let history = Arc::new(History::create(&dir.join("history.jsonl"))?);
     // The nodes' logs carry wall-clock times; this maps the history's times onto them.
     let unix_ms = std::time::SystemTime::now()
@@ -101,17 +85,7 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
     wait_until("the group committed every partition", Duration::from_secs(60), || {
         history.committed_partitions() >= opts.partitions as usize
     })?;
-    let schedule_start_ms = history.now_ms();
-    let mut rng = Rng::new(scenario.seed);
-    for step in &scenario.steps {
-        let (now, at_ms) = (history.now_ms(), schedule_start_ms + step.at_ms);
-        if at_ms > now {
-            std::thread::sleep(Duration::from_millis(at_ms - now));
-        }
-        let applied = nemesis::apply(step, &mut nodes, &network, &client, TOPIC, &mut rng, &history)?;
-        std::thread::sleep(Duration::from_millis(step.hold_ms));
-        nemesis::heal(applied, &mut nodes, &network, &history)?;
-    }
+    run_schedule(scenario, &mut nodes, &network, &client, &history)?;
     nodes.wait_all_ready(Duration::from_secs(120))?;
     std::thread::sleep(Duration::from_millis(scenario.tail_ms));
     workload.stop_producers()?;
@@ -127,24 +101,74 @@ pub fn run(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Summary> {
     workload.stop_readers()?;
     history.flush()?;
     nodes.stop_all()?;
-    let mut replicas: BTreeMap<(i32, i32), Records> = BTreeMap::new();
-    let mut writers: Vec<(i32, i32, Vec<Writer>)> = Vec::new();
-    for id in &ids {
-        for p in 0..opts.partitions {
-            if let Some(r) = read_replica(&nodes.data_dir(*id), TOPIC, p)? {
-                replicas.insert((*id, p), r.records);
-                writers.push((*id, p, r.writers));
-            }
-        }
-    }
+    let (replicas, writers) = read_replicas(opts, &nodes, &ids)?;
     // Replicas are read; the small disks (and their copies of the data) can go.
     drop(disks);
-    let replicas: Vec<(i32, i32, Records)> = replicas.into_iter().map(|((n, p), r)| (n, p, r)).collect();
     std::fs::write(dir.join("final-reads.json"), serde_json::to_vec(&final_reads)?)?;
     std::fs::write(dir.join("replicas.json"), serde_json::to_vec(&replicas)?)?;
     std::fs::write(dir.join("writers.json"), serde_json::to_vec(&writers)?)?;
     std::fs::write(dir.join("scenario.json"), serde_json::to_vec_pretty(scenario)?)?;
     check_dir(&dir)
+}
+
+/// Starts every node, checks each is the one started, creates the topic and waits for its
+/// leaders; returns a metadata client.
+fn start_cluster(opts: &RunOptions, nodes: &mut Nodes) -> anyhow::Result<BaseConsumer> {
+    for id in nodes.ids().to_vec() {
+        nodes.start(id)?;
+    }
+    nodes.wait_all_ready(Duration::from_secs(120))?;
+    check_identity(nodes)?;
+    let bootstrap = nodes.bootstrap();
+    let rf = 3.min(opts.nodes);
+    raftstream_bench::runner::create_topic(&bootstrap, TOPIC, opts.partitions, rf, Duration::from_secs(60))?;
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
+    wait_until("every partition has a leader", Duration::from_secs(60), || {
+        all_partitions(&client, |_, leader, _, _| leader >= 0, opts.partitions)
+    })?;
+    Ok(client)
+}
+
+/// Applies and heals each step's faults at its time.
+fn run_schedule(
+    scenario: &Scenario,
+    nodes: &mut Nodes,
+    network: &Network,
+    client: &BaseConsumer,
+    history: &History,
+) -> anyhow::Result<()> {
+    let schedule_start_ms = history.now_ms();
+    let mut rng = Rng::new(scenario.seed);
+    for step in &scenario.steps {
+        let (now, at_ms) = (history.now_ms(), schedule_start_ms + step.at_ms);
+        if at_ms > now {
+            std::thread::sleep(Duration::from_millis(at_ms - now));
+        }
+        let applied = nemesis::apply(step, nodes, network, client, TOPIC, &mut rng, history)?;
+        std::thread::sleep(Duration::from_millis(step.hold_ms));
+        nemesis::heal(applied, nodes, network, history)?;
+    }
+    Ok(())
+}
+
+/// Every stopped node's copy of every partition: its records and who wrote each.
+#[allow(clippy::type_complexity)]
+fn read_replicas(
+    opts: &RunOptions,
+    nodes: &Nodes,
+    ids: &[i32],
+) -> anyhow::Result<(Vec<(i32, i32, Records)>, Vec<(i32, i32, Vec<Writer>)>)> {
+    let mut replicas: Vec<(i32, i32, Records)> = Vec::new();
+    let mut writers: Vec<(i32, i32, Vec<Writer>)> = Vec::new();
+    for id in ids {
+        for p in 0..opts.partitions {
+            if let Some(r) = read_replica(&nodes.data_dir(*id), TOPIC, p)? {
+                replicas.push((*id, p, r.records));
+                writers.push((*id, p, r.writers));
+            }
+        }
+    }
+    Ok((replicas, writers))
 }
 
 /// Checks the run in `dir` from its files (history, final reads, replica reads, schedule) and
