@@ -355,4 +355,44 @@ mod tests {
             "one entry however large"
         );
     }
+
+    /// Counts the durable writes it is asked for (and does them inline).
+    #[derive(Default)]
+    struct CountingSink(std::sync::atomic::AtomicUsize);
+
+    impl FlushSink for CountingSink {
+        fn flush(&self, files: Vec<Arc<File>>, bytes: u64, done: crate::storage::FlushDone) {
+            InlineSink.flush(files, bytes, done)
+        }
+        fn sync(&self, files: Vec<Arc<File>>, bytes: u64, done: crate::storage::FlushDone) {
+            InlineSink.sync(files, bytes, done)
+        }
+        fn write_durably(&self, path: PathBuf, data: Vec<u8>, done: crate::storage::FlushDone) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            InlineSink.write_durably(path, data, done)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_vote_is_written_through_the_committer_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: i64::MAX,
+            index_interval_bytes: 4096,
+            tail_cache_bytes: 0,
+            max_append_bytes: u64::MAX,
+        };
+        let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        let sink = Arc::new(CountingSink::default());
+        let mut store = LogStore::new(Arc::new(log), sink.clone());
+        let vote = Vote::new(3, 2);
+        store.save_vote(&vote).await.unwrap();
+        assert_eq!(
+            sink.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the vote went to the sink"
+        );
+        assert_eq!(store.read_vote().await.unwrap(), Some(vote));
+    }
 }
