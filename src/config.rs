@@ -32,6 +32,26 @@ pub struct Config {
     /// Address given to clients in Metadata; empty means derived from `listen`
     /// (the bound port, and `localhost` for a wildcard host).
     pub advertise: String,
+    /// Kafka listeners, `NAME://host:port,…`, each named by its security protocol (PLAINTEXT or
+    /// SSL); empty: one PLAINTEXT listener on `listen` (the shorthand).
+    pub listeners: String,
+    /// What clients are told per listener, `NAME://host:port,…`; a listener not named here is
+    /// told its bound address.
+    pub advertised_listeners: String,
+    /// PEM certificate chain of the TLS listeners (the node's certificate first).
+    pub ssl_certificate_location: String,
+    /// PEM private key of the TLS listeners.
+    pub ssl_key_location: String,
+    /// PEM CA bundle client certificates must chain to (mutual TLS).
+    pub ssl_ca_location: String,
+    /// `none`, `requested` or `required`: whether TLS clients present a certificate, whose
+    /// subject CN names the principal (`User:<CN>`).
+    pub ssl_client_auth: String,
+    /// How often the TLS files are checked for changes (a changed certificate is used by new
+    /// connections without a restart).
+    pub ssl_reload_interval_ms: u64,
+    /// A connection that has not finished its TLS handshake within this long is closed.
+    pub connections_handshake_timeout_ms: u64,
     /// Address of the HTTP server for metrics and health; empty disables it.
     pub http_listen: String,
     /// Partitions of the internal `__consumer_offsets` topic (fixed once it exists).
@@ -167,6 +187,14 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             listen: "0.0.0.0:9092".into(),
             advertise: String::new(),
+            listeners: String::new(),
+            advertised_listeners: String::new(),
+            ssl_certificate_location: String::new(),
+            ssl_key_location: String::new(),
+            ssl_ca_location: String::new(),
+            ssl_client_auth: "none".into(),
+            ssl_reload_interval_ms: 5_000,
+            connections_handshake_timeout_ms: 10_000,
             http_listen: "0.0.0.0:9644".into(),
             offsets_topic_num_partitions: 50,
             group_initial_rebalance_delay_ms: 3000,
@@ -336,7 +364,47 @@ impl Config {
             self.offsets_compaction_interval_records >= 1,
             "offsets.compaction.interval.records must be >= 1"
         );
+        self.validate_listeners()
+    }
+
+    /// Listeners parse, SASL is not offered (not built yet), and TLS listeners have their
+    /// certificate and key.
+    fn validate_listeners(&self) -> anyhow::Result<()> {
+        let specs = self.listener_specs()?;
+        if let Some(sasl) = specs.iter().find(|s| s.protocol.sasl()) {
+            anyhow::bail!("listener {}: SASL is not supported yet", sasl.protocol.name());
+        }
+        crate::security::tls::ClientAuth::parse(&self.ssl_client_auth)?;
+        if specs.iter().any(|s| s.protocol.tls()) {
+            anyhow::ensure!(
+                !self.ssl_certificate_location.is_empty() && !self.ssl_key_location.is_empty(),
+                "a TLS listener needs ssl.certificate.location and ssl.key.location"
+            );
+        }
         Ok(())
+    }
+
+    /// The Kafka listeners (see `security::listeners::listener_specs`).
+    pub fn listener_specs(&self) -> anyhow::Result<Vec<crate::security::ListenerSpec>> {
+        crate::security::listeners::listener_specs(
+            &self.listeners,
+            &self.advertised_listeners,
+            &self.listen,
+            &self.advertise,
+        )
+    }
+
+    /// The TLS files, when a listener uses TLS.
+    pub fn tls_files(&self) -> anyhow::Result<Option<crate::security::tls::TlsFiles>> {
+        if !self.listener_specs()?.iter().any(|s| s.protocol.tls()) {
+            return Ok(None);
+        }
+        Ok(Some(crate::security::tls::TlsFiles {
+            certificate: self.ssl_certificate_location.clone().into(),
+            key: self.ssl_key_location.clone().into(),
+            ca: (!self.ssl_ca_location.is_empty()).then(|| self.ssl_ca_location.clone().into()),
+            client_auth: crate::security::tls::ClientAuth::parse(&self.ssl_client_auth)?,
+        }))
     }
 
     /// A partition leader's lease: the followers' leader lease (openraft's election_timeout_max,

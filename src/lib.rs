@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod inspect;
 pub mod observability;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod tasks;

@@ -53,6 +53,9 @@ pub const CONTROLLER_GROUP_REOPENS: &str = "raftstream_controller_group_reopens_
 /// Leaderships handed away all at once (controlled shutdown, a data dir turning low):
 /// `outcome` led (held here when the handover began) or moved (now with another replica).
 pub const HANDAWAY_LEADERSHIPS: &str = "raftstream_handaway_leaderships_total";
+/// TLS handshakes that did not complete (`how`: failed — e.g. a plaintext client on a TLS
+/// port, or no client certificate where one is required — or timed out).
+pub const TLS_HANDSHAKE_FAILURES: &str = "raftstream_tls_handshake_failures_total";
 /// Long-lived tasks that ended while the node was running (`task`: its name; `how`: panic or
 /// exit), each also logged: a supervision event, not a silent loss.
 pub const TASK_EXITS: &str = "raftstream_task_exits_total";

@@ -12,10 +12,12 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// Where a started broker listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundAddrs {
-    /// The Kafka port.
+    /// The first Kafka listener's port.
     pub kafka: SocketAddr,
+    /// Every Kafka listener's port.
+    pub listeners: Vec<(crate::security::SecurityProtocol, SocketAddr)>,
     /// `/health/*` and `/metrics`, unless `http.listen` is empty.
     pub http: Option<SocketAddr>,
 }
@@ -65,7 +67,7 @@ impl Server {
 
     /// Where it listens.
     pub fn addrs(&self) -> BoundAddrs {
-        self.addrs
+        self.addrs.clone()
     }
 
     /// Its node id.

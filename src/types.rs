@@ -22,6 +22,8 @@ pub struct NodeInfo {
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// (host, port) clients are told per listener name (PLAINTEXT, SSL, ...).
+    pub listeners: std::collections::BTreeMap<String, (String, i32)>,
 }
 
 /// Raft node id (Kafka `node.id`).

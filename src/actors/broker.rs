@@ -4,8 +4,8 @@
 
 use crate::actors::ask::ask;
 use crate::actors::broker_start::{
-    bind_kafka_port, join_as_cluster_node, log_started, start_committer, start_controller, start_coordinator,
-    start_http, start_listener, start_partitions, Shared,
+    bind_kafka_ports, join_as_cluster_node, log_started, start_committer, start_controller, start_coordinator,
+    start_http, start_listeners, start_partitions, Shared,
 };
 use crate::actors::committer::CommitterMsg;
 use crate::actors::controller::actor::ControllerMsg;
@@ -53,7 +53,10 @@ pub struct BrokerState {
     controller: ActorRef<ControllerMsg>,
     supervisor: ActorRef<SupervisorMsg>,
     /// The accept loop (a node-wide task).
-    listener: tokio::task::JoinHandle<()>,
+    /// One accept loop per Kafka listener.
+    listeners: Vec<tokio::task::JoinHandle<()>>,
+    /// Re-reads changed TLS files (TLS listeners only).
+    tls_reload: Option<tokio::task::JoinHandle<()>>,
     /// The health and metrics endpoint (a node-wide task), unless `http.listen` is empty.
     http: Option<tokio::task::JoinHandle<()>>,
     registry: Arc<Registry>,
@@ -95,14 +98,23 @@ impl Actor for Broker {
         let mut cluster = join_as_cluster_node(&cfg, &controller, &shared, &transport, &args.identity).await?;
         let partitions = start_partitions(&myself, &cfg, sink, &shared, peers.clone(), &mut cluster).await?;
         let coordinator = start_coordinator(&myself, &cfg, &shared).await?;
-        let port = bind_kafka_port(&cfg, &controller.actor, &shared, transport.is_some()).await?;
+        let bound = bind_kafka_ports(&cfg, &controller.actor, &shared, transport.is_some()).await?;
+        let told: Vec<_> = bound
+            .iter()
+            .map(|l| (l.protocol, l.bound, l.host.clone(), l.port))
+            .collect();
+        let (_, first_bound, first_host, first_port) = told.first().cloned().ok_or("no Kafka listener")?;
         let node = Arc::new(Node {
             config: cfg.clone(),
             info: NodeInfo {
                 node_id: cfg.node_id,
                 cluster_id: cluster.identity.cluster_id.clone(),
-                advertised_host: port.host.clone(),
-                advertised_port: port.port,
+                advertised_host: first_host,
+                advertised_port: first_port,
+                listeners: told
+                    .iter()
+                    .map(|(p, _, h, port)| (p.name().to_string(), (h.clone(), *port)))
+                    .collect(),
             },
             registry: shared.registry.clone(),
             meta: shared.meta.clone(),
@@ -113,15 +125,15 @@ impl Actor for Broker {
             controller_leader: controller.leader,
             disk: shared.disk.clone(),
         });
-        let log_line = (port.bound, port.host.clone(), port.port);
-        let listener = start_listener(&cfg, port.tcp, node);
+        let listener = start_listeners(&cfg, bound, node)?;
         shared.started.store(true, Ordering::Release);
         let addrs = crate::server::BoundAddrs {
-            kafka: log_line.0,
+            kafka: first_bound,
+            listeners: told.iter().map(|(p, bound, _, _)| (*p, *bound)).collect(),
             http: http.as_ref().map(|(_, addr)| *addr),
         };
         let _ = args.bound.set((addrs, cluster.identity.cluster_id.clone()));
-        log_started(&cfg, log_line, &cluster.identity.cluster_id);
+        log_started(&cfg, &told, &cluster.identity.cluster_id);
         let mut failure_detection = partitions.tasks;
         failure_detection.push(forward_task_failures(myself.clone()));
         Ok(BrokerState {
@@ -129,7 +141,8 @@ impl Actor for Broker {
             committer,
             controller: controller.actor,
             supervisor: partitions.supervisor,
-            listener: listener.listener,
+            listeners: listener.listeners,
+            tls_reload: listener.tls_reload,
             http: http.map(|(task, _)| task),
             registry: shared.registry,
             connections: listener.connections,
@@ -227,7 +240,12 @@ async fn graceful_shutdown(st: &mut BrokerState) {
     let stopped: Vec<_> = st.handovers.lock().drain(..).collect();
     let _ = tokio::time::timeout(timeout, futures::future::join_all(stopped)).await;
     let _ = st.shutdown.send(true);
-    st.listener.abort();
+    for listener in &st.listeners {
+        listener.abort();
+    }
+    if let Some(reload) = &st.tls_reload {
+        reload.abort();
+    }
     let all = st.config.max_connections.max(1) as u32;
     if tokio::time::timeout(timeout, st.connections.acquire_many(all))
         .await

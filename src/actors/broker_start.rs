@@ -24,6 +24,7 @@ use crate::cluster::liveness::spawn_pinger;
 use crate::cluster::network::Peers;
 use crate::cluster::{partition_raft_config, raft_config};
 use crate::config::{Config, Durability};
+use crate::security::{ListenerSpec, SecurityProtocol};
 use crate::storage::disk_guard::DiskGuard;
 use crate::storage::log::LogConfig;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
@@ -31,6 +32,7 @@ use crate::storage::node_meta::NodeMeta;
 use crate::storage::FlushSink;
 use parking_lot::{Mutex, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -371,93 +373,138 @@ pub(super) async fn start_coordinator(
     Ok(coordinator)
 }
 
-/// The bound Kafka port and the address clients are told.
-pub(super) struct KafkaPort {
+/// A bound Kafka listener and the address its clients are told.
+pub(super) struct BoundListener {
+    pub protocol: SecurityProtocol,
     pub tcp: TcpListener,
     pub bound: SocketAddr,
     pub host: String,
     pub port: i32,
 }
 
-/// Binds the Kafka port; on a cluster, registers the node's address with the controller and
-/// waits until this node's metadata lists it (Metadata from this node lists it from the
-/// moment it serves).
-pub(super) async fn bind_kafka_port(
+/// Binds every Kafka listener; on a cluster, registers the node's addresses with the
+/// controller and waits until this node's metadata lists them (Metadata from this node lists
+/// it from the moment it serves).
+pub(super) async fn bind_kafka_ports(
     cfg: &Config,
     controller: &ActorRef<ControllerMsg>,
     shared: &Shared,
     clustered: bool,
-) -> Result<KafkaPort, ActorProcessingErr> {
-    let tcp = TcpListener::bind(&cfg.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let bound = tcp.local_addr()?;
-    let (host, port) = advertised(cfg, bound)?;
+) -> Result<Vec<BoundListener>, ActorProcessingErr> {
+    let mut bound_listeners = Vec::new();
+    for spec in cfg.listener_specs()? {
+        let tcp = TcpListener::bind(&spec.bind)
+            .await
+            .map_err(|e| format!("cannot listen on {} ({}): {e}", spec.bind, spec.protocol.name()))?;
+        let bound = tcp.local_addr()?;
+        let (host, port) = advertised(&spec, bound);
+        bound_listeners.push(BoundListener {
+            protocol: spec.protocol,
+            tcp,
+            bound,
+            host,
+            port,
+        });
+    }
+    let first = bound_listeners.first().ok_or("no Kafka listener configured")?;
     if clustered {
+        let listeners: Vec<(String, String, i32)> = bound_listeners
+            .iter()
+            .map(|l| (l.protocol.name().to_string(), l.host.clone(), l.port))
+            .collect();
         let register = MetaCommand::RegisterBroker {
             node_id: cfg.node_id,
-            host: host.clone(),
-            port,
+            host: first.host.clone(),
+            port: first.port,
             cluster_addr: cfg.cluster_advertise(),
+            listeners: listeners.clone(),
         };
         propose_at_boot(controller, register).await?;
         let me = cfg.node_id;
-        let registered = |m: &ClusterMeta| m.brokers.get(&me).is_some_and(|b| b.port == port);
+        let want: BTreeMap<String, (String, i32)> = listeners.into_iter().map(|(n, h, p)| (n, (h, p))).collect();
+        let registered = |m: &ClusterMeta| m.brokers.get(&me).is_some_and(|b| b.listeners == want);
         await_applied(&shared.meta, shared.version_rx.clone(), registered).await;
     }
-    Ok(KafkaPort { tcp, bound, host, port })
+    Ok(bound_listeners)
 }
 
-/// The address clients are told: `advertise` if set, else the bound address with a wildcard
-/// host replaced by `localhost`.
-fn advertised(cfg: &Config, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
-    if !cfg.advertise.is_empty() {
-        let (host, port) = cfg
-            .advertise
-            .rsplit_once(':')
-            .ok_or_else(|| anyhow::anyhow!("advertise must be HOST:PORT, got {:?}", cfg.advertise))?;
-        return Ok((host.trim_matches(['[', ']']).to_string(), port.parse()?));
+/// The address clients are told: the advertised one if given, else the bound address with a
+/// wildcard host replaced by `localhost`.
+fn advertised(spec: &ListenerSpec, bound: SocketAddr) -> (String, i32) {
+    if let Some((host, port)) = &spec.advertised {
+        return (host.clone(), *port as i32);
     }
     let host = if bound.ip().is_unspecified() {
         "localhost".to_string()
     } else {
         bound.ip().to_string()
     };
-    Ok((host, bound.port() as i32))
+    (host, bound.port() as i32)
 }
 
-/// The listener and what the shutdown uses to stop it.
+/// The listeners and what the shutdown uses to stop them.
 pub(super) struct ListenerParts {
-    pub listener: JoinHandle<()>,
+    pub listeners: Vec<JoinHandle<()>>,
     pub shutdown: watch::Sender<bool>,
     pub connections: Arc<Semaphore>,
+    /// Re-reads the TLS files when they change (TLS listeners only).
+    pub tls_reload: Option<JoinHandle<()>>,
 }
 
-/// Starts accepting clients on `tcp`, each connection served against `node`.
-pub(super) fn start_listener(cfg: &Config, tcp: TcpListener, node: Arc<Node>) -> ListenerParts {
+/// Starts accepting clients on every listener, each connection served against `node`.
+pub(super) fn start_listeners(
+    cfg: &Config,
+    bound: Vec<BoundListener>,
+    node: Arc<Node>,
+) -> Result<ListenerParts, ActorProcessingErr> {
+    let tls = match cfg.tls_files()? {
+        Some(files) => Some(crate::security::tls::TlsServer::load(files)?),
+        None => None,
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
-    let args = ListenerArgs {
-        listener: tcp,
-        broker: node,
-        shutdown: shutdown_rx,
-        connections: connections.clone(),
-    };
-    ListenerParts {
-        listener: spawn_listener(args),
+    let listeners = bound
+        .into_iter()
+        .map(|l| {
+            spawn_listener(ListenerArgs {
+                listener: l.tcp,
+                protocol: l.protocol,
+                tls: tls.clone().filter(|_| l.protocol.tls()),
+                handshake_timeout: Duration::from_millis(cfg.connections_handshake_timeout_ms),
+                broker: node.clone(),
+                shutdown: shutdown_rx.clone(),
+                connections: connections.clone(),
+            })
+        })
+        .collect();
+    let tls_reload = tls.map(|t| t.spawn_reloader(Duration::from_millis(cfg.ssl_reload_interval_ms)));
+    Ok(ListenerParts {
+        listeners,
         shutdown,
         connections,
-    }
+        tls_reload,
+    })
 }
 
-/// The one info line a started node logs.
-pub(super) fn log_started(cfg: &Config, (bound, host, p): (SocketAddr, String, i32), cluster_id: &str) {
+/// The info lines a started node logs: one per listener, then the node's.
+pub(super) fn log_started(cfg: &Config, listeners: &[(SecurityProtocol, SocketAddr, String, i32)], cluster_id: &str) {
     if crate::actors::broken_build::enabled() {
         tracing::warn!("BROKEN BUILD: produce is acknowledged before it is durable or committed (test switch)");
     }
+    for (protocol, bound, host, port) in listeners {
+        tracing::info!(
+            listener = protocol.name(),
+            advertised = %format!("{host}:{port}"),
+            "{} listener on {bound}",
+            protocol.name()
+        );
+    }
+    let Some((_, bound, host, port)) = listeners.first() else {
+        return;
+    };
     tracing::info!(
         listen = %bound,
-        advertised = %format!("{host}:{p}"),
+        advertised = %format!("{host}:{port}"),
         node_id = cfg.node_id,
         cluster_id = %cluster_id,
         data_dir = %cfg.data_dir.display(),

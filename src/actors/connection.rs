@@ -11,16 +11,19 @@
 
 use crate::handlers::context::Broker;
 use crate::handlers::produce_order::ProduceOrder;
-use crate::handlers::{self, Decoded};
+use crate::handlers::{self, Decoded, Session};
 use crate::protocol::frame::{take_frame, FrameError};
+use crate::security::SecurityProtocol;
 use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::ApiKey;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio_rustls::TlsAcceptor;
 
 /// What a connection needs.
 pub struct ConnectionArgs {
@@ -30,6 +33,12 @@ pub struct ConnectionArgs {
     pub shutdown: watch::Receiver<bool>,
     /// Held for the connection's life (bounds connections).
     pub permit: OwnedSemaphorePermit,
+    /// The listener's security protocol.
+    pub protocol: SecurityProtocol,
+    /// The TLS acceptor of a TLS listener.
+    pub tls: Option<TlsAcceptor>,
+    /// A TLS handshake not done within this long closes the connection.
+    pub handshake_timeout: Duration,
 }
 
 /// Serves one client connection in a task of its own, until the client or the broker closes
@@ -39,7 +48,13 @@ pub fn spawn_connection(args: ConnectionArgs) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         metrics::gauge!(crate::observability::CONNECTIONS).increment(1.0);
         let peer = args.socket.peer_addr().ok();
-        let served = std::panic::AssertUnwindSafe(serve(args.socket, args.broker, args.shutdown));
+        let permit = args.permit;
+        let opened = Opened {
+            protocol: args.protocol,
+            tls: args.tls,
+            handshake_timeout: args.handshake_timeout,
+        };
+        let served = std::panic::AssertUnwindSafe(opened.serve(args.socket, args.broker, args.shutdown));
         match served.catch_unwind().await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::debug!(?peer, error = %e, "connection closed"),
@@ -49,8 +64,57 @@ pub fn spawn_connection(args: ConnectionArgs) -> tokio::task::JoinHandle<()> {
             }
         }
         metrics::gauge!(crate::observability::CONNECTIONS).decrement(1.0);
-        drop(args.permit);
+        drop(permit);
     })
+}
+
+/// How a connection's transport is set up: plain TCP, or a TLS handshake first.
+struct Opened {
+    protocol: SecurityProtocol,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+}
+
+impl Opened {
+    /// Sets the transport up and serves requests over it. A client that does not finish its
+    /// TLS handshake in time (or speaks plaintext to a TLS port) is closed: counted, never
+    /// served.
+    async fn serve(
+        self,
+        socket: TcpStream,
+        broker: Arc<dyn Broker>,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let _ = socket.set_nodelay(true);
+        let Some(acceptor) = self.tls else {
+            let session = Session::anonymous(self.protocol);
+            let (rd, wr) = socket.into_split();
+            return serve(rd, wr, broker, shutdown, session).await;
+        };
+        let stream = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(socket)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(handshake_failed("failed", e)),
+            Err(_) => return Err(handshake_failed("timed out", std::io::ErrorKind::TimedOut.into())),
+        };
+        let principal = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(crate::security::tls::principal_of);
+        let session = Session {
+            listener: self.protocol,
+            principal: principal.unwrap_or_else(|| handlers::ANONYMOUS.to_string()),
+        };
+        let (rd, wr) = tokio::io::split(stream);
+        serve(rd, wr, broker, shutdown, session).await
+    }
+}
+
+/// Counts a TLS handshake that did not complete, and says why.
+fn handshake_failed(how: &'static str, e: std::io::Error) -> std::io::Error {
+    metrics::counter!(crate::observability::TLS_HANDSHAKE_FAILURES, "how" => how).increment(1);
+    std::io::Error::new(e.kind(), format!("TLS handshake {how}: {e}"))
 }
 
 /// A request being handled: resolves to its answer (or why the connection must close) and the
@@ -87,6 +151,8 @@ struct InFlightRequests {
     max_frame_bytes: i32,
     /// Produce requests hand their batches to partitions in the order they were read.
     produce_order: ProduceOrder,
+    /// Who the connection serves; every request carries it.
+    session: Arc<Session>,
 }
 
 impl InFlightRequests {
@@ -110,6 +176,7 @@ impl InFlightRequests {
                     if req.api_key == ApiKey::Produce {
                         req.produce_turn = Some(self.produce_order.next_turn());
                     }
+                    req.session = Some(self.session.clone());
                     self.bytes += frame.len();
                     self.queue.push_back(handle_caught(broker.clone(), *req, frame.len()));
                 }
@@ -132,9 +199,17 @@ fn invalid(why: impl Into<String>) -> std::io::Error {
 }
 
 /// The connection loop.
-async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
-    let _ = socket.set_nodelay(true);
-    let (mut rd, mut wr) = socket.into_split();
+async fn serve<R, W>(
+    mut rd: R,
+    mut wr: W,
+    broker: Arc<dyn Broker>,
+    mut shutdown: watch::Receiver<bool>,
+    session: Session,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let cfg = broker.config();
     let mut requests = InFlightRequests {
         queue: FuturesOrdered::new(),
@@ -143,6 +218,7 @@ async fn serve(socket: TcpStream, broker: Arc<dyn Broker>, mut shutdown: watch::
         max_bytes: cfg.connection_max_inflight_bytes,
         max_frame_bytes: cfg.socket_request_max_bytes,
         produce_order: ProduceOrder::default(),
+        session: Arc::new(session),
     };
     let redirect_grace = std::time::Duration::from_millis(cfg.connections_redirect_grace_ms);
     let mut buf = BytesMut::with_capacity(64 * 1024);

@@ -1,17 +1,27 @@
-//! The listener: accepts Kafka connections (at most `max.connections` at once) and serves each
-//! in a task of its own (`connection::spawn_connection`). A node-wide task: if its accept loop
-//! panics, the node stops (`crate::tasks`).
+//! A Kafka listener: accepts connections (at most `max.connections` at once over every
+//! listener) and serves each in a task of its own (`connection::spawn_connection`), over TLS
+//! on a TLS listener. A node-wide task: if its accept loop panics, the node stops
+//! (`crate::tasks`).
 
 use crate::actors::connection::{spawn_connection, ConnectionArgs};
 use crate::handlers::context::Broker;
+use crate::security::tls::TlsServer;
+use crate::security::SecurityProtocol;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-/// What the listener needs.
+/// What a listener needs.
 pub struct ListenerArgs {
     pub listener: TcpListener,
+    /// Its security protocol (its name).
+    pub protocol: SecurityProtocol,
+    /// The TLS material, on a TLS listener.
+    pub tls: Option<Arc<TlsServer>>,
+    /// A TLS handshake not done within this long closes the connection.
+    pub handshake_timeout: Duration,
     pub broker: Arc<dyn Broker>,
     pub shutdown: watch::Receiver<bool>,
     /// One permit per allowed connection; the broker waits for all of them at shutdown.
@@ -22,6 +32,9 @@ pub struct ListenerArgs {
 pub fn spawn_listener(args: ListenerArgs) -> JoinHandle<()> {
     let ListenerArgs {
         listener,
+        protocol,
+        tls,
+        handshake_timeout,
         broker,
         mut shutdown,
         connections,
@@ -47,6 +60,10 @@ pub fn spawn_listener(args: ListenerArgs) -> JoinHandle<()> {
                 broker: broker.clone(),
                 shutdown: shutdown.clone(),
                 permit,
+                protocol,
+                // The current material: a rotated certificate applies from the next accept.
+                tls: tls.as_ref().map(|t| t.acceptor()),
+                handshake_timeout,
             });
         }
     })

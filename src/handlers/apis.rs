@@ -85,9 +85,9 @@ served_apis! {
     AlterConfigs(AlterConfigsRequest) 0..=2 => |b, r, cx| cx.answer(&alter_configs::handle(b, r).await);
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest) 0..=1 => |b, r, cx| cx.answer(&incremental_alter_configs::handle(b, r).await);
     CreatePartitions(CreatePartitionsRequest) 0..=3 => |b, r, cx| cx.answer(&create_partitions::handle(b, r).await);
-    DescribeCluster(DescribeClusterRequest) 0..=1 => |b, r, cx| cx.answer(&describe_cluster::handle(b, r).await);
+    DescribeCluster(DescribeClusterRequest) 0..=1 => |b, r, cx| cx.answer(&describe_cluster::handle(b, r, cx.session.listener).await);
     DeleteRecords(DeleteRecordsRequest) 0..=2 => |b, r, cx| cx.answer(&delete_records::handle(b, r).await);
-    FindCoordinator(FindCoordinatorRequest) 0..=4 => |b, r, cx| cx.answer(&find_coordinator::handle(b, r, cx.version).await);
+    FindCoordinator(FindCoordinatorRequest) 0..=4 => |b, r, cx| cx.answer(&find_coordinator::handle(b, r, cx.version, cx.session.listener).await);
     OffsetCommit(OffsetCommitRequest) 2..=8 => |b, r, cx| cx.answer(&offset_commit::handle(b, r).await);
     OffsetFetch(OffsetFetchRequest) 1..=8 => |b, r, cx| cx.answer(&offset_fetch::handle(b, r, cx.version).await);
     JoinGroup(JoinGroupRequest) 0..=7 => |b, r, cx| cx.answer(&join_group::handle(b, r, cx.version, cx.client_id.clone()).await);

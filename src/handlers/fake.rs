@@ -45,6 +45,7 @@ impl FakeBroker {
                 cluster_id: "fake".into(),
                 advertised_host: "localhost".into(),
                 advertised_port: 9092,
+                listeners: Default::default(),
             },
             meta: Arc::new(ClusterMeta::default()),
             partitions: BTreeMap::new(),

@@ -7,6 +7,7 @@
 //! COORDINATOR_NOT_AVAILABLE until its timeout. An unknown key type is INVALID_REQUEST.
 
 use super::context::Broker;
+use crate::security::SecurityProtocol;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -22,11 +23,16 @@ type Refusal = (ResponseError, &'static str);
 pub const NO_TRANSACTIONS: &str = "transactions are not supported by this broker";
 
 /// Handles a FindCoordinator request.
-pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+pub async fn handle(
+    broker: &dyn Broker,
+    req: FindCoordinatorRequest,
+    version: i16,
+    listener: SecurityProtocol,
+) -> FindCoordinatorResponse {
     if version >= 4 {
         let mut coordinators = Vec::new();
         for key in &req.coordinator_keys {
-            let outcome = find(broker, req.key_type, key.to_string()).await;
+            let outcome = find(broker, req.key_type, key.to_string(), listener).await;
             let c = Coordinator::default().with_key(key.clone()).with_error_message(None);
             coordinators.push(match outcome {
                 Ok((id, host, port)) => c
@@ -42,7 +48,7 @@ pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i
         }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let outcome = find(broker, req.key_type, req.key.to_string()).await;
+    let outcome = find(broker, req.key_type, req.key.to_string(), listener).await;
     match outcome {
         Ok((id, host, port)) => FindCoordinatorResponse::default()
             .with_error_message(None)
@@ -66,9 +72,14 @@ pub async fn handle(broker: &dyn Broker, req: FindCoordinatorRequest, version: i
 }
 
 /// The coordinator's (node id, host, port).
-async fn find(broker: &dyn Broker, key_type: i8, key: String) -> Result<(i32, String, i32), Refusal> {
+async fn find(
+    broker: &dyn Broker,
+    key_type: i8,
+    key: String,
+    listener: SecurityProtocol,
+) -> Result<(i32, String, i32), Refusal> {
     let outcome = match key_type {
-        GROUP_KEY => group_coordinator(broker, key).await,
+        GROUP_KEY => group_coordinator(broker, key, listener).await,
         TRANSACTION_KEY => Err((ResponseError::TransactionalIdAuthorizationFailed, NO_TRANSACTIONS)),
         _ => Err((ResponseError::InvalidRequest, "unknown coordinator key type")),
     };
@@ -79,17 +90,14 @@ async fn find(broker: &dyn Broker, key_type: i8, key: String) -> Result<(i32, St
 }
 
 /// The leader of the group's offsets partition, wherever it is.
-async fn group_coordinator(broker: &dyn Broker, group: String) -> Result<(i32, String, i32), Refusal> {
+async fn group_coordinator(
+    broker: &dyn Broker,
+    group: String,
+    listener: SecurityProtocol,
+) -> Result<(i32, String, i32), Refusal> {
     let unavailable = |code: ResponseError| (code, "the group coordinator is not available yet");
     let id = broker.find_coordinator(group).await.map_err(unavailable)?;
-    let node = broker.node();
-    if id == node.node_id {
-        return Ok((id, node.advertised_host.clone(), node.advertised_port));
-    }
-    let meta = broker.metadata();
-    let b = meta
-        .brokers
-        .get(&id)
+    let (host, port) = super::endpoints::broker_on(&broker.metadata(), broker.node(), id, listener)
         .ok_or(unavailable(ResponseError::CoordinatorNotAvailable))?;
-    Ok((id, b.host.clone(), b.port))
+    Ok((id, host, port))
 }

@@ -35,14 +35,19 @@ pub fn send_elsewhere(broker: &dyn Broker, resp: &MetadataResponse) -> bool {
 /// Answers a Metadata request; the connection closes after it if the answer sends the client
 /// elsewhere (`send_elsewhere`).
 pub async fn reply(broker: &dyn Broker, req: MetadataRequest, cx: &super::RequestCx) -> anyhow::Result<super::Reply> {
-    let resp = handle(broker, req, cx.version).await;
+    let resp = handle(broker, req, cx.version, cx.session.listener).await;
     let mut reply = cx.answer(&resp)?;
     reply.then_close = send_elsewhere(broker, &resp);
     Ok(reply)
 }
 
 /// Handles a Metadata request: auto-creates what it may, then describes the topics asked for.
-pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &dyn Broker,
+    req: MetadataRequest,
+    version: i16,
+    listener: crate::security::SecurityProtocol,
+) -> MetadataResponse {
     let cfg = broker.config();
     let allow_create = cfg.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
     let (names, unknown_ids) = wanted_topics(&broker.metadata(), req.topics, version);
@@ -66,7 +71,7 @@ pub async fn handle(broker: &dyn Broker, req: MetadataRequest, version: i16) -> 
     }
     let node = broker.node();
     let mut resp = MetadataResponse::default()
-        .with_brokers(brokers(&meta, node))
+        .with_brokers(brokers(&meta, node, listener))
         .with_topics(topics);
     if version >= 1 {
         resp = resp.with_controller_id(BrokerId(broker.controller_id()));
@@ -262,16 +267,19 @@ fn shown_leader(
     }
 }
 
-/// Every registered node (a single node: itself).
-fn brokers(meta: &ClusterMeta, node: &crate::types::NodeInfo) -> Vec<MetadataResponseBroker> {
-    let one = |id: i32, host: &str, port: i32| {
-        MetadataResponseBroker::default()
-            .with_node_id(BrokerId(id))
-            .with_host(StrBytes::from_string(host.to_string()))
-            .with_port(port)
-    };
-    if meta.brokers.is_empty() {
-        return vec![one(node.node_id, &node.advertised_host, node.advertised_port)];
-    }
-    meta.brokers.iter().map(|(id, b)| one(*id, &b.host, b.port)).collect()
+/// Every registered node's address on the client's listener (a single node: itself).
+fn brokers(
+    meta: &ClusterMeta,
+    node: &crate::types::NodeInfo,
+    listener: crate::security::SecurityProtocol,
+) -> Vec<MetadataResponseBroker> {
+    super::endpoints::brokers_on(meta, node, listener)
+        .into_iter()
+        .map(|(id, host, port)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(StrBytes::from_string(host))
+                .with_port(port)
+        })
+        .collect()
 }

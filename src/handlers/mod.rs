@@ -16,6 +16,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod elect_leaders;
+pub mod endpoints;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -59,6 +60,30 @@ pub struct Request {
     pub body: Body,
     /// A Produce request's place in its connection's order (set by the connection).
     pub produce_turn: Option<produce_order::ProduceTurn>,
+    /// Who sent it, through which listener (set by the connection).
+    pub session: Option<Arc<Session>>,
+}
+
+/// The principal of a connection that authenticated nobody.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// Who a connection serves, and through which listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The listener the connection came in on: Metadata tells addresses on it.
+    pub listener: crate::security::SecurityProtocol,
+    /// `User:<name>`: from a client certificate, or `User:ANONYMOUS`.
+    pub principal: String,
+}
+
+impl Session {
+    /// A connection on `listener` that authenticated nobody.
+    pub fn anonymous(listener: crate::security::SecurityProtocol) -> Session {
+        Session {
+            listener,
+            principal: ANONYMOUS.to_string(),
+        }
+    }
 }
 
 /// What to do with a frame.
@@ -107,6 +132,7 @@ pub fn decode(frame: Bytes) -> Decoded {
         version,
         body,
         produce_turn: None,
+        session: None,
     }))
 }
 
@@ -138,6 +164,8 @@ pub struct RequestCx {
     pub client_id: String,
     /// A Produce request's place in its connection's order.
     pub produce_turn: Option<produce_order::ProduceTurn>,
+    /// Who sent it, through which listener.
+    pub session: Arc<Session>,
 }
 
 impl RequestCx {
@@ -162,6 +190,9 @@ async fn dispatch(broker: Arc<dyn Broker>, req: Request) -> Result<Reply, String
         correlation_id: req.header.correlation_id,
         client_id: req.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
         produce_turn: req.produce_turn,
+        session: req
+            .session
+            .unwrap_or_else(|| Arc::new(Session::anonymous(crate::security::SecurityProtocol::Plaintext))),
     };
     apis::serve(broker.as_ref(), req.body, &mut cx).await.map_err(|e| {
         let (api, version) = (cx.key, cx.version);

@@ -66,6 +66,9 @@ pub enum MetaCommand {
         port: i32,
         #[serde(default)]
         cluster_addr: String,
+        /// (listener name, host, port) per Kafka listener.
+        #[serde(default)]
+        listeners: Vec<(String, String, i32)>,
     },
     /// In-sync replicas reported by partition leaders: (topic, partition, leader epoch, ISR);
     /// an older epoch never overwrites.
@@ -165,6 +168,10 @@ pub struct BrokerAddr {
     /// Where its peers reach it (node-to-node transport).
     #[serde(default)]
     pub cluster: String,
+    /// (host, port) clients are told per listener name; empty in records of nodes from before
+    /// listeners (then `host`/`port` are their PLAINTEXT listener).
+    #[serde(default)]
+    pub listeners: BTreeMap<String, (String, i32)>,
 }
 
 /// Cluster metadata as applied so far.

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 BIN = os.environ.get("RAFTSTREAM_BIN", str(Path(__file__).resolve().parents[2] / "target" / "debug" / "raftstream"))
 LISTEN_RE = re.compile(r"raftstream listening on 127\.0\.0\.1:(\d+) \(node (\d+) of cluster (\w+)\)")
 HTTP_RE = re.compile(r"http \(health\) listening on 127\.0\.0\.1:(\d+)")
+LISTENER_RE = re.compile(r"(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL) listener on 127\.0\.0\.1:(\d+)")
 
 
 # Every process any test launched: a failed test leaves none behind to load the machine.
@@ -42,6 +43,8 @@ class Broker:
         self.http_port = None
         self.proc = None
         self.lines = []
+        # Port of each Kafka listener by name (PLAINTEXT, SSL, ...).
+        self.listener_ports = {}
         self.cluster_id = None
         self._listening = threading.Event()
 
@@ -86,6 +89,9 @@ class Broker:
             h = HTTP_RE.search(line)
             if h:
                 self.http_port = int(h.group(1))
+            listener = LISTENER_RE.search(line)
+            if listener:
+                self.listener_ports[listener.group(1)] = int(listener.group(2))
             m = LISTEN_RE.search(line)
             if m:
                 self.port = int(m.group(1))

@@ -23,10 +23,10 @@ def produce_all(bootstrap, topic, records, **conf):
     return reports
 
 
-def consume_all(bootstrap, topic, partition, count, start=0, timeout=30):
+def consume_all(bootstrap, topic, partition, count, start=0, timeout=30, **conf):
     """Reads `count` records from an assigned partition starting at `start`."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "raftstream-tests", "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest", "enable.partition.eof": False})
+                  "auto.offset.reset": "earliest", "enable.partition.eof": False, **conf})
     c.assign([TopicPartition(topic, partition, start)])
     out = []
     deadline = time.monotonic() + timeout

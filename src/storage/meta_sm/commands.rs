@@ -53,11 +53,13 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, Me
             host,
             port,
             cluster_addr,
+            listeners,
         } => {
             let addr = BrokerAddr {
                 host,
                 port,
                 cluster: cluster_addr,
+                listeners: listeners.into_iter().map(|(name, h, p)| (name, (h, p))).collect(),
             };
             meta.brokers.insert(node_id, addr);
             Ok(0)
