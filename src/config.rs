@@ -52,6 +52,15 @@ pub struct Config {
     pub ssl_reload_interval_ms: u64,
     /// A connection that has not finished its TLS handshake within this long is closed.
     pub connections_handshake_timeout_ms: u64,
+    /// SASL mechanisms offered on SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+    pub sasl_enabled_mechanisms: String,
+    /// `name:password,…`: SCRAM-SHA-256 and -512 users created on the first start of a new
+    /// cluster only (later ones are managed with AlterUserScramCredentials).
+    pub sasl_bootstrap_users: String,
+    /// A failed authentication is answered after this long, then the connection closes.
+    pub connection_failed_authentication_delay_ms: u64,
+    /// A SASL client that has not authenticated within this long is closed.
+    pub connections_authentication_timeout_ms: u64,
     /// Address of the HTTP server for metrics and health; empty disables it.
     pub http_listen: String,
     /// Partitions of the internal `__consumer_offsets` topic (fixed once it exists).
@@ -195,6 +204,10 @@ impl Default for Config {
             ssl_client_auth: "none".into(),
             ssl_reload_interval_ms: 5_000,
             connections_handshake_timeout_ms: 10_000,
+            sasl_enabled_mechanisms: "SCRAM-SHA-256,SCRAM-SHA-512".into(),
+            sasl_bootstrap_users: String::new(),
+            connection_failed_authentication_delay_ms: 100,
+            connections_authentication_timeout_ms: 10_000,
             http_listen: "0.0.0.0:9644".into(),
             offsets_topic_num_partitions: 50,
             group_initial_rebalance_delay_ms: 3000,
@@ -367,13 +380,12 @@ impl Config {
         self.validate_listeners()
     }
 
-    /// Listeners parse, SASL is not offered (not built yet), and TLS listeners have their
+    /// Listeners, SASL mechanisms and bootstrap users parse, and TLS listeners have their
     /// certificate and key.
     fn validate_listeners(&self) -> anyhow::Result<()> {
         let specs = self.listener_specs()?;
-        if let Some(sasl) = specs.iter().find(|s| s.protocol.sasl()) {
-            anyhow::bail!("listener {}: SASL is not supported yet", sasl.protocol.name());
-        }
+        crate::security::sasl::parse_mechanisms(&self.sasl_enabled_mechanisms)?;
+        crate::security::sasl::parse_bootstrap_users(&self.sasl_bootstrap_users)?;
         crate::security::tls::ClientAuth::parse(&self.ssl_client_auth)?;
         if specs.iter().any(|s| s.protocol.tls()) {
             anyhow::ensure!(

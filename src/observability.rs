@@ -56,6 +56,8 @@ pub const HANDAWAY_LEADERSHIPS: &str = "raftstream_handaway_leaderships_total";
 /// TLS handshakes that did not complete (`how`: failed — e.g. a plaintext client on a TLS
 /// port, or no client certificate where one is required — or timed out).
 pub const TLS_HANDSHAKE_FAILURES: &str = "raftstream_tls_handshake_failures_total";
+/// SASL exchanges on SASL listeners (`result`: ok or failed).
+pub const SASL_AUTHENTICATIONS: &str = "raftstream_sasl_authentications_total";
 /// Long-lived tasks that ended while the node was running (`task`: its name; `how`: panic or
 /// exit), each also logged: a supervision event, not a silent loss.
 pub const TASK_EXITS: &str = "raftstream_task_exits_total";

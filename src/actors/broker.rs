@@ -4,8 +4,8 @@
 
 use crate::actors::ask::ask;
 use crate::actors::broker_start::{
-    bind_kafka_ports, join_as_cluster_node, log_started, start_committer, start_controller, start_coordinator,
-    start_http, start_listeners, start_partitions, Shared,
+    bind_kafka_ports, bootstrap_users, join_as_cluster_node, log_started, start_committer, start_controller,
+    start_coordinator, start_http, start_listeners, start_partitions, Shared,
 };
 use crate::actors::committer::CommitterMsg;
 use crate::actors::controller::actor::ControllerMsg;
@@ -98,6 +98,7 @@ impl Actor for Broker {
         let mut cluster = join_as_cluster_node(&cfg, &controller, &shared, &transport, &args.identity).await?;
         let partitions = start_partitions(&myself, &cfg, sink, &shared, peers.clone(), &mut cluster).await?;
         let coordinator = start_coordinator(&myself, &cfg, &shared).await?;
+        bootstrap_users(&cfg, &controller.actor, &shared).await?;
         let bound = bind_kafka_ports(&cfg, &controller.actor, &shared, transport.is_some()).await?;
         let told: Vec<_> = bound
             .iter()

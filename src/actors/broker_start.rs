@@ -24,6 +24,7 @@ use crate::cluster::liveness::spawn_pinger;
 use crate::cluster::network::Peers;
 use crate::cluster::{partition_raft_config, raft_config};
 use crate::config::{Config, Durability};
+use crate::security::scram::{Mechanism, ScramCredential, MIN_ITERATIONS};
 use crate::security::{ListenerSpec, SecurityProtocol};
 use crate::storage::disk_guard::DiskGuard;
 use crate::storage::log::LogConfig;
@@ -371,6 +372,51 @@ pub(super) async fn start_coordinator(
     let name = shared.child_name("group-coordinator");
     let (coordinator, _) = Actor::spawn_linked(name, GroupCoordinator, args, myself.get_cell()).await?;
     Ok(coordinator)
+}
+
+/// On the cluster's first start with SASL (or bootstrap users) configured, creates the
+/// `sasl.bootstrap.users` (SCRAM-SHA-256 and -512 credentials) and the cluster's SASL secret;
+/// a later start, on any node, changes nothing (the controller applies the first only).
+pub(super) async fn bootstrap_users(
+    cfg: &Config,
+    controller: &ActorRef<ControllerMsg>,
+    shared: &Shared,
+) -> Result<(), ActorProcessingErr> {
+    let sasl = cfg.listener_specs()?.iter().any(|s| s.protocol.sasl());
+    if (!sasl && cfg.sasl_bootstrap_users.is_empty()) || shared.meta.read().users_bootstrapped {
+        return Ok(());
+    }
+    let given = crate::security::sasl::parse_bootstrap_users(&cfg.sasl_bootstrap_users)?;
+    // PBKDF2 at 4096 iterations per user and mechanism: off the runtime's workers.
+    let users = tokio::task::spawn_blocking(move || {
+        let mechanisms = [Mechanism::Sha256, Mechanism::Sha512];
+        given
+            .iter()
+            .flat_map(|(user, password)| {
+                mechanisms.map(|m| {
+                    (
+                        user.clone(),
+                        m,
+                        ScramCredential::from_password(m, password, MIN_ITERATIONS),
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    let secret: [u8; 32] = rand::random();
+    let count = users.len() / 2;
+    propose_at_boot(
+        controller,
+        MetaCommand::BootstrapUsers {
+            users,
+            secret: secret.to_vec(),
+        },
+    )
+    .await?;
+    await_applied(&shared.meta, shared.version_rx.clone(), |m| m.users_bootstrapped).await;
+    tracing::info!(users = count, "SASL users bootstrapped");
+    Ok(())
 }
 
 /// A bound Kafka listener and the address its clients are told.

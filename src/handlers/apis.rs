@@ -8,7 +8,7 @@ use super::{
     delete_records, delete_topics, describe_cluster, describe_configs, describe_groups, describe_log_dirs,
     elect_leaders, fetch, find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
     leave_group, list_groups, list_offsets, list_partition_reassignments, metadata, offset_commit, offset_delete,
-    offset_fetch, offset_for_leader_epoch, produce, sync_group,
+    offset_fetch, offset_for_leader_epoch, produce, sasl_authenticate, sasl_handshake, sync_group,
 };
 use super::{list_offsets_v0, Reply, RequestCx};
 use bytes::Bytes;
@@ -102,6 +102,8 @@ served_apis! {
     ListPartitionReassignments(ListPartitionReassignmentsRequest) 0..=0 => |b, r, cx| cx.answer(&list_partition_reassignments::handle(b, r).await);
     DescribeLogDirs(DescribeLogDirsRequest) 1..=4 => |b, r, cx| cx.answer(&describe_log_dirs::handle(b, r, cx.version).await);
     ElectLeaders(ElectLeadersRequest) 0..=2 => |b, r, cx| cx.answer(&elect_leaders::handle(b, r, cx.version).await);
+    SaslHandshake(SaslHandshakeRequest) 0..=1 => |_b, r, cx| cx.answer(&sasl_handshake::handle(r));
+    SaslAuthenticate(SaslAuthenticateRequest) 0..=2 => |_b, r, cx| cx.answer(&sasl_authenticate::handle(r));
 }
 
 /// The served range of `key`, if served.

@@ -37,6 +37,8 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_batch;
 pub mod produce_order;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod topic_validation;
 

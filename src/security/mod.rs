@@ -3,6 +3,8 @@
 //! nothing of the actors or handlers.
 
 pub mod listeners;
+pub mod sasl;
+pub mod scram;
 pub mod tls;
 
 pub use listeners::{ListenerSpec, SecurityProtocol};

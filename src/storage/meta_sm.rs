@@ -2,8 +2,10 @@
 //! Rebuilt at start by replaying the controller log (it is small).
 
 mod commands;
+mod users;
 pub use commands::apply_command;
 
+use crate::security::scram::{Mechanism, ScramCredential};
 use crate::storage::partition_sm::MetaOnlySnapshot;
 use crate::topic_config::TopicOverrides;
 use crate::types::meta_error::MetaError;
@@ -53,6 +55,19 @@ pub enum MetaCommand {
         count: i32,
         #[serde(default)]
         assignment: Option<Vec<Vec<i32>>>,
+    },
+    /// Sets and deletes SCRAM credentials (AlterUserScramCredentials): all applied, or none
+    /// when a deletion names a credential that does not exist.
+    AlterScram {
+        upsert: Vec<(String, Mechanism, ScramCredential)>,
+        delete: Vec<(String, Mechanism)>,
+    },
+    /// The credentials of `sasl.bootstrap.users`: applied only by the first bootstrap of the
+    /// cluster (later ones, from any node's restart, are no-ops).
+    BootstrapUsers {
+        users: Vec<(String, Mechanism, ScramCredential)>,
+        /// The cluster's secret for made-up SCRAM salts of unknown users.
+        secret: Vec<u8>,
     },
     /// Fix the cluster's id and voters (the first one applied wins; later ones are no-ops).
     InitCluster {
@@ -203,6 +218,16 @@ pub struct ClusterMeta {
     /// Brokers the controller does not hear from: their replicas are offline.
     #[serde(default)]
     pub fenced: std::collections::BTreeSet<i32>,
+    /// SCRAM credentials by user and mechanism (never a password).
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
+    /// Whether `sasl.bootstrap.users` were applied (once per cluster).
+    #[serde(default)]
+    pub users_bootstrapped: bool,
+    /// Keys the made-up salts SCRAM tells about unknown users: the same on every node and
+    /// across restarts, so a user's existence does not show in its salt.
+    #[serde(default)]
+    pub sasl_secret: Vec<u8>,
 }
 
 impl ClusterMeta {

@@ -32,6 +32,9 @@ pub enum MetaError {
     /// A producer-id block of no ids.
     #[error("cannot allocate {0} producer ids")]
     InvalidProducerIdCount(i64),
+    /// Deleting a SCRAM credential the user does not have.
+    #[error("user {user} has no {mechanism} credential")]
+    UnknownScramCredential { user: String, mechanism: String },
     /// An entry that is not a metadata command this version knows.
     #[error("undecodable metadata command: {0}")]
     Undecodable(String),
@@ -47,6 +50,7 @@ impl MetaError {
             MetaError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             MetaError::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
             MetaError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            MetaError::UnknownScramCredential { .. } => ResponseError::ResourceNotFound,
             MetaError::InvalidProducerIdCount(_) | MetaError::Undecodable(_) => ResponseError::InvalidRequest,
         }
     }

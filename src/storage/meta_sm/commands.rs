@@ -48,6 +48,8 @@ pub fn apply_command(meta: &mut ClusterMeta, cmd: MetaCommand) -> Result<i64, Me
         } => reassign_partition(meta, topic, partition, target),
         MetaCommand::ReassignmentsDone { done } => reassignments_done(meta, done),
         MetaCommand::InitCluster { cluster_id, voters } => init_cluster(meta, cluster_id, voters),
+        MetaCommand::AlterScram { upsert, delete } => super::users::alter_scram(meta, upsert, delete),
+        MetaCommand::BootstrapUsers { users, secret } => super::users::bootstrap_users(meta, users, secret),
         MetaCommand::RegisterBroker {
             node_id,
             host,

@@ -9,6 +9,8 @@
 //! counted (`raftstream_connection_panics_total`) and logged, and nothing else is harmed (the
 //! locks it may have held cannot poison).
 
+mod authenticate;
+
 use crate::handlers::context::Broker;
 use crate::handlers::produce_order::ProduceOrder;
 use crate::handlers::{self, Decoded, Session};
@@ -86,10 +88,9 @@ impl Opened {
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
         let _ = socket.set_nodelay(true);
-        let Some(acceptor) = self.tls else {
-            let session = Session::anonymous(self.protocol);
+        let Some(acceptor) = self.tls.clone() else {
             let (rd, wr) = socket.into_split();
-            return serve(rd, wr, broker, shutdown, session).await;
+            return self.serve_over(rd, wr, None, broker, shutdown).await;
         };
         let stream = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(socket)).await {
             Ok(Ok(stream)) => stream,
@@ -102,12 +103,35 @@ impl Opened {
             .peer_certificates()
             .and_then(|certs| certs.first())
             .and_then(crate::security::tls::principal_of);
+        let (rd, wr) = tokio::io::split(stream);
+        self.serve_over(rd, wr, principal, broker, shutdown).await
+    }
+
+    /// Serves over an established transport: on a SASL listener, after the SASL exchange
+    /// (whose user is the principal, over any client certificate's, as in Kafka).
+    async fn serve_over<R, W>(
+        &self,
+        mut rd: R,
+        mut wr: W,
+        cert_principal: Option<String>,
+        broker: Arc<dyn Broker>,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let principal = if self.protocol.sasl() {
+            authenticate::authenticate(&mut rd, &mut wr, &mut buf, &broker).await?
+        } else {
+            cert_principal.unwrap_or_else(|| handlers::ANONYMOUS.to_string())
+        };
         let session = Session {
             listener: self.protocol,
-            principal: principal.unwrap_or_else(|| handlers::ANONYMOUS.to_string()),
+            principal,
         };
-        let (rd, wr) = tokio::io::split(stream);
-        serve(rd, wr, broker, shutdown, session).await
+        serve(rd, wr, buf, broker, shutdown, session).await
     }
 }
 
@@ -202,6 +226,7 @@ fn invalid(why: impl Into<String>) -> std::io::Error {
 async fn serve<R, W>(
     mut rd: R,
     mut wr: W,
+    mut buf: BytesMut,
     broker: Arc<dyn Broker>,
     mut shutdown: watch::Receiver<bool>,
     session: Session,
@@ -221,7 +246,6 @@ where
         session: Arc::new(session),
     };
     let redirect_grace = std::time::Duration::from_millis(cfg.connections_redirect_grace_ms);
-    let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut reading = !*shutdown.borrow();
     // Set by a Metadata answer that sends the client elsewhere: the connection closes once the
     // client has been quiet for `redirect_grace`. Closing at once lost the answers to requests

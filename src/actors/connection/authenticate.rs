@@ -1,0 +1,205 @@
+//! The SASL exchange at the start of a connection on a SASL listener. Until it succeeds only
+//! ApiVersions, SaslHandshake and SaslAuthenticate are read, one at a time; any other request
+//! closes the connection without an answer (as Kafka does). SaslHandshake v1 carries the
+//! tokens in SaslAuthenticate requests; after v0 they come as raw length-prefixed frames. A
+//! failed exchange is answered after `connection.failed.authentication.delay.ms`
+//! (SASL_AUTHENTICATION_FAILED, the same message whatever was wrong) and the connection closes.
+
+use crate::handlers::context::Broker;
+use crate::handlers::{self, Body, Decoded};
+use crate::protocol::frame::{take_frame, FrameError};
+use crate::security::sasl::{parse_mechanisms, AuthFailure, Exchange, Progress, SaslMechanism};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, SaslAuthenticateResponse, SaslHandshakeResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Where the exchange is.
+enum State {
+    /// Waiting for SaslHandshake.
+    Handshake,
+    /// Handshake v1 done: tokens come in SaslAuthenticate requests.
+    Framed(Exchange),
+    /// Handshake v0 done: tokens come as raw frames.
+    Raw(Exchange),
+}
+
+/// Runs the exchange within `connections.authentication.timeout.ms`; the authenticated
+/// principal (`User:<name>`), or why the connection closes.
+pub(super) async fn authenticate<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    buf: &mut BytesMut,
+    broker: &Arc<dyn Broker>,
+) -> std::io::Result<String>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let timeout = Duration::from_millis(broker.config().connections_authentication_timeout_ms);
+    let outcome = match tokio::time::timeout(timeout, exchange(rd, wr, buf, broker)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(closed("authentication timed out")),
+    };
+    let result = if outcome.is_ok() { "ok" } else { "failed" };
+    metrics::counter!(crate::observability::SASL_AUTHENTICATIONS, "result" => result).increment(1);
+    outcome
+}
+
+async fn exchange<R, W>(rd: &mut R, wr: &mut W, buf: &mut BytesMut, broker: &Arc<dyn Broker>) -> std::io::Result<String>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let cfg = broker.config();
+    let offered = parse_mechanisms(&cfg.sasl_enabled_mechanisms).map_err(|e| closed(&e.to_string()))?;
+    let failure_delay = Duration::from_millis(cfg.connection_failed_authentication_delay_ms);
+    let mut state = State::Handshake;
+    loop {
+        let raw = matches!(state, State::Raw(_));
+        let frame = next_frame(rd, buf, cfg.socket_request_max_bytes, raw).await?;
+        if let State::Raw(exchange) = &mut state {
+            match step(exchange, &frame, broker) {
+                Ok(Progress::Challenge(token)) => write_raw(wr, &token).await?,
+                Ok(Progress::Authenticated { principal, last }) => {
+                    write_raw(wr, &last).await?;
+                    return Ok(principal);
+                }
+                Err(failure) => {
+                    tokio::time::sleep(failure_delay).await;
+                    return Err(closed(&failure.to_string()));
+                }
+            }
+            continue;
+        }
+        let Decoded::Request(req) = handlers::decode(frame) else {
+            return Err(closed("a frame that is not a request"));
+        };
+        let (key, version, correlation_id) = (req.api_key, req.version, req.header.correlation_id);
+        if key == ApiKey::ApiVersions {
+            let reply = handlers::handle(broker.clone(), *req).await.map_err(|e| closed(&e))?;
+            if let Some(bytes) = reply.bytes {
+                wr.write_all(&bytes).await?;
+            }
+            continue;
+        }
+        let answer = |body: &dyn EncodeAs| body.encode_as(key, correlation_id, version);
+        match (req.body, &mut state) {
+            (Body::SaslHandshake(h), State::Handshake) => {
+                let names: Vec<StrBytes> = offered.iter().map(|m| StrBytes::from_static_str(m.name())).collect();
+                let chosen = SaslMechanism::from_name(&h.mechanism).filter(|m| offered.contains(m));
+                let Some(mechanism) = chosen else {
+                    let refused = SaslHandshakeResponse::default()
+                        .with_error_code(ResponseError::UnsupportedSaslMechanism.code())
+                        .with_mechanisms(names);
+                    wr.write_all(&answer(&refused)?).await?;
+                    return Err(closed("unsupported SASL mechanism"));
+                };
+                wr.write_all(&answer(&SaslHandshakeResponse::default().with_mechanisms(names))?)
+                    .await?;
+                let exchange = Exchange::new(mechanism);
+                state = if version == 0 {
+                    State::Raw(exchange)
+                } else {
+                    State::Framed(exchange)
+                };
+            }
+            (Body::SaslAuthenticate(a), State::Framed(exchange)) => match step(exchange, &a.auth_bytes, broker) {
+                Ok(Progress::Challenge(token)) => {
+                    let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token));
+                    wr.write_all(&answer(&resp)?).await?;
+                }
+                Ok(Progress::Authenticated { principal, last }) => {
+                    let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(last));
+                    wr.write_all(&answer(&resp)?).await?;
+                    return Ok(principal);
+                }
+                Err(failure) => {
+                    tokio::time::sleep(failure_delay).await;
+                    let resp = SaslAuthenticateResponse::default()
+                        .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+                        .with_error_message(Some(StrBytes::from_string(failure.to_string())));
+                    wr.write_all(&answer(&resp)?).await?;
+                    return Err(closed(&failure.to_string()));
+                }
+            },
+            _ => {
+                tokio::time::sleep(failure_delay).await;
+                return Err(closed(&format!("{key:?} before authentication")));
+            }
+        }
+    }
+}
+
+/// Steps `exchange` against the replicated credentials.
+fn step(exchange: &mut Exchange, token: &[u8], broker: &Arc<dyn Broker>) -> Result<Progress, AuthFailure> {
+    let meta = broker.metadata();
+    exchange.step(token, &meta.scram, &meta.sasl_secret)
+}
+
+/// A response body that encodes as a response frame of the request it answers.
+trait EncodeAs {
+    fn encode_as(&self, key: ApiKey, correlation_id: i32, version: i16) -> std::io::Result<Bytes>;
+}
+
+impl<T: kafka_protocol::protocol::Encodable> EncodeAs for T {
+    fn encode_as(&self, key: ApiKey, correlation_id: i32, version: i16) -> std::io::Result<Bytes> {
+        handlers::encode_response(key, correlation_id, version, self).map_err(|e| closed(&e.to_string()))
+    }
+}
+
+/// The next whole frame (a request, or a raw SASL token after SaslHandshake v0), reading as
+/// needed; end of stream or a broken frame is an error.
+async fn next_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    max_frame_bytes: i32,
+    raw: bool,
+) -> std::io::Result<Bytes> {
+    loop {
+        let taken = if raw {
+            take_raw_token(buf, max_frame_bytes)
+        } else {
+            take_frame(buf, max_frame_bytes)
+        };
+        match taken {
+            Ok(Some(frame)) => return Ok(frame),
+            Ok(None) => {}
+            Err(FrameError::BadLength(n)) => return Err(closed(&format!("bad frame length {n}"))),
+        }
+        if rd.read_buf(buf).await? == 0 {
+            return Err(closed("the client closed the connection during authentication"));
+        }
+    }
+}
+
+/// A raw SASL token (its 4-byte length, then its bytes; any length up to the frame bound).
+fn take_raw_token(buf: &mut BytesMut, max_frame_bytes: i32) -> Result<Option<Bytes>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if !(0..=max_frame_bytes).contains(&len) {
+        return Err(FrameError::BadLength(len));
+    }
+    if buf.len() < 4 + len as usize {
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(4 + len as usize);
+    Ok(Some(frame.split_off(4).freeze()))
+}
+
+/// Writes a raw SASL token (after SaslHandshake v0): its length, then the bytes.
+async fn write_raw<W: AsyncWrite + Unpin>(wr: &mut W, token: &[u8]) -> std::io::Result<()> {
+    let mut frame = BytesMut::with_capacity(4 + token.len());
+    frame.put_i32(token.len() as i32);
+    frame.put_slice(token);
+    wr.write_all(&frame).await
+}
+
+fn closed(why: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::PermissionDenied, why.to_string())
+}

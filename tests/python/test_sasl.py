@@ -1,0 +1,181 @@
+"""SASL (issue 17, items 3-4): PLAIN and SCRAM-SHA-256/512 on SASL_PLAINTEXT and SASL_SSL with
+librdkafka and kafka-python, credentials from `sasl.bootstrap.users` kept in the replicated
+metadata (created on the cluster's first start only, surviving restarts), wrong passwords and
+unknown users refused alike and quickly, and nothing but ApiVersions and the SASL exchange
+served before authentication."""
+
+import socket
+import struct
+import time
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from kafka import KafkaConsumer, KafkaProducer
+
+from broker import Broker
+from certs import Ca
+from clients import consume_all, metric, produce_all, wait_for
+
+USERS = "alice:alice-secret,bob:b0b-pass"
+
+
+def sasl_broker(tmp_path, users=USERS, data="data"):
+    ca = Ca(tmp_path / "ca")
+    crt, key = ca.issue("server", "localhost", server=True)
+    env = {
+        "RAFTSTREAM_LISTENERS": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        "RAFTSTREAM_SASL_ENABLED_MECHANISMS": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "RAFTSTREAM_SASL_BOOTSTRAP_USERS": users,
+        "RAFTSTREAM_SSL_CERTIFICATE_LOCATION": str(crt),
+        "RAFTSTREAM_SSL_KEY_LOCATION": str(key),
+    }
+    return Broker(tmp_path / data, env=env).start(), ca
+
+
+def sasl_conf(mechanism, user="alice", password="alice-secret", ca=None):
+    conf = {"security.protocol": "SASL_SSL" if ca else "SASL_PLAINTEXT", "sasl.mechanism": mechanism,
+            "sasl.username": user, "sasl.password": password}
+    if ca:
+        conf["ssl.ca.location"] = str(ca.pem)
+    return conf
+
+
+def at(b, listener):
+    return f"127.0.0.1:{b.listener_ports[listener]}"
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_librdkafka_round_trip_over_sasl_plaintext(tmp_path, mechanism):
+    b, _ = sasl_broker(tmp_path)
+    bootstrap, conf = at(b, "SASL_PLAINTEXT"), sasl_conf(mechanism)
+    md = AdminClient({"bootstrap.servers": bootstrap, **conf}).list_topics(timeout=10)
+    assert [n.port for n in md.brokers.values()] == [b.listener_ports["SASL_PLAINTEXT"]]
+    records = [(None, b"m%d" % i, None, None) for i in range(10)]
+    reports = produce_all(bootstrap, "sasl", records, acks="all", **conf)
+    assert all(err is None for err, *_ in reports), reports[:3]
+    assert [m.value() for m in consume_all(bootstrap, "sasl", 0, 10, **sasl_conf(mechanism, "bob", "b0b-pass"))] == [
+        v for _, v, _, _ in records]
+    wait_for(lambda: metric(b.http_get("/metrics")[1], "raftstream_sasl_authentications_total", result="ok") >= 2,
+             "the authentications counted")
+    b.kill()
+
+
+def test_scram_over_sasl_ssl_and_kafka_python(tmp_path):
+    b, ca = sasl_broker(tmp_path)
+    ssl_bootstrap = at(b, "SASL_SSL")
+    reports = produce_all(ssl_bootstrap, "both", [(None, b"rdkafka", None, None)], acks="all",
+                          **sasl_conf("SCRAM-SHA-512", ca=ca))
+    assert reports[0][0] is None, reports
+    kp = KafkaProducer(bootstrap_servers=at(b, "SASL_PLAINTEXT"), security_protocol="SASL_PLAINTEXT",
+                       sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="bob", sasl_plain_password="b0b-pass",
+                       acks="all")
+    kp.send("both", b"kafka-python").get(timeout=30)
+    kp.close()
+    kc = KafkaConsumer("both", bootstrap_servers=ssl_bootstrap, security_protocol="SASL_SSL", ssl_cafile=str(ca.pem),
+                       sasl_mechanism="PLAIN", sasl_plain_username="alice", sasl_plain_password="alice-secret",
+                       auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    got = []
+    for m in kc:
+        got.append(m.value)
+        if len(got) == 2:
+            break
+    kc.close()
+    assert got == [b"rdkafka", b"kafka-python"]
+    b.kill()
+
+
+def refused(bootstrap, conf):
+    """Whether a producer with `conf` fails to deliver, and how long it took to learn it."""
+    errors = []
+    started = time.monotonic()
+    p = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 5000, **conf,
+                  "error_cb": lambda e: errors.append(e)})
+    p.produce("never", value=b"x")
+    deadline = time.monotonic() + 10
+    while not errors and time.monotonic() < deadline:
+        p.poll(0.05)
+    return errors, time.monotonic() - started
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_wrong_passwords_and_unknown_users_are_refused_alike_and_fast(tmp_path, mechanism):
+    b, _ = sasl_broker(tmp_path)
+    bootstrap = at(b, "SASL_PLAINTEXT")
+    messages = []
+    for user, password in (("alice", "wrong"), ("mallory", "alice-secret")):
+        errors, took = refused(bootstrap, sasl_conf(mechanism, user, password))
+        assert errors, f"{user} was not refused"
+        assert took < 3, f"refusing {user} took {took:.1f} s"
+        messages.append(errors[0].str().split(": ", 1)[-1])
+    assert "Authentication failed" in messages[0], messages
+    wait_for(lambda: metric(b.http_get("/metrics")[1], "raftstream_sasl_authentications_total", result="failed") >= 2,
+             "the failures counted")
+    assert b.proc.poll() is None
+    b.kill()
+
+
+def frame(api_key, version, correlation_id, body=b""):
+    payload = struct.pack(">hhih", api_key, version, correlation_id, 4) + b"test" + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def read_frame(s):
+    head = b""
+    while len(head) < 4:
+        chunk = s.recv(4 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    (size,) = struct.unpack(">i", head)
+    data = b""
+    while len(data) < size:
+        chunk = s.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def test_only_api_versions_and_the_exchange_come_before_authentication(tmp_path):
+    b, _ = sasl_broker(tmp_path)
+    with socket.create_connection(("127.0.0.1", b.listener_ports["SASL_PLAINTEXT"]), timeout=10) as s:
+        s.sendall(frame(18, 0, 7))  # ApiVersions v0: answered
+        answer = read_frame(s)
+        assert answer is not None and struct.unpack(">i", answer[:4])[0] == 7
+        s.sendall(frame(3, 1, 8, struct.pack(">i", 0)))  # Metadata v1 for no topic: closes
+        assert read_frame(s) is None, "the connection closed without an answer"
+    # On the PLAINTEXT listener a SaslHandshake is out of place: ILLEGAL_SASL_STATE (34).
+    with socket.create_connection(("127.0.0.1", b.listener_ports["PLAINTEXT"]), timeout=10) as s:
+        s.sendall(frame(17, 1, 9, struct.pack(">h", 5) + b"PLAIN"))
+        answer = read_frame(s)
+        assert struct.unpack(">ih", answer[:6]) == (9, 34), answer
+    b.kill()
+
+
+def test_raw_tokens_after_handshake_v0(tmp_path):
+    """SaslHandshake v0: the tokens follow as raw frames (older clients)."""
+    b, _ = sasl_broker(tmp_path)
+    with socket.create_connection(("127.0.0.1", b.listener_ports["SASL_PLAINTEXT"]), timeout=10) as s:
+        s.sendall(frame(17, 0, 1, struct.pack(">h", 5) + b"PLAIN"))
+        answer = read_frame(s)
+        assert struct.unpack(">ih", answer[:6]) == (1, 0), answer
+        token = b"\0alice\0alice-secret"
+        s.sendall(struct.pack(">i", len(token)) + token)
+        assert read_frame(s) == b"", "an empty last token: authenticated"
+        s.sendall(frame(18, 0, 2))
+        assert struct.unpack(">i", read_frame(s)[:4])[0] == 2, "served once authenticated"
+    b.kill()
+
+
+def test_bootstrap_users_only_on_the_clusters_first_start(tmp_path):
+    b, _ = sasl_broker(tmp_path)
+    b.kill()
+    # A restart with other bootstrap users changes nothing: alice stays, carol never exists.
+    again, _ = sasl_broker(tmp_path, users="carol:carol-pass")
+    bootstrap = at(again, "SASL_PLAINTEXT")
+    reports = produce_all(bootstrap, "kept", [(None, b"x", None, None)], **sasl_conf("SCRAM-SHA-256"))
+    assert reports[0][0] is None, reports
+    errors, _ = refused(bootstrap, sasl_conf("SCRAM-SHA-256", "carol", "carol-pass"))
+    assert errors, "carol was created on a restart"
+    again.kill()
