@@ -4,11 +4,12 @@
 
 use super::context::Broker;
 use super::{
-    alter_configs, alter_partition_reassignments, api_versions, create_partitions, create_topics, delete_groups,
-    delete_records, delete_topics, describe_cluster, describe_configs, describe_groups, describe_log_dirs,
-    elect_leaders, fetch, find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
-    leave_group, list_groups, list_offsets, list_partition_reassignments, metadata, offset_commit, offset_delete,
-    offset_fetch, offset_for_leader_epoch, produce, sasl_authenticate, sasl_handshake, sync_group,
+    alter_configs, alter_partition_reassignments, alter_user_scram_credentials, api_versions, create_partitions,
+    create_topics, delete_groups, delete_records, delete_topics, describe_cluster, describe_configs, describe_groups,
+    describe_log_dirs, describe_user_scram_credentials, elect_leaders, fetch, find_coordinator, heartbeat,
+    incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups, list_offsets,
+    list_partition_reassignments, metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch,
+    produce, sasl_authenticate, sasl_handshake, sync_group,
 };
 use super::{list_offsets_v0, Reply, RequestCx};
 use bytes::Bytes;
@@ -104,6 +105,8 @@ served_apis! {
     ElectLeaders(ElectLeadersRequest) 0..=2 => |b, r, cx| cx.answer(&elect_leaders::handle(b, r, cx.version).await);
     SaslHandshake(SaslHandshakeRequest) 0..=1 => |_b, r, cx| cx.answer(&sasl_handshake::handle(r));
     SaslAuthenticate(SaslAuthenticateRequest) 0..=2 => |_b, r, cx| cx.answer(&sasl_authenticate::handle(r));
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest) 0..=0 => |b, r, cx| cx.answer(&describe_user_scram_credentials::handle(b, r));
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest) 0..=0 => |b, r, cx| cx.answer(&alter_user_scram_credentials::handle(b, r).await);
 }
 
 /// The served range of `key`, if served.

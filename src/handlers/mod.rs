@@ -3,6 +3,7 @@
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod apis;
 pub mod context;
@@ -15,6 +16,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod endpoints;
 pub mod fetch;
@@ -74,8 +76,10 @@ pub const ANONYMOUS: &str = "User:ANONYMOUS";
 pub struct Session {
     /// The listener the connection came in on: Metadata tells addresses on it.
     pub listener: crate::security::SecurityProtocol,
-    /// `User:<name>`: from a client certificate, or `User:ANONYMOUS`.
+    /// `User:<name>`: the SASL user, or a client certificate's CN, or `User:ANONYMOUS`.
     pub principal: String,
+    /// The SASL user the connection authenticated as, if any.
+    pub sasl_user: Option<String>,
 }
 
 impl Session {
@@ -84,6 +88,7 @@ impl Session {
         Session {
             listener,
             principal: ANONYMOUS.to_string(),
+            sasl_user: None,
         }
     }
 }

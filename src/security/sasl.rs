@@ -85,8 +85,8 @@ pub enum AuthFailure {
 pub enum Progress {
     /// Send this token and wait for the next.
     Challenge(Vec<u8>),
-    /// Authenticated as `User:<name>`; send this last token.
-    Authenticated { principal: String, last: Vec<u8> },
+    /// Authenticated as `user`; send this last token.
+    Authenticated { user: String, last: Vec<u8> },
 }
 
 /// One mechanism's exchange on a connection.
@@ -114,10 +114,7 @@ impl Exchange {
                 let decoy = |user: &str| decoy_salt(decoy_key, user);
                 match server.step(token, lookup, decoy) {
                     Ok(Step::Continue(challenge)) => Ok(Progress::Challenge(challenge)),
-                    Ok(Step::Done { user, last }) => Ok(Progress::Authenticated {
-                        principal: format!("User:{user}"),
-                        last,
-                    }),
+                    Ok(Step::Done { user, last }) => Ok(Progress::Authenticated { user, last }),
                     Err(ScramError::BadCredentials) => Err(AuthFailure::InvalidCredentials(m.name())),
                     Err(ScramError::Malformed(_)) => Err(AuthFailure::Malformed(m.name())),
                     Err(ScramError::UnsupportedExtension) => Err(AuthFailure::UnsupportedExtension(m.name())),
@@ -156,7 +153,7 @@ fn plain(token: &[u8], users: &Credentials) -> Result<Progress, AuthFailure> {
         return Err(invalid);
     }
     Ok(Progress::Authenticated {
-        principal: format!("User:{user}"),
+        user: user.to_string(),
         last: Vec::new(),
     })
 }
@@ -180,7 +177,7 @@ mod tests {
         assert_eq!(
             ok,
             Ok(Progress::Authenticated {
-                principal: "User:alice".into(),
+                user: "alice".into(),
                 last: Vec::new()
             })
         );

@@ -179,3 +179,82 @@ def test_bootstrap_users_only_on_the_clusters_first_start(tmp_path):
     errors, _ = refused(bootstrap, sasl_conf("SCRAM-SHA-256", "carol", "carol-pass"))
     assert errors, "carol was created on a restart"
     again.kill()
+
+
+def admin_as(b, user="alice", password="alice-secret"):
+    from confluent_kafka.admin import AdminClient as Admin
+    return Admin({"bootstrap.servers": at(b, "SASL_PLAINTEXT"), **sasl_conf("SCRAM-SHA-256", user, password)})
+
+
+def plain_authenticated_socket(port, user, password):
+    """A raw connection authenticated with SaslHandshake v1 + SaslAuthenticate v0 (PLAIN)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(frame(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
+    assert struct.unpack(">ih", read_frame(s)[:6]) == (1, 0)
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    s.sendall(frame(36, 0, 2, struct.pack(">i", len(token)) + token))
+    assert struct.unpack(">ih", read_frame(s)[:6]) == (2, 0), "authenticated"
+    return s
+
+
+def test_users_managed_through_the_admin_api(tmp_path):
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion,
+                                       UserScramCredentialUpsertion)
+    b, _ = sasl_broker(tmp_path)
+    admin = admin_as(b)
+    sha256 = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192)
+    admin.alter_user_scram_credentials([UserScramCredentialUpsertion("carol", sha256, b"carol-pass")])["carol"].result(30)
+    described = admin.describe_user_scram_credentials(["carol", "alice"])
+    carol = described["carol"].result(10)
+    assert [(i.mechanism, i.iterations) for i in carol.scram_credential_infos] == [(ScramMechanism.SCRAM_SHA_256, 8192)]
+    assert {i.mechanism for i in described["alice"].result(10).scram_credential_infos} == {
+        ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512}
+    with pytest.raises(Exception, match="RESOURCE_NOT_FOUND|does not exist"):
+        admin.describe_user_scram_credentials(["nobody"])["nobody"].result(10)
+    weak = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 1000)
+    with pytest.raises(Exception, match="UNACCEPTABLE_CREDENTIAL|iterations"):
+        admin.alter_user_scram_credentials([UserScramCredentialUpsertion("dave", weak, b"x")])["dave"].result(30)
+    # carol logs in (SCRAM and PLAIN against the same credential); survives a restart.
+    bootstrap = at(b, "SASL_PLAINTEXT")
+    assert produce_all(bootstrap, "c", [(None, b"1", None, None)], **sasl_conf("SCRAM-SHA-256", "carol", "carol-pass"))[0][0] is None
+    b.kill()
+    b.start()
+    bootstrap = at(b, "SASL_PLAINTEXT")
+    assert produce_all(bootstrap, "c", [(None, b"2", None, None)], **sasl_conf("PLAIN", "carol", "carol-pass"))[0][0] is None
+    # Deleting carol closes her open connection within a second.
+    s = plain_authenticated_socket(b.listener_ports["SASL_PLAINTEXT"], "carol", "carol-pass")
+    admin = admin_as(b)
+    admin.alter_user_scram_credentials([UserScramCredentialDeletion("carol", ScramMechanism.SCRAM_SHA_256)])["carol"].result(30)
+    deleted_at = time.monotonic()
+    s.settimeout(5)
+    assert read_frame(s) is None, "the connection closed"
+    assert time.monotonic() - deleted_at < 1.5
+    s.close()
+    errors, _ = refused(bootstrap, sasl_conf("SCRAM-SHA-256", "carol", "carol-pass"))
+    assert errors, "a deleted user is refused"
+    b.kill()
+
+
+def test_credentials_are_the_same_on_every_node(tmp_path):
+    from cluster import Cluster
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+    env = {
+        "RAFTSTREAM_LISTENERS": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "RAFTSTREAM_SASL_BOOTSTRAP_USERS": USERS,
+    }
+    c = Cluster(tmp_path, env=env).start()
+    admin = admin_as(c.nodes[0])
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
+    admin.alter_user_scram_credentials([UserScramCredentialUpsertion("erin", info, b"erin-pass")])["erin"].result(30)
+    for b in c.nodes:
+        conf = sasl_conf("SCRAM-SHA-512", "erin", "erin-pass")
+
+        def logs_in():
+            try:
+                AdminClient({"bootstrap.servers": at(b, "SASL_PLAINTEXT"), **conf}).list_topics(timeout=3)
+                return True
+            except Exception:
+                return False
+        wait_for(logs_in, f"erin logging in on node {b.node_id}", 20)
+        AdminClient({"bootstrap.servers": at(b, "SASL_PLAINTEXT"), **sasl_conf("SCRAM-SHA-256")}).list_topics(timeout=10)
+    c.kill()

@@ -27,8 +27,8 @@ enum State {
     Raw(Exchange),
 }
 
-/// Runs the exchange within `connections.authentication.timeout.ms`; the authenticated
-/// principal (`User:<name>`), or why the connection closes.
+/// Runs the exchange within `connections.authentication.timeout.ms`; the authenticated user,
+/// or why the connection closes.
 pub(super) async fn authenticate<R, W>(
     rd: &mut R,
     wr: &mut W,
@@ -64,9 +64,9 @@ where
         if let State::Raw(exchange) = &mut state {
             match step(exchange, &frame, broker) {
                 Ok(Progress::Challenge(token)) => write_raw(wr, &token).await?,
-                Ok(Progress::Authenticated { principal, last }) => {
+                Ok(Progress::Authenticated { user, last }) => {
                     write_raw(wr, &last).await?;
-                    return Ok(principal);
+                    return Ok(user);
                 }
                 Err(failure) => {
                     tokio::time::sleep(failure_delay).await;
@@ -112,10 +112,10 @@ where
                     let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token));
                     wr.write_all(&answer(&resp)?).await?;
                 }
-                Ok(Progress::Authenticated { principal, last }) => {
+                Ok(Progress::Authenticated { user, last }) => {
                     let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(last));
                     wr.write_all(&answer(&resp)?).await?;
-                    return Ok(principal);
+                    return Ok(user);
                 }
                 Err(failure) => {
                     tokio::time::sleep(failure_delay).await;

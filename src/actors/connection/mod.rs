@@ -122,14 +122,19 @@ impl Opened {
         W: AsyncWrite + Unpin,
     {
         let mut buf = BytesMut::with_capacity(64 * 1024);
-        let principal = if self.protocol.sasl() {
-            authenticate::authenticate(&mut rd, &mut wr, &mut buf, &broker).await?
+        let session = if self.protocol.sasl() {
+            let user = authenticate::authenticate(&mut rd, &mut wr, &mut buf, &broker).await?;
+            Session {
+                listener: self.protocol,
+                principal: format!("User:{user}"),
+                sasl_user: Some(user),
+            }
         } else {
-            cert_principal.unwrap_or_else(|| handlers::ANONYMOUS.to_string())
-        };
-        let session = Session {
-            listener: self.protocol,
-            principal,
+            Session {
+                listener: self.protocol,
+                principal: cert_principal.unwrap_or_else(|| handlers::ANONYMOUS.to_string()),
+                sasl_user: None,
+            }
         };
         serve(rd, wr, buf, broker, shutdown, session).await
     }
@@ -236,6 +241,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let cfg = broker.config();
+    let mut revocation = Revocation::of(&session);
     let mut requests = InFlightRequests {
         queue: FuturesOrdered::new(),
         bytes: 0,
@@ -262,6 +268,10 @@ where
         }
         let quiet = requests.queue.is_empty() && buf.is_empty();
         tokio::select! {
+            // A SASL user deleted (AlterUserScramCredentials) loses its connections at once.
+            _ = revocation.revoked(&broker) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "the user's credentials were deleted"));
+            }
             Some((resp, size)) = requests.queue.next(), if !requests.queue.is_empty() => {
                 requests.bytes -= size;
                 let reply = resp.map_err(std::io::Error::other)?;
@@ -283,6 +293,40 @@ where
             _ = tokio::time::sleep(redirect_grace), if redirected && reading && quiet => {
                 tracing::debug!("closing a client's connection after Metadata: cut off or disk full");
                 reading = false;
+            }
+        }
+    }
+}
+
+/// Watches whether the SASL user a connection authenticated as still has credentials.
+struct Revocation {
+    /// The user and the check's ticks; `None` for a connection without a SASL user.
+    user: Option<(String, tokio::time::Interval)>,
+}
+
+/// How often a SASL connection checks its user still exists (a deleted user's connections
+/// close within a second).
+const REVOCATION_CHECK: Duration = Duration::from_millis(250);
+
+impl Revocation {
+    fn of(session: &Session) -> Revocation {
+        let user = session.sasl_user.clone().map(|u| {
+            let mut ticks = tokio::time::interval(REVOCATION_CHECK);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            (u, ticks)
+        });
+        Revocation { user }
+    }
+
+    /// Resolves once the user has no credential left; never for a connection without one.
+    async fn revoked(&mut self, broker: &Arc<dyn Broker>) {
+        let Some((user, ticks)) = &mut self.user else {
+            return std::future::pending().await;
+        };
+        loop {
+            ticks.tick().await;
+            if !broker.metadata().scram.contains_key(user.as_str()) {
+                return;
             }
         }
     }
