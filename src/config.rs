@@ -76,6 +76,9 @@ pub struct Config {
     /// Every node of the cluster as `id@host:port` (cluster addresses), comma-separated, this
     /// node included; empty for a single node. All of them are controller voters.
     pub peers: String,
+    /// A secret every node of the cluster shares: node-to-node connections prove it (an HMAC
+    /// challenge) before any Raft RPC is read. Empty: the cluster port is unauthenticated.
+    pub cluster_secret: String,
     /// A follower not caught up with its leader (or not heard from) for this long leaves the
     /// in-sync replicas.
     pub replica_lag_time_max_ms: u64,
@@ -215,6 +218,7 @@ impl Default for Config {
             group_max_session_timeout_ms: 1_800_000,
             cluster_listen: String::new(),
             peers: String::new(),
+            cluster_secret: String::new(),
             replica_lag_time_max_ms: 30_000,
             reassignment_catch_up_timeout_ms: 60_000,
             auto_leader_rebalance_enable: true,

@@ -3,6 +3,7 @@
 //! `network.rs` for the client side, `server.rs`). A single node needs no transport.
 
 pub mod append_retry;
+pub mod auth;
 pub mod handover;
 pub mod join;
 pub mod liveness;

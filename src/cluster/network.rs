@@ -3,6 +3,7 @@
 //! single node has no peers, and openraft never sends an RPC in a group of one.
 
 use super::append_retry::{send_append, Link, Unanswered};
+use super::auth::{ClusterSecret, CHALLENGE_BYTES};
 pub use super::liveness::Liveness;
 use super::wire::{self, GroupId, Request, Response};
 use crate::types::{NodeId, TypeConfig};
@@ -18,7 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -63,6 +64,8 @@ pub struct Peers {
     conns: Mutex<HashMap<(NodeId, Lane), Outbox>>,
     /// When each peer was last heard from (the server side records too).
     pub liveness: Liveness,
+    /// The cluster's shared secret: each connection answers the peer's challenge with it.
+    secret: Option<Arc<ClusterSecret>>,
 }
 
 impl Peers {
@@ -76,7 +79,21 @@ impl Peers {
             max_frame_bytes,
             conns: Mutex::new(HashMap::new()),
             liveness: Liveness::new(lease),
+            secret: None,
         })
+    }
+
+    /// The same peers, proving `secret` on every connection.
+    pub fn with_secret(
+        node_id: NodeId,
+        addrs: HashMap<NodeId, String>,
+        max_frame_bytes: usize,
+        lease: Duration,
+        secret: Option<Arc<ClusterSecret>>,
+    ) -> Arc<Peers> {
+        let mut peers = Arc::into_inner(Peers::new(node_id, addrs, max_frame_bytes, lease)).expect("just made");
+        peers.secret = secret;
+        Arc::new(peers)
     }
 
     /// Whether `node` was heard from within `within`.
@@ -164,11 +181,15 @@ impl Peers {
             .ok_or_else(|| format!("node {target} is not a peer"))?;
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let hello = (self.node_id, self.cluster_id.clone());
-        let heard = self.liveness.clone();
-        crate::tasks::spawn_essential(
-            "peer-connection",
-            run_peer(target, addr, rx, hello, self.max_frame_bytes, heard),
-        );
+        let link = PeerLink {
+            target,
+            addr,
+            hello,
+            max_frame_bytes: self.max_frame_bytes,
+            heard: self.liveness.clone(),
+            secret: self.secret.clone(),
+        };
+        crate::tasks::spawn_essential("peer-connection", run_peer(link, rx));
         conns.insert((target, lane), tx.clone());
         Ok(tx)
     }
@@ -217,28 +238,14 @@ impl Lane {
 /// Owns the connection to one peer: connects (with backoff), says hello, writes requests and
 /// hands responses to their waiters. Requests that arrive while the peer is unreachable fail
 /// at once: Raft retries on its own schedule.
-async fn run_peer(
-    target: NodeId,
-    addr: String,
-    mut rx: mpsc::Receiver<(Request, Reply)>,
-    hello: (NodeId, Arc<RwLock<String>>),
-    max_frame_bytes: usize,
-    heard: Liveness,
-) {
-    let link = PeerLink {
-        target,
-        addr,
-        hello,
-        max_frame_bytes,
-        heard,
-    };
+async fn run_peer(link: PeerLink, mut rx: mpsc::Receiver<(Request, Reply)>) {
+    let target = link.target;
     let mut backoff = Duration::from_millis(50);
     loop {
         let connected = match TcpStream::connect(&link.addr).await {
-            Ok(stream) => {
-                link.serve(stream, &mut rx).await;
-                true
-            }
+            // A peer that refused this node's hello (another cluster, a wrong secret) is
+            // retried with backoff, as an unreachable one.
+            Ok(stream) => link.serve(stream, &mut rx).await,
             Err(e) => {
                 let why = format!("node {target} at {} unreachable: {e}", link.addr);
                 while let Ok((_, reply)) = rx.try_recv() {
@@ -268,17 +275,32 @@ struct PeerLink {
     hello: (NodeId, Arc<RwLock<String>>),
     max_frame_bytes: usize,
     heard: Liveness,
+    /// The cluster's shared secret, answering the peer's challenge.
+    secret: Option<Arc<ClusterSecret>>,
 }
+
+/// How long a connecting node waits for the peer's challenge.
+const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Requests written and not yet answered, by request id.
 type Pending = Arc<Mutex<HashMap<u64, Reply>>>;
 
 impl PeerLink {
     /// Serves one connection until it breaks or the queue closes; what it leaves unanswered
-    /// fails.
-    async fn serve(&self, stream: TcpStream, rx: &mut mpsc::Receiver<(Request, Reply)>) {
+    /// fails. Whether the peer greeted this node.
+    async fn serve(&self, stream: TcpStream, rx: &mut mpsc::Receiver<(Request, Reply)>) -> bool {
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+        let (mut read, write) = stream.into_split();
+        let proof = match &self.secret {
+            Some(secret) => match read_challenge(&mut read).await {
+                Some(challenge) => secret.proof(&challenge, self.hello.0),
+                None => {
+                    tracing::warn!(target = self.target, addr = %self.addr, "no cluster challenge from the peer (is cluster.secret set on it?)");
+                    return false;
+                }
+            },
+            None => Vec::new(),
+        };
         let mut write = BufWriter::new(write);
         let pending: Pending = Arc::default();
         let (hello_tx, hello_rx) = oneshot::channel();
@@ -287,9 +309,11 @@ impl PeerLink {
         let greeting = Request::Hello {
             node_id: self.hello.0,
             cluster_id: self.hello.1.read().clone(),
+            proof,
         };
         let mut ok = write_one(&mut write, 0, &greeting).await && write.flush().await.is_ok();
         let mut hello_rx = Some(hello_rx);
+        let mut greeted = false;
         let mut next_id = 1u64;
         while ok {
             tokio::select! {
@@ -300,6 +324,7 @@ impl PeerLink {
                 answer = async { hello_rx.as_mut().expect("hello pending").await }, if hello_rx.is_some() => {
                     hello_rx = None;
                     ok = self.hello_accepted(answer);
+                    greeted = ok;
                 }
                 _ = &mut reader => ok = false,
             }
@@ -308,6 +333,7 @@ impl PeerLink {
         for (_, reply) in pending.lock().drain() {
             let _ = reply.send(Err(format!("connection to node {} lost", self.target)));
         }
+        greeted
     }
 
     /// Reads responses and hands each to its waiter, until the connection ends.
@@ -325,11 +351,23 @@ impl PeerLink {
 
     /// Whether the peer accepted this node's hello (a peer of another cluster refuses it).
     fn hello_accepted(&self, answer: Result<Result<Response, String>, oneshot::error::RecvError>) -> bool {
-        if let Ok(Ok(Response::Unavailable(why))) = answer {
-            tracing::error!(target = self.target, addr = %self.addr, "node refused this one: {why}");
-            return false;
+        match answer {
+            Ok(Ok(Response::Hello)) => true,
+            Ok(Ok(Response::Unavailable(why))) => {
+                tracing::error!(target = self.target, addr = %self.addr, "node refused this one: {why}");
+                false
+            }
+            _ => false,
         }
-        true
+    }
+}
+
+/// The accepting node's challenge, the first bytes it sends (`None` if it sends none in time).
+async fn read_challenge(read: &mut tokio::net::tcp::OwnedReadHalf) -> Option<[u8; CHALLENGE_BYTES]> {
+    let mut challenge = [0u8; CHALLENGE_BYTES];
+    match tokio::time::timeout(CHALLENGE_TIMEOUT, read.read_exact(&mut challenge)).await {
+        Ok(Ok(_)) => Some(challenge),
+        _ => None,
     }
 }
 

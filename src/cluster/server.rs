@@ -3,6 +3,7 @@
 //! are served concurrently, at most `max_inflight` at a time, so one slow group does not hold
 //! up the others.
 
+use super::auth::ClusterSecret;
 use super::network::Liveness;
 use super::wire::{self, GroupId, Request, Response};
 use crate::types::{NodeId, Raft};
@@ -37,24 +38,27 @@ pub trait LocalGroups: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<i64, (i16, String)>>;
 }
 
+/// What the node-to-node server needs.
+pub struct ServerArgs {
+    pub groups: Arc<dyn LocalGroups>,
+    pub liveness: Liveness,
+    pub max_frame_bytes: usize,
+    pub max_inflight: usize,
+    /// The cluster's shared secret: peers must prove it before anything is read from them.
+    pub secret: Option<Arc<ClusterSecret>>,
+}
+
 /// Serves peers on `listener` until the task is aborted.
-pub async fn serve(
-    listener: TcpListener,
-    groups: Arc<dyn LocalGroups>,
-    liveness: Liveness,
-    max_frame_bytes: usize,
-    max_inflight: usize,
-) {
+pub async fn serve(listener: TcpListener, args: ServerArgs) {
+    let args = Arc::new(args);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let groups = groups.clone();
-                let liveness = liveness.clone();
+                let args = args.clone();
                 crate::tasks::spawn_watched(
                     "cluster-connection",
                     async move {
-                        if let Err(e) = serve_connection(stream, groups, liveness, max_frame_bytes, max_inflight).await
-                        {
+                        if let Err(e) = serve_connection(stream, &args).await {
                             tracing::debug!(%peer, error = %e, "cluster connection closed");
                         }
                     },
@@ -72,15 +76,15 @@ pub async fn serve(
 
 /// Serves one peer connection: a hello first, then pings answered inline and Raft RPCs
 /// handled concurrently (at most `max_inflight`), answers written as they finish.
-async fn serve_connection(
-    stream: TcpStream,
-    groups: Arc<dyn LocalGroups>,
-    liveness: Liveness,
-    max_frame_bytes: usize,
-    max_inflight: usize,
-) -> anyhow::Result<()> {
+async fn serve_connection(stream: TcpStream, args: &ServerArgs) -> anyhow::Result<()> {
+    let (groups, liveness) = (args.groups.clone(), args.liveness.clone());
+    let (max_frame_bytes, max_inflight) = (args.max_frame_bytes, args.max_inflight);
     let _ = stream.set_nodelay(true);
-    let (mut read, write) = stream.into_split();
+    let (mut read, mut write) = stream.into_split();
+    let challenge = ClusterSecret::challenge();
+    if args.secret.is_some() {
+        write.write_all(&challenge).await?;
+    }
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(max_inflight.max(1));
     let writer = spawn_frame_writer(write, out_rx);
     let permits = Arc::new(Semaphore::new(max_inflight.max(1)));
@@ -91,7 +95,22 @@ async fn serve_connection(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        if let Request::Hello { node_id, cluster_id } = &req {
+        if let Request::Hello {
+            node_id,
+            cluster_id,
+            proof,
+        } = &req
+        {
+            if let Some(secret) = &args.secret {
+                if !secret.verifies(&challenge, *node_id, proof) {
+                    metrics::counter!(crate::observability::CLUSTER_AUTH_FAILURES).increment(1);
+                    tracing::warn!(
+                        node_id,
+                        "refusing a node-to-node connection: wrong or missing cluster.secret proof"
+                    );
+                    break Err(anyhow::anyhow!("bad cluster secret proof"));
+                }
+            }
             let (resp, accepted) = answer_hello(groups.as_ref(), *node_id, cluster_id);
             out_tx.send(wire::encode(id, &resp)?).await?;
             if !accepted {

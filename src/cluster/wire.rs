@@ -47,6 +47,9 @@ pub enum Request {
     Hello {
         node_id: NodeId,
         cluster_id: String,
+        /// With `cluster.secret`: HMAC of the accepting node's challenge (`cluster::auth`).
+        #[serde(default)]
+        proof: Vec<u8>,
     },
     AppendEntries(GroupId, AppendEntriesRequest<TypeConfig>),
     Vote(GroupId, VoteRequest<NodeId>),

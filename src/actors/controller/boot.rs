@@ -8,7 +8,7 @@ use crate::actors::controller::routes::ClusterRoutes;
 use crate::actors::partition::registry::Registry;
 use crate::actors::partition::reports::LeaderReports;
 use crate::cluster::network::Peers;
-use crate::cluster::server::serve;
+use crate::cluster::server::{serve, ServerArgs};
 use crate::config::Config;
 use crate::storage::meta_sm::{ClusterMeta, MetaCommand};
 use crate::storage::node_meta::{record_joined, NodeMeta};
@@ -44,11 +44,16 @@ pub async fn start_transport(
     if addrs.is_empty() {
         return Ok(None);
     }
-    let peers = Peers::new(
+    let secret = crate::cluster::auth::ClusterSecret::from_config(&cfg.cluster_secret).map(Arc::new);
+    if secret.is_none() {
+        tracing::warn!("the cluster port is unauthenticated: any host that reaches it can send Raft RPCs (set cluster.secret on every node)");
+    }
+    let peers = Peers::with_secret(
         cfg.node_id as u64,
         addrs.into_iter().collect(),
         cfg.cluster_max_frame_bytes,
         cfg.partition_lease(),
+        secret.clone(),
     );
     if identity.joined {
         *peers.cluster_id.write() = identity.cluster_id.clone();
@@ -62,10 +67,13 @@ pub async fn start_transport(
         "cluster-server",
         serve(
             listener,
-            routes.clone(),
-            peers.liveness.clone(),
-            cfg.cluster_max_frame_bytes,
-            cfg.cluster_max_inflight_requests,
+            ServerArgs {
+                groups: routes.clone(),
+                liveness: peers.liveness.clone(),
+                max_frame_bytes: cfg.cluster_max_frame_bytes,
+                max_inflight: cfg.cluster_max_inflight_requests,
+                secret,
+            },
         ),
     );
     Ok(Some(Transport { peers, routes, server }))
