@@ -146,6 +146,13 @@ pub struct Config {
     pub connection_max_inflight_bytes: usize,
     /// Connections accepted at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Connections one client address may hold; more are closed at once.
+    pub max_connections_per_ip: usize,
+    /// `ip:count,…`: per-address exceptions to `max.connections.per.ip`.
+    pub max_connections_per_ip_overrides: String,
+    /// Connections still in their TLS handshake or SASL exchange, at most; more are closed at
+    /// once (an unauthenticated flood cannot take every connection slot).
+    pub connections_max_unauthenticated: usize,
     /// How long a connection that was sent elsewhere (a Metadata answer naming no leader from a
     /// cut-off or full node) stays open while the client is quiet before it closes: requests
     /// the client pipelined behind that answer are still answered.
@@ -247,6 +254,9 @@ impl Default for Config {
             max_inflight_requests_per_connection: 64,
             connection_max_inflight_bytes: 64 << 20,
             max_connections: 10_000,
+            max_connections_per_ip: 10_000,
+            max_connections_per_ip_overrides: String::new(),
+            connections_max_unauthenticated: 1_000,
             connections_redirect_grace_ms: 50,
             durability: Durability::Fsync,
             log_flush_interval_ms: 1000,

@@ -60,6 +60,8 @@ pub const TLS_HANDSHAKE_FAILURES: &str = "raftstream_tls_handshake_failures_tota
 pub const SASL_AUTHENTICATIONS: &str = "raftstream_sasl_authentications_total";
 /// Node-to-node connections refused for a wrong or missing `cluster.secret` proof.
 pub const CLUSTER_AUTH_FAILURES: &str = "raftstream_cluster_auth_failures_total";
+/// Connections closed at accept by a limit (`why`: per_ip, unauthenticated).
+pub const CONNECTIONS_REFUSED: &str = "raftstream_connections_refused_total";
 /// Long-lived tasks that ended while the node was running (`task`: its name; `how`: panic or
 /// exit), each also logged: a supervision event, not a silent loss.
 pub const TASK_EXITS: &str = "raftstream_task_exits_total";

@@ -509,6 +509,11 @@ pub(super) fn start_listeners(
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    let limits = Arc::new(crate::actors::connection_limits::ConnectionLimits::new(
+        cfg.max_connections_per_ip,
+        &cfg.max_connections_per_ip_overrides,
+        cfg.connections_max_unauthenticated,
+    )?);
     let listeners = bound
         .into_iter()
         .map(|l| {
@@ -520,6 +525,7 @@ pub(super) fn start_listeners(
                 broker: node.clone(),
                 shutdown: shutdown_rx.clone(),
                 connections: connections.clone(),
+                limits: limits.clone(),
             })
         })
         .collect();

@@ -4,6 +4,7 @@
 //! (`crate::tasks`).
 
 use crate::actors::connection::{spawn_connection, ConnectionArgs};
+use crate::actors::connection_limits::ConnectionLimits;
 use crate::handlers::context::Broker;
 use crate::security::tls::TlsServer;
 use crate::security::SecurityProtocol;
@@ -26,6 +27,8 @@ pub struct ListenerArgs {
     pub shutdown: watch::Receiver<bool>,
     /// One permit per allowed connection; the broker waits for all of them at shutdown.
     pub connections: Arc<Semaphore>,
+    /// Per-address and unauthenticated-connection limits, shared by every listener.
+    pub limits: Arc<ConnectionLimits>,
 }
 
 /// Accepts connections until the broker shuts down.
@@ -38,6 +41,7 @@ pub fn spawn_listener(args: ListenerArgs) -> JoinHandle<()> {
         broker,
         mut shutdown,
         connections,
+        limits,
     } = args;
     crate::tasks::spawn_essential("listener-accept", async move {
         loop {
@@ -45,9 +49,9 @@ pub fn spawn_listener(args: ListenerArgs) -> JoinHandle<()> {
                 p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
                 _ = shutdown.changed() => return,
             };
-            let socket = tokio::select! {
+            let (socket, peer) = tokio::select! {
                 r = listener.accept() => match r {
-                    Ok((s, _)) => s,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         continue;
@@ -55,8 +59,27 @@ pub fn spawn_listener(args: ListenerArgs) -> JoinHandle<()> {
                 },
                 _ = shutdown.changed() => return,
             };
+            let Some(ip_slot) = limits.admit(peer.ip()) else {
+                metrics::counter!(crate::observability::CONNECTIONS_REFUSED, "why" => "per_ip").increment(1);
+                continue;
+            };
+            // TLS and SASL connections hold a place among those authenticating until done.
+            let authenticating = if protocol.tls() || protocol.sasl() {
+                match limits.authenticating() {
+                    Some(place) => Some(place),
+                    None => {
+                        metrics::counter!(crate::observability::CONNECTIONS_REFUSED, "why" => "unauthenticated")
+                            .increment(1);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             spawn_connection(ConnectionArgs {
                 socket,
+                ip_slot,
+                authenticating,
                 broker: broker.clone(),
                 shutdown: shutdown.clone(),
                 permit,

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod broker_start;
 pub mod committer;
 pub mod connection;
+pub mod connection_limits;
 pub mod controller;
 pub mod group;
 pub mod http;

@@ -8,6 +8,7 @@ pub mod handover;
 pub mod join;
 pub mod liveness;
 pub mod network;
+mod peer_link;
 pub mod server;
 pub mod wire;
 

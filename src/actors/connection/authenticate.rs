@@ -49,6 +49,16 @@ where
     outcome
 }
 
+/// What answering one client message decided.
+enum Next {
+    /// Wait for the client's next message.
+    Continue,
+    /// Authenticated as this user.
+    Authenticated(String),
+    /// Refused: the answer goes out after the failure delay, then the connection closes.
+    Refused(String),
+}
+
 async fn exchange<R, W>(rd: &mut R, wr: &mut W, buf: &mut BytesMut, broker: &Arc<dyn Broker>) -> std::io::Result<String>
 where
     R: AsyncRead + Unpin,
@@ -61,77 +71,94 @@ where
     loop {
         let raw = matches!(state, State::Raw(_));
         let frame = next_frame(rd, buf, cfg.socket_request_max_bytes, raw).await?;
-        if let State::Raw(exchange) = &mut state {
-            match step(exchange, &frame, broker) {
-                Ok(Progress::Challenge(token)) => write_raw(wr, &token).await?,
-                Ok(Progress::Authenticated { user, last }) => {
-                    write_raw(wr, &last).await?;
-                    return Ok(user);
+        let (answer, next) = match &mut state {
+            State::Raw(exchange) => raw_step(exchange, &frame, broker),
+            _ => match handlers::decode(frame) {
+                Decoded::Request(req) if req.api_key == ApiKey::ApiVersions => {
+                    let reply = handlers::handle(broker.clone(), *req).await.map_err(|e| closed(&e))?;
+                    (reply.bytes, Next::Continue)
                 }
-                Err(failure) => {
-                    tokio::time::sleep(failure_delay).await;
-                    return Err(closed(&failure.to_string()));
-                }
-            }
-            continue;
-        }
-        let Decoded::Request(req) = handlers::decode(frame) else {
-            return Err(closed("a frame that is not a request"));
+                Decoded::Request(req) => answer_request(*req, &mut state, &offered, broker)?,
+                _ => (None, Next::Refused("a frame that is not a request".into())),
+            },
         };
-        let (key, version, correlation_id) = (req.api_key, req.version, req.header.correlation_id);
-        if key == ApiKey::ApiVersions {
-            let reply = handlers::handle(broker.clone(), *req).await.map_err(|e| closed(&e))?;
-            if let Some(bytes) = reply.bytes {
-                wr.write_all(&bytes).await?;
-            }
-            continue;
+        if matches!(next, Next::Refused(_)) {
+            tokio::time::sleep(failure_delay).await;
         }
-        let answer = |body: &dyn EncodeAs| body.encode_as(key, correlation_id, version);
-        match (req.body, &mut state) {
-            (Body::SaslHandshake(h), State::Handshake) => {
-                let names: Vec<StrBytes> = offered.iter().map(|m| StrBytes::from_static_str(m.name())).collect();
-                let chosen = SaslMechanism::from_name(&h.mechanism).filter(|m| offered.contains(m));
-                let Some(mechanism) = chosen else {
+        if let Some(bytes) = answer {
+            wr.write_all(&bytes).await?;
+        }
+        match next {
+            Next::Continue => {}
+            Next::Authenticated(user) => return Ok(user),
+            Next::Refused(why) => return Err(closed(&why)),
+        }
+    }
+}
+
+/// A raw token after SaslHandshake v0: the raw answer (none for a failure: Kafka closes).
+fn raw_step(exchange: &mut Exchange, token: &[u8], broker: &Arc<dyn Broker>) -> (Option<Bytes>, Next) {
+    match step(exchange, token, broker) {
+        Ok(Progress::Challenge(token)) => (Some(raw_frame(&token)), Next::Continue),
+        Ok(Progress::Authenticated { user, last }) => (Some(raw_frame(&last)), Next::Authenticated(user)),
+        Err(failure) => (None, Next::Refused(failure.to_string())),
+    }
+}
+
+/// SaslHandshake or SaslAuthenticate in their place; any other request is refused unanswered.
+fn answer_request(
+    req: handlers::Request,
+    state: &mut State,
+    offered: &[SaslMechanism],
+    broker: &Arc<dyn Broker>,
+) -> std::io::Result<(Option<Bytes>, Next)> {
+    let (key, version, correlation_id) = (req.api_key, req.version, req.header.correlation_id);
+    let encode = |body: &dyn EncodeAs| body.encode_as(key, correlation_id, version).map(Some);
+    Ok(match (req.body, &mut *state) {
+        (Body::SaslHandshake(h), State::Handshake) => {
+            let names: Vec<StrBytes> = offered.iter().map(|m| StrBytes::from_static_str(m.name())).collect();
+            match SaslMechanism::from_name(&h.mechanism).filter(|m| offered.contains(m)) {
+                Some(mechanism) => {
+                    let exchange = Exchange::new(mechanism);
+                    *state = if version == 0 {
+                        State::Raw(exchange)
+                    } else {
+                        State::Framed(exchange)
+                    };
+                    (
+                        encode(&SaslHandshakeResponse::default().with_mechanisms(names))?,
+                        Next::Continue,
+                    )
+                }
+                None => {
                     let refused = SaslHandshakeResponse::default()
                         .with_error_code(ResponseError::UnsupportedSaslMechanism.code())
                         .with_mechanisms(names);
-                    wr.write_all(&answer(&refused)?).await?;
-                    return Err(closed("unsupported SASL mechanism"));
-                };
-                wr.write_all(&answer(&SaslHandshakeResponse::default().with_mechanisms(names))?)
-                    .await?;
-                let exchange = Exchange::new(mechanism);
-                state = if version == 0 {
-                    State::Raw(exchange)
-                } else {
-                    State::Framed(exchange)
-                };
-            }
-            (Body::SaslAuthenticate(a), State::Framed(exchange)) => match step(exchange, &a.auth_bytes, broker) {
-                Ok(Progress::Challenge(token)) => {
-                    let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token));
-                    wr.write_all(&answer(&resp)?).await?;
+                    (encode(&refused)?, Next::Refused("unsupported SASL mechanism".into()))
                 }
-                Ok(Progress::Authenticated { user, last }) => {
-                    let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(last));
-                    wr.write_all(&answer(&resp)?).await?;
-                    return Ok(user);
-                }
-                Err(failure) => {
-                    tokio::time::sleep(failure_delay).await;
-                    let resp = SaslAuthenticateResponse::default()
-                        .with_error_code(ResponseError::SaslAuthenticationFailed.code())
-                        .with_error_message(Some(StrBytes::from_string(failure.to_string())));
-                    wr.write_all(&answer(&resp)?).await?;
-                    return Err(closed(&failure.to_string()));
-                }
-            },
-            _ => {
-                tokio::time::sleep(failure_delay).await;
-                return Err(closed(&format!("{key:?} before authentication")));
             }
         }
-    }
+        (Body::SaslAuthenticate(a), State::Framed(exchange)) => {
+            let (resp, next) = match step(exchange, &a.auth_bytes, broker) {
+                Ok(Progress::Challenge(token)) => (
+                    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token)),
+                    Next::Continue,
+                ),
+                Ok(Progress::Authenticated { user, last }) => (
+                    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(last)),
+                    Next::Authenticated(user),
+                ),
+                Err(failure) => (
+                    SaslAuthenticateResponse::default()
+                        .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+                        .with_error_message(Some(StrBytes::from_string(failure.to_string()))),
+                    Next::Refused(failure.to_string()),
+                ),
+            };
+            (encode(&resp)?, next)
+        }
+        _ => (None, Next::Refused(format!("{key:?} before authentication"))),
+    })
 }
 
 /// Steps `exchange` against the replicated credentials.
@@ -192,12 +219,12 @@ fn take_raw_token(buf: &mut BytesMut, max_frame_bytes: i32) -> Result<Option<Byt
     Ok(Some(frame.split_off(4).freeze()))
 }
 
-/// Writes a raw SASL token (after SaslHandshake v0): its length, then the bytes.
-async fn write_raw<W: AsyncWrite + Unpin>(wr: &mut W, token: &[u8]) -> std::io::Result<()> {
+/// A raw SASL token's frame (after SaslHandshake v0): its length, then the bytes.
+fn raw_frame(token: &[u8]) -> Bytes {
     let mut frame = BytesMut::with_capacity(4 + token.len());
     frame.put_i32(token.len() as i32);
     frame.put_slice(token);
-    wr.write_all(&frame).await
+    frame.freeze()
 }
 
 fn closed(why: &str) -> std::io::Error {

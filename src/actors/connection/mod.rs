@@ -35,6 +35,10 @@ pub struct ConnectionArgs {
     pub shutdown: watch::Receiver<bool>,
     /// Held for the connection's life (bounds connections).
     pub permit: OwnedSemaphorePermit,
+    /// Its client address's slot, held for the connection's life.
+    pub ip_slot: crate::actors::connection_limits::IpSlot,
+    /// A place among connections still authenticating (TLS or SASL), freed once done.
+    pub authenticating: Option<OwnedSemaphorePermit>,
     /// The listener's security protocol.
     pub protocol: SecurityProtocol,
     /// The TLS acceptor of a TLS listener.
@@ -50,11 +54,12 @@ pub fn spawn_connection(args: ConnectionArgs) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         metrics::gauge!(crate::observability::CONNECTIONS).increment(1.0);
         let peer = args.socket.peer_addr().ok();
-        let permit = args.permit;
+        let (permit, ip_slot) = (args.permit, args.ip_slot);
         let opened = Opened {
             protocol: args.protocol,
             tls: args.tls,
             handshake_timeout: args.handshake_timeout,
+            authenticating: parking_lot::Mutex::new(args.authenticating),
         };
         let served = std::panic::AssertUnwindSafe(opened.serve(args.socket, args.broker, args.shutdown));
         match served.catch_unwind().await {
@@ -66,7 +71,7 @@ pub fn spawn_connection(args: ConnectionArgs) -> tokio::task::JoinHandle<()> {
             }
         }
         metrics::gauge!(crate::observability::CONNECTIONS).decrement(1.0);
-        drop(permit);
+        drop((permit, ip_slot));
     })
 }
 
@@ -75,6 +80,9 @@ struct Opened {
     protocol: SecurityProtocol,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    /// The place among connections still authenticating, freed once the TLS handshake and
+    /// SASL exchange are done.
+    authenticating: parking_lot::Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl Opened {
@@ -136,6 +144,7 @@ impl Opened {
                 sasl_user: None,
             }
         };
+        self.authenticating.lock().take();
         serve(rd, wr, buf, broker, shutdown, session).await
     }
 }
