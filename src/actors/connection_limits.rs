@@ -1,12 +1,15 @@
 //! Connection limits that protect real clients from floods: connections per client address
-//! (`max.connections.per.ip`, with `max.connections.per.ip.overrides`), and connections still
-//! in their TLS handshake or SASL exchange (`connections.max.unauthenticated`), each of which
-//! also has a deadline. A connection over a limit is closed at once.
+//! (`max.connections.per.ip`, with `max.connections.per.ip.overrides`), connections still in
+//! their TLS handshake or SASL exchange (`connections.max.unauthenticated`), each of which also
+//! has a deadline, and failed authentications from one address answered ever later (doubling
+//! from `connection.failed.authentication.delay.ms` up to a bound). A connection over a limit
+//! is closed at once.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The node-wide limits, shared by every listener.
@@ -15,7 +18,16 @@ pub struct ConnectionLimits {
     overrides: HashMap<IpAddr, usize>,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
     unauthenticated: Arc<Semaphore>,
+    /// Recent failed authentications per address: (count, when the last one was).
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
+
+/// Addresses whose failures are remembered, at most (the oldest are forgotten first).
+const MAX_REMEMBERED_FAILURES: usize = 10_000;
+/// Failures older than this are forgotten.
+const FAILURE_MEMORY: Duration = Duration::from_secs(60);
+/// The longest a failed authentication waits for its answer.
+pub const MAX_FAILURE_DELAY: Duration = Duration::from_secs(5);
 
 /// One address's slot; dropping it frees the slot.
 pub struct IpSlot {
@@ -43,7 +55,37 @@ impl ConnectionLimits {
             overrides: parse_overrides(overrides)?,
             open: Arc::default(),
             unauthenticated: Arc::new(Semaphore::new(max_unauthenticated.max(1))),
+            failures: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Notes a failed authentication from `ip`; how long to wait before answering it: `base`,
+    /// doubled for each recent failure from that address, at most `MAX_FAILURE_DELAY`.
+    pub fn failed(&self, ip: IpAddr, base: Duration) -> Duration {
+        let now = Instant::now();
+        let mut failures = self.failures.lock();
+        if failures.len() >= MAX_REMEMBERED_FAILURES && !failures.contains_key(&ip) {
+            failures.retain(|_, (_, at)| now.duration_since(*at) < FAILURE_MEMORY);
+            if failures.len() >= MAX_REMEMBERED_FAILURES {
+                let oldest = failures.iter().min_by_key(|(_, (_, at))| *at).map(|(ip, _)| *ip);
+                oldest.map(|o| failures.remove(&o));
+            }
+        }
+        let entry = failures.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= FAILURE_MEMORY {
+            entry.0 = 0;
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+        let count = entry.0;
+        debug_assert!(failures.len() <= MAX_REMEMBERED_FAILURES);
+        base.saturating_mul(1u32 << (count - 1).min(16))
+            .min(MAX_FAILURE_DELAY.max(base))
+    }
+
+    /// Forgets `ip`'s failures once it authenticated.
+    pub fn succeeded(&self, ip: IpAddr) {
+        self.failures.lock().remove(&ip);
     }
 
     /// A slot for one more connection from `ip`, unless it has its limit already.
@@ -111,5 +153,20 @@ mod tests {
         drop(first);
         assert!(limits.authenticating().is_some());
         assert!(ConnectionLimits::new(1, "nonsense", 1).is_err());
+    }
+
+    #[test]
+    fn repeated_failures_from_one_address_wait_longer_up_to_a_bound() {
+        let limits = ConnectionLimits::new(1, "", 1).unwrap();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let base = Duration::from_millis(100);
+        let delays: Vec<Duration> = (0..10).map(|_| limits.failed(a, base)).collect();
+        assert_eq!(delays[0], base);
+        assert_eq!(delays[1], base * 2);
+        assert_eq!(delays[2], base * 4);
+        assert_eq!(*delays.last().unwrap(), MAX_FAILURE_DELAY, "bounded");
+        assert_eq!(limits.failed(b, base), base, "another address is not slowed");
+        limits.succeeded(a);
+        assert_eq!(limits.failed(a, base), base, "a success forgets");
     }
 }

@@ -80,6 +80,7 @@ pub fn spawn_listener(args: ListenerArgs) -> JoinHandle<()> {
                 socket,
                 ip_slot,
                 authenticating,
+                limits: limits.clone(),
                 broker: broker.clone(),
                 shutdown: shutdown.clone(),
                 permit,

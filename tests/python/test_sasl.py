@@ -258,3 +258,26 @@ def test_credentials_are_the_same_on_every_node(tmp_path):
         wait_for(logs_in, f"erin logging in on node {b.node_id}", 20)
         AdminClient({"bootstrap.servers": at(b, "SASL_PLAINTEXT"), **sasl_conf("SCRAM-SHA-256")}).list_topics(timeout=10)
     c.kill()
+
+
+def test_repeated_failures_from_one_address_are_answered_ever_later(tmp_path):
+    b, _ = sasl_broker(tmp_path)
+    took = []
+    for _ in range(4):
+        with socket.create_connection(("127.0.0.1", b.listener_ports["SASL_PLAINTEXT"]), timeout=10) as s:
+            s.sendall(frame(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
+            read_frame(s)
+            token = b"\0alice\0guess"
+            started = time.monotonic()
+            s.sendall(frame(36, 0, 2, struct.pack(">i", len(token)) + token))
+            answer = read_frame(s)
+            took.append(time.monotonic() - started)
+            assert struct.unpack(">ih", answer[:6]) == (2, 58), answer  # SASL_AUTHENTICATION_FAILED
+            assert read_frame(s) is None, "closed after the failure"
+    # 100, 200, 400, 800 ms: each failure from this address waits about twice the one before.
+    assert took[0] >= 0.09 and took[3] >= 0.7, took
+    assert all(t < 5.5 for t in took), took
+    # The right password still gets in, and resets the count.
+    s = plain_authenticated_socket(b.listener_ports["SASL_PLAINTEXT"], "alice", "alice-secret")
+    s.close()
+    b.kill()

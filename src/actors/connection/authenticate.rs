@@ -2,9 +2,11 @@
 //! ApiVersions, SaslHandshake and SaslAuthenticate are read, one at a time; any other request
 //! closes the connection without an answer (as Kafka does). SaslHandshake v1 carries the
 //! tokens in SaslAuthenticate requests; after v0 they come as raw length-prefixed frames. A
-//! failed exchange is answered after `connection.failed.authentication.delay.ms`
-//! (SASL_AUTHENTICATION_FAILED, the same message whatever was wrong) and the connection closes.
+//! failed exchange is answered (SASL_AUTHENTICATION_FAILED, the same message whatever was
+//! wrong) after `connection.failed.authentication.delay.ms`, doubled for each recent failure
+//! from the same address up to a bound, and the connection closes.
 
+use crate::actors::connection_limits::ConnectionLimits;
 use crate::handlers::context::Broker;
 use crate::handlers::{self, Body, Decoded};
 use crate::protocol::frame::{take_frame, FrameError};
@@ -13,6 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, SaslAuthenticateResponse, SaslHandshakeResponse};
 use kafka_protocol::protocol::StrBytes;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -34,13 +37,14 @@ pub(super) async fn authenticate<R, W>(
     wr: &mut W,
     buf: &mut BytesMut,
     broker: &Arc<dyn Broker>,
+    client: (&ConnectionLimits, IpAddr),
 ) -> std::io::Result<String>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let timeout = Duration::from_millis(broker.config().connections_authentication_timeout_ms);
-    let outcome = match tokio::time::timeout(timeout, exchange(rd, wr, buf, broker)).await {
+    let outcome = match tokio::time::timeout(timeout, exchange(rd, wr, buf, broker, client)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(closed("authentication timed out")),
     };
@@ -59,7 +63,13 @@ enum Next {
     Refused(String),
 }
 
-async fn exchange<R, W>(rd: &mut R, wr: &mut W, buf: &mut BytesMut, broker: &Arc<dyn Broker>) -> std::io::Result<String>
+async fn exchange<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    buf: &mut BytesMut,
+    broker: &Arc<dyn Broker>,
+    (limits, ip): (&ConnectionLimits, IpAddr),
+) -> std::io::Result<String>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -82,8 +92,10 @@ where
                 _ => (None, Next::Refused("a frame that is not a request".into())),
             },
         };
-        if matches!(next, Next::Refused(_)) {
-            tokio::time::sleep(failure_delay).await;
+        match next {
+            Next::Refused(_) => tokio::time::sleep(limits.failed(ip, failure_delay)).await,
+            Next::Authenticated(_) => limits.succeeded(ip),
+            Next::Continue => {}
         }
         if let Some(bytes) = answer {
             wr.write_all(&bytes).await?;

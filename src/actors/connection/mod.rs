@@ -39,6 +39,9 @@ pub struct ConnectionArgs {
     pub ip_slot: crate::actors::connection_limits::IpSlot,
     /// A place among connections still authenticating (TLS or SASL), freed once done.
     pub authenticating: Option<OwnedSemaphorePermit>,
+    /// The node's limits (a failed authentication is answered later the more its address
+    /// failed recently).
+    pub limits: Arc<crate::actors::connection_limits::ConnectionLimits>,
     /// The listener's security protocol.
     pub protocol: SecurityProtocol,
     /// The TLS acceptor of a TLS listener.
@@ -60,6 +63,8 @@ pub fn spawn_connection(args: ConnectionArgs) -> tokio::task::JoinHandle<()> {
             tls: args.tls,
             handshake_timeout: args.handshake_timeout,
             authenticating: parking_lot::Mutex::new(args.authenticating),
+            limits: args.limits,
+            peer,
         };
         let served = std::panic::AssertUnwindSafe(opened.serve(args.socket, args.broker, args.shutdown));
         match served.catch_unwind().await {
@@ -83,6 +88,9 @@ struct Opened {
     /// The place among connections still authenticating, freed once the TLS handshake and
     /// SASL exchange are done.
     authenticating: parking_lot::Mutex<Option<OwnedSemaphorePermit>>,
+    limits: Arc<crate::actors::connection_limits::ConnectionLimits>,
+    /// The client's address.
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl Opened {
@@ -131,7 +139,11 @@ impl Opened {
     {
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let session = if self.protocol.sasl() {
-            let user = authenticate::authenticate(&mut rd, &mut wr, &mut buf, &broker).await?;
+            let ip = self
+                .peer
+                .map(|p| p.ip())
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+            let user = authenticate::authenticate(&mut rd, &mut wr, &mut buf, &broker, (&self.limits, ip)).await?;
             Session {
                 listener: self.protocol,
                 principal: format!("User:{user}"),
