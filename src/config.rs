@@ -52,6 +52,9 @@ pub struct Config {
     pub ssl_reload_interval_ms: u64,
     /// A connection that has not finished its TLS handshake within this long is closed.
     pub connections_handshake_timeout_ms: u64,
+    /// `User:a;User:b`: principals allowed every operation. Until ACLs exist, only they may
+    /// manage SCRAM users (AlterUserScramCredentials, DescribeUserScramCredentials).
+    pub super_users: String,
     /// SASL mechanisms offered on SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
     pub sasl_enabled_mechanisms: String,
     /// `name:password,…`: SCRAM-SHA-256 and -512 users created on the first start of a new
@@ -214,6 +217,7 @@ impl Default for Config {
             ssl_client_auth: "none".into(),
             ssl_reload_interval_ms: 5_000,
             connections_handshake_timeout_ms: 10_000,
+            super_users: String::new(),
             sasl_enabled_mechanisms: "SCRAM-SHA-256,SCRAM-SHA-512".into(),
             sasl_bootstrap_users: String::new(),
             connection_failed_authentication_delay_ms: 100,
@@ -408,6 +412,14 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Whether `principal` is one of `super.users`.
+    pub fn is_super_user(&self, principal: &str) -> bool {
+        self.super_users
+            .split(';')
+            .map(str::trim)
+            .any(|p| !p.is_empty() && p == principal)
     }
 
     /// The Kafka listeners (see `security::listeners::listener_specs`).

@@ -68,7 +68,9 @@ impl ConnectionLimits {
             failures.retain(|_, (_, at)| now.duration_since(*at) < FAILURE_MEMORY);
             if failures.len() >= MAX_REMEMBERED_FAILURES {
                 let oldest = failures.iter().min_by_key(|(_, (_, at))| *at).map(|(ip, _)| *ip);
-                oldest.map(|o| failures.remove(&o));
+                if let Some(oldest) = oldest {
+                    failures.remove(&oldest);
+                }
             }
         }
         let entry = failures.entry(ip).or_insert((0, now));

@@ -38,11 +38,33 @@ pub trait LocalGroups: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<i64, (i16, String)>>;
 }
 
+/// Whether a refused peer is to be logged: at most once per 10 s, so a host that keeps trying
+/// cannot flood the log (every refusal is counted).
+fn refusal_log_due() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_S: AtomicU64 = AtomicU64::new(0);
+    let now_s = crate::storage::log::segment::now_ms().max(0) as u64 / 1000;
+    let last = LAST_S.load(Ordering::Relaxed);
+    (last == 0 || now_s >= last + 10)
+        && LAST_S
+            .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
+/// The largest first frame (the hello) read from a peer that has not proved the secret.
+const HELLO_MAX_BYTES: usize = 4096;
+/// How long a peer that has not proved the secret has to send its hello.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the node-to-node server needs.
 pub struct ServerArgs {
+    /// The groups running here, which requests are for.
     pub groups: Arc<dyn LocalGroups>,
+    /// Records when each peer was last heard from.
     pub liveness: Liveness,
+    /// Largest frame read (after the hello).
     pub max_frame_bytes: usize,
+    /// Requests of one connection served at once.
     pub max_inflight: usize,
     /// The cluster's shared secret: peers must prove it before anything is read from them.
     pub secret: Option<Arc<ClusterSecret>>,
@@ -90,7 +112,17 @@ async fn serve_connection(stream: TcpStream, args: &ServerArgs) -> anyhow::Resul
     let permits = Arc::new(Semaphore::new(max_inflight.max(1)));
     let mut greeted: Option<NodeId> = None;
     let result = loop {
-        let (id, req) = match wire::read_frame::<_, Request>(&mut read, max_frame_bytes).await {
+        // Until a peer proved the secret, its frame is small and must come in time.
+        let unproven = greeted.is_none() && args.secret.is_some();
+        let limit = if unproven { HELLO_MAX_BYTES } else { max_frame_bytes };
+        let read_one = wire::read_frame::<_, Request>(&mut read, limit);
+        let frame = match unproven {
+            true => tokio::time::timeout(HELLO_TIMEOUT, read_one)
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("no hello in time"))),
+            false => read_one.await,
+        };
+        let (id, req) = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
@@ -104,10 +136,12 @@ async fn serve_connection(stream: TcpStream, args: &ServerArgs) -> anyhow::Resul
             if let Some(secret) = &args.secret {
                 if !secret.verifies(&challenge, *node_id, proof) {
                     metrics::counter!(crate::observability::CLUSTER_AUTH_FAILURES).increment(1);
-                    tracing::warn!(
-                        node_id,
-                        "refusing a node-to-node connection: wrong or missing cluster.secret proof"
-                    );
+                    if refusal_log_due() {
+                        tracing::warn!(
+                            node_id,
+                            "refusing a node-to-node connection: wrong or missing cluster.secret proof (more within 10 s are only counted)"
+                        );
+                    }
                     break Err(anyhow::anyhow!("bad cluster secret proof"));
                 }
             }

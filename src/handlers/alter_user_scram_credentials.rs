@@ -17,8 +17,23 @@ use std::collections::BTreeMap;
 /// A refused user: the code and why.
 type Refused = (ResponseError, String);
 
-/// Handles an AlterUserScramCredentials request.
-pub async fn handle(broker: &dyn Broker, req: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+/// Handles an AlterUserScramCredentials request: for `super.users` only, until ACLs exist
+/// (every user's result CLUSTER_AUTHORIZATION_FAILED otherwise).
+pub async fn handle(
+    broker: &dyn Broker,
+    req: AlterUserScramCredentialsRequest,
+    session: &super::Session,
+) -> AlterUserScramCredentialsResponse {
+    if !broker.config().is_super_user(&session.principal) {
+        let names = req
+            .deletions
+            .iter()
+            .map(|d| &d.name)
+            .chain(req.upsertions.iter().map(|u| &u.name));
+        let users: std::collections::BTreeSet<String> = names.map(|n| n.to_string()).collect();
+        let refused = (ResponseError::ClusterAuthorizationFailed, String::new());
+        return respond(Vec::new(), users.into_iter().map(|u| (u, refused.clone())).collect());
+    }
     let mut times: BTreeMap<String, usize> = BTreeMap::new();
     let names = req
         .deletions
@@ -52,7 +67,8 @@ pub async fn handle(broker: &dyn Broker, req: AlterUserScramCredentialsRequest) 
         let user = u.name.to_string();
         let checked = check_user(&user, &times)
             .and_then(|_| mechanism(u.mechanism))
-            .and_then(|m| check_iterations(u.iterations).map(|i| (m, i)));
+            .and_then(|m| check_iterations(u.iterations).map(|i| (m, i)))
+            .and_then(|(m, i)| check_sizes(m, &u.salt, &u.salted_password).map(|_| (m, i)));
         match checked {
             Ok((m, iterations)) => {
                 let credential = ScramCredential::from_salted(m, &u.salted_password, u.salt.to_vec(), iterations);
@@ -74,6 +90,11 @@ pub async fn handle(broker: &dyn Broker, req: AlterUserScramCredentialsRequest) 
             }
         }
     }
+    respond(ok, refused)
+}
+
+/// The response: the users changed, then the refused ones with why.
+fn respond(ok: Vec<String>, refused: BTreeMap<String, Refused>) -> AlterUserScramCredentialsResponse {
     let mut results: Vec<AlterUserScramCredentialsResult> = ok
         .into_iter()
         .map(|user| {
@@ -89,6 +110,21 @@ pub async fn handle(broker: &dyn Broker, req: AlterUserScramCredentialsRequest) 
             .with_error_message(Some(StrBytes::from_string(why)))
     }));
     AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
+/// A salt of 1..=1024 bytes and a salted password as long as the mechanism's hash.
+fn check_sizes(m: Mechanism, salt: &[u8], salted: &[u8]) -> Result<(), Refused> {
+    let hash_bytes = match m {
+        Mechanism::Sha256 => 32,
+        Mechanism::Sha512 => 64,
+    };
+    if salt.is_empty() || salt.len() > 1024 || salted.len() != hash_bytes {
+        return Err((
+            ResponseError::UnacceptableCredential,
+            "salt or salted password of a bad length".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_user(user: &str, times: &BTreeMap<String, usize>) -> Result<(), Refused> {

@@ -105,8 +105,8 @@ served_apis! {
     ElectLeaders(ElectLeadersRequest) 0..=2 => |b, r, cx| cx.answer(&elect_leaders::handle(b, r, cx.version).await);
     SaslHandshake(SaslHandshakeRequest) 0..=1 => |_b, r, cx| cx.answer(&sasl_handshake::handle(r));
     SaslAuthenticate(SaslAuthenticateRequest) 0..=2 => |_b, r, cx| cx.answer(&sasl_authenticate::handle(r));
-    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest) 0..=0 => |b, r, cx| cx.answer(&describe_user_scram_credentials::handle(b, r));
-    AlterUserScramCredentials(AlterUserScramCredentialsRequest) 0..=0 => |b, r, cx| cx.answer(&alter_user_scram_credentials::handle(b, r).await);
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest) 0..=0 => |b, r, cx| cx.answer(&describe_user_scram_credentials::handle(b, r, &cx.session));
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest) 0..=0 => |b, r, cx| cx.answer(&alter_user_scram_credentials::handle(b, r, &cx.session).await);
 }
 
 /// The served range of `key`, if served.

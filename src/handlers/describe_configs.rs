@@ -26,6 +26,9 @@ const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
+/// Broker configs whose values are secrets: described as sensitive, with no value.
+const SENSITIVE: &[&str] = &["cluster.secret", "sasl.bootstrap.users"];
+
 fn entry(
     name: &str,
     value: String,
@@ -107,13 +110,28 @@ fn as_text(v: &serde_json::Value) -> String {
 /// the Kafka names tools read for this node's identity, addresses and data dir.
 fn broker_entries(broker: &dyn Broker, json: &ConfigJson) -> Vec<(String, String, i8, i8)> {
     let cfg = broker.config();
+    let node = broker.node();
     let mut out = Vec::new();
     if let serde_json::Value::Object(map) = &json.current {
-        for (k, v) in map {
+        for (k, v) in map
+            .iter()
+            .filter(|(k, _)| !["listeners", "advertised_listeners"].contains(&k.as_str()))
+        {
             out.push((k.replace('_', "."), as_text(v), json.source(k), config_type_of(v)));
         }
     }
-    let node = broker.node();
+    let listeners = match cfg.listeners.as_str() {
+        "" => format!("PLAINTEXT://{}", cfg.listen),
+        given => given.to_string(),
+    };
+    let advertised: Vec<String> = match node.listeners.is_empty() {
+        true => vec![format!("PLAINTEXT://{}:{}", node.advertised_host, node.advertised_port)],
+        false => node
+            .listeners
+            .iter()
+            .map(|(name, (h, p))| format!("{name}://{h}:{p}"))
+            .collect(),
+    };
     let dir = std::path::absolute(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
     out.extend([
         (
@@ -122,16 +140,11 @@ fn broker_entries(broker: &dyn Broker, json: &ConfigJson) -> Vec<(String, String
             json.source("node_id"),
             INT,
         ),
-        (
-            "listeners".to_string(),
-            format!("PLAINTEXT://{}", cfg.listen),
-            json.source("listen"),
-            STRING,
-        ),
+        ("listeners".to_string(), listeners, json.source("listeners"), STRING),
         (
             "advertised.listeners".to_string(),
-            format!("PLAINTEXT://{}:{}", node.advertised_host, node.advertised_port),
-            json.source("advertise"),
+            advertised.join(","),
+            json.source("advertised_listeners"),
             STRING,
         ),
         (
@@ -206,7 +219,14 @@ pub async fn handle(broker: &dyn Broker, req: DescribeConfigsRequest, version: i
                 out.configs = broker_entries(broker, &json)
                     .into_iter()
                     .filter(|(name, ..)| wanted(name))
-                    .map(|(name, value, source, config_type)| entry(&name, value, true, source, config_type, version))
+                    .map(|(name, value, source, config_type)| {
+                        let e = entry(&name, value, true, source, config_type, version);
+                        // Secrets are never shown, as Kafka does for passwords.
+                        match SENSITIVE.contains(&name.as_str()) {
+                            true => e.with_value(None).with_is_sensitive(true),
+                            false => e,
+                        }
+                    })
                     .collect();
             }
             _ => out = out.with_error_code(ResponseError::InvalidRequest.code()),

@@ -1,7 +1,7 @@
 //! DescribeUserScramCredentials (v0): each user's SCRAM mechanisms and iteration counts (never
 //! a salt or key), from the replicated metadata. As Kafka: an unknown user gets
 //! RESOURCE_NOT_FOUND, a user named twice one DUPLICATE_RESOURCE result; no names (or null)
-//! lists every user with a credential.
+//! lists every user with a credential. Only `super.users` may ask until ACLs exist.
 
 use super::context::Broker;
 use kafka_protocol::error::ResponseError;
@@ -12,8 +12,31 @@ use kafka_protocol::messages::{DescribeUserScramCredentialsRequest, DescribeUser
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
-/// Handles a DescribeUserScramCredentials request.
-pub fn handle(broker: &dyn Broker, req: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
+/// Handles a DescribeUserScramCredentials request: for `super.users` only, until ACLs exist
+/// (CLUSTER_AUTHORIZATION_FAILED otherwise).
+pub fn handle(
+    broker: &dyn Broker,
+    req: DescribeUserScramCredentialsRequest,
+    session: &super::Session,
+) -> DescribeUserScramCredentialsResponse {
+    if !broker.config().is_super_user(&session.principal) {
+        // As Kafka: the error at the top and in a result (without a name) per user named.
+        let denied = ResponseError::ClusterAuthorizationFailed.code();
+        let results = req
+            .users
+            .unwrap_or_default()
+            .into_iter()
+            .map(|_| {
+                DescribeUserScramCredentialsResult::default()
+                    .with_error_code(denied)
+                    .with_error_message(None)
+            })
+            .collect();
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(denied)
+            .with_error_message(None)
+            .with_results(results);
+    }
     let meta = broker.metadata();
     let named: Vec<String> = req
         .users

@@ -19,8 +19,10 @@ pub const MAX_ITERATIONS: u32 = 16384;
 /// A SCRAM mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Mechanism {
+    /// SCRAM-SHA-256 (RFC 7677).
     #[serde(rename = "SCRAM-SHA-256")]
     Sha256,
+    /// SCRAM-SHA-512.
     #[serde(rename = "SCRAM-SHA-512")]
     Sha512,
 }
@@ -94,9 +96,13 @@ impl Mechanism {
 /// What the broker keeps of a user's password for one mechanism.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScramCredential {
+    /// The PBKDF2 salt.
     pub salt: Vec<u8>,
+    /// The PBKDF2 iteration count (4096..=16384).
     pub iterations: u32,
+    /// H(HMAC(SaltedPassword, "Client Key")): what a client proof is checked against.
     pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key"): signs the server's last message.
     pub server_key: Vec<u8>,
 }
 
@@ -152,6 +158,8 @@ enum State {
     Start,
     /// Sent server-first; waiting for client-final.
     Challenged {
+        /// The client-first message's GS2 header, which client-final's `c=` must repeat.
+        gs2_header: String,
         user: String,
         /// `None` for an unknown user: the exchange goes on and fails at the proof.
         credential: Option<ScramCredential>,
@@ -192,6 +200,7 @@ impl ScramServer {
         match std::mem::replace(&mut self.state, State::Done) {
             State::Start => self.first(message, lookup, decoy_salt),
             State::Challenged {
+                gs2_header,
                 user,
                 credential,
                 nonce,
@@ -199,6 +208,7 @@ impl ScramServer {
                 server_first,
             } => {
                 let exchange = Exchange {
+                    gs2_header,
                     user,
                     credential,
                     nonce,
@@ -217,7 +227,8 @@ impl ScramServer {
         lookup: impl Fn(&str) -> Option<ScramCredential>,
         decoy_salt: impl Fn(&str) -> Vec<u8>,
     ) -> Result<Step, ScramError> {
-        let bare = strip_gs2_header(message)?;
+        let (authzid, bare) = strip_gs2_header(message)?;
+        let gs2_header = message[..message.len() - bare.len()].to_string();
         let mut user = None;
         let mut client_nonce = None;
         for attr in bare.split(',') {
@@ -230,6 +241,13 @@ impl ScramServer {
             }
         }
         let user = user.ok_or(ScramError::Malformed("no user name"))?;
+        // An authorization id other than the user's own is refused (as Kafka does).
+        if authzid
+            .strip_prefix("a=")
+            .is_some_and(|a| unescape_user(a).ok().as_deref() != Some(user.as_str()))
+        {
+            return Err(ScramError::BadCredentials);
+        }
         let client_nonce = client_nonce
             .filter(|n| !n.is_empty())
             .ok_or(ScramError::Malformed("no nonce"))?;
@@ -242,6 +260,7 @@ impl ScramServer {
         let nonce = format!("{client_nonce}{}", B64.encode(server_nonce));
         let server_first = format!("r={nonce},s={},i={iterations}", B64.encode(salt));
         self.state = State::Challenged {
+            gs2_header,
             user,
             credential,
             nonce,
@@ -254,6 +273,7 @@ impl ScramServer {
 
 /// The state of an exchange once the server-first message went out.
 struct Exchange {
+    gs2_header: String,
     user: String,
     credential: Option<ScramCredential>,
     nonce: String,
@@ -270,6 +290,11 @@ impl Exchange {
             .find_map(|a| a.strip_prefix("r="))
             .ok_or(ScramError::Malformed("no nonce"))?;
         if nonce != self.nonce {
+            return Err(ScramError::BadCredentials);
+        }
+        // The channel binding must repeat the GS2 header (no channel binding is offered).
+        let binding = without_proof.split(',').find_map(|a| a.strip_prefix("c="));
+        if binding != Some(B64.encode(self.gs2_header.as_bytes()).as_str()) {
             return Err(ScramError::BadCredentials);
         }
         let proof = B64
@@ -293,16 +318,17 @@ impl Exchange {
     }
 }
 
-/// The client-first message without its GS2 header (`n,,` or `y,,`; an authorization id, if
-/// given, must be the user, which the exchange checks by ignoring it: Kafka does the same).
-fn strip_gs2_header(message: &str) -> Result<&str, ScramError> {
+/// The client-first message's authorization id field (empty, or `a=<id>`) and the message
+/// without its GS2 header (`n,,`, `y,,`, or with an authorization id).
+fn strip_gs2_header(message: &str) -> Result<(&str, &str), ScramError> {
     let mut parts = message.splitn(3, ',');
     let binding = parts.next().ok_or(ScramError::Malformed("empty"))?;
     if !(binding == "n" || binding == "y") {
         return Err(ScramError::Malformed("channel binding is not supported"));
     }
-    let _authzid = parts.next().ok_or(ScramError::Malformed("no GS2 header"))?;
-    parts.next().ok_or(ScramError::Malformed("no client-first-bare"))
+    let authzid = parts.next().ok_or(ScramError::Malformed("no GS2 header"))?;
+    let bare = parts.next().ok_or(ScramError::Malformed("no client-first-bare"))?;
+    Ok((authzid, bare))
 }
 
 /// A SCRAM user name with `=2C` and `=3D` decoded.

@@ -27,6 +27,7 @@ def sasl_broker(tmp_path, users=USERS, data="data"):
         "RAFTSTREAM_LISTENERS": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
         "RAFTSTREAM_SASL_ENABLED_MECHANISMS": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "RAFTSTREAM_SASL_BOOTSTRAP_USERS": users,
+        "RAFTSTREAM_SUPER_USERS": "User:alice",
         "RAFTSTREAM_SSL_CERTIFICATE_LOCATION": str(crt),
         "RAFTSTREAM_SSL_KEY_LOCATION": str(key),
     }
@@ -241,6 +242,7 @@ def test_credentials_are_the_same_on_every_node(tmp_path):
     env = {
         "RAFTSTREAM_LISTENERS": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
         "RAFTSTREAM_SASL_BOOTSTRAP_USERS": USERS,
+        "RAFTSTREAM_SUPER_USERS": "User:alice",
     }
     c = Cluster(tmp_path, env=env).start()
     admin = admin_as(c.nodes[0])
@@ -280,4 +282,36 @@ def test_repeated_failures_from_one_address_are_answered_ever_later(tmp_path):
     # The right password still gets in, and resets the count.
     s = plain_authenticated_socket(b.listener_ports["SASL_PLAINTEXT"], "alice", "alice-secret")
     s.close()
+    b.kill()
+
+
+def test_only_super_users_manage_users_and_secrets_are_not_described(tmp_path):
+    from confluent_kafka.admin import (AdminClient as Admin, ConfigResource, ResourceType, ScramCredentialInfo,
+                                       ScramMechanism, UserScramCredentialUpsertion)
+    b, _ = sasl_broker(tmp_path)
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096)
+    for admin in (admin_as(b, "bob", "b0b-pass"), Admin({"bootstrap.servers": b.bootstrap})):
+        with pytest.raises(Exception, match="CLUSTER_AUTHORIZATION_FAILED|[Aa]uthoriz"):
+            admin.alter_user_scram_credentials([UserScramCredentialUpsertion("alice", info, b"taken")])["alice"].result(30)
+    # DescribeUserScramCredentials v0, raw (librdkafka 2.12 crashes on an error answer to it):
+    # as bob over SASL and anonymously over PLAINTEXT, CLUSTER_AUTHORIZATION_FAILED (31).
+    bob = plain_authenticated_socket(b.listener_ports["SASL_PLAINTEXT"], "bob", "b0b-pass")
+    anonymous = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    for s in (bob, anonymous):
+        body = b"\x02" + b"\x06alice" + b"\x00" + b"\x00"  # users: [alice]; tagged fields
+        header = struct.pack(">hhih", 50, 0, 5, 4) + b"test" + b"\x00"
+        s.sendall(struct.pack(">i", len(header + body)) + header + body)
+        answer = read_frame(s)
+        correlation_id, _tags, _throttle, error = struct.unpack(">ibih", answer[:11])
+        assert (correlation_id, error) == (5, 31), answer
+        s.close()
+    # alice's password is unchanged.
+    assert produce_all(at(b, "SASL_PLAINTEXT"), "x", [(None, b"1", None, None)], **sasl_conf("PLAIN"))[0][0] is None
+    # DescribeConfigs never shows the bootstrap passwords.
+    admin = Admin({"bootstrap.servers": b.bootstrap})
+    resource = ConfigResource(ResourceType.BROKER, "1")
+    entries = admin.describe_configs([resource])[resource].result(10)
+    users = entries["sasl.bootstrap.users"]
+    assert users.is_sensitive and users.value is None, (users.value, users.is_sensitive)
+    assert "alice-secret" not in str({k: e.value for k, e in entries.items()})
     b.kill()

@@ -20,6 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// The largest frame read before authentication (Kafka's `sasl.server.max.receive.size`):
+/// an unauthenticated client cannot make the broker hold more.
+const MAX_RECEIVE_BYTES: i32 = 512 * 1024;
+
 /// Where the exchange is.
 enum State {
     /// Waiting for SaslHandshake.
@@ -80,7 +84,7 @@ where
     let mut state = State::Handshake;
     loop {
         let raw = matches!(state, State::Raw(_));
-        let frame = next_frame(rd, buf, cfg.socket_request_max_bytes, raw).await?;
+        let frame = next_frame(rd, buf, cfg.socket_request_max_bytes.min(MAX_RECEIVE_BYTES), raw).await?;
         let (answer, next) = match &mut state {
             State::Raw(exchange) => raw_step(exchange, &frame, broker),
             _ => match handlers::decode(frame) {
@@ -89,6 +93,8 @@ where
                     (reply.bytes, Next::Continue)
                 }
                 Decoded::Request(req) => answer_request(*req, &mut state, &offered, broker)?,
+                // An ApiVersions newer than served: its v0 answer (KIP-511).
+                Decoded::Respond(bytes) => (Some(bytes), Next::Continue),
                 _ => (None, Next::Refused("a frame that is not a request".into())),
             },
         };

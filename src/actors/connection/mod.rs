@@ -29,7 +29,9 @@ use tokio_rustls::TlsAcceptor;
 
 /// What a connection needs.
 pub struct ConnectionArgs {
+    /// The accepted socket.
     pub socket: TcpStream,
+    /// What requests are served against.
     pub broker: Arc<dyn Broker>,
     /// Becomes true when the broker shuts down.
     pub shutdown: watch::Receiver<bool>,

@@ -67,6 +67,25 @@ fn exchange(
 }
 
 #[test]
+fn a_final_message_without_the_channel_binding_header_is_refused() {
+    let m = Mechanism::Sha256;
+    let stored = ScramCredential::from_password(m, "pw", MIN_ITERATIONS);
+    let mut server = ScramServer::new(m);
+    let lookup = |_: &str| Some(stored.clone());
+    let decoy = |_: &str| vec![7u8; 32];
+    let bare = "n=alice,r=abc";
+    let Ok(Step::Continue(first)) = server.step(format!("n,,{bare}").as_bytes(), lookup, decoy) else {
+        panic!("no challenge");
+    };
+    let (good, _) = client_final(m, "pw", bare, std::str::from_utf8(&first).unwrap());
+    let without_c = good.replacen("c=biws,", "", 1);
+    assert_eq!(
+        server.step(without_c.as_bytes(), lookup, decoy),
+        Err(ScramError::BadCredentials)
+    );
+}
+
+#[test]
 fn both_mechanisms_authenticate_the_right_password_only() {
     for m in [Mechanism::Sha256, Mechanism::Sha512] {
         let stored = ScramCredential::from_password(m, "s3cret", MIN_ITERATIONS);
@@ -109,6 +128,12 @@ fn malformed_messages_and_extensions_are_refused() {
     assert!(
         server.step(b"c=biws,r=other,p=AAAA", lookup, decoy).is_err(),
         "a nonce not ours"
+    );
+    let another_user = ScramServer::new(Mechanism::Sha256).step(b"n,a=bob,n=alice,r=x", lookup, decoy);
+    assert_eq!(
+        another_user,
+        Err(ScramError::BadCredentials),
+        "an authorization id other than the user"
     );
     assert_eq!(unescape_user("a=2Cb=3Dc").unwrap(), "a,b=c");
 }
