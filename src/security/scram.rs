@@ -157,16 +157,7 @@ enum State {
     /// Waiting for client-first.
     Start,
     /// Sent server-first; waiting for client-final.
-    Challenged {
-        /// The client-first message's GS2 header, which client-final's `c=` must repeat.
-        gs2_header: String,
-        user: String,
-        /// `None` for an unknown user: the exchange goes on and fails at the proof.
-        credential: Option<ScramCredential>,
-        nonce: String,
-        client_first_bare: String,
-        server_first: String,
-    },
+    Challenged(Exchange),
     Done,
 }
 
@@ -199,24 +190,7 @@ impl ScramServer {
         let message = std::str::from_utf8(message).map_err(|_| ScramError::Malformed("not UTF-8"))?;
         match std::mem::replace(&mut self.state, State::Done) {
             State::Start => self.first(message, lookup, decoy_salt),
-            State::Challenged {
-                gs2_header,
-                user,
-                credential,
-                nonce,
-                client_first_bare,
-                server_first,
-            } => {
-                let exchange = Exchange {
-                    gs2_header,
-                    user,
-                    credential,
-                    nonce,
-                    client_first_bare,
-                    server_first,
-                };
-                exchange.finish(self.mechanism, message)
-            }
+            State::Challenged(exchange) => exchange.finish(self.mechanism, message),
             State::Done => Err(ScramError::Malformed("the exchange is over")),
         }
     }
@@ -259,22 +233,24 @@ impl ScramServer {
         let server_nonce: [u8; 24] = rand::random();
         let nonce = format!("{client_nonce}{}", B64.encode(server_nonce));
         let server_first = format!("r={nonce},s={},i={iterations}", B64.encode(salt));
-        self.state = State::Challenged {
+        self.state = State::Challenged(Exchange {
             gs2_header,
             user,
             credential,
             nonce,
             client_first_bare: bare.to_string(),
             server_first: server_first.clone(),
-        };
+        });
         Ok(Step::Continue(server_first.into_bytes()))
     }
 }
 
 /// The state of an exchange once the server-first message went out.
 struct Exchange {
+    /// The client-first message's GS2 header, which client-final's `c=` must repeat.
     gs2_header: String,
     user: String,
+    /// `None` for an unknown user: the exchange goes on and fails at the proof.
     credential: Option<ScramCredential>,
     nonce: String,
     client_first_bare: String,
