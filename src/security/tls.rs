@@ -10,7 +10,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
 /// Whether TLS clients present a certificate (Kafka's `ssl.client.auth`).
@@ -53,8 +53,8 @@ pub struct TlsFiles {
 pub struct TlsServer {
     files: TlsFiles,
     acceptor: RwLock<TlsAcceptor>,
-    /// (modified time, length) of each file when last loaded.
-    loaded: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    /// A digest of each file's content when last loaded.
+    loaded: Mutex<Vec<Option<[u8; 32]>>>,
 }
 
 impl TlsServer {
@@ -112,16 +112,19 @@ impl TlsServer {
     }
 }
 
-/// (modified time, length) of each file, `None` for one that cannot be read.
-fn stamps(files: &TlsFiles) -> Vec<Option<(SystemTime, u64)>> {
+/// A digest of each file's content (`None` for one that cannot be read): a replacement with
+/// the same size and modification time is still seen. The files are small PEM files, read on
+/// the blocking pool every `ssl.reload.interval.ms`.
+fn stamps(files: &TlsFiles) -> Vec<Option<[u8; 32]>> {
+    use sha2::Digest;
     let paths = [Some(&files.certificate), Some(&files.key), files.ca.as_ref()];
     paths
         .iter()
         .flatten()
         .map(|p| {
-            std::fs::metadata(p)
+            std::fs::read(p)
                 .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
+                .map(|content| sha2::Sha256::digest(content).into())
         })
         .collect()
 }
