@@ -71,15 +71,7 @@ impl Peers {
     /// Peers at `addrs` (cluster addresses by node id; this node may be among them); leaders
     /// here hold their groups while a majority was heard within `lease`.
     pub fn new(node_id: NodeId, addrs: HashMap<NodeId, String>, max_frame_bytes: usize, lease: Duration) -> Arc<Peers> {
-        Arc::new(Peers {
-            node_id,
-            addrs: RwLock::new(addrs),
-            cluster_id: Arc::new(RwLock::new(String::new())),
-            max_frame_bytes,
-            conns: Mutex::new(HashMap::new()),
-            liveness: Liveness::new(lease),
-            secret: None,
-        })
+        Peers::with_secret(node_id, addrs, max_frame_bytes, lease, None)
     }
 
     /// The same peers, proving `secret` on every connection.
@@ -90,9 +82,15 @@ impl Peers {
         lease: Duration,
         secret: Option<Arc<ClusterSecret>>,
     ) -> Arc<Peers> {
-        let mut peers = Arc::into_inner(Peers::new(node_id, addrs, max_frame_bytes, lease)).expect("just made");
-        peers.secret = secret;
-        Arc::new(peers)
+        Arc::new(Peers {
+            node_id,
+            addrs: RwLock::new(addrs),
+            cluster_id: Arc::new(RwLock::new(String::new())),
+            max_frame_bytes,
+            conns: Mutex::new(HashMap::new()),
+            liveness: Liveness::new(lease),
+            secret,
+        })
     }
 
     /// Whether `node` was heard from within `within`.

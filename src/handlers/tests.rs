@@ -86,13 +86,7 @@ async fn metadata_names_only_leaders_a_client_can_reach() {
         local_view(dir.path(), Some(1), 7),
     );
     b.heard.insert(2); // node 3 is not heard: no leader to send clients to
-    let resp = super::metadata::handle(
-        &b,
-        ask_metadata(vec![named("t")]),
-        12,
-        crate::security::SecurityProtocol::Plaintext,
-    )
-    .await;
+    let resp = metadata(&b, ask_metadata(vec![named("t")])).await;
     let lna = ResponseError::LeaderNotAvailable.code();
     assert_eq!(leaders(&resp), vec![(1, 7, 0), (2, 5, 0), (-1, -1, lna)]);
     assert_eq!(
@@ -103,13 +97,7 @@ async fn metadata_names_only_leaders_a_client_can_reach() {
 
     // A node that sends clients elsewhere names no leader of its own for replicated partitions.
     b.elsewhere = true;
-    let resp = super::metadata::handle(
-        &b,
-        ask_metadata(vec![named("t")]),
-        12,
-        crate::security::SecurityProtocol::Plaintext,
-    )
-    .await;
+    let resp = metadata(&b, ask_metadata(vec![named("t")])).await;
     assert_eq!(leaders(&resp), vec![(-1, -1, lna), (2, 5, 0), (-1, -1, lna)]);
 }
 
@@ -119,13 +107,7 @@ async fn metadata_creates_unknown_topics_when_allowed_and_reports_unknown_ids() 
     let unknown_id = MetadataRequestTopic::default()
         .with_name(None)
         .with_topic_id(uuid::Uuid::new_v4());
-    let resp = super::metadata::handle(
-        &b,
-        ask_metadata(vec![named("fresh"), unknown_id]),
-        12,
-        crate::security::SecurityProtocol::Plaintext,
-    )
-    .await;
+    let resp = metadata(&b, ask_metadata(vec![named("fresh"), unknown_id])).await;
     assert!(matches!(
         b.proposed.lock().as_slice(),
         [MetaCommand::CreateTopic { name, .. }] if name == "fresh"
@@ -135,7 +117,7 @@ async fn metadata_creates_unknown_topics_when_allowed_and_reports_unknown_ids() 
     assert_eq!(resp.topics[1].error_code, ResponseError::UnknownTopicId.code());
 
     let no_create = ask_metadata(vec![named("other")]).with_allow_auto_topic_creation(false);
-    let resp = super::metadata::handle(&b, no_create, 12, crate::security::SecurityProtocol::Plaintext).await;
+    let resp = metadata(&b, no_create).await;
     assert_eq!(resp.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
     assert_eq!(b.proposed.lock().len(), 1, "not allowed to create: nothing proposed");
 }
@@ -173,4 +155,9 @@ async fn group_admin_answers_each_group_when_the_coordinator_is_unavailable() {
     let listed = super::list_groups::handle(&b, ListGroupsRequest::default(), 4).await;
     assert_eq!(listed.error_code, cna);
     assert!(listed.groups.is_empty());
+}
+
+/// A Metadata v12 answer from `b` to a PLAINTEXT client.
+async fn metadata(b: &FakeBroker, req: MetadataRequest) -> kafka_protocol::messages::MetadataResponse {
+    super::metadata::handle(b, req, 12, crate::security::SecurityProtocol::Plaintext).await
 }

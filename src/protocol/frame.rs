@@ -11,12 +11,18 @@ pub enum FrameError {
 
 /// Takes one whole frame body from `buf` if it is there; `Ok(None)` means "read more".
 pub fn take_frame(buf: &mut BytesMut, max_frame_bytes: i32) -> Result<Option<Bytes>, FrameError> {
+    // A request header alone is at least 8 bytes (api key, version, correlation id).
+    take_sized(buf, 8, max_frame_bytes)
+}
+
+/// Takes one whole length-prefixed body of `min_bytes..=max_bytes` (a raw SASL token after
+/// SaslHandshake v0 may be empty); `Ok(None)` means "read more".
+pub fn take_sized(buf: &mut BytesMut, min_bytes: i32, max_bytes: i32) -> Result<Option<Bytes>, FrameError> {
     if buf.len() < 4 {
         return Ok(None);
     }
     let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    // A request header alone is at least 8 bytes (api key, version, correlation id).
-    if !(8..=max_frame_bytes).contains(&len) {
+    if !(min_bytes..=max_bytes).contains(&len) {
         return Err(FrameError::BadLength(len));
     }
     if buf.len() < 4 + len as usize {

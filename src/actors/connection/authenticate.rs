@@ -9,7 +9,7 @@
 use crate::actors::connection_limits::ConnectionLimits;
 use crate::handlers::context::Broker;
 use crate::handlers::{self, Body, Decoded};
-use crate::protocol::frame::{take_frame, FrameError};
+use crate::protocol::frame::{take_frame, take_sized, FrameError};
 use crate::security::sasl::{parse_mechanisms, AuthFailure, Exchange, Progress, SaslMechanism};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -206,7 +206,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
 ) -> std::io::Result<Bytes> {
     loop {
         let taken = if raw {
-            take_raw_token(buf, max_frame_bytes)
+            take_sized(buf, 0, max_frame_bytes)
         } else {
             take_frame(buf, max_frame_bytes)
         };
@@ -219,22 +219,6 @@ async fn next_frame<R: AsyncRead + Unpin>(
             return Err(closed("the client closed the connection during authentication"));
         }
     }
-}
-
-/// A raw SASL token (its 4-byte length, then its bytes; any length up to the frame bound).
-fn take_raw_token(buf: &mut BytesMut, max_frame_bytes: i32) -> Result<Option<Bytes>, FrameError> {
-    if buf.len() < 4 {
-        return Ok(None);
-    }
-    let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    if !(0..=max_frame_bytes).contains(&len) {
-        return Err(FrameError::BadLength(len));
-    }
-    if buf.len() < 4 + len as usize {
-        return Ok(None);
-    }
-    let mut frame = buf.split_to(4 + len as usize);
-    Ok(Some(frame.split_off(4).freeze()))
 }
 
 /// A raw SASL token's frame (after SaslHandshake v0): its length, then the bytes.

@@ -25,6 +25,14 @@ fn log_with_batches(last: u64, records: usize) -> (tempfile::TempDir, PartitionL
     (dir, log)
 }
 
+/// A blank entry (a new leader's first) of `term` at Raft index `index`.
+fn blank_entry(term: u64, index: u64) -> Entry {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+        payload: EntryPayload::Blank,
+    }
+}
+
 const CFG: LogConfig = LogConfig {
     segment_bytes: 400,
     segment_ms: i64::MAX,
@@ -37,11 +45,7 @@ const CFG: LogConfig = LogConfig {
 fn append_roll_read_truncate_recover() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
-    log.append_synced(&[Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
-        payload: EntryPayload::Blank,
-    }])
-    .unwrap();
+    log.append_synced(&[blank_entry(1, 1)]).unwrap();
     for i in 2..30 {
         log.append_synced(&[batch_entry(i, 3)]).unwrap();
     }
@@ -204,11 +208,7 @@ fn truncation_forgets_the_producer_sequences_it_removed() {
 fn truncation_after_a_blank_entry_keeps_the_kafka_offsets() {
     let (dir, log) = log_with_batches(3, 2);
     // A new leader's blank entry, then a deposed leader's uncommitted batch after it.
-    log.append_synced(&[Entry {
-        log_id: LogId::new(CommittedLeaderId::new(2, 1), 4),
-        payload: EntryPayload::Blank,
-    }])
-    .unwrap();
+    log.append_synced(&[blank_entry(2, 4)]).unwrap();
     log.append_synced(&[batch_entry(5, 2)]).unwrap();
     log.truncate_from(5).unwrap();
     // The cut ends at the blank entry: offsets continue after the batches before it (found by
@@ -328,11 +328,7 @@ fn a_segment_without_records_never_rolls_onto_its_own_file_name() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), CFG).unwrap();
     // A new group's blank entry: a segment holding entries but no records.
-    log.append_synced(&[Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
-        payload: EntryPayload::Blank,
-    }])
-    .unwrap();
+    log.append_synced(&[blank_entry(1, 1)]).unwrap();
     log.set_segment_ms(1);
     // What is under test is the segment's age passing segment.ms.
     std::thread::sleep(std::time::Duration::from_millis(5));
